@@ -1,0 +1,57 @@
+package frame
+
+import (
+	"errors"
+	"io"
+)
+
+// Code is the machine-readable reason carried by an Error frame.
+type Code string
+
+// Error codes. SPEC.md lists which are fatal for the connection.
+const (
+	CodeTooLarge          Code = "too_large"           // declared length over the limit
+	CodeVersion           Code = "unsupported_version" // header version not spoken here
+	CodeUnknownType       Code = "unknown_type"        // frame type not defined
+	CodeBadFrame          Code = "bad_frame"           // reserved byte, flags or channel wrong
+	CodeTruncated         Code = "truncated"           // stream ended inside a frame
+	CodeMalformed         Code = "malformed_message"   // control payload is not the JSON expected
+	CodeInvalid           Code = "invalid_message"     // control message breaks a rule
+	CodeHelloRequired     Code = "hello_required"      // a frame came before the hello
+	CodeUnexpected        Code = "unexpected_frame"    // a frame the state machine does not allow
+	CodeNoChannel         Code = "no_such_channel"     // frame for a channel that was never opened
+	CodeChannelInUse      Code = "channel_in_use"      // Open with an id already used
+	CodeFlowControl       Code = "flow_control"        // data beyond the granted credit
+	CodeHandshakeTimeout  Code = "handshake_timeout"   // no hello in time
+	CodeIdleTimeout       Code = "idle_timeout"        // no channel open for too long
+	CodeKeepaliveTimeout  Code = "keepalive_timeout"   // a ping went unanswered
+	CodeTooManyConns      Code = "too_many_connections"
+	CodeTooManyChannels   Code = "too_many_channels"
+	CodeShuttingDown      Code = "shutting_down" // server is stopping
+	CodeExecFailed        Code = "exec_failed"   // the command could not be started
+	CodeNotSupported      Code = "not_supported" // a feature this server lacks
+	CodeInternal          Code = "internal_error"
+	CodeConnectionClosing Code = "closing" // orderly close by the peer
+)
+
+// CodeOf maps an error of this package (or io.ErrUnexpectedEOF) to the code
+// an Error frame should carry. Unknown errors map to CodeInternal.
+func CodeOf(err error) Code {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return CodeTooLarge
+	case errors.Is(err, ErrVersion):
+		return CodeVersion
+	case errors.Is(err, ErrUnknownType):
+		return CodeUnknownType
+	case errors.Is(err, ErrReserved), errors.Is(err, ErrFlags), errors.Is(err, ErrChannel):
+		return CodeBadFrame
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return CodeTruncated
+	case errors.Is(err, ErrMalformed):
+		return CodeMalformed
+	case errors.Is(err, ErrInvalid):
+		return CodeInvalid
+	}
+	return CodeInternal
+}

@@ -1,0 +1,100 @@
+package frame_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// FuzzReader feeds arbitrary bytes to the Reader: it must never panic,
+// never hand out a payload over the limit, return io.EOF only at a frame
+// boundary, and every frame it accepts must re-encode to the same bytes.
+func FuzzReader(f *testing.F) {
+	for _, b := range goldenFrames(&testing.T{}) {
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Add([]byte{1, 0x21, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{2, 0x21, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0})
+	const limit = 4096
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := frame.NewReader(bytes.NewReader(in), limit)
+		consumed := 0
+		for {
+			fr, err := r.ReadFrame()
+			if err != nil {
+				if err == io.EOF && consumed != len(in) {
+					t.Fatalf("io.EOF after %d of %d bytes", consumed, len(in))
+				}
+				return
+			}
+			if len(fr.Payload) > limit {
+				t.Fatalf("payload %d over limit", len(fr.Payload))
+			}
+			var out bytes.Buffer
+			if err := frame.NewWriter(&out, limit).WriteFrame(fr.Type, fr.Flags, fr.Channel, fr.Payload); err != nil {
+				t.Fatalf("re-encode: %v", err)
+			}
+			n := frame.HeaderSize + len(fr.Payload)
+			if !bytes.Equal(out.Bytes(), in[consumed:consumed+n]) {
+				t.Fatalf("re-encoded frame differs")
+			}
+			consumed += n
+		}
+	})
+}
+
+// FuzzControl decodes arbitrary payloads as every control message: no
+// panic, and whatever decodes re-encodes and decodes to the same value.
+func FuzzControl(f *testing.F) {
+	seeds := []string{
+		`{"kind":"exec","argv":["ls","-l"],"env":["A=1"],"dir":"/tmp","pty":{"term":"xterm","cols":80,"rows":24},"timeout_ms":5,"window":65536}`,
+		`{"kind":"exec","shell":"echo hi","window":1}`,
+		`{"code":-1,"signal":"KILL","duration_ms":3,"timed_out":true,"message":"time limit"}`,
+		`{"stream":"stdout","credit":4096}`,
+		`{"signal":"INT"}`, `{"cols":80,"rows":24}`,
+		`{"software":"execd/0.1","max_payload":262144,"keepalive_ms":15000}`,
+		`{"code":"too_large","message":"x"}`, `{"window":1,"pid":1}`, `{"reason":"bye"}`,
+		`{`, `[]`, `null`, `{"argv":null}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	news := []func() frame.Message{
+		func() frame.Message { return &frame.HelloMsg{} },
+		func() frame.Message { return &frame.OpenMsg{} },
+		func() frame.Message { return &frame.OpenOKMsg{} },
+		func() frame.Message { return &frame.WindowMsg{} },
+		func() frame.Message { return &frame.SignalMsg{} },
+		func() frame.Message { return &frame.ResizeMsg{} },
+		func() frame.Message { return &frame.ExitMsg{} },
+		func() frame.Message { return &frame.ErrorMsg{} },
+		func() frame.Message { return &frame.GoAwayMsg{} },
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, mk := range news {
+			m := mk()
+			if err := frame.Unmarshal(in, m); err != nil {
+				if !errors.Is(err, frame.ErrMalformed) && !errors.Is(err, frame.ErrInvalid) {
+					t.Fatalf("unexpected error kind: %v", err)
+				}
+				continue
+			}
+			p, err := frame.Marshal(m)
+			if err != nil {
+				t.Fatalf("re-encode %T: %v", m, err)
+			}
+			m2 := mk()
+			if err := frame.Unmarshal(p, m2); err != nil {
+				t.Fatalf("decode of re-encoded %T: %v", m, err)
+			}
+			p2, err := frame.Marshal(m2)
+			if err != nil || !bytes.Equal(p, p2) {
+				t.Fatalf("round trip differs: %s vs %s (%v)", p, p2, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,75 @@
+package frame_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/frame"
+)
+
+func TestUnmarshalTable(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		msg     frame.Message
+		wantErr error
+	}{
+		{"open argv", `{"kind":"exec","argv":["ls","-l"],"window":65536}`, &frame.OpenMsg{}, nil},
+		{"open shell", `{"kind":"exec","shell":"ls | wc -l","window":1}`, &frame.OpenMsg{}, nil},
+		{"open both", `{"kind":"exec","argv":["ls"],"shell":"ls","window":1}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open neither", `{"kind":"exec","window":1}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open no window", `{"kind":"exec","argv":["ls"]}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open bad kind", `{"kind":"shell","argv":["ls"],"window":1}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open NUL arg", `{"kind":"exec","argv":["ls","a\u0000b"],"window":1}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open bad env", `{"kind":"exec","argv":["ls"],"env":["NOEQUALS"],"window":1}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open neg timeout", `{"kind":"exec","argv":["ls"],"timeout_ms":-1,"window":1}`, &frame.OpenMsg{}, frame.ErrInvalid},
+		{"open unknown field ignored", `{"kind":"exec","argv":["ls"],"window":1,"future":true}`, &frame.OpenMsg{}, nil},
+		{"not an object", `["kind"]`, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"empty", ``, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"truncated json", `{"kind":"exec"`, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"trailing data", `{"code":0,"duration_ms":1} {}`, &frame.ExitMsg{}, frame.ErrMalformed},
+		{"wrong field type", `{"code":"zero"}`, &frame.ExitMsg{}, frame.ErrMalformed},
+		{"exit ok", `{"code":255,"duration_ms":1}`, &frame.ExitMsg{}, nil},
+		{"exit code too big", `{"code":256,"duration_ms":1}`, &frame.ExitMsg{}, frame.ErrInvalid},
+		{"exit signal", `{"code":-1,"signal":"KILL","duration_ms":1}`, &frame.ExitMsg{}, nil},
+		{"exit signal with code", `{"code":3,"signal":"KILL","duration_ms":1}`, &frame.ExitMsg{}, frame.ErrInvalid},
+		{"window ok", `{"stream":"stdin","credit":10}`, &frame.WindowMsg{}, nil},
+		{"window zero", `{"stream":"stdin","credit":0}`, &frame.WindowMsg{}, frame.ErrInvalid},
+		{"window on exit", `{"stream":"exit","credit":1}`, &frame.WindowMsg{}, frame.ErrInvalid},
+		{"window unknown stream", `{"stream":"stdfoo","credit":1}`, &frame.WindowMsg{}, frame.ErrMalformed},
+		{"signal ok", `{"signal":"TERM"}`, &frame.SignalMsg{}, nil},
+		{"signal unknown", `{"signal":"SEGV"}`, &frame.SignalMsg{}, frame.ErrInvalid},
+		{"resize zero", `{"cols":0,"rows":24}`, &frame.ResizeMsg{}, frame.ErrInvalid},
+		{"resize overflow", `{"cols":70000,"rows":24}`, &frame.ResizeMsg{}, frame.ErrMalformed},
+		{"hello ok", `{"software":"x","max_payload":65536}`, &frame.HelloMsg{}, nil},
+		{"hello tiny max", `{"software":"x","max_payload":10}`, &frame.HelloMsg{}, frame.ErrInvalid},
+		{"error ok", `{"code":"no_such_channel","message":"channel 9 is not open"}`, &frame.ErrorMsg{}, nil},
+		{"error no code", `{"message":"x"}`, &frame.ErrorMsg{}, frame.ErrInvalid},
+		{"open_ok ok", `{"window":1024,"pid":7}`, &frame.OpenOKMsg{}, nil},
+		{"goaway ok", `{"reason":"bye"}`, &frame.GoAwayMsg{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := frame.Unmarshal([]byte(tc.payload), tc.msg)
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tc.wantErr)
+		})
+	}
+}
+
+func TestTypeText(t *testing.T) {
+	b, err := frame.Stdout.MarshalText()
+	require.NoError(t, err)
+	assert.Equal(t, "stdout", string(b))
+	var typ frame.Type
+	require.NoError(t, typ.UnmarshalText([]byte("stderr")))
+	assert.Equal(t, frame.Stderr, typ)
+	assert.Equal(t, "type(0x7f)", frame.Type(0x7f).String())
+	_, err = frame.Type(0x7f).MarshalText()
+	require.ErrorIs(t, err, frame.ErrUnknownType)
+}
