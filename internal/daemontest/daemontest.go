@@ -1,0 +1,53 @@
+// Package daemontest starts an in-process execd on a loopback port for
+// tests, and stops it when the test ends.
+package daemontest
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/execd"
+)
+
+// Daemon is a running test server.
+type Daemon struct {
+	Server      *execd.Server
+	Addr        string
+	Fingerprint string
+	StateDir    string
+}
+
+// Start serves srv (TLS with a fresh identity unless plaintext) on
+// 127.0.0.1:0. Cleanup closes it and fails the test if Serve returned
+// anything but ErrServerClosed.
+func Start(t testing.TB, srv *execd.Server, plaintext bool) *Daemon {
+	t.Helper()
+	d := &Daemon{Server: srv, StateDir: t.TempDir()}
+	if !plaintext {
+		cert, _, err := execd.LoadOrCreateIdentity(d.StateDir)
+		require.NoError(t, err)
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		d.Fingerprint = execd.Fingerprint(cert.Leaf)
+	}
+	if srv.Logger == nil && os.Getenv("EXECD_TEST_LOG") != "" {
+		srv.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	d.Addr = ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-served; !errors.Is(err, execd.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return d
+}

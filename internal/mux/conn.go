@@ -1,0 +1,205 @@
+// Package mux is the connection machinery shared by execd and rexec: one
+// locked frame writer per connection, ping/pong, and flow-controlled
+// streams (Outbound for sending with credit, Inbound for receiving within
+// a window). Channel tables and what a channel means stay with each side.
+package mux
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// Errors of the connection.
+var (
+	// ErrClosed is returned by sends on a connection that has been closed.
+	ErrClosed = errors.New("mux: connection closed")
+	// ErrFlowControl is returned when the peer sends past its credit.
+	ErrFlowControl = errors.New("mux: peer sent more than its window allows")
+	// ErrAfterEOF is returned when data arrives on a stream that ended.
+	ErrAfterEOF = errors.New("mux: data after end of stream")
+)
+
+// DefaultWriteTimeout bounds one frame write: a peer that stops reading the
+// socket altogether for this long is gone.
+const DefaultWriteTimeout = 60 * time.Second
+
+// Conn is one framed connection. ReadFrame belongs to a single read loop;
+// every Send method is safe for concurrent use.
+type Conn struct {
+	nc           net.Conn
+	r            *frame.Reader
+	writeTimeout time.Duration
+
+	wmu sync.Mutex
+	w   *frame.Writer
+
+	closeOnce sync.Once
+	done      chan struct{}
+	errMu     sync.Mutex
+	err       error
+
+	pingMu  sync.Mutex
+	pingSeq uint64
+	pings   map[uint64]chan struct{}
+}
+
+// NewConn wraps nc. maxRecv is this side's payload limit (0 for the default);
+// writeTimeout bounds each frame write (0 for DefaultWriteTimeout).
+func NewConn(nc net.Conn, maxRecv uint32, writeTimeout time.Duration) *Conn {
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultWriteTimeout
+	}
+	return &Conn{
+		nc:           nc,
+		r:            frame.NewReader(nc, maxRecv),
+		w:            frame.NewWriter(nc, frame.MinMaxPayload),
+		writeTimeout: writeTimeout,
+		done:         make(chan struct{}),
+		pings:        make(map[uint64]chan struct{}),
+	}
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// MaxRecv is this side's payload limit, announced in its hello.
+func (c *Conn) MaxRecv() uint32 { return c.r.Max() }
+
+// SetPeerMax sets the peer's payload limit from its hello.
+func (c *Conn) SetPeerMax(n uint32) {
+	c.wmu.Lock()
+	c.w.SetMax(n)
+	c.wmu.Unlock()
+}
+
+// PeerMax is the largest payload the peer accepts.
+func (c *Conn) PeerMax() uint32 {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.Max()
+}
+
+// ReadFrame reads the next frame; only the connection's read loop calls it.
+func (c *Conn) ReadFrame() (frame.Frame, error) { return c.r.ReadFrame() }
+
+// Send writes one frame under the connection's write lock.
+func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	select {
+	case <-c.done:
+		return c.Err()
+	default:
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)) // best effort: a failed set shows up in Write
+	if err := c.w.WriteFrame(t, flags, channel, payload); err != nil {
+		c.CloseWithError(fmt.Errorf("write %s frame: %w", t, err))
+		return err
+	}
+	return nil
+}
+
+// SendJSON encodes msg and sends it as a control frame.
+func (c *Conn) SendJSON(t frame.Type, channel uint32, msg any) error {
+	p, err := frame.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	return c.Send(t, 0, channel, p)
+}
+
+// SendError sends an Error frame; on channel 0 the caller closes afterwards.
+func (c *Conn) SendError(channel uint32, code frame.Code, msg string) error {
+	if len(msg) > frame.MaxMessageLen {
+		msg = msg[:frame.MaxMessageLen]
+	}
+	return c.SendJSON(frame.Error, channel, &frame.ErrorMsg{Code: code, Message: msg})
+}
+
+// CloseWithError closes the connection once, remembering the first cause.
+func (c *Conn) CloseWithError(err error) {
+	c.closeOnce.Do(func() {
+		if err == nil {
+			err = ErrClosed
+		}
+		c.errMu.Lock()
+		c.err = err
+		c.errMu.Unlock()
+		close(c.done)
+		_ = c.nc.Close() // best effort
+	})
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	c.CloseWithError(ErrClosed)
+	return nil
+}
+
+// Done is closed when the connection is closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection closed, or nil while it is open.
+func (c *Conn) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// HandlePing answers a Ping frame; called by the read loop.
+func (c *Conn) HandlePing(payload []byte) error {
+	if len(payload) > frame.MaxPingPayload {
+		return fmt.Errorf("%w: ping payload of %d bytes", frame.ErrInvalid, len(payload))
+	}
+	return c.Send(frame.Pong, 0, frame.ConnChannel, payload)
+}
+
+// HandlePong delivers a Pong to the Ping waiting for it; called by the read loop.
+// Unsolicited pongs are ignored.
+func (c *Conn) HandlePong(payload []byte) {
+	if len(payload) != 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(payload)
+	c.pingMu.Lock()
+	ch, ok := c.pings[seq]
+	delete(c.pings, seq)
+	c.pingMu.Unlock()
+	if ok {
+		close(ch)
+	}
+}
+
+// Ping sends a Ping and waits for its Pong, returning the round-trip time.
+func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
+	c.pingMu.Lock()
+	c.pingSeq++
+	seq := c.pingSeq
+	ch := make(chan struct{})
+	c.pings[seq] = ch
+	c.pingMu.Unlock()
+	defer func() {
+		c.pingMu.Lock()
+		delete(c.pings, seq)
+		c.pingMu.Unlock()
+	}()
+	start := time.Now()
+	if err := c.Send(frame.Ping, 0, frame.ConnChannel, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return 0, err
+	}
+	select {
+	case <-ch:
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.done:
+		return 0, c.Err()
+	}
+}
