@@ -1,0 +1,269 @@
+// Command execd is the daemon that runs commands for rexec clients.
+//
+//	execd [--listen ADDR] [--state-dir DIR] [flags]
+//	execd fingerprint [--state-dir DIR]
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execd-project/execd/execd"
+)
+
+const version = "0.1.0"
+
+func main() {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, sigs))
+}
+
+type options struct {
+	listen           string
+	stateDir         string
+	plaintext        bool
+	allowRemote      bool
+	logLevel         string
+	logFormat        string
+	maxConns         int
+	maxChannels      int
+	idleTimeout      time.Duration
+	handshakeTimeout time.Duration
+	keepAlive        time.Duration
+	shutdownGrace    time.Duration
+	killGrace        time.Duration
+	dir              string
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	var opts options
+	code := 0
+	root := &cobra.Command{
+		Use:   "execd",
+		Short: "Run commands for rexec clients",
+		Long: `execd accepts rexec connections (TLS 1.3 by default), runs their commands
+through os/exec or a pty, and streams back stdout, stderr and the exit status.
+
+On first start it creates its key and a self-signed certificate in the state
+directory; clients pin the certificate's fingerprint on first use. Until user
+authentication exists, execd listens on loopback only unless --allow-remote
+is given. SIGTERM or SIGINT stop it gracefully: no new commands, running ones
+get --shutdown-grace to finish, then their process groups are ended.`,
+		Version:       version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			code = serve(ctx, &opts, stderr, sigs)
+			return nil
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&opts.stateDir, "state-dir", "", "directory for the daemon's identity (default $XDG_STATE_HOME/execd, or /var/lib/execd as root)")
+	lf := root.Flags()
+	lf.StringVar(&opts.listen, "listen", "127.0.0.1:7022", "address to listen on")
+	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
+	lf.BoolVar(&opts.allowRemote, "allow-remote", false, "listen on a non-loopback address although clients are not authenticated yet")
+	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
+	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent connections")
+	lf.IntVar(&opts.maxChannels, "max-channels", execd.DefaultMaxChannels, "maximum concurrent commands per connection")
+	lf.DurationVar(&opts.idleTimeout, "idle-timeout", time.Hour, "close connections with no command running for this long (0: never)")
+	lf.DurationVar(&opts.handshakeTimeout, "handshake-timeout", execd.DefaultHandshakeTimeout, "time limit for TLS and hello")
+	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
+	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
+	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
+	lf.StringVar(&opts.dir, "dir", "", "default working directory of commands (default: the daemon user's home)")
+
+	root.AddCommand(&cobra.Command{
+		Use:   "fingerprint",
+		Short: "Print the daemon's identity fingerprint, creating the identity if needed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := stateDir(opts.stateDir)
+			if err != nil {
+				return err
+			}
+			cert, _, err := execd.LoadOrCreateIdentity(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, execd.Fingerprint(cert.Leaf))
+			return nil
+		},
+	})
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		if strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg") {
+			return 2
+		}
+		return 1
+	}
+	return code
+}
+
+// stateDir picks the state directory.
+func stateDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/execd", nil
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+		return filepath.Join(x, "execd"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --state-dir and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "execd"), nil
+}
+
+// isLoopback reports whether every address the listen host names is loopback.
+func isLoopback(ctx context.Context, hostport string) (bool, error) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false, fmt.Errorf("--listen %q: %w", hostport, err)
+	}
+	if host == "" {
+		return false, nil // every interface
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback(), nil
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+	if err != nil {
+		return false, fmt.Errorf("--listen %q: %w", hostport, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false, nil
+		}
+	}
+	return len(ips) > 0, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.Signal) int {
+	log, err := newLogger(stderr, opts.logLevel, opts.logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 2
+	}
+	loop, err := isLoopback(ctx, opts.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 2
+	}
+	if !loop && !opts.allowRemote {
+		fmt.Fprintf(stderr, "execd: refusing to listen on %s: clients are not authenticated yet, so only loopback is served; pass --allow-remote to listen there anyway\n", opts.listen)
+		return 2
+	}
+	srv := &execd.Server{
+		Logger:           log,
+		HandshakeTimeout: opts.handshakeTimeout,
+		IdleTimeout:      opts.idleTimeout,
+		KeepAlive:        opts.keepAlive,
+		MaxConns:         opts.maxConns,
+		MaxChannels:      opts.maxChannels,
+		KillGrace:        opts.killGrace,
+		Dir:              opts.dir,
+		Software:         "execd/" + version,
+	}
+	if opts.keepAlive == 0 {
+		srv.KeepAlive = -1
+	}
+	if opts.plaintext {
+		log.Warn("PLAINTEXT MODE: no TLS; anyone on the network path can read and forge this traffic")
+		fmt.Fprintln(stderr, "execd: WARNING: --insecure-plaintext: traffic is neither encrypted nor authenticated")
+	} else {
+		dir, err := stateDir(opts.stateDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "execd: %v\n", err)
+			return 1
+		}
+		cert, created, err := execd.LoadOrCreateIdentity(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "execd: %v\n", err)
+			return 1
+		}
+		if created {
+			log.Info("created daemon identity", "dir", dir)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		log.Info("identity", "fingerprint", execd.Fingerprint(cert.Leaf))
+	}
+	if !loop {
+		log.Warn("listening beyond loopback without client authentication", "addr", opts.listen)
+	}
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 1
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		_ = srv.Close()
+		return 1
+	case sig := <-sigs:
+		log.Info("signal received, shutting down", "signal", sig.String(), "grace", opts.shutdownGrace)
+	}
+	sctx, cancel := context.WithTimeout(ctx, opts.shutdownGrace)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Warn("second signal, ending running commands now", "signal", sig.String())
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("grace period over, ending running commands", "err", err)
+	}
+	_ = srv.Close() // ends what is left: TERM, then KILL after --kill-grace
+	if err := <-served; !errors.Is(err, execd.ErrServerClosed) {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}

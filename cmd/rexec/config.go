@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/execd-project/execd/rexec"
+)
+
+// fileConfig is the client config file, config.toml in the config directory:
+//
+//	[hosts.lab1]
+//	host = "127.0.0.1"
+//	port = 7022
+//	plaintext = false
+type fileConfig struct {
+	Hosts map[string]hostEntry `toml:"hosts"`
+}
+
+type hostEntry struct {
+	Host      string `toml:"host"`
+	Port      int    `toml:"port"`
+	Plaintext bool   `toml:"plaintext"`
+}
+
+// configDir is $XDG_CONFIG_HOME/rexec, or ~/.config/rexec.
+func configDir(getenv func(string) string) (string, error) {
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "rexec"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no home directory for the config: %w", err)
+		}
+		home = h
+	}
+	return filepath.Join(home, ".config", "rexec"), nil
+}
+
+func loadConfig(path string, mustExist bool) (*fileConfig, error) {
+	var fc fileConfig
+	md, err := toml.DecodeFile(path, &fc)
+	if errors.Is(err, fs.ErrNotExist) && !mustExist {
+		return &fc, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
+	}
+	return &fc, nil
+}
+
+// target is where to connect.
+type target struct {
+	addr      string // host:port, as pinned in known_hosts
+	plaintext bool
+}
+
+// resolveTarget turns HOST, HOST:PORT, [V6]:PORT or an alias into an address.
+// A port given with -p wins over everything else.
+func resolveTarget(arg string, port int, fc *fileConfig) (target, error) {
+	host, p := arg, 0
+	switch {
+	case strings.HasPrefix(arg, "["):
+		h, ps, err := net.SplitHostPort(arg)
+		if err != nil {
+			h, ps = strings.Trim(arg, "[]"), ""
+		}
+		host = h
+		if ps != "" {
+			n, err := strconv.Atoi(ps)
+			if err != nil {
+				return target{}, fmt.Errorf("bad port in %q", arg)
+			}
+			p = n
+		}
+	case strings.Count(arg, ":") == 1:
+		h, ps, _ := strings.Cut(arg, ":")
+		n, err := strconv.Atoi(ps)
+		if err != nil || n <= 0 || n > 65535 {
+			return target{}, fmt.Errorf("bad port in %q", arg)
+		}
+		host, p = h, n
+	}
+	if host == "" {
+		return target{}, fmt.Errorf("no host in %q", arg)
+	}
+	t := target{}
+	if e, ok := fc.Hosts[host]; ok {
+		if e.Host != "" {
+			host = e.Host
+		}
+		if p == 0 {
+			p = e.Port
+		}
+		t.plaintext = e.Plaintext
+	}
+	if port != 0 {
+		p = port
+	}
+	if p == 0 {
+		p = rexec.DefaultPort
+	}
+	if p < 0 || p > 65535 {
+		return target{}, fmt.Errorf("bad port %d", p)
+	}
+	t.addr = net.JoinHostPort(host, strconv.Itoa(p))
+	return t, nil
+}

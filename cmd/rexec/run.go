@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/rexec"
+)
+
+// Exit statuses of rexec itself, apart from the remote command's.
+const (
+	exitUsage     = 2
+	exitNotFound  = 127 // the command could not be started, as a shell reports it
+	exitTransport = 255 // connection, TLS, identity or protocol failure, as ssh
+)
+
+// version is the rexec release.
+const version = "0.1.0"
+
+// env is what run needs from the process: streams, signals, environment.
+type env struct {
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	signals <-chan os.Signal
+	getenv  func(string) string
+}
+
+type options struct {
+	port           int
+	noStdin        bool
+	forcePty       bool
+	noPty          bool
+	shell          bool
+	envs           []string
+	dir            string
+	timeout        time.Duration
+	connectTimeout time.Duration
+	plaintext      bool
+	strictHostKey  bool
+	configPath     string
+	knownHosts     string
+	verbose        bool
+}
+
+func run(ctx context.Context, args []string, e env) int {
+	var opts options
+	code := 0
+	cmd := &cobra.Command{
+		Use:   "rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]",
+		Short: "Run a command on an execd daemon",
+		Long: `rexec runs COMMAND on the machine where execd listens and prints its
+stdout and stderr byte for byte; it exits with the command's status
+(128+N when a signal ended it), 255 when the connection or the protocol
+failed, and 2 for a usage error.
+
+COMMAND and ARGS are passed as they are, without a shell; -s runs them
+through the remote shell instead (sh -c), joined with spaces as ssh does.
+With no COMMAND, rexec starts a login shell, on a pty when stdin is a
+terminal. HOST may be an alias from the config file; the daemon's
+identity is pinned on first use in the known_hosts file.`,
+		Example: `  rexec lab1 -- uname -a
+  rexec -s lab1 'ls /var/log | wc -l'
+  rexec -t lab1 top
+  tar cf - dir | rexec lab1 -- tar xf - -C /tmp`,
+		Version:       version,
+		Args:          cobra.MinimumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code = remote(ctx, &opts, args, e)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false) // flags stop at HOST, as with ssh
+	f.IntVarP(&opts.port, "port", "p", 0, "port of the daemon (default 7022)")
+	f.BoolVarP(&opts.noStdin, "no-stdin", "n", false, "send no stdin (the command reads end of file)")
+	f.BoolVarP(&opts.forcePty, "tty", "t", false, "run the command on a pty, the local terminal in raw mode")
+	f.BoolVarP(&opts.noPty, "no-tty", "T", false, "never allocate a pty")
+	f.BoolVarP(&opts.shell, "shell", "s", false, "run COMMAND through the remote shell")
+	f.StringArrayVarP(&opts.envs, "env", "e", nil, "set KEY=VALUE in the command's environment (repeatable)")
+	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
+	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
+	f.DurationVar(&opts.connectTimeout, "connect-timeout", 10*time.Second, "time limit for connecting and the handshakes")
+	f.BoolVar(&opts.plaintext, "plaintext", false, "connect without TLS (the daemon must run with --insecure-plaintext)")
+	f.BoolVar(&opts.strictHostKey, "strict-host-key", false, "refuse daemons whose identity is not pinned yet")
+	f.StringVarP(&opts.configPath, "config", "F", "", "config file (default $XDG_CONFIG_HOME/rexec/config.toml)")
+	f.StringVar(&opts.knownHosts, "known-hosts", "", "known hosts file (default $XDG_CONFIG_HOME/rexec/known_hosts)")
+	f.BoolVarP(&opts.verbose, "verbose", "v", false, "log connection details to stderr")
+	cmd.SetArgs(args)
+	cmd.SetIn(e.stdin)
+	cmd.SetOut(e.stdout)
+	cmd.SetErr(e.stderr)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "rexec: %v\nRun 'rexec --help' for usage.\n", err)
+		return exitUsage
+	}
+	return code
+}
+
+// fail prints one line and returns the status.
+func fail(w io.Writer, status int, format string, args ...any) int {
+	fmt.Fprintf(w, "rexec: "+format+"\n", args...)
+	return status
+}
+
+func remote(ctx context.Context, opts *options, args []string, e env) int {
+	cdir, err := configDir(e.getenv)
+	if err != nil {
+		return fail(e.stderr, exitTransport, "%v", err)
+	}
+	cfgPath := opts.configPath
+	if cfgPath == "" {
+		cfgPath = filepath.Join(cdir, "config.toml")
+	}
+	fc, err := loadConfig(cfgPath, opts.configPath != "")
+	if err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
+	tgt, err := resolveTarget(args[0], opts.port, fc)
+	if err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
+	argv := args[1:]
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	for _, kv := range opts.envs {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fail(e.stderr, exitUsage, "-e wants KEY=VALUE, got %q", kv)
+		}
+	}
+	stdinFd, stdinTTY := terminalFd(e.stdin)
+	wantPty := !opts.noPty && (opts.forcePty || (len(argv) == 0 && stdinTTY))
+
+	khPath := opts.knownHosts
+	if khPath == "" {
+		khPath = filepath.Join(cdir, "known_hosts")
+	}
+	kh := &rexec.KnownHosts{Path: khPath, Strict: opts.strictHostKey, OnPin: func(addr, fp string) {
+		fmt.Fprintf(e.stderr, "rexec: pinned new host %s (%s) in %s\n", addr, fp, khPath)
+	}}
+	cfg := &rexec.Config{
+		Plaintext:       opts.plaintext || tgt.plaintext,
+		HostKeyCallback: kh.Check,
+		Timeout:         opts.connectTimeout,
+		Software:        "rexec/" + version,
+	}
+	if opts.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger.Debug("connecting", "addr", tgt.addr, "tls", !cfg.Plaintext)
+	}
+	client, err := rexec.Dial(ctx, tgt.addr, cfg)
+	if err != nil {
+		return fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	}
+	defer func() { _ = client.Close() }() // best effort
+
+	s, err := client.NewSession()
+	if err != nil {
+		return fail(e.stderr, exitTransport, "%v", err)
+	}
+	if !opts.noStdin {
+		s.Stdin = e.stdin
+	}
+	s.Stdout, s.Stderr = e.stdout, e.stderr
+	s.Dir, s.Timeout = opts.dir, opts.timeout
+	for _, kv := range opts.envs {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := s.Setenv(k, v); err != nil {
+			return fail(e.stderr, exitUsage, "%v", err)
+		}
+	}
+	if wantPty {
+		termName := e.getenv("TERM")
+		if termName == "" {
+			termName = "xterm-256color"
+		}
+		w, h := 80, 24
+		if stdinTTY {
+			if cw, ch, err := term.GetSize(stdinFd); err == nil {
+				w, h = cw, ch
+			}
+		}
+		if err := s.RequestPty(termName, h, w); err != nil {
+			return fail(e.stderr, exitUsage, "%v", err)
+		}
+		if stdinTTY {
+			old, err := term.MakeRaw(stdinFd)
+			if err != nil {
+				return fail(e.stderr, exitTransport, "raw terminal: %v", err)
+			}
+			defer func() { _ = term.Restore(stdinFd, old) }() // every return path restores it
+		}
+	}
+
+	switch {
+	case len(argv) == 0:
+		err = s.StartShell(ctx, `exec "${SHELL:-/bin/sh}" -l`)
+	case opts.shell:
+		err = s.StartShell(ctx, strings.Join(argv, " "))
+	default:
+		err = s.Start(ctx, argv...)
+	}
+	if err != nil {
+		var em *frame.ErrorMsg
+		if errors.As(err, &em) && em.Code == frame.CodeExecFailed {
+			hint := ""
+			if len(argv) == 1 && !opts.shell && strings.ContainsAny(argv[0], " |;&<>$*") {
+				hint = " (to run a command line through the remote shell, use -s)"
+			}
+			return fail(e.stderr, exitNotFound, "%s%s", em.Message, hint)
+		}
+		return fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	}
+
+	done := make(chan struct{})
+	gaveUp := make(chan struct{})
+	go forwardSignals(s, e, wantPty, stdinFd, stdinTTY, done, gaveUp)
+	waited := make(chan error, 1)
+	go func() { waited <- s.Wait() }()
+	select {
+	case err = <-waited:
+	case <-gaveUp:
+		return fail(e.stderr, exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
+	}
+	close(done)
+	return exitStatus(err, e.stderr)
+}
+
+// forwardSignals sends local signals to the remote process group and
+// follows window size changes, until done. Three interrupts without an
+// exit give up.
+func forwardSignals(s *rexec.Session, e env, pty bool, fd int, tty bool, done <-chan struct{}, gaveUp chan<- struct{}) {
+	ints := 0
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-e.signals:
+			switch name := signalName(sig); name {
+			case "":
+			case "WINCH":
+				if pty && tty {
+					if w, h, err := term.GetSize(fd); err == nil {
+						_ = s.WindowChange(h, w) // best effort
+					}
+				}
+			case "INT":
+				ints++
+				if ints >= 3 {
+					close(gaveUp)
+					return
+				}
+				_ = s.Signal(rexec.SIGINT)
+			default:
+				_ = s.Signal(rexec.Signal(name))
+			}
+		}
+	}
+}
+
+// exitStatus maps Wait's result to rexec's exit status.
+func exitStatus(err error, stderr io.Writer) int {
+	var ee *rexec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.TimedOut || ee.Message != "" {
+			fmt.Fprintf(stderr, "rexec: %v\n", ee)
+		}
+		return ee.ExitStatus()
+	default:
+		return fail(stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	}
+}
+
+// terminalFd returns the descriptor of r if it is a terminal.
+func terminalFd(r io.Reader) (int, bool) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return -1, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
