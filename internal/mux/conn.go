@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -202,4 +203,20 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	case <-c.done:
 		return 0, c.Err()
 	}
+}
+
+// Linger ends a connection after a final frame: it half-closes the write
+// side and drains what the peer still sends for up to d (and 256 KiB), so
+// that closing does not reset the connection and destroy the frame before
+// the peer has read it. Only the read loop's owner calls it, after the loop.
+func (c *Conn) Linger(d time.Duration) {
+	type closeWriter interface{ CloseWrite() error }
+	c.wmu.Lock()
+	if cw, ok := c.nc.(closeWriter); ok {
+		_ = cw.CloseWrite() // best effort
+	}
+	c.wmu.Unlock()
+	_ = c.nc.SetReadDeadline(time.Now().Add(d)) // best effort
+	_, _ = io.CopyN(io.Discard, c.nc, 256<<10)  // best effort
+	c.CloseWithError(ErrClosed)
 }
