@@ -1,0 +1,393 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// binDir holds the binaries built once for every test.
+var binDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "rexec-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, name := range []string{"execd", "rexec"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../"+name)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", name, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type daemon struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *bytes.Buffer
+	done chan error
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// startDaemon runs the execd binary on a free loopback port and stops it
+// (SIGTERM, then SIGKILL of that pid) at the end of the test.
+func startDaemon(t *testing.T, stateDir string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	args := append([]string{"--listen", d.addr, "--state-dir", stateDir, "--kill-grace", "1s"}, extra...)
+	d.cmd = exec.Command(filepath.Join(binDir, "execd"), args...)
+	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	d.cmd.Stderr = d.log
+	require.NoError(t, d.cmd.Start())
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", d.addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "daemon did not start: %s", d.log)
+	return d
+}
+
+func (d *daemon) stop(t *testing.T) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		t.Errorf("daemon did not stop on SIGTERM: %s", d.log)
+	}
+}
+
+// client runs rexec with its own config directory.
+type client struct {
+	t      *testing.T
+	config string
+}
+
+func newClient(t *testing.T) *client {
+	return &client{t: t, config: t.TempDir()}
+}
+
+func (c *client) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(binDir, "rexec"), args...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+c.config, "TERM=xterm")
+	return cmd
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (c *client) run(stdin string, args ...string) result {
+	c.t.Helper()
+	cmd := c.command(args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(c.t, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func TestE2EBasics(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	c := newClient(t)
+
+	r := c.run("", d.addr, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+	assert.Equal(t, 3, r.code)
+	assert.Equal(t, "out\n", r.stdout)
+	assert.Contains(t, r.stderr, "pinned new host "+d.addr)
+	assert.Contains(t, r.stderr, "err\n")
+	kh, err := os.ReadFile(filepath.Join(c.config, "rexec", "known_hosts"))
+	require.NoError(t, err)
+	assert.Contains(t, string(kh), d.addr+" SHA256:")
+
+	r = c.run("b\na\n", d.addr, "sort")
+	assert.Equal(t, result{"a\nb\n", "", 0}, r, "second run: pinned silently, stdin forwarded")
+
+	r = c.run("ignored", "-n", d.addr, "wc", "-c")
+	assert.Equal(t, "0", strings.TrimSpace(r.stdout), "-n sends no stdin")
+
+	r = c.run("", "-e", "A=1 2", "-C", "/", d.addr, "sh", "-c", `echo "$A"; pwd`)
+	assert.Equal(t, "1 2\n/\n", r.stdout)
+
+	r = c.run("", "-s", d.addr, "echo", "a", "|", "tr", "a", "b")
+	assert.Equal(t, "b\n", r.stdout, "-s runs through the shell")
+
+	r = c.run("", d.addr, "sh", "-c", "kill -TERM $$")
+	assert.Equal(t, 143, r.code, "signal death is 128+N")
+
+	r = c.run("", "--timeout", "300ms", d.addr, "sleep", "10")
+	assert.Equal(t, 143, r.code)
+	assert.Contains(t, r.stderr, "time limit")
+
+	r = c.run("", d.addr, "no-such-command")
+	assert.Equal(t, 127, r.code)
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+
+	bin := make([]byte, 256*64)
+	for i := range bin {
+		bin[i] = byte(i)
+	}
+	cmd := c.command(d.addr, "cat")
+	cmd.Stdin = bytes.NewReader(bin)
+	got, err := cmd.Output()
+	require.NoError(t, err)
+	assert.Equal(t, bin, got, "binary stdin and stdout byte-exact")
+}
+
+func TestE2ETransportErrors(t *testing.T) {
+	c := newClient(t)
+	r := c.run("", freeAddr(t), "true")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "connection refused")
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+
+	r = c.run("")
+	assert.Equal(t, 2, r.code, "usage error")
+
+	// a daemon whose identity changed at a pinned address is refused
+	state := t.TempDir()
+	d := startDaemon(t, state)
+	require.Equal(t, 0, c.run("", d.addr, "true").code)
+	d.stop(t)
+	d2 := startDaemonAt(t, d.addr, t.TempDir())
+	r = c.run("", d2.addr, "true")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "CHANGED")
+	assert.Contains(t, r.stderr, "line 1")
+
+	// plaintext on one side only
+	p := startDaemon(t, t.TempDir(), "--insecure-plaintext")
+	assert.Contains(t, p.log.String(), "WARNING")
+	r = c.run("", p.addr, "true")
+	assert.Equal(t, 255, r.code)
+	r = c.run("", "--plaintext", p.addr, "echo", "plain")
+	assert.Equal(t, result{"plain\n", "", 0}, r)
+}
+
+func startDaemonAt(t *testing.T, addr, state string) *daemon {
+	t.Helper()
+	var d *daemon
+	require.Eventually(t, func() bool {
+		d = &daemon{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
+		d.cmd = exec.Command(filepath.Join(binDir, "execd"), "--listen", addr, "--state-dir", state)
+		d.cmd.Stderr = d.log
+		if d.cmd.Start() != nil {
+			return false
+		}
+		go func() { d.done <- d.cmd.Wait() }()
+		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-d.done:
+			return false // port not free yet
+		default:
+			return true
+		}
+	}, 10*time.Second, 100*time.Millisecond)
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+func TestE2EConfigAlias(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	c := newClient(t)
+	host, port, _ := net.SplitHostPort(d.addr)
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"),
+		[]byte(fmt.Sprintf("[hosts.lab1]\nhost = %q\nport = %s\n", host, port)), 0o600))
+	r := c.run("", "lab1", "echo", "via alias")
+	assert.Equal(t, "via alias\n", r.stdout)
+	assert.Contains(t, r.stderr, "pinned new host "+d.addr)
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// remotePids starts rexec running a command that prints pids, and returns
+// the rexec process and the pids once printed.
+func remotePids(t *testing.T, c *client, addr string, script string, n int) (*exec.Cmd, []int) {
+	cmd := c.command(addr, "sh", "-c", script)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(out)
+	var pids []int
+	for len(pids) < n && sc.Scan() {
+		var p int
+		_, err := fmt.Sscan(sc.Text(), &p)
+		require.NoError(t, err)
+		pids = append(pids, p)
+	}
+	require.Len(t, pids, n)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return cmd, pids
+}
+
+func TestE2EKilledClientLeavesNoOrphans(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	c := newClient(t)
+	cmd, pids := remotePids(t, c, d.addr, "sleep 300 & echo $!; (sleep 301; true) & echo $!; echo $$; wait", 3)
+	for _, p := range pids {
+		require.True(t, alive(p))
+	}
+	require.NoError(t, cmd.Process.Kill()) // kill -9 of the client
+	_ = cmd.Wait()
+	require.Eventually(t, func() bool {
+		for _, p := range pids {
+			if alive(p) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "remote processes outlived the killed client")
+}
+
+func TestE2EInterruptReachesRemote(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	c := newClient(t)
+	cmd, _ := remotePids(t, c, d.addr, `echo $$; trap 'exit 7' INT; sleep 60; echo not reached`, 1)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 7, ee.ExitCode(), "the remote trap ran, so INT reached the remote group")
+
+	cmd, pids := remotePids(t, c, d.addr, `echo $$; exec sleep 60`, 1)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	err = cmd.Wait()
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 143, ee.ExitCode())
+	assert.False(t, alive(pids[0]))
+}
+
+func TestE2EPty(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	c := newClient(t)
+	require.Equal(t, 0, c.run("", d.addr, "true").code) // pin first: keep the pty output clean
+	cmd := c.command("-t", d.addr, "sh", "-c", `stty size; read x; stty size; exit 5`)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 77})
+	require.NoError(t, err)
+	defer func() { _ = tty.Close() }()
+	var seen bytes.Buffer
+	buf := make([]byte, 1024)
+	waitFor := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(seen.String(), s) {
+			require.True(t, time.Now().Before(deadline), "waiting for %q in %q", s, seen.String())
+			_ = tty.SetReadDeadline(time.Now().Add(time.Second))
+			n, _ := tty.Read(buf)
+			seen.Write(buf[:n])
+		}
+	}
+	waitFor("33 77")
+	require.NoError(t, pty.Setsize(tty, &pty.Winsize{Rows: 44, Cols: 99})) // SIGWINCH to rexec
+	time.Sleep(200 * time.Millisecond)
+	_, err = tty.Write([]byte("\r"))
+	require.NoError(t, err)
+	waitFor("44 99")
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 5, ee.ExitCode())
+}
+
+func TestE2EGracefulShutdown(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--shutdown-grace", "10s")
+	c := newClient(t)
+	cmd := c.command(d.addr, "sh", "-c", "echo started; sleep 1; echo finished")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(out)
+	require.True(t, sc.Scan())
+	require.Equal(t, "started", sc.Text())
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	require.True(t, sc.Scan())
+	assert.Equal(t, "finished", sc.Text())
+	require.NoError(t, cmd.Wait())
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, "daemon exits 0 after a graceful shutdown: %s", d.log)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not exit")
+	}
+}
+
+func TestE2EDaemonRefusesRemoteListen(t *testing.T) {
+	cmd := exec.Command(filepath.Join(binDir, "execd"), "--listen", "0.0.0.0:0", "--state-dir", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.ExitCode())
+	assert.Contains(t, string(out), "--allow-remote")
+}
+
+func TestHelpGolden(t *testing.T) {
+	for _, name := range []string{"rexec", "execd"} {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(filepath.Join(binDir, name), "--help").Output()
+			require.NoError(t, err)
+			path := filepath.Join("testdata", name+"-help.golden")
+			if *update {
+				require.NoError(t, os.MkdirAll("testdata", 0o755))
+				require.NoError(t, os.WriteFile(path, out, 0o644))
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err, "run go test ./cmd/rexec -update to create")
+			assert.Equal(t, string(want), string(out))
+		})
+	}
+}
