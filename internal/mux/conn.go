@@ -5,6 +5,7 @@
 package mux
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -38,8 +39,9 @@ type Conn struct {
 	r            *frame.Reader
 	writeTimeout time.Duration
 
-	wmu sync.Mutex
-	w   *frame.Writer
+	wmu   sync.Mutex
+	w     *frame.Writer
+	flush func() error // sends what a buffered layer below holds, after each frame
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -52,14 +54,24 @@ type Conn struct {
 }
 
 // NewConn wraps nc. maxRecv is this side's payload limit (0 for the default);
-// writeTimeout bounds each frame write (0 for DefaultWriteTimeout).
-func NewConn(nc net.Conn, maxRecv uint32, writeTimeout time.Duration) *Conn {
+// writeTimeout bounds each frame write (0 for DefaultWriteTimeout). When
+// nc is a TLS connection over a BufConn, pass that BufConn as below so
+// that each frame is flushed; otherwise below is nil.
+func NewConn(nc net.Conn, below *BufConn, maxRecv uint32, writeTimeout time.Duration) *Conn {
 	if writeTimeout <= 0 {
 		writeTimeout = DefaultWriteTimeout
 	}
+	var r io.Reader = nc
+	flush := func() error { return nil }
+	if below != nil {
+		flush = below.Flush
+	} else {
+		r = bufio.NewReaderSize(nc, 64<<10)
+	}
 	return &Conn{
 		nc:           nc,
-		r:            frame.NewReader(nc, maxRecv),
+		flush:        flush,
+		r:            frame.NewReader(r, maxRecv),
 		w:            frame.NewWriter(nc, frame.MinMaxPayload),
 		writeTimeout: writeTimeout,
 		done:         make(chan struct{}),
@@ -100,7 +112,11 @@ func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []b
 	default:
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)) // best effort: a failed set shows up in Write
-	if err := c.w.WriteFrame(t, flags, channel, payload); err != nil {
+	err := c.w.WriteFrame(t, flags, channel, payload)
+	if err == nil {
+		err = c.flush()
+	}
+	if err != nil {
 		c.CloseWithError(fmt.Errorf("write %s frame: %w", t, err))
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // DefaultChunk is the largest data payload a stream sends in one frame.
-const DefaultChunk = 32 << 10
+const DefaultChunk = 128 << 10
 
 // Outbound is the sending half of one data stream of a channel. Write blocks
 // until the peer has granted credit, so the sender's memory is bounded by
@@ -182,6 +182,29 @@ func (in *Inbound) Read(p []byte) (int, error) {
 		_ = in.conn.SendJSON(frame.Window, in.channel, &frame.WindowMsg{Stream: in.typ, Credit: grant})
 	}
 	return n, nil
+}
+
+// WriteTo writes the stream to w until it ends, in large pieces; io.Copy
+// uses it. It returns nil at the end of the stream.
+func (in *Inbound) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, DefaultChunk*2)
+	var total int64
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // CloseWithError makes reads fail with err at once (buffered data is

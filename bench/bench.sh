@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Benchmarks rexec/execd side by side with OpenSSH (sshd on a loopback port)
+# and nc, in one run on one machine, and prints a Markdown table of ratios.
+# Every byte goes to 127.0.0.1. Needs root for apt-get (it installs
+# openssh-server, openssh-client and netcat-openbsd when missing).
+#
+#   bash bench/bench.sh            # full run, 1 GiB transfers
+#   SIZE_MB=256 RUNS=20 bash bench/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB=${SIZE_MB:-1024}
+RUNS=${RUNS:-30}
+TRIALS=${TRIALS:-3}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need sshd && [ ! -x /usr/sbin/sshd ] || ! need ssh || ! need nc; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q openssh-server openssh-client netcat-openbsd >/dev/null
+fi
+
+work=$(mktemp -d /tmp/execd-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/execd" ./cmd/execd
+go build -o "$work/rexec" ./cmd/rexec
+go build -o "$work/rtt" ./bench/rtt
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+now_ns() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# --- sshd on loopback, key login for the current user
+SSH_PORT=$(free_port)
+mkdir -p /run/sshd "$work/ssh"
+ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/user_key"
+cp "$work/ssh/user_key.pub" "$work/ssh/authorized_keys"
+cat >"$work/ssh/sshd_config" <<CFG
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $work/ssh/host_key
+AuthorizedKeysFile $work/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $work/ssh/sshd.pid
+CFG
+/usr/sbin/sshd -f "$work/ssh/sshd_config" -D -e 2>"$work/ssh/sshd.log" &
+pids+=($!)
+SSH=(ssh -p "$SSH_PORT" -i "$work/ssh/user_key" -o BatchMode=yes -o StrictHostKeyChecking=no
+     -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR 127.0.0.1)
+
+# --- execd on loopback
+EXECD_PORT=$(free_port)
+"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --log-level warn 2>"$work/execd.log" &
+EXECD_PID=$!
+pids+=($EXECD_PID)
+export XDG_CONFIG_HOME="$work/client"
+REXEC=("$work/rexec" "127.0.0.1:$EXECD_PORT")
+
+for i in $(seq 50); do
+  "${SSH[@]}" true 2>/dev/null && "${REXEC[@]}" true 2>/dev/null && break
+  sleep 0.1
+done
+
+# --- one-shot latency, whole client process
+lat() {
+  local i t0 t1
+  for i in $(seq "$RUNS"); do
+    t0=$(now_ns); "$@" >/dev/null; t1=$(now_ns)
+    echo $(( (t1 - t0) / 1000 ))
+  done | median
+}
+ssh_lat=$(lat "${SSH[@]}" true)
+rexec_lat=$(lat "${REXEC[@]}" true)
+
+# --- stdout throughput of `cat FILE`
+file="$work/data.bin"
+head -c "$((SIZE_MB << 20))" /dev/urandom >"$file"
+cat "$file" >/dev/null # warm the page cache
+tput_of() {
+  local i t0 t1
+  for i in $(seq "$TRIALS"); do
+    t0=$(now_ns); "$@" >/dev/null; t1=$(now_ns)
+    echo $(( (t1 - t0) / 1000 ))
+  done | median
+}
+NC_PORT=$(free_port)
+nc_tput() {
+  local i t0 t1 srv
+  for i in $(seq "$TRIALS"); do
+    nc -N -l 127.0.0.1 "$NC_PORT" <"$file" &
+    srv=$!
+    sleep 0.2
+    t0=$(now_ns); nc 127.0.0.1 "$NC_PORT" >/dev/null; t1=$(now_ns)
+    wait "$srv" 2>/dev/null || true
+    echo $(( (t1 - t0) / 1000 ))
+  done | median
+}
+ssh_t=$(tput_of "${SSH[@]}" cat "$file")
+rexec_t=$(tput_of "${REXEC[@]}" cat "$file")
+nc_t=$(nc_tput)
+
+# --- round trip of `true` on one open connection (library)
+read -r rtt_p50 rtt_p90 < <("$work/rtt" -addr "127.0.0.1:$EXECD_PORT" -n 300 -known-hosts "$XDG_CONFIG_HOME/rexec/known_hosts")
+
+# --- daemon peak RSS while streaming the file, on a fresh daemon
+kill "$EXECD_PID"; wait "$EXECD_PID" 2>/dev/null || true
+"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --log-level warn 2>>"$work/execd.log" &
+EXECD_PID=$!
+pids+=($EXECD_PID)
+for i in $(seq 50); do "${REXEC[@]}" true 2>/dev/null && break; sleep 0.1; done
+"${REXEC[@]}" cat "$file" >/dev/null
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$EXECD_PID/status")
+
+mbps() { awk -v us="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f", mb / (us / 1e6) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.1f ms", us / 1000 }'; }
+
+echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | awk '{print $3}'), $(ssh -V 2>&1 | cut -d, -f1)"
+echo
+echo "| measure | rexec/execd | anchor | ratio | goal |"
+echo "|---|---|---|---|---|"
+echo "| one-shot latency, \`rexec HOST true\` vs \`ssh HOST true\` (median of $RUNS) | $(ms "$rexec_lat") | ssh: $(ms "$ssh_lat") | $(ratio "$ssh_lat" "$rexec_lat") faster | >= 10x |"
+echo "| stdout throughput, \`cat\` of ${SIZE_MB} MiB to /dev/null (median of $TRIALS) | $(mbps "$rexec_t") MiB/s | ssh: $(mbps "$ssh_t") MiB/s | $(ratio "$ssh_t" "$rexec_t") of ssh | >= 2x |"
+echo "| same, against raw nc over loopback | $(mbps "$rexec_t") MiB/s | nc: $(mbps "$nc_t") MiB/s | $(ratio "$nc_t" "$rexec_t") of nc | >= 0.5x |"
+echo "| round trip of \`true\` on one open connection (library, 300 runs) | p50 ${rtt_p50} ms, p90 ${rtt_p90} ms | | | p50 <= 2 ms |"
+echo "| daemon peak RSS (VmHWM) while streaming ${SIZE_MB} MiB | $(awk -v k="$rss_kb" 'BEGIN { printf "%.1f MiB", k/1024 }') | | | <= 32 MiB |"
