@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,8 +49,26 @@ func TestMain(m *testing.M) {
 type daemon struct {
 	cmd  *exec.Cmd
 	addr string
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan error
+}
+
+// syncBuffer collects a daemon's log while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -64,7 +83,7 @@ func freeAddr(t *testing.T) string {
 // (SIGTERM, then SIGKILL of that pid) at the end of the test.
 func startDaemon(t *testing.T, stateDir string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{addr: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"--listen", d.addr, "--state-dir", stateDir, "--kill-grace", "1s"}, extra...)
 	d.cmd = exec.Command(filepath.Join(binDir, "execd"), args...)
 	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
@@ -214,7 +233,7 @@ func startDaemonAt(t *testing.T, addr, state string) *daemon {
 	t.Helper()
 	var d *daemon
 	require.Eventually(t, func() bool {
-		d = &daemon{addr: addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
+		d = &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
 		d.cmd = exec.Command(filepath.Join(binDir, "execd"), "--listen", addr, "--state-dir", state)
 		d.cmd.Stderr = d.log
 		if d.cmd.Start() != nil {
