@@ -1,0 +1,195 @@
+package mux_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair returns a Conn and a frame reader of what it sends.
+func pair(t *testing.T) (*mux.Conn, *frame.Reader, net.Conn) {
+	a, b := net.Pipe()
+	c := mux.NewConn(a, nil, 0, time.Second)
+	c.SetPeerMax(frame.DefaultMaxPayload)
+	t.Cleanup(func() { _ = c.Close(); _ = b.Close() })
+	return c, frame.NewReader(b, 0), b
+}
+
+func TestOutboundWaitsForCredit(t *testing.T) {
+	c, r, _ := pair(t)
+	o := mux.NewOutbound(c, 1, frame.Stdout, 10)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := o.Write([]byte("0123456789abcdefghijklmno"))
+		wrote <- err
+	}()
+	f, err := r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, "0123456789", string(f.Payload))
+	select {
+	case <-wrote:
+		t.Fatal("write finished without credit")
+	case <-time.After(100 * time.Millisecond):
+	}
+	require.NoError(t, o.AddCredit(100))
+	f, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, "abcdefghijklmno", string(f.Payload))
+	require.NoError(t, <-wrote)
+
+	go func() { wrote <- o.Close() }()
+	f, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, frame.FlagEOF, f.Flags)
+	assert.Empty(t, f.Payload)
+	require.NoError(t, <-wrote)
+	_, err = o.Write([]byte("x"))
+	require.ErrorIs(t, err, io.ErrClosedPipe, "no data after EOF")
+}
+
+func TestOutboundAbortUnblocksWriter(t *testing.T) {
+	c, _, _ := pair(t)
+	o := mux.NewOutbound(c, 1, frame.Stdout, 0)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := o.Write([]byte("x"))
+		wrote <- err
+	}()
+	cause := errors.New("gone")
+	o.Abort(cause)
+	require.ErrorIs(t, <-wrote, cause)
+}
+
+func TestOutboundCreditOverflow(t *testing.T) {
+	c, _, _ := pair(t)
+	o := mux.NewOutbound(c, 1, frame.Stdout, frame.MaxWindow)
+	require.NoError(t, o.AddCredit(frame.MaxWindow))
+	require.ErrorIs(t, o.AddCredit(1), mux.ErrFlowControl)
+}
+
+func TestInboundWindow(t *testing.T) {
+	c, r, _ := pair(t)
+	in := mux.NewInbound(c, 3, frame.Stdin, 100)
+	require.NoError(t, in.Push(make([]byte, 60), false))
+	require.ErrorIs(t, in.Push(make([]byte, 41), false), mux.ErrFlowControl, "over the window")
+	require.NoError(t, in.Push(make([]byte, 40), false), "exactly the window")
+	assert.Equal(t, 100, in.Buffered())
+
+	// reading half the window returns that credit
+	got := make(chan frame.Frame, 1)
+	go func() {
+		f, err := r.ReadFrame()
+		if err == nil {
+			got <- f
+		}
+	}()
+	buf := make([]byte, 60)
+	n, err := in.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, 60, n)
+	f := <-got
+	require.Equal(t, frame.Window, f.Type)
+	var m frame.WindowMsg
+	require.NoError(t, frame.Unmarshal(f.Payload, &m))
+	assert.Equal(t, frame.WindowMsg{Stream: frame.Stdin, Credit: 60}, m)
+	require.NoError(t, in.Push(make([]byte, 60), true), "the returned credit can be used")
+	require.ErrorIs(t, in.Push([]byte("x"), false), mux.ErrAfterEOF)
+
+	rest, err := io.ReadAll(in)
+	require.NoError(t, err)
+	assert.Len(t, rest, 100, "buffered data drains before EOF")
+}
+
+func TestInboundCloseWithError(t *testing.T) {
+	c, _, _ := pair(t)
+	in := mux.NewInbound(c, 1, frame.Stdout, 10)
+	read := make(chan error, 1)
+	go func() {
+		_, err := in.Read(make([]byte, 1))
+		read <- err
+	}()
+	cause := errors.New("abandoned")
+	in.CloseWithError(cause)
+	require.ErrorIs(t, <-read, cause)
+	require.NoError(t, in.Push([]byte("late"), false), "late data is dropped, not an error")
+}
+
+// failingConn accepts n bytes, then fails every write.
+type failingConn struct {
+	net.Conn
+	n int
+}
+
+func (f *failingConn) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		w := f.n
+		f.n = 0
+		return w, errors.New("disk on fire")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+func TestSendFailureClosesConn(t *testing.T) {
+	a, b := net.Pipe()
+	defer func() { _ = b.Close() }()
+	c := mux.NewConn(&failingConn{Conn: a, n: frame.HeaderSize + 3}, nil, 0, time.Second)
+	require.NoError(t, c.Send(frame.Stdout, 0, 1, []byte("abc")))
+	err := c.Send(frame.Stdout, 0, 1, []byte("def"))
+	require.Error(t, err)
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("a failed write must close the connection")
+	}
+	require.Error(t, c.Send(frame.Stdout, 0, 1, nil), "nothing is sent after a failure")
+	require.ErrorContains(t, c.Err(), "disk on fire")
+}
+
+func TestPingPong(t *testing.T) {
+	a, b := net.Pipe()
+	ca := mux.NewConn(a, nil, 0, time.Second)
+	cb := mux.NewConn(b, nil, 0, time.Second)
+	ca.SetPeerMax(frame.DefaultMaxPayload)
+	cb.SetPeerMax(frame.DefaultMaxPayload)
+	defer func() { _ = ca.Close(); _ = cb.Close() }()
+	done := make(chan struct{})
+	go func() { // b's read loop answers pings
+		defer close(done)
+		for {
+			f, err := cb.ReadFrame()
+			if err != nil {
+				return
+			}
+			if f.Type == frame.Ping {
+				_ = cb.HandlePing(f.Payload)
+			}
+		}
+	}()
+	go func() { // a's read loop delivers pongs
+		for {
+			f, err := ca.ReadFrame()
+			if err != nil {
+				return
+			}
+			ca.HandlePong(f.Payload)
+		}
+	}()
+	rtt, err := ca.Ping(t.Context())
+	require.NoError(t, err)
+	assert.Positive(t, rtt)
+	_ = ca.Close()
+	_ = cb.Close()
+	<-done
+}
