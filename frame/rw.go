@@ -40,27 +40,54 @@ func (r *Reader) Max() uint32 { return r.max }
 // io.ErrUnexpectedEOF; every error leaves the stream at an unknown position,
 // so the connection must be closed after it.
 func (r *Reader) ReadFrame() (Frame, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
-		return Frame{}, err // io.EOF at a boundary, io.ErrUnexpectedEOF inside the header
-	}
-	h, err := ParseHeader(r.hdr)
+	h, err := r.ReadHeader()
 	if err != nil {
 		return Frame{Header: h}, err
-	}
-	if h.Length > r.max {
-		return Frame{Header: h}, fmt.Errorf("%w: %d bytes declared, limit %d", ErrTooLarge, h.Length, r.max)
 	}
 	if uint32(cap(r.buf)) < h.Length {
 		r.buf = make([]byte, h.Length)
 	}
 	p := r.buf[:h.Length]
+	if err := r.ReadPayload(p); err != nil {
+		return Frame{Header: h}, err
+	}
+	return Frame{Header: h, Payload: p}, nil
+}
+
+// ReadHeader reads and checks the next header, the length against the
+// limit included, leaving the payload unread: the caller must then call
+// ReadPayload with a slice of exactly h.Length bytes. It lets a caller read
+// a payload straight into memory it owns. Errors are those of ReadFrame.
+func (r *Reader) ReadHeader() (Header, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+		return Header{}, err // io.EOF at a boundary, io.ErrUnexpectedEOF inside the header
+	}
+	h, err := ParseHeader(r.hdr)
+	if err != nil {
+		return h, err
+	}
+	if h.Length > r.max {
+		return h, fmt.Errorf("%w: %d bytes declared, limit %d", ErrTooLarge, h.Length, r.max)
+	}
+	return h, nil
+}
+
+// ReadPayload reads the payload announced by the last ReadHeader into p,
+// which must be exactly that long.
+func (r *Reader) ReadPayload(p []byte) error {
 	if _, err := io.ReadFull(r.r, p); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return Frame{Header: h}, err
+		return err
 	}
-	return Frame{Header: h, Payload: p}, nil
+	return nil
+}
+
+// PutHeader writes the wire form of h into b[:HeaderSize], so that a
+// payload already in place after it can be sent with no copy.
+func PutHeader(b []byte, h Header) {
+	_ = AppendHeader(b[:0], h)
 }
 
 // Writer writes frames to a byte stream, each header and payload in a single

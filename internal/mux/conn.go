@@ -123,6 +123,39 @@ func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []b
 	return nil
 }
 
+// SendPrepared sends one frame whose header the caller has put in
+// b[:frame.HeaderSize] (frame.PutHeader) with its payload after it, so the
+// payload is not copied.
+func (c *Conn) SendPrepared(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	select {
+	case <-c.done:
+		return c.Err()
+	default:
+	}
+	if n := len(b) - frame.HeaderSize; n < 0 || uint64(n) > uint64(c.w.Max()) {
+		return fmt.Errorf("%w: %d bytes, limit %d", frame.ErrTooLarge, n, c.w.Max())
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)) // best effort: a failed set shows up in Write
+	_, err := c.nc.Write(b)
+	if err == nil {
+		err = c.flush()
+	}
+	if err != nil {
+		c.CloseWithError(fmt.Errorf("write frame: %w", err))
+		return err
+	}
+	return nil
+}
+
+// ReadHeader and ReadPayload split ReadFrame for a read loop that reads
+// data payloads into memory it hands on; see frame.Reader.
+func (c *Conn) ReadHeader() (frame.Header, error) { return c.r.ReadHeader() }
+
+// ReadPayload reads the payload of the header last read; see frame.Reader.
+func (c *Conn) ReadPayload(p []byte) error { return c.r.ReadPayload(p) }
+
 // SendJSON encodes msg and sends it as a control frame.
 func (c *Conn) SendJSON(t frame.Type, channel uint32, msg any) error {
 	p, err := frame.Marshal(msg)

@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -51,21 +50,10 @@ func (o *Outbound) AddCredit(n uint32) error {
 func (o *Outbound) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		o.mu.Lock()
-		for o.credit == 0 && o.err == nil && !o.eof {
-			o.cond.Wait()
-		}
-		if o.err != nil || o.eof {
-			err := o.err
-			if err == nil {
-				err = io.ErrClosedPipe
-			}
-			o.mu.Unlock()
+		c, err := o.take(len(p))
+		if err != nil {
 			return n, err
 		}
-		c := min(int64(len(p)), o.credit, int64(DefaultChunk), int64(o.conn.PeerMax()))
-		o.credit -= c
-		o.mu.Unlock()
 		if err := o.conn.Send(o.typ, 0, o.channel, p[:c]); err != nil {
 			o.Abort(err)
 			return n, err
@@ -74,6 +62,59 @@ func (o *Outbound) Write(p []byte) (int, error) {
 		p = p[c:]
 	}
 	return n, nil
+}
+
+// ReadFrom sends everything r produces until io.EOF, reading into a buffer
+// with room for the frame header in front of the data so that nothing is
+// copied on the way to the connection. It returns nil at io.EOF, and the
+// first read or send error otherwise.
+func (o *Outbound) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, frame.HeaderSize+DefaultChunk)
+	var total int64
+	for {
+		n, rerr := r.Read(buf[frame.HeaderSize:])
+		data := buf[frame.HeaderSize : frame.HeaderSize+n]
+		off := frame.HeaderSize
+		for len(data) > 0 {
+			c, err := o.take(len(data))
+			if err != nil {
+				return total, err
+			}
+			// The bytes before this piece were sent already: its header goes there.
+			frame.PutHeader(buf[off-frame.HeaderSize:], frame.Header{Version: frame.Version, Type: o.typ, Channel: o.channel, Length: uint32(c)})
+			if err := o.conn.SendPrepared(buf[off-frame.HeaderSize : off+c]); err != nil {
+				o.Abort(err)
+				return total, err
+			}
+			total += int64(c)
+			off += c
+			data = data[c:]
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// take waits for credit and reserves up to n bytes of it.
+func (o *Outbound) take(n int) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.credit == 0 && o.err == nil && !o.eof {
+		o.cond.Wait()
+	}
+	if o.err != nil {
+		return 0, o.err
+	}
+	if o.eof {
+		return 0, io.ErrClosedPipe
+	}
+	c := min(int64(n), o.credit, int64(DefaultChunk), int64(o.conn.PeerMax()))
+	o.credit -= c
+	return int(c), nil
 }
 
 // Close ends the stream with an EOF frame (stdin half-close included). It
@@ -100,6 +141,25 @@ func (o *Outbound) Abort(err error) {
 	o.mu.Unlock()
 }
 
+// chunkPool recycles the buffers data payloads are read into.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, DefaultChunk); return &b }}
+
+// GetChunk returns a buffer of n bytes for a payload that will be handed to
+// Inbound.PushOwned; pooled when n fits the usual chunk size.
+func GetChunk(n int) []byte {
+	if n > DefaultChunk {
+		return make([]byte, n)
+	}
+	return (*chunkPool.Get().(*[]byte))[:n]
+}
+
+func putChunk(b []byte) {
+	if cap(b) == DefaultChunk {
+		b = b[:cap(b)]
+		chunkPool.Put(&b)
+	}
+}
+
 // Inbound is the receiving half of one data stream. The read loop pushes
 // what arrives; a consumer reads it, and credit is returned to the peer
 // once half the window has been consumed. Memory is bounded by the window.
@@ -112,7 +172,8 @@ type Inbound struct {
 
 	mu          sync.Mutex
 	cond        *sync.Cond
-	buf         bytes.Buffer
+	chunks      [][]byte // queued payloads; the first may be partly read
+	buffered    int
 	outstanding int64 // credit the peer still holds
 	consumed    uint32
 	eof         bool
@@ -127,10 +188,20 @@ func NewInbound(c *Conn, channel uint32, t frame.Type, window uint32) *Inbound {
 	return in
 }
 
-// Push adds received data; eof marks the end of the stream. It never
-// blocks. Data beyond the credit granted, or after the end, is an error
-// that the read loop treats as fatal for the connection.
+// Push adds a copy of received data; eof marks the end of the stream. It
+// never blocks. Data beyond the credit granted, or after the end, is an
+// error that the read loop treats as fatal for the connection.
 func (in *Inbound) Push(p []byte, eof bool) error {
+	var owned []byte
+	if len(p) > 0 {
+		owned = GetChunk(len(p))
+		copy(owned, p)
+	}
+	return in.PushOwned(owned, eof)
+}
+
+// PushOwned is Push for a buffer the stream may keep (from GetChunk).
+func (in *Inbound) PushOwned(p []byte, eof bool) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.eof && (len(p) > 0 || eof) {
@@ -140,8 +211,9 @@ func (in *Inbound) Push(p []byte, eof bool) error {
 		return fmt.Errorf("%w: %d bytes of %s with %d credit", ErrFlowControl, len(p), in.typ, in.outstanding)
 	}
 	in.outstanding -= int64(len(p))
-	if in.err == nil {
-		in.buf.Write(p)
+	if in.err == nil && len(p) > 0 {
+		in.chunks = append(in.chunks, p)
+		in.buffered += len(p)
 	}
 	if eof {
 		in.eof = true
@@ -150,25 +222,38 @@ func (in *Inbound) Push(p []byte, eof bool) error {
 	return nil
 }
 
-// Read reads buffered data, blocking until some arrives, the stream ends
-// (io.EOF) or it is closed with an error.
-func (in *Inbound) Read(p []byte) (int, error) {
+// next waits for data and removes up to max bytes from the front of the
+// queue (all of the first chunk when max is 0). whole reports that the
+// returned slice is a complete chunk the caller now owns.
+func (in *Inbound) next(max int) (p []byte, whole bool, err error) {
 	in.mu.Lock()
-	for in.buf.Len() == 0 && !in.eof && in.err == nil {
+	defer in.mu.Unlock()
+	for in.buffered == 0 && !in.eof && in.err == nil {
 		in.cond.Wait()
 	}
 	if in.err != nil {
-		err := in.err
-		in.mu.Unlock()
-		return 0, err
+		return nil, false, in.err
 	}
-	if in.buf.Len() == 0 {
-		in.mu.Unlock()
-		return 0, io.EOF
+	if in.buffered == 0 {
+		return nil, false, io.EOF
 	}
-	n, _ := in.buf.Read(p)
+	head := in.chunks[0]
+	if max == 0 || max >= len(head) {
+		in.chunks[0] = nil
+		in.chunks = in.chunks[1:]
+		in.buffered -= len(head)
+		return head, true, nil
+	}
+	in.chunks[0] = head[max:]
+	in.buffered -= max
+	return head[:max], false, nil
+}
+
+// consumed returns credit for n bytes the consumer has taken.
+func (in *Inbound) consume(n int) {
+	in.mu.Lock()
 	var grant uint32
-	if !in.eof {
+	if !in.eof && in.err == nil {
 		in.consumed += uint32(n)
 		if in.consumed >= in.window/2 {
 			grant = in.consumed
@@ -181,28 +266,45 @@ func (in *Inbound) Read(p []byte) (int, error) {
 		// A failed send means the connection is gone; the read loop reports it.
 		_ = in.conn.SendJSON(frame.Window, in.channel, &frame.WindowMsg{Stream: in.typ, Credit: grant})
 	}
+}
+
+// Read reads buffered data, blocking until some arrives, the stream ends
+// (io.EOF) or it is closed with an error.
+func (in *Inbound) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b, whole, err := in.next(len(p))
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, b)
+	if whole {
+		putChunk(b)
+	}
+	in.consume(n)
 	return n, nil
 }
 
-// WriteTo writes the stream to w until it ends, in large pieces; io.Copy
-// uses it. It returns nil at the end of the stream.
+// WriteTo writes the stream to w until it ends, handing over whole
+// payloads without copying them; io.Copy uses it. It returns nil at the
+// end of the stream.
 func (in *Inbound) WriteTo(w io.Writer) (int64, error) {
-	buf := make([]byte, DefaultChunk*2)
 	var total int64
 	for {
-		n, err := in.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, werr
-			}
-		}
+		b, _, err := in.next(0)
 		if err == io.EOF {
 			return total, nil
 		}
 		if err != nil {
 			return total, err
+		}
+		m, werr := w.Write(b)
+		total += int64(m)
+		putChunk(b)
+		in.consume(len(b))
+		if werr != nil {
+			return total, werr
 		}
 	}
 }
@@ -213,7 +315,10 @@ func (in *Inbound) CloseWithError(err error) {
 	in.mu.Lock()
 	if in.err == nil {
 		in.err = err
-		in.buf = bytes.Buffer{}
+		for _, c := range in.chunks {
+			putChunk(c)
+		}
+		in.chunks, in.buffered = nil, 0
 	}
 	in.cond.Broadcast()
 	in.mu.Unlock()
@@ -232,5 +337,5 @@ func (in *Inbound) SetEOF() {
 func (in *Inbound) Buffered() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.buf.Len()
+	return in.buffered
 }

@@ -1,0 +1,217 @@
+//go:build unix
+
+package execd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// procSpec is what startProcess needs.
+type procSpec struct {
+	argv []string
+	env  []string
+	dir  string
+	pty  *frame.PtyRequest
+}
+
+// process is a started command in its own process group (or, with a pty,
+// its own session). Every signal goes to the whole group.
+type process struct {
+	cmd    *exec.Cmd
+	pgid   int
+	tty    *os.File // pty master, nil without a pty
+	stdout io.ReadCloser
+	stderr io.ReadCloser
+	stdin  io.Writer
+	inPipe *os.File // our end of the stdin pipe, nil with a pty
+
+	mu     sync.Mutex
+	exited bool
+	killT  *time.Timer
+}
+
+// shellArgv runs a command line through the platform shell.
+func shellArgv(line string) []string { return []string{"/bin/sh", "-c", line} }
+
+func startProcess(spec procSpec) (*process, error) {
+	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
+	cmd.Env = spec.env
+	cmd.Dir = spec.dir
+	if spec.pty != nil {
+		size := &pty.Winsize{Rows: spec.pty.Rows, Cols: spec.pty.Cols}
+		if size.Rows == 0 || size.Cols == 0 {
+			size = &pty.Winsize{Rows: 24, Cols: 80}
+		}
+		tty, err := pty.StartWithSize(cmd, size) // Setsid + Setctty: the session is the group
+		if err != nil {
+			return nil, err
+		}
+		return &process{cmd: cmd, pgid: cmd.Process.Pid, tty: tty, stdout: tty, stdin: tty}, nil
+	}
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close() // best effort
+		}
+	}
+	pipe := func() (*os.File, *os.File, error) {
+		r, w, err := os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	inR, inW, err1 := pipe()
+	outR, outW, err2 := pipe()
+	errR, errW, err3 := pipe()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("pipes: %w", err)
+	}
+	growPipe(outR)
+	growPipe(errR)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		return nil, err
+	}
+	// The child holds its own copies now.
+	_ = inR.Close()
+	_ = outW.Close()
+	_ = errW.Close()
+	return &process{cmd: cmd, pgid: cmd.Process.Pid, stdout: outR, stderr: errR, stdin: inW, inPipe: inW}, nil
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+var signals = map[string]syscall.Signal{
+	"INT": unix.SIGINT, "TERM": unix.SIGTERM, "HUP": unix.SIGHUP, "KILL": unix.SIGKILL,
+	"QUIT": unix.SIGQUIT, "USR1": unix.SIGUSR1, "USR2": unix.SIGUSR2, "ALRM": unix.SIGALRM,
+	"STOP": unix.SIGSTOP, "CONT": unix.SIGCONT, "WINCH": unix.SIGWINCH, "PIPE": unix.SIGPIPE,
+}
+
+// signal delivers a named signal to the process group.
+func (p *process) signal(name string) error {
+	sig, ok := signals[name]
+	if !ok {
+		return fmt.Errorf("unknown signal %q", name)
+	}
+	return p.kill(sig)
+}
+
+func (p *process) kill(sig syscall.Signal) error {
+	err := syscall.Kill(-p.pgid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil // the whole group is gone already
+	}
+	return err
+}
+
+// terminate sends TERM to the group and KILL after grace. Calling it
+// again does not restart the grace period.
+func (p *process) terminate(grace time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killT != nil {
+		return
+	}
+	_ = p.kill(syscall.SIGTERM) // best effort: ESRCH means nothing is left
+	if p.tty == nil {
+		// A stopped process ignores TERM until continued.
+		_ = p.kill(syscall.SIGCONT)
+	}
+	p.killT = time.AfterFunc(grace, func() { _ = p.kill(syscall.SIGKILL) })
+}
+
+func (p *process) resize(cols, rows uint16) error {
+	if p.tty == nil {
+		return errors.New("no pty on this channel")
+	}
+	return pty.Setsize(p.tty, &pty.Winsize{Cols: cols, Rows: rows})
+}
+
+// stdinEOF passes the end of stdin on: a closed pipe, or the terminal's
+// end-of-file character on a pty.
+func (p *process) stdinEOF() {
+	if p.tty != nil {
+		_, _ = p.tty.Write([]byte{4}) // ^D: best effort
+		return
+	}
+	_ = p.inPipe.Close() // best effort
+}
+
+// exitState is how the group leader ended.
+type exitState struct {
+	ws  syscall.WaitStatus
+	err error
+}
+
+// wait waits for the group leader to exit.
+func (p *process) wait() exitState {
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.exited = true
+	p.mu.Unlock()
+	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = nil
+	}
+	return exitState{ws: ws, err: err}
+}
+
+func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
+	m := &frame.ExitMsg{DurationMS: d.Milliseconds()}
+	switch {
+	case st.ws.Signaled():
+		m.Code = -1
+		m.Signal = strings.TrimPrefix(unix.SignalName(st.ws.Signal()), "SIG")
+		if m.Signal == "" {
+			m.Signal = fmt.Sprintf("SIG%d", int(st.ws.Signal()))
+		}
+		m.CoreDumped = st.ws.CoreDump()
+	default:
+		m.Code = st.ws.ExitStatus() & 0xff
+	}
+	if st.err != nil {
+		m.Message = st.err.Error()
+	}
+	return m
+}
+
+// closeOutput unblocks readers of the output when something that escaped
+// the group still holds it open.
+func (p *process) closeOutput() {
+	_ = p.stdout.Close() // best effort
+	if p.stderr != nil {
+		_ = p.stderr.Close()
+	}
+}
+
+// release closes every descriptor the daemon holds for the process, and
+// cancels the pending KILL when nothing of the group is left.
+func (p *process) release() {
+	p.mu.Lock()
+	if p.killT != nil && errors.Is(syscall.Kill(-p.pgid, 0), syscall.ESRCH) {
+		p.killT.Stop()
+	}
+	p.mu.Unlock()
+	p.closeOutput()
+	if p.inPipe != nil {
+		_ = p.inPipe.Close() // best effort
+	}
+}

@@ -1,0 +1,208 @@
+// Package execd is the daemon: it accepts framed connections (TLS 1.3 by
+// default), runs commands on channels through os/exec or a pty, streams
+// their output under flow control and reports their exit status.
+package execd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("execd: server closed")
+
+// Defaults used when a Server field is zero.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultKeepAlive        = 15 * time.Second
+	DefaultMaxConns         = 256
+	DefaultMaxChannels      = 64
+	DefaultWindow           = 256 << 10
+	DefaultKillGrace        = 3 * time.Second
+)
+
+// Server runs commands for clients. Set its exported fields before Serve;
+// the zero value serves plaintext with the defaults above. A Server must not
+// be copied after first use. Its methods are safe for concurrent use.
+type Server struct {
+	// TLSConfig, when non-nil, wraps every connection in TLS (the daemon
+	// sets MinVersion to TLS 1.3). Nil means plaintext.
+	TLSConfig *tls.Config
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// HandshakeTimeout bounds the TLS handshake plus the hello.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection with no open channel for this long; 0 means never.
+	IdleTimeout time.Duration
+	// KeepAlive is the ping interval; a ping unanswered for three intervals
+	// ends the connection. Negative disables pings.
+	KeepAlive time.Duration
+	// MaxConns caps concurrent connections; MaxChannels caps channels per connection.
+	MaxConns, MaxChannels int
+	// MaxPayload is the largest frame payload accepted (announced in hello).
+	MaxPayload uint32
+	// Window is the stdin credit given to each channel.
+	Window uint32
+	// KillGrace is the time between TERM and KILL when a command is ended.
+	KillGrace time.Duration
+	// Dir is the default working directory of commands; empty means the
+	// daemon user's home directory.
+	Dir string
+	// Env is the base environment of commands; nil means the daemon's own.
+	Env []string
+	// Software is announced in the hello; empty means "execd".
+	Software string
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	closing   bool
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func durOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (s *Server) init() {
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*serverConn]struct{})
+		s.done = make(chan struct{})
+	}
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine. It
+// always returns a non-nil error: ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.init()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close() // best effort
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	log := s.logger()
+	log.Info("listening", "addr", ln.Addr().String(), "tls", s.TLSConfig != nil)
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				log.Warn("accept failed, retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			_ = nc.Close() // best effort
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+			c.serve()
+		}()
+	}
+}
+
+// numConns returns the number of connections being served.
+func (s *Server) numConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) closeListeners() {
+	s.init()
+	s.closing = true
+	for ln := range s.listeners {
+		_ = ln.Close() // best effort
+	}
+}
+
+// Shutdown stops accepting, tells every client that no new channels will be
+// accepted, and waits for running commands to finish and connections to
+// close. When ctx ends first it returns ctx.Err() with commands still
+// running: call Close to end them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closeListeners()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.logger().Info("shutting down", "connections", len(conns))
+	for _, c := range conns {
+		c.goAway("server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and ends every connection at once: each running
+// command's process group gets TERM, then KILL after KillGrace. Close
+// returns when every command has been reaped and every connection closed.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closeListeners()
+	for c := range s.conns {
+		c.abort(errors.New("server closed"))
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,373 @@
+// Package rexec is the client library of execd: Dial a daemon, open
+// sessions, run commands with their stdin, stdout and stderr, pty, signals
+// and exit status. It is shaped like golang.org/x/crypto/ssh.
+package rexec
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/tlsid"
+)
+
+// DefaultPort is the port execd listens on and rexec dials when none is given.
+const DefaultPort = 7022
+
+// DefaultWindow is the credit a session gives the daemon on stdout and on stderr.
+const DefaultWindow = 2 << 20
+
+// Errors of the client.
+var (
+	// ErrConnectionLost is wrapped by Wait when the connection ended before
+	// the command's exit status arrived; the status is unknown.
+	ErrConnectionLost = errors.New("rexec: connection lost before the exit status")
+	// ErrClientClosed is returned for sessions of a closed client.
+	ErrClientClosed = errors.New("rexec: client closed")
+	// ErrGoAway is returned by Start after the daemon announced it is
+	// shutting down; commands already running finish.
+	ErrGoAway = errors.New("rexec: server accepts no new commands")
+	// ErrNoHostKeyCheck is returned by Dial for TLS without a HostKeyCallback.
+	ErrNoHostKeyCheck = errors.New("rexec: Config.HostKeyCallback is required with TLS")
+)
+
+// HostKeyCallback decides whether to trust the daemon at addr, whose
+// certificate has the given fingerprint ("SHA256:..."). Returning an error
+// aborts the connection.
+type HostKeyCallback func(addr, fingerprint string) error
+
+// InsecureIgnoreHostKey returns a callback that trusts any daemon; for tests only.
+func InsecureIgnoreHostKey() HostKeyCallback { return func(string, string) error { return nil } }
+
+// Config configures a client. The zero value is not usable with TLS: set
+// HostKeyCallback, or Plaintext.
+type Config struct {
+	// Plaintext speaks the protocol without TLS; the daemon must allow it.
+	Plaintext bool
+	// HostKeyCallback checks the daemon's identity; see KnownHosts.
+	HostKeyCallback HostKeyCallback
+	// Timeout bounds connecting plus the TLS and hello handshakes; 0 means 10s.
+	Timeout time.Duration
+	// MaxPayload is the largest frame payload this side accepts; 0 means the default.
+	MaxPayload uint32
+	// Window is the credit per output stream; 0 means DefaultWindow.
+	Window uint32
+	// Software is announced in the hello; empty means "rexec".
+	Software string
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Client is a connection to one daemon, carrying any number of concurrent
+// sessions. It is safe for concurrent use.
+type Client struct {
+	mc       *mux.Conn
+	addr     string
+	window   uint32
+	hello    frame.HelloMsg
+	log      *slog.Logger
+	readDone chan struct{}
+
+	mu       sync.Mutex
+	sessions map[uint32]*Session
+	nextID   uint32
+	goAway   string
+	err      error
+}
+
+// Dial connects to the daemon at addr ("host:port") and completes the TLS
+// and hello handshakes.
+func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if !cfg.Plaintext && cfg.HostKeyCallback == nil {
+		return nil, ErrNoHostKeyCheck
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("rexec: connect: %w", err)
+	}
+	c, err := NewClient(ctx, nc, addr, cfg)
+	if err != nil {
+		_ = nc.Close() // best effort
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient runs the handshakes over an established connection; addr is
+// the name the host key callback sees. On error the caller closes nc.
+func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Client, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(deadline) // best effort
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	conn := nc
+	var below *mux.BufConn
+	if !cfg.Plaintext {
+		if cfg.HostKeyCallback == nil {
+			return nil, ErrNoHostKeyCheck
+		}
+		check := cfg.HostKeyCallback
+		below = mux.NewBufConn(nc)
+		tc := tls.Client(below, &tls.Config{
+			MinVersion:                  tls.VersionTLS13,
+			DynamicRecordSizingDisabled: true,
+			InsecureSkipVerify:          true, // identity is checked by pinning, below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("daemon sent no certificate")
+				}
+				return check(addr, tlsid.Fingerprint(cs.PeerCertificates[0]))
+			},
+		})
+		err := tc.HandshakeContext(ctx)
+		below.Buffer()
+		if err != nil {
+			var hk *HostKeyError
+			if errors.As(err, &hk) {
+				return nil, hk
+			}
+			return nil, fmt.Errorf("rexec: tls handshake with %s: %w", addr, err)
+		}
+		conn = tc
+	}
+	mc := mux.NewConn(conn, below, cfg.MaxPayload, 0)
+	software := cfg.Software
+	if software == "" {
+		software = "rexec"
+	}
+	if err := mc.SendJSON(frame.Hello, frame.ConnChannel, &frame.HelloMsg{Software: software, MaxPayload: mc.MaxRecv()}); err != nil {
+		return nil, fmt.Errorf("rexec: send hello: %w", ctxErr(ctx, err))
+	}
+	f, err := mc.ReadFrame()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("rexec: %s closed the connection during the handshake (is it an execd daemon, with TLS as this client expects?)", addr)
+		}
+		return nil, fmt.Errorf("rexec: handshake with %s: %w", addr, ctxErr(ctx, err))
+	}
+	switch f.Type {
+	case frame.Hello:
+	case frame.Error:
+		var m frame.ErrorMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return nil, fmt.Errorf("rexec: handshake: %w", err)
+		}
+		return nil, fmt.Errorf("rexec: %s refused the connection: %w", addr, &m)
+	default:
+		return nil, fmt.Errorf("rexec: handshake: expected hello, got %s frame", f.Type)
+	}
+	var hello frame.HelloMsg
+	if err := frame.Unmarshal(f.Payload, &hello); err != nil {
+		return nil, fmt.Errorf("rexec: server hello: %w", err)
+	}
+	mc.SetPeerMax(hello.MaxPayload)
+	_ = nc.SetDeadline(time.Time{}) // best effort
+	window := cfg.Window
+	if window == 0 {
+		window = DefaultWindow
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		mc:       mc,
+		addr:     addr,
+		window:   window,
+		hello:    hello,
+		log:      log,
+		readDone: make(chan struct{}),
+		sessions: make(map[uint32]*Session),
+		nextID:   1,
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// ServerSoftware returns what the daemon announced in its hello.
+func (c *Client) ServerSoftware() string { return c.hello.Software }
+
+// Ping measures one round trip to the daemon.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) { return c.mc.Ping(ctx) }
+
+// Close closes the connection; running sessions end with ErrConnectionLost
+// and the daemon ends their commands.
+func (c *Client) Close() error {
+	c.mc.CloseWithError(ErrClientClosed)
+	<-c.readDone
+	return nil
+}
+
+// Wait blocks until the connection ends and returns why.
+func (c *Client) Wait() error {
+	<-c.readDone
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// NewSession returns a session for one command.
+func (c *Client) NewSession() (*Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil, c.err
+	}
+	return &Session{c: c, started: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// register assigns the next channel id to s.
+func (c *Client) register(s *Session) (uint32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.goAway != "" {
+		return 0, fmt.Errorf("%w: %s", ErrGoAway, c.goAway)
+	}
+	id := c.nextID
+	c.nextID += 2
+	c.sessions[id] = s
+	return id, nil
+}
+
+func (c *Client) session(id uint32) *Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessions[id]
+}
+
+func (c *Client) forget(id uint32) {
+	c.mu.Lock()
+	delete(c.sessions, id)
+	c.mu.Unlock()
+}
+
+func (c *Client) readLoop() {
+	defer close(c.readDone)
+	var err error
+	var scratch []byte
+	for err == nil {
+		var h frame.Header
+		h, err = c.mc.ReadHeader()
+		if err != nil {
+			break
+		}
+		if (h.Type == frame.Stdout || h.Type == frame.Stderr) && h.Length > 0 {
+			if s := c.session(h.Channel); s != nil {
+				// Output goes into a buffer the session keeps: no copy on the way out.
+				chunk := mux.GetChunk(int(h.Length))
+				if err = c.mc.ReadPayload(chunk); err == nil {
+					err = s.pushOutput(h, chunk)
+				}
+				continue
+			}
+		}
+		if cap(scratch) < int(h.Length) {
+			scratch = make([]byte, h.Length)
+		}
+		p := scratch[:h.Length]
+		if err = c.mc.ReadPayload(p); err == nil {
+			err = c.dispatch(frame.Frame{Header: h, Payload: p})
+		}
+	}
+	var em *frame.ErrorMsg
+	switch {
+	case errors.As(err, &em):
+		// the daemon said why
+	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || c.mc.Err() != nil:
+		if cause := c.mc.Err(); cause != nil {
+			err = cause
+		} else {
+			err = fmt.Errorf("connection closed by %s", c.addr)
+		}
+		c.mu.Lock()
+		if c.goAway != "" && !errors.Is(err, ErrClientClosed) {
+			err = fmt.Errorf("connection closed by %s: %s", c.addr, c.goAway)
+		}
+		c.mu.Unlock()
+	default:
+		c.log.Debug("protocol error from daemon", "err", err)
+		_ = c.mc.SendError(frame.ConnChannel, frame.CodeOf(err), err.Error()) // best effort
+	}
+	c.mc.CloseWithError(err)
+	c.mu.Lock()
+	c.err = err
+	sessions := c.sessions
+	c.sessions = map[uint32]*Session{}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.lost(err)
+	}
+}
+
+func (c *Client) dispatch(f frame.Frame) error {
+	switch f.Type {
+	case frame.Ping:
+		return c.mc.HandlePing(f.Payload)
+	case frame.Pong:
+		c.mc.HandlePong(f.Payload)
+		return nil
+	case frame.GoAway:
+		var m frame.GoAwayMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.goAway = m.Reason
+		if c.goAway == "" {
+			c.goAway = "going away"
+		}
+		c.mu.Unlock()
+		return nil
+	case frame.Error:
+		var m frame.ErrorMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		if f.Channel == frame.ConnChannel {
+			return &m
+		}
+		if s := c.session(f.Channel); s != nil {
+			s.failed(&m)
+		}
+		return nil
+	case frame.OpenOK, frame.Stdout, frame.Stderr, frame.Window, frame.Exit:
+		s := c.session(f.Channel)
+		if s == nil {
+			return nil // a session that was abandoned or finished: late frames are dropped
+		}
+		return s.handle(f)
+	}
+	return fmt.Errorf("%w: a server may not send %s frames", frame.ErrInvalid, f.Type)
+}

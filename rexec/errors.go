@@ -1,0 +1,61 @@
+package rexec
+
+import (
+	"fmt"
+	"time"
+)
+
+// ExitError reports a command that exited with a non-zero status or was
+// killed by a signal.
+type ExitError struct {
+	// Status is the exit status 0..255, or -1 when Signal is set.
+	Status int
+	// Signal names the signal that ended the command, e.g. SIGTERM.
+	Signal Signal
+	// CoreDumped reports a core dump.
+	CoreDumped bool
+	// TimedOut reports that the daemon ended the command at its time limit.
+	TimedOut bool
+	// Message is the daemon's explanation of an abnormal end, if any.
+	Message string
+	// Duration is how long the command ran.
+	Duration time.Duration
+}
+
+// Error describes the exit.
+func (e *ExitError) Error() string {
+	var s string
+	if e.Signal != "" {
+		s = fmt.Sprintf("remote command killed by signal %s", e.Signal)
+		if e.CoreDumped {
+			s += " (core dumped)"
+		}
+	} else {
+		s = fmt.Sprintf("remote command exited with status %d", e.Status)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// ExitStatus returns the status as a shell reports it: the exit code, or
+// 128 plus the signal number (Linux numbering) for a signal.
+func (e *ExitError) ExitStatus() int {
+	if e.Signal != "" {
+		return 128 + SignalNumber(e.Signal)
+	}
+	return e.Status
+}
+
+// signalNumbers are the Linux numbers of the signals a daemon may report.
+var signalNumbers = map[Signal]int{
+	"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8,
+	"KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
+	"STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
+	"URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
+	"PWR": 30, "SYS": 31,
+}
+
+// SignalNumber returns the Linux number of a signal name, or 0 if unknown.
+func SignalNumber(s Signal) int { return signalNumbers[s] }

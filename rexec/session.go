@@ -1,0 +1,498 @@
+package rexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+)
+
+// Signal names a signal the daemon can deliver to a command's process group.
+type Signal string
+
+// Signals the protocol defines.
+const (
+	SIGINT  Signal = "INT"
+	SIGTERM Signal = "TERM"
+	SIGHUP  Signal = "HUP"
+	SIGKILL Signal = "KILL"
+	SIGQUIT Signal = "QUIT"
+	SIGUSR1 Signal = "USR1"
+	SIGUSR2 Signal = "USR2"
+)
+
+// Session runs one command. Set the exported fields and call Setenv and
+// RequestPty before Start; the zero values mean no stdin, output
+// discarded, the daemon's default directory and no time limit.
+type Session struct {
+	// Stdin is copied to the command; its end becomes the command's end of
+	// input. Nil means empty input.
+	Stdin io.Reader
+	// Stdout and Stderr receive the command's output; nil discards it.
+	Stdout io.Writer
+	Stderr io.Writer
+	// Dir is the working directory on the daemon; relative to its default.
+	Dir string
+	// Timeout is a time limit enforced by the daemon; 0 means none.
+	Timeout time.Duration
+
+	c   *Client
+	env []string
+	pty *frame.PtyRequest
+
+	id      uint32
+	started chan struct{} // closed once the daemon confirmed the open
+	done    chan struct{} // closed at exit or connection loss
+
+	mu        sync.Mutex
+	opening   bool
+	confirmed bool
+	openErr   chan error
+	stdin     *mux.Outbound
+	stdout    *mux.Inbound
+	stderr    *mux.Inbound
+	exit      *frame.ExitMsg
+	lostErr   error
+	copyErr   error
+	piped     [3]bool
+	stdinPR   *io.PipeReader // from StdinPipe: closed at exit so writers fail
+	copies    sync.WaitGroup
+	stopCtx   func() bool
+	cancelled error
+}
+
+// Setenv adds an environment variable for the command.
+func (s *Session) Setenv(name, value string) error {
+	if name == "" || strings.ContainsAny(name, "=\x00") || strings.Contains(value, "\x00") {
+		return fmt.Errorf("rexec: invalid environment variable %q", name)
+	}
+	s.env = append(s.env, name+"="+value)
+	return nil
+}
+
+// RequestPty asks for a pseudo-terminal of the given type and size for the
+// command. With a pty, stdout and stderr arrive merged on Stdout.
+func (s *Session) RequestPty(term string, h, w int) error {
+	if h < 0 || w < 0 || h > 0xffff || w > 0xffff {
+		return fmt.Errorf("rexec: bad terminal size %dx%d", w, h)
+	}
+	s.pty = &frame.PtyRequest{Term: term, Rows: uint16(h), Cols: uint16(w)}
+	return nil
+}
+
+// WindowChange tells the command's pty its new size.
+func (s *Session) WindowChange(h, w int) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	return s.c.mc.SendJSON(frame.Resize, s.id, &frame.ResizeMsg{Rows: uint16(h), Cols: uint16(w)})
+}
+
+// Signal delivers sig to the command's process group on the daemon.
+func (s *Session) Signal(sig Signal) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	return s.c.mc.SendJSON(frame.Signal, s.id, &frame.SignalMsg{Signal: string(sig)})
+}
+
+func (s *Session) ready() error {
+	select {
+	case <-s.started:
+	default:
+		return errors.New("rexec: session not started")
+	}
+	select {
+	case <-s.done:
+		return errors.New("rexec: command has exited")
+	default:
+		return nil
+	}
+}
+
+// StdinPipe returns a pipe to the command's stdin; closing it sends EOF.
+func (s *Session) StdinPipe() (io.WriteCloser, error) {
+	if s.Stdin != nil || s.piped[0] {
+		return nil, errors.New("rexec: Stdin already set")
+	}
+	pr, pw := io.Pipe()
+	s.Stdin = pr
+	s.stdinPR = pr
+	s.piped[0] = true
+	return pw, nil
+}
+
+// StdoutPipe returns a reader of the command's stdout. The caller must
+// read it: the daemon waits for credit that only reading returns.
+func (s *Session) StdoutPipe() (io.Reader, error) {
+	if s.Stdout != nil || s.piped[1] {
+		return nil, errors.New("rexec: Stdout already set")
+	}
+	s.piped[1] = true
+	return &lazyReader{s: s, pick: func() *mux.Inbound { return s.stdout }}, nil
+}
+
+// StderrPipe returns a reader of the command's stderr, like StdoutPipe.
+func (s *Session) StderrPipe() (io.Reader, error) {
+	if s.Stderr != nil || s.piped[2] {
+		return nil, errors.New("rexec: Stderr already set")
+	}
+	s.piped[2] = true
+	return &lazyReader{s: s, pick: func() *mux.Inbound { return s.stderr }}, nil
+}
+
+type lazyReader struct {
+	s    *Session
+	pick func() *mux.Inbound
+}
+
+func (r *lazyReader) Read(p []byte) (int, error) {
+	<-r.s.started
+	in := r.pick()
+	if in == nil {
+		return 0, io.EOF
+	}
+	return in.Read(p)
+}
+
+// Start runs argv on the daemon without a shell. The context governs the
+// whole command: when it ends first, the daemon ends the command's process
+// group and Wait returns the context's error.
+func (s *Session) Start(ctx context.Context, argv ...string) error {
+	if len(argv) == 0 {
+		return errors.New("rexec: no command")
+	}
+	return s.start(ctx, &frame.OpenMsg{Argv: argv})
+}
+
+// StartShell runs a command line through the daemon's shell (sh -c).
+func (s *Session) StartShell(ctx context.Context, cmdline string) error {
+	if cmdline == "" {
+		return errors.New("rexec: empty command line")
+	}
+	return s.start(ctx, &frame.OpenMsg{Shell: cmdline})
+}
+
+func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
+	s.mu.Lock()
+	if s.opening {
+		s.mu.Unlock()
+		return errors.New("rexec: session already started")
+	}
+	s.opening = true
+	s.openErr = make(chan error, 1)
+	s.mu.Unlock()
+
+	m.Kind = frame.KindExec
+	m.Env = s.env
+	m.Dir = s.Dir
+	m.Pty = s.pty
+	m.TimeoutMS = s.Timeout.Milliseconds()
+	if s.Timeout > 0 && m.TimeoutMS == 0 {
+		m.TimeoutMS = 1
+	}
+	m.Window = s.c.window
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("rexec: %w", err)
+	}
+	id, err := s.c.register(s)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.id = id
+	s.stdout = mux.NewInbound(s.c.mc, id, frame.Stdout, s.c.window)
+	if s.pty == nil {
+		s.stderr = mux.NewInbound(s.c.mc, id, frame.Stderr, s.c.window)
+	}
+	s.mu.Unlock()
+	if err := s.c.mc.SendJSON(frame.Open, id, m); err != nil {
+		s.c.forget(id)
+		return fmt.Errorf("rexec: open: %w", err)
+	}
+	select {
+	case err = <-s.openErr:
+	case <-ctx.Done():
+		_ = s.c.mc.Send(frame.Close, 0, id, nil) // best effort: the daemon ends what it started
+		s.c.forget(id)
+		return ctx.Err()
+	}
+	if err != nil {
+		s.c.forget(id)
+		return err
+	}
+	s.stopCtx = context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cancelled = ctx.Err()
+		s.mu.Unlock()
+		_ = s.c.mc.Send(frame.Close, 0, id, nil) // best effort
+	})
+	s.copyOut(s.Stdout, s.stdout, 1)
+	if s.stderr != nil {
+		s.copyOut(s.Stderr, s.stderr, 2)
+	}
+	close(s.started)
+	if s.Stdin == nil {
+		_ = s.stdin.Close() // empty input: EOF at once
+	} else {
+		go func() {
+			// Not waited for by Wait, as a Read of the local stdin may never return.
+			_, err := io.Copy(s.stdin, s.Stdin)
+			if err == nil {
+				_ = s.stdin.Close()
+			}
+		}()
+	}
+	return nil
+}
+
+// copyOut delivers an output stream to w unless the caller reads it through a pipe.
+func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
+	if s.piped[idx] {
+		return
+	}
+	if w == nil {
+		w = io.Discard
+	}
+	s.copies.Add(1)
+	go func() {
+		defer s.copies.Done()
+		if _, err := io.Copy(w, in); err != nil {
+			// The local side cannot take more: end the command, as a
+			// broken pipe would, and drop the rest.
+			s.mu.Lock()
+			if s.copyErr == nil {
+				s.copyErr = err
+			}
+			s.mu.Unlock()
+			in.CloseWithError(err)
+			_ = s.c.mc.Send(frame.Close, 0, s.id, nil) // best effort
+		}
+	}()
+}
+
+// handle takes a frame of this session from the client's read loop.
+func (s *Session) handle(f frame.Frame) error {
+	switch f.Type {
+	case frame.OpenOK:
+		var m frame.OpenOKMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.stdin != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: second open_ok on channel %d", frame.ErrInvalid, s.id)
+		}
+		s.stdin = mux.NewOutbound(s.c.mc, s.id, frame.Stdin, m.Window)
+		s.confirmed = true
+		s.mu.Unlock()
+		s.openErr <- nil
+	case frame.Stdout, frame.Stderr:
+		in := s.stdout
+		if f.Type == frame.Stderr {
+			in = s.stderr
+		}
+		if in == nil {
+			return fmt.Errorf("%w: stderr on a pty channel", frame.ErrInvalid)
+		}
+		return in.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
+	case frame.Window:
+		var m frame.WindowMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		o := s.stdin
+		s.mu.Unlock()
+		if m.Stream != frame.Stdin || o == nil {
+			return fmt.Errorf("%w: window for %s from the daemon", frame.ErrInvalid, m.Stream)
+		}
+		return o.AddCredit(m.Credit)
+	case frame.Exit:
+		var m frame.ExitMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		s.c.forget(s.id)
+		s.finish(&m, nil)
+	}
+	return nil
+}
+
+// pushOutput takes an output payload read into a buffer the stream keeps.
+func (s *Session) pushOutput(h frame.Header, chunk []byte) error {
+	in := s.stdout
+	if h.Type == frame.Stderr {
+		in = s.stderr
+	}
+	if in == nil {
+		return fmt.Errorf("%w: stderr on a pty channel", frame.ErrInvalid)
+	}
+	return in.PushOwned(chunk, h.Flags&frame.FlagEOF != 0)
+}
+
+// failed takes an Error frame for this channel.
+func (s *Session) failed(m *frame.ErrorMsg) {
+	s.c.forget(s.id)
+	if s.isConfirmed() {
+		s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, m))
+		return
+	}
+	s.openErr <- fmt.Errorf("rexec: %w", m)
+}
+
+func (s *Session) isConfirmed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.confirmed
+}
+
+// lost ends the session when the connection ended.
+func (s *Session) lost(err error) {
+	if s.isConfirmed() {
+		s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, err))
+		return
+	}
+	s.openErr <- fmt.Errorf("rexec: connection lost: %w", err)
+}
+
+func (s *Session) finish(exit *frame.ExitMsg, lost error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.exit, s.lostErr = exit, lost
+	// Output that arrived before the exit is delivered; nothing more will come.
+	for _, in := range []*mux.Inbound{s.stdout, s.stderr} {
+		if in != nil {
+			in.SetEOF()
+		}
+	}
+	if s.stdin != nil {
+		s.stdin.Abort(io.ErrClosedPipe)
+	}
+	if s.stdinPR != nil {
+		_ = s.stdinPR.CloseWithError(io.ErrClosedPipe) // the command is gone: writes fail
+	}
+	close(s.done)
+}
+
+// Wait waits for the command to exit and its output to be delivered. It
+// returns nil for status 0, *ExitError for another status or a signal, an
+// error wrapping ErrConnectionLost when the connection ended first, or the
+// Start context's error when it was cancelled.
+func (s *Session) Wait() error {
+	select {
+	case <-s.started:
+	default:
+		return errors.New("rexec: session not started")
+	}
+	<-s.done
+	s.copies.Wait()
+	if s.stopCtx != nil {
+		s.stopCtx()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancelled != nil {
+		return s.cancelled
+	}
+	if s.lostErr != nil {
+		return s.lostErr
+	}
+	if s.copyErr != nil {
+		return fmt.Errorf("rexec: writing output: %w", s.copyErr)
+	}
+	if s.exit.Code == 0 && s.exit.Signal == "" {
+		return nil
+	}
+	return &ExitError{
+		Status:     s.exit.Code,
+		Signal:     Signal(s.exit.Signal),
+		CoreDumped: s.exit.CoreDumped,
+		TimedOut:   s.exit.TimedOut,
+		Message:    s.exit.Message,
+		Duration:   time.Duration(s.exit.DurationMS) * time.Millisecond,
+	}
+}
+
+// Exit returns the exit message once Wait has returned (nil if none arrived).
+func (s *Session) Exit() *frame.ExitMsg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exit
+}
+
+// Run starts argv and waits for it.
+func (s *Session) Run(ctx context.Context, argv ...string) error {
+	if err := s.Start(ctx, argv...); err != nil {
+		return err
+	}
+	return s.Wait()
+}
+
+// Output runs argv and returns its stdout.
+func (s *Session) Output(ctx context.Context, argv ...string) ([]byte, error) {
+	if s.Stdout != nil {
+		return nil, errors.New("rexec: Stdout already set")
+	}
+	var b bytes.Buffer
+	s.Stdout = &b
+	err := s.Run(ctx, argv...)
+	return b.Bytes(), err
+}
+
+// CombinedOutput runs argv and returns its stdout and stderr interleaved
+// as they arrived.
+func (s *Session) CombinedOutput(ctx context.Context, argv ...string) ([]byte, error) {
+	if s.Stdout != nil || s.Stderr != nil {
+		return nil, errors.New("rexec: Stdout or Stderr already set")
+	}
+	var b lockedBuffer
+	s.Stdout, s.Stderr = &b, &b
+	err := s.Run(ctx, argv...)
+	return b.Bytes(), err
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Bytes()
+}
+
+// Close abandons the session: a running command is ended by the daemon.
+func (s *Session) Close() error {
+	select {
+	case <-s.started:
+	default:
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	return s.c.mc.Send(frame.Close, 0, s.id, nil)
+}
