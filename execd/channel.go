@@ -168,12 +168,15 @@ func (ch *execChan) run() {
 	var outWG sync.WaitGroup
 	pump := func(r io.ReadCloser, o *mux.Outbound) {
 		defer outWG.Done()
-		// Ends at io.EOF, or EIO from a pty whose processes have all exited,
-		// or when the client is gone or abandoned the channel: then stop
-		// reading, so that the command's writes fail.
-		if _, err := o.ReadFrom(r); err != nil {
+		// Ends at io.EOF, or EIO from a pty whose processes have all exited.
+		// When the client is gone or abandoned the channel, stop reading so
+		// that the command's writes fail; a read error alone closes nothing
+		// (closing a pty master would hang up the terminal).
+		n, err := o.ReadFrom(r)
+		if err != nil && o.Failed() {
 			_ = r.Close() // best effort
 		}
+		c.log.Debug("output ended", "channel", ch.id, "bytes", n, "err", err)
 	}
 	outWG.Add(1)
 	go pump(ch.p.stdout, ch.stdout)

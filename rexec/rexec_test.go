@@ -428,18 +428,7 @@ func TestShutdownGraceOverThenClose(t *testing.T) {
 	var pid int
 	_, _ = fmt.Sscan(pidLine, &pid)
 	require.NotZero(t, pid)
-	assert.False(t, processAlive(pid), "command survived Close")
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+	assert.False(t, daemontest.ProcessAlive(pid), "command survived Close")
 }
 
 func TestDroppedConnectionKillsGroup(t *testing.T) {
@@ -461,13 +450,13 @@ func TestDroppedConnectionKillsGroup(t *testing.T) {
 	}
 	require.Len(t, pids, 3)
 	for _, p := range pids {
-		require.True(t, processAlive(p))
+		require.True(t, daemontest.ProcessAlive(p))
 	}
 	require.NoError(t, c.Close()) // the connection drops
 	require.ErrorIs(t, s.Wait(), rexec.ErrConnectionLost)
 	require.Eventually(t, func() bool {
 		for _, p := range pids {
-			if processAlive(p) {
+			if daemontest.ProcessAlive(p) {
 				return false
 			}
 		}

@@ -19,6 +19,8 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/internal/daemontest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -264,16 +266,6 @@ func TestE2EConfigAlias(t *testing.T) {
 	assert.Contains(t, r.stderr, "pinned new host "+d.addr)
 }
 
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
-}
-
 // remotePids starts rexec running a command that prints pids, and returns
 // the rexec process and the pids once printed.
 func remotePids(t *testing.T, c *client, addr string, script string, n int) (*exec.Cmd, []int) {
@@ -299,13 +291,13 @@ func TestE2EKilledClientLeavesNoOrphans(t *testing.T) {
 	c := newClient(t)
 	cmd, pids := remotePids(t, c, d.addr, "sleep 300 & echo $!; (sleep 301; true) & echo $!; echo $$; wait", 3)
 	for _, p := range pids {
-		require.True(t, alive(p))
+		require.True(t, daemontest.ProcessAlive(p))
 	}
 	require.NoError(t, cmd.Process.Kill()) // kill -9 of the client
 	_ = cmd.Wait()
 	require.Eventually(t, func() bool {
 		for _, p := range pids {
-			if alive(p) {
+			if daemontest.ProcessAlive(p) {
 				return false
 			}
 		}
@@ -328,7 +320,7 @@ func TestE2EInterruptReachesRemote(t *testing.T) {
 	err = cmd.Wait()
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 143, ee.ExitCode())
-	assert.False(t, alive(pids[0]))
+	assert.False(t, daemontest.ProcessAlive(pids[0]))
 }
 
 func TestE2EPty(t *testing.T) {

@@ -5,9 +5,11 @@ package daemontest
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -50,4 +52,15 @@ func Start(t testing.TB, srv *execd.Server, plaintext bool) *Daemon {
 		}
 	})
 	return d
+}
+
+// ProcessAlive reports whether pid exists and is not a zombie (Linux /proc).
+func ProcessAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }

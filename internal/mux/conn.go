@@ -104,6 +104,12 @@ func (c *Conn) ReadFrame() (frame.Frame, error) { return c.r.ReadFrame() }
 
 // Send writes one frame under the connection's write lock.
 func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []byte) error {
+	return c.locked(func() error { return c.w.WriteFrame(t, flags, channel, payload) })
+}
+
+// locked runs one frame write under the write lock with the write
+// deadline set, flushes it, and closes the connection if it failed.
+func (c *Conn) locked(write func() error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	select {
@@ -112,41 +118,27 @@ func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []b
 	default:
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)) // best effort: a failed set shows up in Write
-	err := c.w.WriteFrame(t, flags, channel, payload)
+	err := write()
 	if err == nil {
 		err = c.flush()
 	}
-	if err != nil {
-		c.CloseWithError(fmt.Errorf("write %s frame: %w", t, err))
-		return err
+	if err != nil && !errors.Is(err, frame.ErrTooLarge) {
+		c.CloseWithError(fmt.Errorf("write frame: %w", err))
 	}
-	return nil
+	return err
 }
 
 // SendPrepared sends one frame whose header the caller has put in
 // b[:frame.HeaderSize] (frame.PutHeader) with its payload after it, so the
 // payload is not copied.
 func (c *Conn) SendPrepared(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	select {
-	case <-c.done:
-		return c.Err()
-	default:
-	}
-	if n := len(b) - frame.HeaderSize; n < 0 || uint64(n) > uint64(c.w.Max()) {
-		return fmt.Errorf("%w: %d bytes, limit %d", frame.ErrTooLarge, n, c.w.Max())
-	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)) // best effort: a failed set shows up in Write
-	_, err := c.nc.Write(b)
-	if err == nil {
-		err = c.flush()
-	}
-	if err != nil {
-		c.CloseWithError(fmt.Errorf("write frame: %w", err))
+	return c.locked(func() error {
+		if n := len(b) - frame.HeaderSize; n < 0 || uint64(n) > uint64(c.w.Max()) {
+			return fmt.Errorf("%w: %d bytes, limit %d", frame.ErrTooLarge, n, c.w.Max())
+		}
+		_, err := c.nc.Write(b)
 		return err
-	}
-	return nil
+	})
 }
 
 // ReadHeader and ReadPayload split ReadFrame for a read loop that reads

@@ -131,6 +131,13 @@ func (o *Outbound) Close() error {
 	return o.conn.Send(o.typ, frame.FlagEOF, o.channel, nil)
 }
 
+// Failed reports whether the stream was aborted or its connection failed.
+func (o *Outbound) Failed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err != nil
+}
+
 // Abort fails pending and future writes with err, sending nothing.
 func (o *Outbound) Abort(err error) {
 	o.mu.Lock()
