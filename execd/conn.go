@@ -203,8 +203,8 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 		}
 		return nil, err
 	}
-	if max := s.MaxConns; s.numConns() > cmp(max, DefaultMaxConns) {
-		_ = mc.SendError(frame.ConnChannel, frame.CodeTooManyConns, fmt.Sprintf("server is at its limit of %d connections", cmp(max, DefaultMaxConns)))
+	if max := s.MaxConns; s.numConns() > orDefault(max, DefaultMaxConns) {
+		_ = mc.SendError(frame.ConnChannel, frame.CodeTooManyConns, fmt.Sprintf("server is at its limit of %d connections", orDefault(max, DefaultMaxConns)))
 		return nil, errors.New("too many connections")
 	}
 	mc.SetPeerMax(hello.MaxPayload)
@@ -233,7 +233,7 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 	return mc, nil
 }
 
-func cmp(v, def int) int {
+func orDefault(v, def int) int {
 	if v <= 0 {
 		return def
 	}
@@ -412,9 +412,9 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 		c.mu.Unlock()
 		refuse(frame.CodeShuttingDown, "server shutting down: no new commands")
 		return
-	case len(c.chans) >= cmp(c.srv.MaxChannels, DefaultMaxChannels):
+	case len(c.chans) >= orDefault(c.srv.MaxChannels, DefaultMaxChannels):
 		c.mu.Unlock()
-		refuse(frame.CodeTooManyChannels, "at most %d channels per connection", cmp(c.srv.MaxChannels, DefaultMaxChannels))
+		refuse(frame.CodeTooManyChannels, "at most %d channels per connection", orDefault(c.srv.MaxChannels, DefaultMaxChannels))
 		return
 	}
 	c.mu.Unlock()
