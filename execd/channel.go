@@ -135,9 +135,50 @@ func (ch *execChan) outbound(t frame.Type) *mux.Outbound {
 	case frame.Stdout:
 		return ch.stdout
 	case frame.Stderr:
-		return ch.stderr
+		if ch.stderr != nil {
+			return ch.stderr
+		}
 	}
 	return nil
+}
+
+func (ch *execChan) handle(f frame.Frame) error {
+	switch f.Type {
+	case frame.Stdin:
+		return ch.stdin.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
+	case frame.Window:
+		var m frame.WindowMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		o := ch.outbound(m.Stream)
+		if o == nil {
+			return protoErrf(frame.CodeInvalid, "window for %s, which the server does not send on channel %d", m.Stream, f.Channel)
+		}
+		return o.AddCredit(m.Credit)
+	case frame.Signal:
+		var m frame.SignalMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		ch.signal(m.Signal)
+	case frame.Resize:
+		var m frame.ResizeMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		ch.resize(m.Cols, m.Rows)
+	default:
+		return protoErrf(frame.CodeUnexpected, "%s frame on command channel %d", f.Type, f.Channel)
+	}
+	return nil
+}
+
+func (ch *execChan) pushData(h frame.Header, p []byte) error {
+	if h.Type != frame.Stdin {
+		return protoErrf(frame.CodeUnexpected, "%s frame on command channel %d", h.Type, h.Channel)
+	}
+	return ch.stdin.PushOwned(p, h.Flags&frame.FlagEOF != 0)
 }
 
 // end asks for the command to be ended with cause.

@@ -42,6 +42,20 @@ func protoErrf(code frame.Code, format string, args ...any) error {
 	return &protoError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// channel is one open channel of a connection: a command, a file transfer
+// or a file session.
+type channel interface {
+	// handle takes a frame for this channel from the read loop; the payload
+	// is only valid during the call. An error ends the connection.
+	handle(f frame.Frame) error
+	// pushData takes a data payload read into a buffer the channel keeps.
+	pushData(h frame.Header, p []byte) error
+	// end abandons the channel: the client closed it.
+	end(cause error)
+	// run serves the channel until it is done, then removes it.
+	run()
+}
+
 // serverConn is one client connection and its channels.
 type serverConn struct {
 	srv    *Server
@@ -52,7 +66,7 @@ type serverConn struct {
 
 	mu        sync.Mutex
 	mc        *mux.Conn // set once the handshake is done
-	chans     map[uint32]*execChan
+	chans     map[uint32]channel
 	maxID     uint32
 	goingAway bool
 	idle      *time.Timer
@@ -68,7 +82,7 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 		log:    s.logger().With("remote", nc.RemoteAddr().String()),
 		ctx:    ctx,
 		cancel: cancel,
-		chans:  make(map[uint32]*execChan),
+		chans:  make(map[uint32]channel),
 	}
 }
 
@@ -297,13 +311,39 @@ func (c *serverConn) keepalive(mc *mux.Conn) {
 	}
 }
 
+// readLoop reads frames until the connection ends. Data payloads for an
+// open channel are read into pooled buffers handed to the channel, so that
+// stdin and file data are never copied on the way in.
 func (c *serverConn) readLoop(mc *mux.Conn) error {
+	var scratch []byte
 	for {
-		f, err := mc.ReadFrame()
+		h, err := mc.ReadHeader()
 		if err != nil {
 			return err
 		}
-		if err := c.dispatch(mc, f); err != nil {
+		if (h.Type == frame.Stdin || h.Type == frame.Data) && h.Length > 0 {
+			c.mu.Lock()
+			ch := c.chans[h.Channel]
+			c.mu.Unlock()
+			if ch != nil {
+				chunk := mux.GetChunk(int(h.Length))
+				if err := mc.ReadPayload(chunk); err != nil {
+					return err
+				}
+				if err := ch.pushData(h, chunk); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if cap(scratch) < int(h.Length) {
+			scratch = make([]byte, h.Length)
+		}
+		p := scratch[:h.Length]
+		if err := mc.ReadPayload(p); err != nil {
+			return err
+		}
+		if err := c.dispatch(mc, frame.Frame{Header: h, Payload: p}); err != nil {
 			return err
 		}
 	}
@@ -312,7 +352,7 @@ func (c *serverConn) readLoop(mc *mux.Conn) error {
 // lookup finds an open channel. A frame for a channel that was open and has
 // ended is dropped (ok false, nil error): it crossed our exit on the wire.
 // A frame for a channel never opened is answered with an Error frame.
-func (c *serverConn) lookup(mc *mux.Conn, f frame.Frame) (*execChan, bool) {
+func (c *serverConn) lookup(mc *mux.Conn, f frame.Frame) (channel, bool) {
 	c.mu.Lock()
 	ch, ok := c.chans[f.Channel]
 	stale := !ok && f.Channel <= c.maxID && f.Channel%2 == 1
@@ -335,37 +375,9 @@ func (c *serverConn) dispatch(mc *mux.Conn, f frame.Frame) error {
 		if ch, ok := c.lookup(mc, f); ok {
 			ch.end(errAbandoned)
 		}
-	case frame.Stdin:
+	case frame.Stdin, frame.Data, frame.Window, frame.Signal, frame.Resize, frame.Done, frame.Request:
 		if ch, ok := c.lookup(mc, f); ok {
-			return ch.stdin.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
-		}
-	case frame.Window:
-		var m frame.WindowMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		if ch, ok := c.lookup(mc, f); ok {
-			o := ch.outbound(m.Stream)
-			if o == nil {
-				return protoErrf(frame.CodeInvalid, "window for %s, which the server does not send on channel %d", m.Stream, f.Channel)
-			}
-			return o.AddCredit(m.Credit)
-		}
-	case frame.Signal:
-		var m frame.SignalMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		if ch, ok := c.lookup(mc, f); ok {
-			ch.signal(m.Signal)
-		}
-	case frame.Resize:
-		var m frame.ResizeMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		if ch, ok := c.lookup(mc, f); ok {
-			ch.resize(m.Cols, m.Rows)
+			return ch.handle(f)
 		}
 	case frame.Error:
 		var m frame.ErrorMsg
@@ -419,10 +431,20 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 	}
 	c.mu.Unlock()
 
-	ch, err := c.startChannel(mc, id, &m)
-	if err != nil {
-		refuse(frame.CodeExecFailed, "%v", err)
-		return
+	var ch channel
+	var ec *execChan
+	if m.Kind == frame.KindExec {
+		var err error
+		if ec, err = c.startChannel(mc, id, &m); err != nil {
+			refuse(frame.CodeExecFailed, "%v", err)
+			return
+		}
+		ch = ec
+	} else {
+		// File channels do their work (and their file system calls) in
+		// run, which confirms or refuses the open: the read loop never
+		// waits for a disk.
+		ch = c.newFileChannel(mc, id, &m)
 	}
 	c.mu.Lock()
 	c.chans[id] = ch
@@ -430,7 +452,9 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 		c.idle.Stop()
 	}
 	c.mu.Unlock()
-	_ = mc.SendJSON(frame.OpenOK, id, &frame.OpenOKMsg{Window: ch.stdinWindow, PID: ch.p.pid()}) // a failure closes the connection
+	if ec != nil {
+		_ = mc.SendJSON(frame.OpenOK, id, &frame.OpenOKMsg{Window: ec.stdinWindow, PID: ec.p.pid()}) // a failure closes the connection
+	}
 	c.wg.Add(1)
 	go ch.run()
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/execd-project/execd/internal/xfer"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -50,13 +52,16 @@ type Server struct {
 	Window uint32
 	// KillGrace is the time between TERM and KILL when a command is ended.
 	KillGrace time.Duration
-	// Dir is the default working directory of commands; empty means the
+	// Dir is the served directory: commands start in it, and every file
+	// operation is confined to it (through os.Root). Empty means the
 	// daemon user's home directory.
 	Dir string
 	// Env is the base environment of commands; nil means the daemon's own.
 	Env []string
 	// Software is announced in the hello; empty means "execd".
 	Software string
+
+	locks xfer.Locks // partial copies being written by puts
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

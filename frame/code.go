@@ -32,6 +32,20 @@ const (
 	CodeNotSupported      Code = "not_supported" // a feature this server lacks
 	CodeInternal          Code = "internal_error"
 	CodeConnectionClosing Code = "closing" // orderly close by the peer
+
+	// File operations; these end a channel or answer a Request, never the connection.
+	CodeNotFound    Code = "not_found"         // no such file or directory
+	CodeExists      Code = "exists"            // the target already exists
+	CodePermission  Code = "permission_denied" // the OS refused access
+	CodeNotDir      Code = "not_a_directory"
+	CodeIsDir       Code = "is_a_directory"
+	CodeNotEmpty    Code = "directory_not_empty"
+	CodeBadPath     Code = "bad_path"     // a path the protocol does not allow (absolute, backslash, NUL, too long)
+	CodePathEscape  Code = "path_escape"  // the path leads outside the served directory
+	CodeIntegrity   Code = "integrity"    // the hash of what arrived differs from the sender's
+	CodeFileChanged Code = "file_changed" // the source changed while it was being sent
+	CodeNoSpace     Code = "no_space"     // the disk or a quota is full
+	CodeIO          Code = "io_error"     // any other file system error
 )
 
 // CodeOf maps an error of this package (or io.ErrUnexpectedEOF) to the code

@@ -68,11 +68,12 @@ const (
 	// Error reports a failure of a channel, or of the connection on channel 0 (JSON ErrorMsg).
 	Error Type = 0x05
 
-	// Open asks the server to open a channel and run a command (JSON OpenMsg).
+	// Open asks the server to open a channel: a command, a file transfer or
+	// a file session (JSON OpenMsg).
 	Open Type = 0x10
 	// OpenOK confirms an Open (JSON OpenOKMsg).
 	OpenOK Type = 0x11
-	// Close abandons a channel: the server ends its command (empty payload).
+	// Close abandons a channel: the server ends its command or transfer (empty payload).
 	Close Type = 0x12
 
 	// Stdin carries bytes for the command's standard input (raw).
@@ -81,6 +82,9 @@ const (
 	Stdout Type = 0x21
 	// Stderr carries bytes of the command's standard error (raw).
 	Stderr Type = 0x22
+	// Data carries file bytes: daemon to client on a get channel, client to
+	// daemon on a put channel (raw).
+	Data Type = 0x23
 
 	// Window grants the peer more credit on one stream (JSON WindowMsg).
 	Window Type = 0x30
@@ -90,13 +94,23 @@ const (
 	Resize Type = 0x32
 	// Exit ends a channel with the command's status (JSON ExitMsg).
 	Exit Type = 0x33
+	// Done ends a file transfer with the size and hash of the whole file
+	// (JSON DoneMsg): sent by the sender after its last Data frame, and by
+	// the daemon to confirm a put that was committed.
+	Done Type = 0x34
+
+	// Request asks for one file operation on an fs channel (JSON FileRequest).
+	Request Type = 0x40
+	// Reply answers a Request (JSON FileReply).
+	Reply Type = 0x41
 )
 
 var typeNames = map[Type]string{
 	Hello: "hello", Ping: "ping", Pong: "pong", GoAway: "goaway", Error: "error",
 	Open: "open", OpenOK: "open_ok", Close: "close",
-	Stdin: "stdin", Stdout: "stdout", Stderr: "stderr",
-	Window: "window", Signal: "signal", Resize: "resize", Exit: "exit",
+	Stdin: "stdin", Stdout: "stdout", Stderr: "stderr", Data: "data",
+	Window: "window", Signal: "signal", Resize: "resize", Exit: "exit", Done: "done",
+	Request: "request", Reply: "reply",
 }
 
 // String returns the lowercase wire name of t, or "type(0xNN)" when unknown.
@@ -113,8 +127,9 @@ func (t Type) Known() bool {
 	return ok
 }
 
-// IsData reports whether t carries raw stream bytes (stdin, stdout, stderr).
-func (t Type) IsData() bool { return t == Stdin || t == Stdout || t == Stderr }
+// IsData reports whether t carries raw stream bytes (stdin, stdout, stderr,
+// file data). Data streams are flow-controlled and may carry FlagEOF.
+func (t Type) IsData() bool { return t == Stdin || t == Stdout || t == Stderr || t == Data }
 
 // MarshalText encodes a stream type by name, as in {"stream":"stdout"}.
 func (t Type) MarshalText() ([]byte, error) {

@@ -30,8 +30,9 @@ func TestWireValuesPinned(t *testing.T) {
 	want := map[frame.Type]uint8{
 		frame.Hello: 0x01, frame.Ping: 0x02, frame.Pong: 0x03, frame.GoAway: 0x04, frame.Error: 0x05,
 		frame.Open: 0x10, frame.OpenOK: 0x11, frame.Close: 0x12,
-		frame.Stdin: 0x20, frame.Stdout: 0x21, frame.Stderr: 0x22,
-		frame.Window: 0x30, frame.Signal: 0x31, frame.Resize: 0x32, frame.Exit: 0x33,
+		frame.Stdin: 0x20, frame.Stdout: 0x21, frame.Stderr: 0x22, frame.Data: 0x23,
+		frame.Window: 0x30, frame.Signal: 0x31, frame.Resize: 0x32, frame.Exit: 0x33, frame.Done: 0x34,
+		frame.Request: 0x40, frame.Reply: 0x41,
 	}
 	for typ, v := range want {
 		t.Run(typ.String(), func(t *testing.T) {
@@ -82,12 +83,18 @@ func goldenFrames(t *testing.T) map[string][]byte {
 		"signal":  enc(frame.Signal, 0, 1, &frame.SignalMsg{Signal: "INT"}),
 		"resize":  enc(frame.Resize, 0, 1, &frame.ResizeMsg{Cols: 132, Rows: 43}),
 		"exit":    enc(frame.Exit, 0, 1, &frame.ExitMsg{Code: 0, DurationMS: 3}),
+		"data":    enc(frame.Data, frame.FlagEOF, 3, []byte("file bytes\n")),
+		"done": enc(frame.Done, 0, 3, &frame.DoneMsg{Size: 11,
+			SHA256: "d5c8a2b6a2c6f1a0a4f0c6e1b7b1d9d5f7e3c6a2b1c0d9e8f7a6b5c4d3e2f1a0"}),
+		"request": enc(frame.Request, 0, 5, &frame.FileRequest{ID: 1, Op: frame.OpList, Path: "logs"}),
+		"reply": enc(frame.Reply, 0, 5, &frame.FileReply{ID: 1, Entries: []frame.FileInfo{
+			{Name: "日志 1.txt", Type: frame.FileRegular, Size: 5 << 30, Mode: 0o644, MtimeNS: 1700000000123456789}}}),
 	}
 }
 
 func TestGoldenFrames(t *testing.T) {
 	frames := goldenFrames(t)
-	assert.Len(t, frames, 15, "one golden frame per type")
+	assert.Len(t, frames, 19, "one golden frame per type")
 	for name, got := range frames {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join("testdata", "golden", name+".hex")

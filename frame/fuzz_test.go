@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/execd-project/execd/frame"
@@ -58,6 +59,14 @@ func FuzzControl(f *testing.F) {
 		`{"signal":"INT"}`, `{"cols":80,"rows":24}`,
 		`{"software":"execd/0.1","max_payload":262144,"keepalive_ms":15000}`,
 		`{"code":"too_large","message":"x"}`, `{"window":1,"pid":1}`, `{"reason":"bye"}`,
+		`{"kind":"get","path":"logs/a b.txt","offset":5000000000,"prefix_sha256":"` + strings.Repeat("ab", 32) + `","window":4096}`,
+		`{"kind":"put","path":"x","size":18446744073709551615,"mode":420,"mtime_ns":-5,"resume":true,"window":9}`,
+		`{"kind":"fs","dir":"~/src","window":1}`,
+		`{"window":1,"offset":3,"prefix_sha256":"","info":{"name":"a","type":"file","size":3,"mode":420,"mtime_ns":1}}`,
+		`{"size":0,"sha256":"` + strings.Repeat("0", 64) + `"}`,
+		`{"id":7,"op":"rename","path":"a","to":"b"}`, `{"id":7,"op":"setattr","path":"d","mode":493,"has_mode":true,"mtime_ns":9}`,
+		`{"id":7,"entries":[{"name":"l","type":"symlink","size":1,"mode":511,"mtime_ns":0,"target":"../x"}],"more":true}`,
+		`{"id":7,"error":{"code":"not_found","message":"x: no such file"}}`,
 		`{`, `[]`, `null`, `{"argv":null}`,
 	}
 	for _, s := range seeds {
@@ -73,6 +82,10 @@ func FuzzControl(f *testing.F) {
 		func() frame.Message { return &frame.ExitMsg{} },
 		func() frame.Message { return &frame.ErrorMsg{} },
 		func() frame.Message { return &frame.GoAwayMsg{} },
+		func() frame.Message { return &frame.FileInfo{} },
+		func() frame.Message { return &frame.DoneMsg{} },
+		func() frame.Message { return &frame.FileRequest{} },
+		func() frame.Message { return &frame.FileReply{} },
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, mk := range news {

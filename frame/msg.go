@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits on control message fields, checked by Validate.
@@ -15,11 +16,16 @@ const (
 	MaxWindow      = 1 << 30 // largest credit a single window message may grant
 	MaxTermLen     = 64      // bytes in a terminal type
 	MaxMessageLen  = 4096    // bytes in an error or go-away message
+	MaxPathLen     = 4096    // bytes in a file path
+	MaxEntries     = 1024    // directory entries in one Reply
 )
 
 // Channel kinds an OpenMsg may ask for.
 const (
-	KindExec = "exec"
+	KindExec = "exec" // run a command
+	KindGet  = "get"  // send one file to the client
+	KindPut  = "put"  // receive one file from the client
+	KindFS   = "fs"   // a file session: Request/Reply with a current directory
 )
 
 // HelloMsg is the first frame in each direction.
@@ -52,9 +58,9 @@ type PtyRequest struct {
 	Rows uint16 `json:"rows"`
 }
 
-// OpenMsg asks the server to start a command on a new channel.
+// OpenMsg asks the server to open a channel of one Kind.
 type OpenMsg struct {
-	// Kind is KindExec.
+	// Kind is KindExec, KindGet, KindPut or KindFS.
 	Kind string `json:"kind"`
 	// Argv is the command and its arguments, run without a shell.
 	Argv []string `json:"argv,omitempty"`
@@ -63,21 +69,96 @@ type OpenMsg struct {
 	Shell string `json:"shell,omitempty"`
 	// Env holds KEY=VALUE entries added to the command's environment.
 	Env []string `json:"env,omitempty"`
-	// Dir is the working directory; empty means the server's default.
+	// Dir is the working directory (exec) or the starting directory (fs);
+	// empty means the server's default.
 	Dir string `json:"dir,omitempty"`
 	// Pty, when set, runs the command on a pseudo-terminal.
 	Pty *PtyRequest `json:"pty,omitempty"`
 	// TimeoutMS ends the command after this many milliseconds; 0 means none.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
-	// Window is the initial credit for each of stdout and stderr.
+	// Window is the initial credit for each of stdout and stderr (exec) or
+	// for file data (get).
 	Window uint32 `json:"window"`
+
+	// Path names the file of a get or put, relative to the served directory.
+	Path string `json:"path,omitempty"`
+	// Offset asks a get to resume at this byte; PrefixSHA256 (hex) is the
+	// hash of the bytes [0, Offset) the client already holds. The server
+	// resumes only when its own prefix has the same hash.
+	Offset       uint64 `json:"offset,omitempty"`
+	PrefixSHA256 string `json:"prefix_sha256,omitempty"`
+	// Size, Mode and MtimeNS describe the file a put sends. Mode holds the
+	// permission bits (0 means 0644); MtimeNS 0 means leave the time as written.
+	Size    uint64 `json:"size,omitempty"`
+	Mode    uint32 `json:"mode,omitempty"`
+	MtimeNS int64  `json:"mtime_ns,omitempty"`
+	// Resume lets a put continue a partial copy the server kept.
+	Resume bool `json:"resume,omitempty"`
 }
 
 // Validate checks the open request against SPEC.md.
 func (m *OpenMsg) Validate() error {
-	if m.Kind != KindExec {
-		return fmt.Errorf("%w: unknown channel kind %q", ErrInvalid, m.Kind)
+	if m.Window == 0 || m.Window > MaxWindow {
+		return fmt.Errorf("%w: window %d outside [1, %d]", ErrInvalid, m.Window, MaxWindow)
 	}
+	switch m.Kind {
+	case KindExec:
+		return m.validateExec()
+	case KindGet, KindPut:
+		if err := checkPathField("path", m.Path); err != nil {
+			return err
+		}
+		if m.Path == "" {
+			return fmt.Errorf("%w: %s needs a path", ErrInvalid, m.Kind)
+		}
+		if err := checkHash(m.PrefixSHA256); err != nil {
+			return err
+		}
+		if m.Kind == KindPut && m.Mode&^0o7777 != 0 {
+			return fmt.Errorf("%w: mode %#o has bits beyond 07777", ErrInvalid, m.Mode)
+		}
+		if m.Offset > 0 && m.PrefixSHA256 == "" && m.Kind == KindGet {
+			return fmt.Errorf("%w: a resumed get needs prefix_sha256", ErrInvalid)
+		}
+		return nil
+	case KindFS:
+		return checkPathField("dir", m.Dir)
+	}
+	return fmt.Errorf("%w: unknown channel kind %q", ErrInvalid, m.Kind)
+}
+
+// checkPathField applies the structural limits of SPEC.md to a path; what
+// a path may name is the server's to decide.
+func checkPathField(name, p string) error {
+	if len(p) > MaxPathLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, name, MaxPathLen)
+	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return fmt.Errorf("%w: NUL byte in %s", ErrInvalid, name)
+	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, name)
+	}
+	return nil
+}
+
+// checkHash accepts "" or 64 lowercase hex digits.
+func checkHash(h string) error {
+	if h == "" {
+		return nil
+	}
+	if len(h) != 64 {
+		return fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("%w: sha256 must be lowercase hex", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func (m *OpenMsg) validateExec() error {
 	if (len(m.Argv) == 0) == (m.Shell == "") {
 		return fmt.Errorf("%w: exactly one of argv and shell must be given", ErrInvalid)
 	}
@@ -107,18 +188,25 @@ func (m *OpenMsg) Validate() error {
 	if m.TimeoutMS < 0 {
 		return fmt.Errorf("%w: negative timeout_ms", ErrInvalid)
 	}
-	if m.Window == 0 || m.Window > MaxWindow {
-		return fmt.Errorf("%w: window %d outside [1, %d]", ErrInvalid, m.Window, MaxWindow)
-	}
 	return nil
 }
 
 // OpenOKMsg confirms an OpenMsg.
 type OpenOKMsg struct {
-	// Window is the initial stdin credit.
+	// Window is the initial credit for what the client sends: stdin (exec)
+	// or file data (put).
 	Window uint32 `json:"window"`
 	// PID is the command's process id on the server (informational).
 	PID int `json:"pid,omitempty"`
+	// Offset is where file data starts: for a get, the byte the server
+	// resumes at (0 when it starts over); for a put, the length of the
+	// partial copy the server kept, whose hash is PrefixSHA256.
+	Offset       uint64 `json:"offset,omitempty"`
+	PrefixSHA256 string `json:"prefix_sha256,omitempty"`
+	// Info describes the file of a get.
+	Info *FileInfo `json:"info,omitempty"`
+	// Cwd is the current directory of an fs channel.
+	Cwd string `json:"cwd,omitempty"`
 }
 
 // Validate checks the message against SPEC.md.
@@ -126,7 +214,158 @@ func (m *OpenOKMsg) Validate() error {
 	if m.Window == 0 || m.Window > MaxWindow {
 		return fmt.Errorf("%w: window %d outside [1, %d]", ErrInvalid, m.Window, MaxWindow)
 	}
+	if m.Info != nil {
+		if err := m.Info.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := checkPathField("cwd", m.Cwd); err != nil {
+		return err
+	}
+	return checkHash(m.PrefixSHA256)
+}
+
+// File types in FileInfo.
+const (
+	FileRegular = "file"
+	FileDir     = "dir"
+	FileSymlink = "symlink"
+	FileOther   = "other" // device, socket, pipe: listed, never transferred
+)
+
+// FileInfo describes one file or directory.
+type FileInfo struct {
+	// Name is the last element of the path (the entry name in a listing).
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Size uint64 `json:"size"`
+	// Mode holds the permission bits, with setuid, setgid and sticky (07777).
+	Mode    uint32 `json:"mode"`
+	MtimeNS int64  `json:"mtime_ns"`
+	// Target is a symlink's target, as stored.
+	Target string `json:"target,omitempty"`
+}
+
+// Validate checks the message against SPEC.md.
+func (m *FileInfo) Validate() error {
+	switch m.Type {
+	case FileRegular, FileDir, FileSymlink, FileOther:
+	default:
+		return fmt.Errorf("%w: unknown file type %q", ErrInvalid, m.Type)
+	}
+	if m.Mode&^0o7777 != 0 {
+		return fmt.Errorf("%w: mode %#o has bits beyond 07777", ErrInvalid, m.Mode)
+	}
+	if err := checkPathField("name", m.Name); err != nil {
+		return err
+	}
+	return checkPathField("target", m.Target)
+}
+
+// DoneMsg ends a file transfer: the size and SHA-256 (hex) of the whole
+// file, including any resumed prefix.
+type DoneMsg struct {
+	Size   uint64 `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Validate checks the message against SPEC.md.
+func (m *DoneMsg) Validate() error {
+	if m.SHA256 == "" {
+		return fmt.Errorf("%w: done needs sha256", ErrInvalid)
+	}
+	return checkHash(m.SHA256)
+}
+
+// Operations a FileRequest may ask for.
+const (
+	OpStat     = "stat"     // Info of Path, following a final symlink that stays inside
+	OpLstat    = "lstat"    // Info of Path itself
+	OpList     = "list"     // Entries of the directory Path, in batches (More)
+	OpMkdir    = "mkdir"    // create the directory Path (Parents: and its parents)
+	OpRemove   = "remove"   // remove Path (Recursive: a whole tree)
+	OpRename   = "rename"   // rename Path to To, replacing a file at To
+	OpChecksum = "checksum" // SHA256 and Info of the file Path
+	OpChdir    = "chdir"    // change the channel's current directory; Cwd answers
+	OpSetattr  = "setattr"  // set Mode (when HasMode) and MtimeNS (when non-zero)
+	OpSymlink  = "symlink"  // create the symlink Path pointing to Target
+)
+
+var fileOps = []string{OpStat, OpLstat, OpList, OpMkdir, OpRemove, OpRename, OpChecksum, OpChdir, OpSetattr, OpSymlink}
+
+// FileRequest is one operation on an fs channel. Relative paths are taken
+// from the channel's current directory.
+type FileRequest struct {
+	// ID is echoed in the Reply; a client numbers its requests.
+	ID        uint32 `json:"id"`
+	Op        string `json:"op"`
+	Path      string `json:"path"`
+	To        string `json:"to,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Mode      uint32 `json:"mode,omitempty"`
+	HasMode   bool   `json:"has_mode,omitempty"`
+	MtimeNS   int64  `json:"mtime_ns,omitempty"`
+	Parents   bool   `json:"parents,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
+}
+
+// Validate checks the message against SPEC.md.
+func (m *FileRequest) Validate() error {
+	known := false
+	for _, op := range fileOps {
+		known = known || op == m.Op
+	}
+	if !known {
+		return fmt.Errorf("%w: unknown file operation %q", ErrInvalid, m.Op)
+	}
+	if m.Mode&^0o7777 != 0 {
+		return fmt.Errorf("%w: mode %#o has bits beyond 07777", ErrInvalid, m.Mode)
+	}
+	for _, f := range [][2]string{{"path", m.Path}, {"to", m.To}, {"target", m.Target}} {
+		if err := checkPathField(f[0], f[1]); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// FileReply answers the FileRequest with the same ID. Exactly one of Error
+// and the result fields is meaningful.
+type FileReply struct {
+	ID    uint32    `json:"id"`
+	Error *ErrorMsg `json:"error,omitempty"`
+	Info  *FileInfo `json:"info,omitempty"`
+	// Entries of a list, sorted by name; More says another Reply with the
+	// same ID follows.
+	Entries []FileInfo `json:"entries,omitempty"`
+	More    bool       `json:"more,omitempty"`
+	// Cwd is the channel's current directory after a chdir.
+	Cwd    string `json:"cwd,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Validate checks the message against SPEC.md.
+func (m *FileReply) Validate() error {
+	if m.Error != nil {
+		return m.Error.Validate()
+	}
+	if len(m.Entries) > MaxEntries {
+		return fmt.Errorf("%w: more than %d entries in one reply", ErrInvalid, MaxEntries)
+	}
+	if m.Info != nil {
+		if err := m.Info.Validate(); err != nil {
+			return err
+		}
+	}
+	for i := range m.Entries {
+		if err := m.Entries[i].Validate(); err != nil {
+			return err
+		}
+	}
+	if err := checkPathField("cwd", m.Cwd); err != nil {
+		return err
+	}
+	return checkHash(m.SHA256)
 }
 
 // WindowMsg grants Credit more bytes on one stream of a channel.

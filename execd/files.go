@@ -1,0 +1,579 @@
+package execd
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/xfer"
+)
+
+// servedDir is the directory file channels are confined to and commands
+// start in: Server.Dir, or the home directory of the daemon's user.
+func (s *Server) servedDir() string {
+	if s.Dir != "" {
+		return s.Dir
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return home
+	}
+	return "/"
+}
+
+// fileBase is what get, put and fs channels share.
+type fileBase struct {
+	c      *serverConn
+	mc     *mux.Conn
+	id     uint32
+	m      *frame.OpenMsg
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+func (c *serverConn) newFileChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) channel {
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	b := fileBase{c: c, mc: mc, id: id, m: m, ctx: ctx, cancel: cancel}
+	win := c.srv.Window
+	if win == 0 {
+		win = DefaultWindow
+	}
+	switch m.Kind {
+	case frame.KindGet:
+		return &getChan{fileBase: b, out: mux.NewOutbound(mc, id, frame.Data, m.Window)}
+	case frame.KindPut:
+		return &putChan{fileBase: b, in: mux.NewInbound(mc, id, frame.Data, win), win: win, done: make(chan frame.DoneMsg, 1)}
+	default:
+		return &fsChan{fileBase: b, reqs: make(chan *frame.FileRequest, maxPendingRequests)}
+	}
+}
+
+func (b *fileBase) end(cause error) { b.cancel(cause) }
+
+// finish ends the channel's life on the connection.
+func (b *fileBase) finish() {
+	b.cancel(nil)
+	b.c.removeChannel(b.id)
+	b.c.wg.Done()
+}
+
+// fail reports err on the channel, which ends it for the client.
+func (b *fileBase) fail(err error) {
+	em := xfer.ErrorFor(b.m.Path, err)
+	b.c.log.Info("file operation failed", "channel", b.id, "kind", b.m.Kind, "path", b.m.Path, "code", em.Code, "err", em.Message)
+	_ = b.mc.SendError(b.id, em.Code, em.Message) // a failure closes the connection
+}
+
+func (b *fileBase) unexpected(t frame.Type) error {
+	return protoErrf(frame.CodeUnexpected, "%s frame on %s channel %d", t, b.m.Kind, b.id)
+}
+
+// openRoot opens the served directory. Every path of a file channel is
+// resolved through it, so nothing outside can be reached.
+func (b *fileBase) openRoot() (*os.Root, error) {
+	root, err := os.OpenRoot(b.c.srv.servedDir())
+	if err != nil {
+		return nil, xfer.Errorf(frame.CodeIO, "served directory unavailable: %v", errors.Unwrap(err))
+	}
+	return root, nil
+}
+
+// getChan sends one file.
+type getChan struct {
+	fileBase
+	out *mux.Outbound
+}
+
+func (g *getChan) handle(f frame.Frame) error {
+	if f.Type != frame.Window {
+		return g.unexpected(f.Type)
+	}
+	var m frame.WindowMsg
+	if err := frame.Unmarshal(f.Payload, &m); err != nil {
+		return err
+	}
+	if m.Stream != frame.Data {
+		return protoErrf(frame.CodeInvalid, "window for %s on get channel %d", m.Stream, g.id)
+	}
+	return g.out.AddCredit(m.Credit)
+}
+
+func (g *getChan) pushData(h frame.Header, _ []byte) error { return g.unexpected(h.Type) }
+
+func (g *getChan) run() {
+	defer g.finish()
+	stop := context.AfterFunc(g.ctx, func() { g.out.Abort(context.Cause(g.ctx)) })
+	defer stop()
+	start := time.Now()
+	root, err := g.openRoot()
+	if err != nil {
+		g.fail(err)
+		return
+	}
+	defer root.Close()
+	p, err := xfer.Resolve(".", g.m.Path)
+	if err != nil {
+		g.fail(err)
+		return
+	}
+	g.m.Path = p
+	f, err := root.Open(p)
+	if err != nil {
+		g.fail(err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		g.fail(err)
+		return
+	}
+	if fi.IsDir() {
+		g.fail(xfer.Errorf(frame.CodeIsDir, "%s: is a directory (use -r)", xfer.Display(p)))
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		g.fail(xfer.Errorf(frame.CodeNotSupported, "%s: not a regular file", xfer.Display(p)))
+		return
+	}
+	size := uint64(fi.Size())
+	h := sha256.New()
+	var off uint64
+	if o := g.m.Offset; o > 0 && o <= size {
+		if _, err := xfer.HashPrefix(f, h, o); err != nil {
+			g.fail(err)
+			return
+		}
+		if hex.EncodeToString(h.Sum(nil)) == g.m.PrefixSHA256 {
+			off = o
+		} else {
+			h.Reset() // the client's copy differs: start over
+		}
+	}
+	src, err := xfer.NewSource(f, xfer.Display(p), h, off, size)
+	if err != nil {
+		g.fail(err)
+		return
+	}
+	info := xfer.Info(path.Base(p), fi, "")
+	if err := g.mc.SendJSON(frame.OpenOK, g.id, &frame.OpenOKMsg{Window: 1, Offset: off, Info: &info}); err != nil {
+		return
+	}
+	n, err := g.out.ReadFrom(src)
+	if err != nil {
+		if g.out.Failed() {
+			g.c.log.Info("get interrupted", "channel", g.id, "path", p, "sent", n, "cause", context.Cause(g.ctx))
+			return
+		}
+		g.fail(err)
+		return
+	}
+	_ = g.out.Close() // best effort: a dead connection fails the next send too
+	sum := src.Sum()
+	_ = g.mc.SendJSON(frame.Done, g.id, &frame.DoneMsg{Size: size, SHA256: sum})
+	g.c.log.Info("file sent", "channel", g.id, "path", p, "size", size, "resumed_at", off,
+		"sent", n, "sha256", sum, "duration_ms", time.Since(start).Milliseconds())
+}
+
+// putChan receives one file.
+type putChan struct {
+	fileBase
+	in   *mux.Inbound
+	win  uint32
+	done chan frame.DoneMsg
+}
+
+func (pc *putChan) handle(f frame.Frame) error {
+	switch f.Type {
+	case frame.Data:
+		return pc.in.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
+	case frame.Done:
+		var m frame.DoneMsg
+		if err := frame.Unmarshal(f.Payload, &m); err != nil {
+			return err
+		}
+		select {
+		case pc.done <- m:
+			return nil
+		default:
+			return protoErrf(frame.CodeUnexpected, "second done on put channel %d", pc.id)
+		}
+	}
+	return pc.unexpected(f.Type)
+}
+
+func (pc *putChan) pushData(h frame.Header, p []byte) error {
+	if h.Type != frame.Data {
+		return pc.unexpected(h.Type)
+	}
+	return pc.in.PushOwned(p, h.Flags&frame.FlagEOF != 0)
+}
+
+// sizeGuard stops a put whose data runs past the size it announced.
+type sizeGuard struct {
+	w     io.Writer
+	left  uint64
+	shown string
+}
+
+func (g *sizeGuard) Write(p []byte) (int, error) {
+	if uint64(len(p)) > g.left {
+		return 0, xfer.Errorf(frame.CodeIntegrity, "%s: more data than the announced size", g.shown)
+	}
+	g.left -= uint64(len(p))
+	return g.w.Write(p)
+}
+
+func (pc *putChan) run() {
+	defer pc.finish()
+	stop := context.AfterFunc(pc.ctx, func() { pc.in.CloseWithError(context.Cause(pc.ctx)) })
+	defer stop()
+	start := time.Now()
+	root, err := pc.openRoot()
+	if err != nil {
+		pc.fail(err)
+		return
+	}
+	defer root.Close()
+	p, err := xfer.Resolve(".", pc.m.Path)
+	if err != nil {
+		pc.fail(err)
+		return
+	}
+	pc.m.Path = p
+	if p == "." {
+		pc.fail(xfer.Errorf(frame.CodeIsDir, "~: is a directory"))
+		return
+	}
+	sink, err := xfer.OpenSink(root, p, pc.m.Resume, &pc.c.srv.locks)
+	if err != nil {
+		pc.fail(err)
+		return
+	}
+	if sink.Offset() > pc.m.Size {
+		if err := sink.Truncate(0); err != nil {
+			sink.Discard()
+			pc.fail(err)
+			return
+		}
+	}
+	off := sink.Offset()
+	if err := pc.mc.SendJSON(frame.OpenOK, pc.id, &frame.OpenOKMsg{Window: pc.win, Offset: off, PrefixSHA256: sink.PrefixSum()}); err != nil {
+		sink.Close()
+		return
+	}
+	_, err = io.Copy(&sizeGuard{w: sink, left: pc.m.Size - off, shown: xfer.Display(p)}, pc.in)
+	var d frame.DoneMsg
+	if err == nil {
+		select {
+		case d = <-pc.done:
+		case <-pc.ctx.Done():
+			err = context.Cause(pc.ctx)
+		}
+	}
+	if err != nil {
+		if pc.ctx.Err() != nil {
+			// Interrupted: keep what arrived so that the client can resume.
+			pc.c.log.Info("put interrupted", "channel", pc.id, "path", p, "kept", sink.Written(), "cause", err)
+			sink.Close()
+			return
+		}
+		sink.Discard()
+		pc.fail(err)
+		return
+	}
+	if d.Size != pc.m.Size {
+		sink.Discard()
+		pc.fail(xfer.Errorf(frame.CodeIntegrity, "%s: done announces %d bytes, open announced %d; the copy was discarded", xfer.Display(p), d.Size, pc.m.Size))
+		return
+	}
+	mode := fs.FileMode(pc.m.Mode & 0o777)
+	if pc.m.Mode == 0 {
+		mode = 0o644
+	}
+	var mtime time.Time
+	if pc.m.MtimeNS != 0 {
+		mtime = time.Unix(0, pc.m.MtimeNS)
+	}
+	if err := sink.Commit(d.Size, d.SHA256, mode, mtime); err != nil {
+		pc.fail(err)
+		return
+	}
+	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, SHA256: d.SHA256})
+	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
+		"sha256", d.SHA256, "duration_ms", time.Since(start).Milliseconds())
+}
+
+// maxPendingRequests bounds the requests a client may have outstanding on
+// one fs channel.
+const maxPendingRequests = 64
+
+// fsChan is a file session: requests answered in order, relative to a
+// current directory that belongs to the channel alone.
+type fsChan struct {
+	fileBase
+	reqs chan *frame.FileRequest
+	cwd  string
+}
+
+func (fc *fsChan) handle(f frame.Frame) error {
+	if f.Type != frame.Request {
+		return fc.unexpected(f.Type)
+	}
+	var m frame.FileRequest
+	if err := frame.Unmarshal(f.Payload, &m); err != nil {
+		return err
+	}
+	select {
+	case fc.reqs <- &m:
+		return nil
+	default:
+		return protoErrf(frame.CodeFlowControl, "more than %d requests outstanding on channel %d", maxPendingRequests, fc.id)
+	}
+}
+
+func (fc *fsChan) pushData(h frame.Header, _ []byte) error { return fc.unexpected(h.Type) }
+
+func (fc *fsChan) run() {
+	defer fc.finish()
+	root, err := fc.openRoot()
+	if err != nil {
+		fc.fail(err)
+		return
+	}
+	defer root.Close()
+	fc.cwd = "."
+	if fc.m.Dir != "" {
+		d, err := xfer.Resolve(".", fc.m.Dir)
+		if err == nil {
+			err = checkDir(root, d)
+		}
+		if err != nil {
+			fc.m.Path = fc.m.Dir
+			fc.fail(err)
+			return
+		}
+		fc.cwd = d
+	}
+	if err := fc.mc.SendJSON(frame.OpenOK, fc.id, &frame.OpenOKMsg{Window: 1, Cwd: xfer.Display(fc.cwd)}); err != nil {
+		return
+	}
+	for {
+		select {
+		case <-fc.ctx.Done():
+			return
+		case req := <-fc.reqs:
+			if err := fc.serve(root, req); err != nil {
+				return // the connection failed
+			}
+		}
+	}
+}
+
+func checkDir(root *os.Root, p string) error {
+	fi, err := root.Stat(p)
+	if err != nil {
+		return xfer.ErrorFor(p, err)
+	}
+	if !fi.IsDir() {
+		return xfer.Errorf(frame.CodeNotDir, "%s: not a directory", xfer.Display(p))
+	}
+	return nil
+}
+
+// serve answers one request; only a failure to send is returned.
+func (fc *fsChan) serve(root *os.Root, req *frame.FileRequest) error {
+	reply := &frame.FileReply{ID: req.ID}
+	p, err := xfer.Resolve(fc.cwd, req.Path)
+	if err == nil {
+		err = fc.do(root, req, p, reply)
+	}
+	if err != nil {
+		em := xfer.ErrorFor(p, err)
+		fc.c.log.Debug("file request failed", "channel", fc.id, "op", req.Op, "path", req.Path, "code", em.Code, "err", em.Message)
+		reply = &frame.FileReply{ID: req.ID, Error: em}
+	} else if req.Op != frame.OpList && req.Op != frame.OpStat && req.Op != frame.OpLstat && req.Op != frame.OpChdir {
+		fc.c.log.Info("file request", "channel", fc.id, "op", req.Op, "path", p, "to", req.To)
+	}
+	if req.Op == frame.OpList && reply.Error == nil {
+		return fc.sendList(req.ID, reply.Entries)
+	}
+	return fc.mc.SendJSON(frame.Reply, fc.id, reply)
+}
+
+func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *frame.FileReply) error {
+	switch req.Op {
+	case frame.OpStat:
+		fi, err := root.Stat(p)
+		if err != nil {
+			return err
+		}
+		info := xfer.Info(path.Base(p), fi, "")
+		reply.Info = &info
+	case frame.OpLstat:
+		info, err := lstatInfo(root, p)
+		if err != nil {
+			return err
+		}
+		reply.Info = &info
+	case frame.OpList:
+		return fc.list(root, p, reply)
+	case frame.OpMkdir:
+		perm := fs.FileMode(req.Mode & 0o777)
+		if !req.HasMode {
+			perm = 0o755
+		}
+		if req.Parents {
+			return root.MkdirAll(p, perm)
+		}
+		return root.Mkdir(p, perm)
+	case frame.OpRemove:
+		if p == "." {
+			return xfer.Errorf(frame.CodePermission, "~: refusing to remove the served directory itself")
+		}
+		if req.Recursive {
+			if _, err := root.Lstat(p); err != nil {
+				return err // RemoveAll reports no error for a missing path
+			}
+			return root.RemoveAll(p)
+		}
+		return root.Remove(p)
+	case frame.OpRename:
+		to, err := xfer.Resolve(fc.cwd, req.To)
+		if err != nil {
+			return err
+		}
+		if p == "." || to == "." {
+			return xfer.Errorf(frame.CodePermission, "~: refusing to rename the served directory itself")
+		}
+		if err := root.Rename(p, to); err != nil {
+			return xfer.ErrorFor(p+" -> "+to, err)
+		}
+	case frame.OpChecksum:
+		f, err := root.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return xfer.Errorf(frame.CodeIsDir, "%s: not a regular file", xfer.Display(p))
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+		info := xfer.Info(path.Base(p), fi, "")
+		reply.Info, reply.SHA256 = &info, hex.EncodeToString(h.Sum(nil))
+	case frame.OpChdir:
+		if err := checkDir(root, p); err != nil {
+			return err
+		}
+		fc.cwd = p
+		reply.Cwd = xfer.Display(p)
+	case frame.OpSetattr:
+		if req.HasMode {
+			if err := root.Chmod(p, fs.FileMode(req.Mode&0o777)); err != nil {
+				return err
+			}
+		}
+		if req.MtimeNS != 0 {
+			t := time.Unix(0, req.MtimeNS)
+			if err := root.Chtimes(p, t, t); err != nil {
+				return err
+			}
+		}
+	case frame.OpSymlink:
+		if !xfer.SafeLink(p, req.Target) {
+			return xfer.Errorf(frame.CodePathEscape, "%s -> %s: a link may only point inside the served directory, by a relative path", xfer.Display(p), req.Target)
+		}
+		return root.Symlink(req.Target, p)
+	default:
+		return xfer.Errorf(frame.CodeNotSupported, "operation %q not supported", req.Op)
+	}
+	return nil
+}
+
+func lstatInfo(root *os.Root, p string) (frame.FileInfo, error) {
+	fi, err := root.Lstat(p)
+	if err != nil {
+		return frame.FileInfo{}, err
+	}
+	var target string
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, _ = root.Readlink(p) // best effort: shown, never followed
+	}
+	return xfer.Info(path.Base(p), fi, target), nil
+}
+
+// list reads the directory p, sorted by name, entries described without
+// following symlinks.
+func (fc *fsChan) list(root *os.Root, p string, reply *frame.FileReply) error {
+	d, err := root.Open(p)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fi, err := d.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		info, err := lstatInfo(root, p)
+		if err != nil {
+			return err
+		}
+		reply.Entries = []frame.FileInfo{info}
+		return nil
+	}
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	reply.Entries = make([]frame.FileInfo, 0, len(names))
+	for _, name := range names {
+		info, err := lstatInfo(root, path.Join(p, name))
+		if err != nil {
+			continue // removed while listing
+		}
+		info.Name = name
+		reply.Entries = append(reply.Entries, info)
+	}
+	return nil
+}
+
+// sendList sends a listing in replies that fit the peer's payload limit.
+func (fc *fsChan) sendList(id uint32, entries []frame.FileInfo) error {
+	budget := int(fc.mc.PeerMax()) / 2
+	for {
+		n, size := 0, 64
+		for n < len(entries) && n < frame.MaxEntries {
+			e := &entries[n]
+			size += 2*(len(e.Name)+len(e.Target)) + 128 // JSON may escape; generous
+			if size > budget && n > 0 {
+				break
+			}
+			n++
+		}
+		r := &frame.FileReply{ID: id, Entries: entries[:n], More: n < len(entries)}
+		if err := fc.mc.SendJSON(frame.Reply, fc.id, r); err != nil {
+			return err
+		}
+		entries = entries[n:]
+		if len(entries) == 0 {
+			return nil
+		}
+	}
+}

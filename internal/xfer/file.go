@@ -1,0 +1,332 @@
+package xfer
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// PartSuffix ends the name of a partial copy kept for resuming.
+const PartSuffix = ".rexec-part"
+
+// PartName is the partial copy of name: a hidden file beside it, so that
+// renaming it into place never crosses a file system.
+func PartName(name string) string {
+	dir, base := path.Split(name)
+	return dir + "." + base + PartSuffix
+}
+
+// IsPart reports whether a directory entry is a partial copy.
+func IsPart(name string) bool {
+	return strings.HasPrefix(name, ".") && (strings.HasSuffix(name, PartSuffix) || strings.Contains(name, PartSuffix+"-"))
+}
+
+// Locks keeps two transfers from writing the same partial copy: the
+// second one writes a private temporary name instead and cannot resume.
+// The zero value is ready; one per daemon or client.
+type Locks struct {
+	mu   sync.Mutex
+	busy map[string]bool
+}
+
+func (l *Locks) tryLock(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy[key] {
+		return false
+	}
+	if l.busy == nil {
+		l.busy = map[string]bool{}
+	}
+	l.busy[key] = true
+	return true
+}
+
+func (l *Locks) unlock(key string) {
+	l.mu.Lock()
+	delete(l.busy, key)
+	l.mu.Unlock()
+}
+
+// Sink receives one file into a root: the bytes go to a partial copy,
+// hashed as they are written, and only Commit puts the file in place, after
+// the hash of the whole has been checked. Until then the destination (if
+// any) is untouched.
+type Sink struct {
+	root   *os.Root
+	name   string // destination, relative to root
+	part   string // where bytes are written
+	f      *os.File
+	h      hash.Hash
+	n      uint64
+	prefix string // hash of what was kept at open
+	locks  *Locks
+	lockID string
+	shared bool // part is the resumable name (kept on failure)
+}
+
+// OpenSink prepares to receive name under root. With resume, a partial
+// copy left by an earlier attempt is kept: Offset and PrefixSum describe it.
+// Without resume it is truncated. The directory of name must exist.
+func OpenSink(root *os.Root, name string, resume bool, locks *Locks) (*Sink, error) {
+	if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
+		return nil, Errorf(frame.CodeIsDir, "%s: is a directory", Display(name))
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrorFor(name, err)
+	}
+	s := &Sink{root: root, name: name, h: sha256.New(), locks: locks}
+	s.lockID = root.Name() + "\x00" + PartName(name)
+	if locks == nil || locks.tryLock(s.lockID) {
+		s.part, s.shared = PartName(name), true
+	} else {
+		var rnd [6]byte
+		_, _ = rand.Read(rnd[:]) // never fails (crypto/rand)
+		s.part = PartName(name) + "-" + hex.EncodeToString(rnd[:])
+		resume = false
+	}
+	flags := os.O_RDWR | os.O_CREATE
+	if !resume {
+		flags |= os.O_TRUNC
+	}
+	f, err := root.OpenFile(s.part, flags, 0o600)
+	if err != nil {
+		s.unlock()
+		return nil, ErrorFor(name, err)
+	}
+	s.f = f
+	if resume {
+		fi, err := f.Stat()
+		if err == nil && !fi.Mode().IsRegular() {
+			err = fmt.Errorf("partial copy is not a regular file")
+		}
+		if err == nil {
+			_, err = HashPrefix(f, s.h, uint64(fi.Size()))
+		}
+		if err != nil {
+			s.Close()
+			return nil, ErrorFor(name, err)
+		}
+		s.n = uint64(fi.Size())
+		if s.n > 0 {
+			s.prefix = hex.EncodeToString(s.h.Sum(nil))
+		}
+	}
+	return s, nil
+}
+
+// Offset is the length of the partial copy kept at open (0 without one).
+func (s *Sink) Offset() uint64 { return s.n }
+
+// PrefixSum is the hex SHA-256 of the kept bytes ("" when none).
+func (s *Sink) PrefixSum() string { return s.prefix }
+
+// Written is the number of bytes in the partial copy.
+func (s *Sink) Written() uint64 { return s.n }
+
+// Truncate keeps the first n bytes of the partial copy (n at most Written)
+// and rehashes them; 0 starts over.
+func (s *Sink) Truncate(n uint64) error {
+	if n > s.n {
+		return fmt.Errorf("truncate beyond the partial copy")
+	}
+	if err := s.f.Truncate(int64(n)); err != nil {
+		return ErrorFor(s.name, err)
+	}
+	s.h.Reset()
+	if _, err := HashPrefix(s.f, s.h, n); err != nil {
+		return ErrorFor(s.name, err)
+	}
+	s.n = n
+	return nil
+}
+
+// Write appends to the partial copy.
+func (s *Sink) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	s.h.Write(p[:n])
+	s.n += uint64(n)
+	if err != nil {
+		return n, ErrorFor(s.name, err)
+	}
+	return n, nil
+}
+
+// Sum is the hex SHA-256 of everything written so far.
+func (s *Sink) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+
+// Commit checks the size and hash of the partial copy against what the
+// sender announced; on a match it sets mode (permission bits) and mtime
+// (when not zero) and renames it over the destination. On a mismatch the
+// partial copy is removed and an integrity error returned.
+func (s *Sink) Commit(size uint64, sum string, mode fs.FileMode, mtime time.Time) error {
+	defer s.unlock()
+	if s.n != size || s.Sum() != sum {
+		s.discard()
+		if s.n != size {
+			return Errorf(frame.CodeIntegrity, "%s: received %d bytes, sender announced %d; the copy was discarded", Display(s.name), s.n, size)
+		}
+		return Errorf(frame.CodeIntegrity, "%s: SHA-256 mismatch (sent %.12s…, received %.12s…); the copy was discarded", Display(s.name), sum, s.Sum())
+	}
+	if err := s.f.Chmod(mode.Perm()); err != nil {
+		s.discard()
+		return ErrorFor(s.name, err)
+	}
+	if err := s.f.Close(); err != nil {
+		s.f = nil
+		s.discard()
+		return ErrorFor(s.name, err)
+	}
+	s.f = nil
+	if !mtime.IsZero() {
+		if err := s.root.Chtimes(s.part, mtime, mtime); err != nil {
+			s.discard()
+			return ErrorFor(s.name, err)
+		}
+	}
+	if err := s.root.Rename(s.part, s.name); err != nil {
+		s.discard()
+		return ErrorFor(s.name, err)
+	}
+	return nil
+}
+
+// Discard removes the partial copy: nothing of this transfer remains.
+func (s *Sink) Discard() {
+	defer s.unlock()
+	s.discard()
+}
+
+func (s *Sink) discard() {
+	if s.f != nil {
+		_ = s.f.Close() // best effort: removed next
+		s.f = nil
+	}
+	_ = s.root.Remove(s.part) // best effort: may already be gone
+}
+
+// Close stops receiving and keeps the partial copy for a later resume,
+// unless it was a private temporary, which is removed.
+func (s *Sink) Close() {
+	defer s.unlock()
+	if !s.shared || s.n == 0 {
+		s.discard()
+		return
+	}
+	if s.f != nil {
+		_ = s.f.Close() // best effort: the bytes are already written
+		s.f = nil
+	}
+}
+
+func (s *Sink) unlock() {
+	if s.locks != nil && s.shared && s.lockID != "" {
+		s.locks.unlock(s.lockID)
+		s.lockID = ""
+	}
+}
+
+// HashPrefix feeds the first n bytes of f into h, reading from the start
+// and leaving the offset at n. It fails if f is shorter than n.
+func HashPrefix(f *os.File, h hash.Hash, n uint64) (uint64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	got, err := io.CopyN(h, f, int64(n))
+	if err == io.EOF {
+		err = fmt.Errorf("file shorter than %d bytes", n)
+	}
+	return uint64(got), err
+}
+
+// Source reads n bytes of a file from an offset, hashing them after the
+// prefix that was hashed before. It reports a file that shrank while being
+// read.
+type Source struct {
+	f         *os.File
+	h         hash.Hash
+	remaining uint64
+	name      string
+}
+
+// NewSource reads f from off to size; h holds the hash of [0, off).
+func NewSource(f *os.File, name string, h hash.Hash, off, size uint64) (*Source, error) {
+	if _, err := f.Seek(int64(off), io.SeekStart); err != nil {
+		return nil, err
+	}
+	return &Source{f: f, h: h, remaining: size - off, name: name}, nil
+}
+
+// Read implements io.Reader.
+func (s *Source) Read(p []byte) (int, error) {
+	if s.remaining == 0 {
+		return 0, io.EOF
+	}
+	if uint64(len(p)) > s.remaining {
+		p = p[:s.remaining]
+	}
+	n, err := s.f.Read(p)
+	s.h.Write(p[:n])
+	s.remaining -= uint64(n)
+	if err == io.EOF && s.remaining > 0 {
+		return n, Errorf(frame.CodeFileChanged, "%s: file shrank while it was being sent", s.name)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// Sum is the hex SHA-256 of everything hashed so far.
+func (s *Source) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+
+// Info describes a file for the wire; target is a symlink's target.
+func Info(name string, fi fs.FileInfo, target string) frame.FileInfo {
+	t := frame.FileOther
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		t = frame.FileRegular
+	case m.IsDir():
+		t = frame.FileDir
+	case m&fs.ModeSymlink != 0:
+		t = frame.FileSymlink
+	}
+	size := fi.Size()
+	if size < 0 {
+		size = 0
+	}
+	return frame.FileInfo{
+		Name:    name,
+		Type:    t,
+		Size:    uint64(size),
+		Mode:    UnixMode(fi.Mode()),
+		MtimeNS: fi.ModTime().UnixNano(),
+		Target:  target,
+	}
+}
+
+// UnixMode maps a Go file mode to the 07777 bits of the wire.
+func UnixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}

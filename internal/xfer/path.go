@@ -1,0 +1,195 @@
+// Package xfer holds what both ends of a file transfer share: the rules
+// for paths on the wire, partial files that are verified and renamed into
+// place, resumable hashing, and the mapping of file system errors to
+// protocol error codes.
+package xfer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// MaxNameLen is the longest path element accepted, as on common file systems.
+const MaxNameLen = 255
+
+// Errorf returns a protocol error with a code, usable as a Go error.
+func Errorf(code frame.Code, format string, args ...any) *frame.ErrorMsg {
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > frame.MaxMessageLen {
+		msg = msg[:frame.MaxMessageLen]
+	}
+	return &frame.ErrorMsg{Code: code, Message: msg}
+}
+
+// Resolve turns a path from the wire into a clean path relative to the
+// served directory, taking relative paths from cwd (itself clean). The
+// served directory is "~" to the user and "." here: "~" and "~/x" name it
+// and what is under it. Absolute paths, drive letters, backslashes and
+// anything that climbs above the served directory are refused; os.Root
+// then keeps symlinks from leading out.
+func Resolve(cwd, p string) (string, error) {
+	if err := checkSyntax(p); err != nil {
+		return "", err
+	}
+	switch {
+	case p == "~":
+		return ".", nil
+	case strings.HasPrefix(p, "~/"):
+		p = p[2:]
+		cwd = "."
+	}
+	clean := path.Clean(path.Join(cwd, p))
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", Errorf(frame.CodePathEscape, "%s: leads outside the served directory", quote(p))
+	}
+	return clean, nil
+}
+
+func checkSyntax(p string) error {
+	switch {
+	case p == "":
+		return Errorf(frame.CodeBadPath, "empty path")
+	case len(p) > frame.MaxPathLen:
+		return Errorf(frame.CodeBadPath, "path longer than %d bytes", frame.MaxPathLen)
+	case strings.IndexByte(p, 0) >= 0:
+		return Errorf(frame.CodeBadPath, "NUL byte in path")
+	case strings.HasPrefix(p, "/"):
+		return Errorf(frame.CodeBadPath, "%s: absolute paths are not served; paths are relative to your home (~)", quote(p))
+	case strings.IndexByte(p, '\\') >= 0:
+		return Errorf(frame.CodeBadPath, "%s: backslash in path; the separator is /", quote(p))
+	case len(p) >= 2 && p[1] == ':' && (p[0]|0x20 >= 'a' && p[0]|0x20 <= 'z'):
+		return Errorf(frame.CodeBadPath, "%s: drive letters are not served; paths are relative to your home (~)", quote(p))
+	}
+	for _, el := range strings.Split(p, "/") {
+		if len(el) > MaxNameLen {
+			return Errorf(frame.CodeBadPath, "path element longer than %d bytes", MaxNameLen)
+		}
+	}
+	return nil
+}
+
+// Display shows a clean served path as the user sees it: "~" or "~/a/b".
+func Display(clean string) string {
+	if clean == "." || clean == "" {
+		return "~"
+	}
+	return "~/" + clean
+}
+
+// ValidName reports whether name may be an entry of a directory listing
+// received from a peer: one element, not "." or "..", no separator. A
+// client checks this before creating anything a server named.
+func ValidName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= MaxNameLen &&
+		!strings.ContainsAny(name, "/\\\x00")
+}
+
+func quote(p string) string {
+	if len(p) > 80 {
+		p = p[:80] + "..."
+	}
+	return fmt.Sprintf("%q", p)
+}
+
+// Root's error for a path that leaves it; not exported by package os, so
+// matched by text (TestEscapeErrorText pins it).
+const escapeText = "path escapes from parent"
+
+// IsEscape reports whether err is os.Root refusing a path that leads outside it.
+func IsEscape(err error) bool {
+	return err != nil && strings.Contains(err.Error(), escapeText)
+}
+
+// CodeOf maps a file system error to a protocol code.
+func CodeOf(err error) frame.Code {
+	var em *frame.ErrorMsg
+	switch {
+	case errors.As(err, &em):
+		return em.Code
+	case IsEscape(err):
+		return frame.CodePathEscape
+	case errors.Is(err, fs.ErrNotExist):
+		return frame.CodeNotFound
+	case errors.Is(err, fs.ErrExist):
+		return frame.CodeExists
+	case errors.Is(err, fs.ErrPermission):
+		return frame.CodePermission
+	case errors.Is(err, syscall.ENOTDIR):
+		return frame.CodeNotDir
+	case errors.Is(err, syscall.EISDIR):
+		return frame.CodeIsDir
+	case errors.Is(err, syscall.ENOTEMPTY):
+		return frame.CodeNotEmpty
+	case errors.Is(err, syscall.ENOSPC), isQuota(err):
+		return frame.CodeNoSpace
+	case errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
+		return frame.CodeBadPath
+	}
+	return frame.CodeIO
+}
+
+// ErrorFor turns a file system error about the served path p into a
+// one-line protocol error that names the path as the user sees it and never
+// the server's own directory layout.
+func ErrorFor(p string, err error) *frame.ErrorMsg {
+	var em *frame.ErrorMsg
+	if errors.As(err, &em) {
+		return em
+	}
+	code := CodeOf(err)
+	what := map[frame.Code]string{
+		frame.CodePathEscape: "leads outside the served directory",
+		frame.CodeNotFound:   "no such file or directory",
+		frame.CodeExists:     "already exists",
+		frame.CodePermission: "permission denied",
+		frame.CodeNotDir:     "not a directory",
+		frame.CodeIsDir:      "is a directory",
+		frame.CodeNotEmpty:   "directory not empty",
+		frame.CodeNoSpace:    "no space left (disk or quota full)",
+		frame.CodeBadPath:    "invalid name",
+	}[code]
+	if what == "" {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		what = err.Error()
+	}
+	return Errorf(code, "%s: %s", Display(p), what)
+}
+
+// SafeLink reports whether a symlink at the clean served path link with
+// the given target stays inside the served directory: the target is
+// relative and, taken from the link's directory, never climbs above it.
+func SafeLink(link, target string) bool {
+	if target == "" || strings.HasPrefix(target, "/") || strings.IndexByte(target, '\\') >= 0 {
+		return false
+	}
+	if len(target) >= 2 && target[1] == ':' {
+		return false
+	}
+	dir := path.Dir(link)
+	depth := 0
+	if dir != "." {
+		depth = strings.Count(dir, "/") + 1
+	}
+	for _, el := range strings.Split(target, "/") {
+		switch el {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return false
+			}
+		default:
+			depth++
+		}
+	}
+	return true
+}

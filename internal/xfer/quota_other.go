@@ -1,0 +1,5 @@
+//go:build !unix
+
+package xfer
+
+func isQuota(error) bool { return false }
