@@ -17,6 +17,7 @@ import (
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/internal/tlsid"
+	"github.com/execd-project/execd/internal/xfer"
 )
 
 // DefaultPort is the port execd listens on and rexec dials when none is given.
@@ -66,6 +67,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// channel is the client side of one open channel: a Session, a file
+// transfer or a file session.
+type channel interface {
+	// handle takes a frame for the channel; the payload is borrowed.
+	handle(f frame.Frame) error
+	// pushData takes a data payload the channel may keep.
+	pushData(h frame.Header, chunk []byte) error
+	// failed takes an Error frame for the channel.
+	failed(m *frame.ErrorMsg)
+	// lost ends the channel when the connection ended.
+	lost(err error)
+}
+
 // Client is a connection to one daemon, carrying any number of concurrent
 // sessions. It is safe for concurrent use.
 type Client struct {
@@ -76,8 +90,10 @@ type Client struct {
 	log      *slog.Logger
 	readDone chan struct{}
 
+	locks xfer.Locks // partial copies being written by gets
+
 	mu       sync.Mutex
-	sessions map[uint32]*Session
+	sessions map[uint32]channel
 	nextID   uint32
 	goAway   string
 	err      error
@@ -199,7 +215,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		hello:    hello,
 		log:      log,
 		readDone: make(chan struct{}),
-		sessions: make(map[uint32]*Session),
+		sessions: make(map[uint32]channel),
 		nextID:   1,
 	}
 	go c.readLoop()
@@ -246,7 +262,7 @@ func (c *Client) NewSession() (*Session, error) {
 }
 
 // register assigns the next channel id to s.
-func (c *Client) register(s *Session) (uint32, error) {
+func (c *Client) register(s channel) (uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
@@ -261,7 +277,7 @@ func (c *Client) register(s *Session) (uint32, error) {
 	return id, nil
 }
 
-func (c *Client) session(id uint32) *Session {
+func (c *Client) session(id uint32) channel {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sessions[id]
@@ -283,12 +299,12 @@ func (c *Client) readLoop() {
 		if err != nil {
 			break
 		}
-		if (h.Type == frame.Stdout || h.Type == frame.Stderr) && h.Length > 0 {
+		if (h.Type == frame.Stdout || h.Type == frame.Stderr || h.Type == frame.Data) && h.Length > 0 {
 			if s := c.session(h.Channel); s != nil {
 				// Output goes into a buffer the session keeps: no copy on the way out.
 				chunk := mux.GetChunk(int(h.Length))
 				if err = c.mc.ReadPayload(chunk); err == nil {
-					err = s.pushOutput(h, chunk)
+					err = s.pushData(h, chunk)
 				}
 				continue
 			}
@@ -324,7 +340,7 @@ func (c *Client) readLoop() {
 	c.mu.Lock()
 	c.err = err
 	sessions := c.sessions
-	c.sessions = map[uint32]*Session{}
+	c.sessions = map[uint32]channel{}
 	c.mu.Unlock()
 	for _, s := range sessions {
 		s.lost(err)
@@ -362,7 +378,7 @@ func (c *Client) dispatch(f frame.Frame) error {
 			s.failed(&m)
 		}
 		return nil
-	case frame.OpenOK, frame.Stdout, frame.Stderr, frame.Window, frame.Exit:
+	case frame.OpenOK, frame.Stdout, frame.Stderr, frame.Window, frame.Exit, frame.Data, frame.Done, frame.Reply:
 		s := c.session(f.Channel)
 		if s == nil {
 			return nil // a session that was abandoned or finished: late frames are dropped

@@ -323,12 +323,17 @@ func (s *Session) handle(f frame.Frame) error {
 		}
 		s.c.forget(s.id)
 		s.finish(&m, nil)
+	default:
+		return fmt.Errorf("%w: %s frame on a command channel", frame.ErrInvalid, f.Type)
 	}
 	return nil
 }
 
-// pushOutput takes an output payload read into a buffer the stream keeps.
-func (s *Session) pushOutput(h frame.Header, chunk []byte) error {
+// pushData takes an output payload read into a buffer the stream keeps.
+func (s *Session) pushData(h frame.Header, chunk []byte) error {
+	if h.Type != frame.Stdout && h.Type != frame.Stderr {
+		return fmt.Errorf("%w: %s frame on a command channel", frame.ErrInvalid, h.Type)
+	}
 	in := s.stdout
 	if h.Type == frame.Stderr {
 		in = s.stderr
