@@ -53,6 +53,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PidFile $work/ssh/sshd.pid
+Subsystem sftp internal-sftp
 CFG
 /usr/sbin/sshd -f "$work/ssh/sshd_config" -D -e 2>"$work/ssh/sshd.log" &
 pids+=($!)
@@ -61,7 +62,8 @@ SSH=(ssh -p "$SSH_PORT" -i "$work/ssh/user_key" -o BatchMode=yes -o StrictHostKe
 
 # --- execd on loopback
 EXECD_PORT=$(free_port)
-"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --log-level warn 2>"$work/execd.log" &
+mkdir -p "$work/served" "$work/dl"
+"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>"$work/execd.log" &
 EXECD_PID=$!
 pids+=($EXECD_PID)
 export XDG_CONFIG_HOME="$work/client"
@@ -115,12 +117,59 @@ read -r rtt_p50 rtt_p90 < <("$work/rtt" -addr "127.0.0.1:$EXECD_PORT" -n 300 -kn
 
 # --- daemon peak RSS while streaming the file, on a fresh daemon
 kill "$EXECD_PID"; wait "$EXECD_PID" 2>/dev/null || true
-"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --log-level warn 2>>"$work/execd.log" &
+"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>>"$work/execd.log" &
 EXECD_PID=$!
 pids+=($EXECD_PID)
 for i in $(seq 50); do "${REXEC[@]}" true 2>/dev/null && break; sleep 0.1; done
 "${REXEC[@]}" cat "$file" >/dev/null
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$EXECD_PID/status")
+
+# --- file transfer of the same file, verified end to end by rexec; each
+# tool writes a fresh copy (the previous one removed outside the timing)
+RX=("$work/rexec")
+RXH="127.0.0.1"
+SCP=(scp -q -P "$SSH_PORT" -i "$work/ssh/user_key" -o BatchMode=yes -o StrictHostKeyChecking=no
+     -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+SFTP=(sftp -q -P "$SSH_PORT" -i "$work/ssh/user_key" -o BatchMode=yes -o StrictHostKeyChecking=no
+      -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -b -)
+cp "$file" "$work/served/data.bin"
+xfer() { # xfer DEST_TO_REMOVE COMMAND...: median time of a copy
+  local dest=$1 i t0 t1; shift
+  for i in $(seq "$TRIALS"); do
+    rm -f "$dest"; sync
+    t0=$(now_ns); "$@" >/dev/null; t1=$(now_ns)
+    cmp -s "$dest" "$file" || { echo "bench: $* produced a wrong copy" >&2; exit 1; }
+    echo $(( (t1 - t0) / 1000 ))
+  done | median
+}
+rx_get() { "${RX[@]}" get -q -p "$EXECD_PORT" "$RXH:data.bin" "$work/dl/rx.bin"; }
+rx_put() { "${RX[@]}" put -q -p "$EXECD_PORT" "$file" "$RXH:up.bin"; }
+sftp_get() { echo "get $work/served/data.bin $work/dl/sftp.bin" | "${SFTP[@]}" 127.0.0.1; }
+sftp_put() { echo "put $file $work/served/sftp-up.bin" | "${SFTP[@]}" 127.0.0.1; }
+nc_put() {
+  nc -l 127.0.0.1 "$NC_PORT" >"$work/served/nc.bin" &
+  local srv=$!
+  sleep 0.2
+  nc -N 127.0.0.1 "$NC_PORT" <"$file"
+  wait "$srv"
+}
+get_rx=$(xfer "$work/dl/rx.bin" rx_get)
+get_scp=$(xfer "$work/dl/scp.bin" "${SCP[@]}" "127.0.0.1:$work/served/data.bin" "$work/dl/scp.bin")
+get_sftp=$(xfer "$work/dl/sftp.bin" sftp_get)
+put_rx=$(xfer "$work/served/up.bin" rx_put)
+put_scp=$(xfer "$work/served/scp-up.bin" "${SCP[@]}" "$file" "127.0.0.1:$work/served/scp-up.bin")
+put_sftp=$(xfer "$work/served/sftp-up.bin" sftp_put)
+put_nc=$(xfer "$work/served/nc.bin" nc_put)
+
+# --- daemon peak RSS during a get and a put, on a fresh daemon
+kill "$EXECD_PID"; wait "$EXECD_PID" 2>/dev/null || true
+"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>>"$work/execd.log" &
+EXECD_PID=$!
+pids+=($EXECD_PID)
+for i in $(seq 50); do "${REXEC[@]}" true 2>/dev/null && break; sleep 0.1; done
+rm -f "$work/dl/rx.bin" "$work/served/up.bin"
+rx_get; rx_put
+xfer_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$EXECD_PID/status")
 
 mbps() { awk -v us="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f", mb / (us / 1e6) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
@@ -135,3 +184,9 @@ echo "| stdout throughput, \`cat\` of ${SIZE_MB} MiB to /dev/null (median of $TR
 echo "| same, against raw nc over loopback | $(mbps "$rexec_t") MiB/s | nc: $(mbps "$nc_t") MiB/s | $(ratio "$nc_t" "$rexec_t") of nc | >= 0.5x |"
 echo "| round trip of \`true\` on one open connection (library, 300 runs) | p50 ${rtt_p50} ms, p90 ${rtt_p90} ms | | | p50 <= 2 ms |"
 echo "| daemon peak RSS (VmHWM) while streaming ${SIZE_MB} MiB | $(awk -v k="$rss_kb" 'BEGIN { printf "%.1f MiB", k/1024 }') | | | <= 32 MiB |"
+echo "| \`rexec get\` of ${SIZE_MB} MiB, SHA-256 verified, vs scp (median of $TRIALS) | $(mbps "$get_rx") MiB/s | scp: $(mbps "$get_scp") MiB/s | $(ratio "$get_scp" "$get_rx") of scp | >= 2x |"
+echo "| same, vs sftp | $(mbps "$get_rx") MiB/s | sftp: $(mbps "$get_sftp") MiB/s | $(ratio "$get_sftp" "$get_rx") of sftp | >= 2x |"
+echo "| \`rexec put\` of ${SIZE_MB} MiB, SHA-256 verified, vs scp | $(mbps "$put_rx") MiB/s | scp: $(mbps "$put_scp") MiB/s | $(ratio "$put_scp" "$put_rx") of scp | >= 2x |"
+echo "| same, vs sftp | $(mbps "$put_rx") MiB/s | sftp: $(mbps "$put_sftp") MiB/s | $(ratio "$put_sftp" "$put_rx") of sftp | >= 2x |"
+echo "| same, vs raw nc into a file (no encryption, no check) | $(mbps "$put_rx") MiB/s | nc: $(mbps "$put_nc") MiB/s | $(ratio "$put_nc" "$put_rx") of nc | >= 0.5x |"
+echo "| daemon peak RSS (VmHWM) during a get and a put of ${SIZE_MB} MiB | $(awk -v k="$xfer_rss_kb" 'BEGIN { printf "%.1f MiB", k/1024 }') | | | <= 32 MiB |"

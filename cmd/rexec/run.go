@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/execd-project/execd/frame"
@@ -37,8 +38,72 @@ type env struct {
 	getenv  func(string) string
 }
 
-type options struct {
+// connFlags are the flags of every command that connects to a daemon.
+type connFlags struct {
 	port           int
+	connectTimeout time.Duration
+	plaintext      bool
+	strictHostKey  bool
+	configPath     string
+	knownHosts     string
+	verbose        bool
+}
+
+func (cf *connFlags) register(f *pflag.FlagSet) {
+	f.IntVarP(&cf.port, "port", "p", 0, "port of the daemon (default 7022)")
+	f.DurationVar(&cf.connectTimeout, "connect-timeout", 10*time.Second, "time limit for connecting and the handshakes")
+	f.BoolVar(&cf.plaintext, "plaintext", false, "connect without TLS (the daemon must run with --insecure-plaintext)")
+	f.BoolVar(&cf.strictHostKey, "strict-host-key", false, "refuse daemons whose identity is not pinned yet")
+	f.StringVarP(&cf.configPath, "config", "F", "", "config file (default $XDG_CONFIG_HOME/rexec/config.toml)")
+	f.StringVar(&cf.knownHosts, "known-hosts", "", "known hosts file (default $XDG_CONFIG_HOME/rexec/known_hosts)")
+	f.BoolVarP(&cf.verbose, "verbose", "v", false, "log connection details to stderr")
+}
+
+// dial connects to host (an alias, HOST, HOST:PORT or [V6]:PORT) as the
+// flags say. On failure it prints one line and returns the exit status.
+func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, int) {
+	cdir, err := configDir(e.getenv)
+	if err != nil {
+		return nil, fail(e.stderr, exitTransport, "%v", err)
+	}
+	cfgPath := cf.configPath
+	if cfgPath == "" {
+		cfgPath = filepath.Join(cdir, "config.toml")
+	}
+	fc, err := loadConfig(cfgPath, cf.configPath != "")
+	if err != nil {
+		return nil, fail(e.stderr, exitUsage, "%v", err)
+	}
+	tgt, err := resolveTarget(host, cf.port, fc)
+	if err != nil {
+		return nil, fail(e.stderr, exitUsage, "%v", err)
+	}
+	khPath := cf.knownHosts
+	if khPath == "" {
+		khPath = filepath.Join(cdir, "known_hosts")
+	}
+	kh := &rexec.KnownHosts{Path: khPath, Strict: cf.strictHostKey, OnPin: func(addr, fp string) {
+		fmt.Fprintf(e.stderr, "rexec: pinned new host %s (%s) in %s\n", addr, fp, khPath)
+	}}
+	cfg := &rexec.Config{
+		Plaintext:       cf.plaintext || tgt.plaintext,
+		HostKeyCallback: kh.Check,
+		Timeout:         cf.connectTimeout,
+		Software:        "rexec/" + version,
+	}
+	if cf.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger.Debug("connecting", "addr", tgt.addr, "tls", !cfg.Plaintext)
+	}
+	client, err := rexec.Dial(ctx, tgt.addr, cfg)
+	if err != nil {
+		return nil, fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	}
+	return client, 0
+}
+
+type options struct {
+	connFlags
 	noStdin        bool
 	forcePty       bool
 	noPty          bool
@@ -46,12 +111,6 @@ type options struct {
 	envs           []string
 	dir            string
 	timeout        time.Duration
-	connectTimeout time.Duration
-	plaintext      bool
-	strictHostKey  bool
-	configPath     string
-	knownHosts     string
-	verbose        bool
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -85,7 +144,6 @@ identity is pinned on first use in the known_hosts file.`,
 	}
 	f := cmd.Flags()
 	f.SetInterspersed(false) // flags stop at HOST, as with ssh
-	f.IntVarP(&opts.port, "port", "p", 0, "port of the daemon (default 7022)")
 	f.BoolVarP(&opts.noStdin, "no-stdin", "n", false, "send no stdin (the command reads end of file)")
 	f.BoolVarP(&opts.forcePty, "tty", "t", false, "run the command on a pty, the local terminal in raw mode")
 	f.BoolVarP(&opts.noPty, "no-tty", "T", false, "never allocate a pty")
@@ -93,12 +151,8 @@ identity is pinned on first use in the known_hosts file.`,
 	f.StringArrayVarP(&opts.envs, "env", "e", nil, "set KEY=VALUE in the command's environment (repeatable)")
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
-	f.DurationVar(&opts.connectTimeout, "connect-timeout", 10*time.Second, "time limit for connecting and the handshakes")
-	f.BoolVar(&opts.plaintext, "plaintext", false, "connect without TLS (the daemon must run with --insecure-plaintext)")
-	f.BoolVar(&opts.strictHostKey, "strict-host-key", false, "refuse daemons whose identity is not pinned yet")
-	f.StringVarP(&opts.configPath, "config", "F", "", "config file (default $XDG_CONFIG_HOME/rexec/config.toml)")
-	f.StringVar(&opts.knownHosts, "known-hosts", "", "known hosts file (default $XDG_CONFIG_HOME/rexec/known_hosts)")
-	f.BoolVarP(&opts.verbose, "verbose", "v", false, "log connection details to stderr")
+	opts.connFlags.register(f)
+	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code))
 	cmd.SetArgs(args)
 	cmd.SetIn(e.stdin)
 	cmd.SetOut(e.stdout)
@@ -117,22 +171,6 @@ func fail(w io.Writer, status int, format string, args ...any) int {
 }
 
 func remote(ctx context.Context, opts *options, args []string, e env) int {
-	cdir, err := configDir(e.getenv)
-	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
-	}
-	cfgPath := opts.configPath
-	if cfgPath == "" {
-		cfgPath = filepath.Join(cdir, "config.toml")
-	}
-	fc, err := loadConfig(cfgPath, opts.configPath != "")
-	if err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
-	}
-	tgt, err := resolveTarget(args[0], opts.port, fc)
-	if err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
-	}
 	argv := args[1:]
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]
@@ -145,26 +183,9 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 	stdinFd, stdinTTY := terminalFd(e.stdin)
 	wantPty := !opts.noPty && (opts.forcePty || (len(argv) == 0 && stdinTTY))
 
-	khPath := opts.knownHosts
-	if khPath == "" {
-		khPath = filepath.Join(cdir, "known_hosts")
-	}
-	kh := &rexec.KnownHosts{Path: khPath, Strict: opts.strictHostKey, OnPin: func(addr, fp string) {
-		fmt.Fprintf(e.stderr, "rexec: pinned new host %s (%s) in %s\n", addr, fp, khPath)
-	}}
-	cfg := &rexec.Config{
-		Plaintext:       opts.plaintext || tgt.plaintext,
-		HostKeyCallback: kh.Check,
-		Timeout:         opts.connectTimeout,
-		Software:        "rexec/" + version,
-	}
-	if opts.verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		cfg.Logger.Debug("connecting", "addr", tgt.addr, "tls", !cfg.Plaintext)
-	}
-	client, err := rexec.Dial(ctx, tgt.addr, cfg)
-	if err != nil {
-		return fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	client, status := opts.dial(ctx, args[0], e)
+	if client == nil {
+		return status
 	}
 	defer func() { _ = client.Close() }() // best effort
 

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/execd-project/execd/rexec"
+)
+
+// transferFlags are the flags of get and put.
+type transferFlags struct {
+	connFlags
+	recursive bool
+	quiet     bool
+	restart   bool
+	parallel  int
+}
+
+func (tf *transferFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	tf.connFlags.register(f)
+	f.IntVarP(&tf.port, "P", "P", 0, "port of the daemon, as scp spells it")
+	_ = f.MarkHidden("P") // same as -p
+	f.BoolVarP(&tf.recursive, "recursive", "r", false, "copy directories and everything in them")
+	f.BoolVarP(&tf.quiet, "quiet", "q", false, "no progress bars")
+	f.BoolVar(&tf.restart, "restart", false, "ignore partial copies of an interrupted transfer and send everything again")
+	f.IntVarP(&tf.parallel, "parallel", "j", rexec.DefaultParallel, "files moved at once in a recursive copy")
+}
+
+// options turns the flags into rexec's, with progress bars when both
+// stdout and stderr are terminals and -q was not given.
+func (tf *transferFlags) options(e env) (*rexec.TransferOptions, *progress) {
+	o := &rexec.TransferOptions{Recursive: tf.recursive, Restart: tf.restart, Parallel: tf.parallel}
+	if tf.quiet || !isTerminal(e.stdout) || !isTerminal(e.stderr) {
+		return o, nil
+	}
+	p := newProgress(e.stderr)
+	o.Observer = p
+	return o, p
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// splitRemote parses HOST:PATH as scp does: an argument is remote when a
+// colon comes before any slash; [V6]:PATH brackets an IPv6 address. An
+// empty PATH is the remote home.
+func splitRemote(arg string) (host, path string, ok bool) {
+	if strings.HasPrefix(arg, "[") {
+		i := strings.Index(arg, "]:")
+		if i < 0 {
+			return "", "", false
+		}
+		host, path = arg[:i+1], arg[i+2:]
+	} else {
+		i := strings.IndexByte(arg, ':')
+		slash := strings.IndexByte(arg, '/')
+		if i <= 0 || (slash >= 0 && slash < i) {
+			return "", "", false
+		}
+		host, path = arg[:i], arg[i+1:]
+	}
+	if path == "" {
+		path = "~"
+	}
+	return host, path, true
+}
+
+func getCommand(ctx context.Context, e env, code *int) *cobra.Command {
+	var tf transferFlags
+	cmd := &cobra.Command{
+		Use:   "get [flags] HOST:REMOTE... [LOCAL]",
+		Short: "Copy files from a daemon",
+		Long: `get copies REMOTE (relative to the home the daemon serves; ~ is that
+home) to LOCAL, the current directory by default: into LOCAL when it is
+a directory, as LOCAL otherwise. Directories need -r; modes and
+modification times are kept; symlinks inside the copied tree are
+recreated, those pointing outside it are skipped with a warning.
+
+Every file is checked with SHA-256 end to end and written under a hidden
+temporary name that is renamed into place only once verified: nothing
+half-written ever appears under the real name. An interrupted get
+resumes where it stopped, after checking by hash that the part already
+here matches; --restart sends everything again.
+
+Exit status: 0 when every file arrived verified, 1 when some failed (one
+line each), 2 for a usage error, 255 when the connection failed.`,
+		Example: `  rexec get lab1:logs/app.log .
+  rexec get -r lab1:project ./backup/
+  rexec get lab1:'report 2024.pdf' lab1:数据.csv ~/Downloads/`,
+		Args:          cobra.MinimumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			*code = runGet(ctx, &tf, args, e)
+			return nil
+		},
+	}
+	tf.register(cmd)
+	return cmd
+}
+
+func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
+	local := "."
+	if _, _, ok := splitRemote(args[len(args)-1]); !ok {
+		if len(args) < 2 {
+			return fail(e.stderr, exitUsage, "get needs HOST:REMOTE; %q is a local path", args[0])
+		}
+		local, args = args[len(args)-1], args[:len(args)-1]
+	}
+	var host string
+	var remotes []string
+	for _, a := range args {
+		h, p, ok := splitRemote(a)
+		if !ok {
+			return fail(e.stderr, exitUsage, "%q is not HOST:REMOTE (only the last argument may be local)", a)
+		}
+		if host != "" && h != host {
+			return fail(e.stderr, exitUsage, "all sources must be on one host (%s and %s)", host, h)
+		}
+		host = h
+		remotes = append(remotes, p)
+	}
+	client, status := tf.dial(ctx, host, e)
+	if client == nil {
+		return status
+	}
+	defer func() { _ = client.Close() }() // best effort
+	opts, bars := tf.options(e)
+	var errs []error
+	for _, r := range remotes {
+		_, err := client.Get(ctx, r, local, opts)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if bars != nil {
+		bars.Wait()
+	}
+	return transferStatus(e, errs)
+}
+
+func putCommand(ctx context.Context, e env, code *int) *cobra.Command {
+	var tf transferFlags
+	cmd := &cobra.Command{
+		Use:   "put [flags] LOCAL... HOST:REMOTE",
+		Short: "Copy files to a daemon",
+		Long: `put copies LOCAL files and directories to REMOTE (relative to the home
+the daemon serves; HOST: alone is that home): into REMOTE when it is a
+directory, which several sources need, as REMOTE otherwise. Directories
+need -r; modes and modification times are kept.
+
+The daemon writes each file under a hidden temporary name, checks its
+SHA-256 against the one rexec computed while reading, and only then
+renames it into place: an existing file stays intact until the new one
+is complete. An interrupted put resumes where it stopped, after checking
+by hash that the part the daemon kept matches; --restart sends
+everything again.
+
+Exit status: 0 when every file arrived verified, 1 when some failed (one
+line each), 2 for a usage error, 255 when the connection failed.`,
+		Example: `  rexec put app.conf lab1:
+  rexec put -r ./site lab1:www
+  rexec put a.txt b.txt 'my notes.md' lab1:inbox/`,
+		Args:          cobra.MinimumNArgs(2),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			*code = runPut(ctx, &tf, args, e)
+			return nil
+		},
+	}
+	tf.register(cmd)
+	return cmd
+}
+
+func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
+	host, remote, ok := splitRemote(args[len(args)-1])
+	if !ok {
+		return fail(e.stderr, exitUsage, "the last argument must be HOST:REMOTE, got %q", args[len(args)-1])
+	}
+	locals := args[:len(args)-1]
+	for _, l := range locals {
+		if _, _, ok := splitRemote(l); ok {
+			return fail(e.stderr, exitUsage, "%q looks remote; put copies local files (write ./%s for a local name with a colon)", l, l)
+		}
+	}
+	client, status := tf.dial(ctx, host, e)
+	if client == nil {
+		return status
+	}
+	defer func() { _ = client.Close() }() // best effort
+	opts, bars := tf.options(e)
+	_, err := client.Put(ctx, locals, remote, opts)
+	if bars != nil {
+		bars.Wait()
+	}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return transferStatus(e, errs)
+}
+
+// transferStatus prints one line per failure and returns the exit status:
+// 255 when the connection was lost, 1 when files failed, 0 otherwise.
+func transferStatus(e env, errs []error) int {
+	status := 0
+	for _, err := range errs {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(e.stderr, "rexec: %s\n", strings.TrimPrefix(line, "rexec: "))
+		}
+		status = max(status, 1)
+		if isLost(err) {
+			status = exitTransport
+		}
+	}
+	return status
+}
+
+func isLost(err error) bool { return errors.Is(err, rexec.ErrConnectionLost) }
