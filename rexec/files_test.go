@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/rexec"
@@ -90,6 +91,138 @@ func TestRoundTripSizes(t *testing.T) {
 			entries, err := os.ReadDir(local)
 			require.NoError(t, err)
 			assert.Len(t, entries, 2, "no partial copy left behind")
+		})
+	}
+}
+
+// startPlainFiles serves a fresh directory in plaintext (so that a proxy
+// can see frames) behind a proxy.
+func startProxied(t *testing.T, plaintext bool) (*daemontest.Proxy, string, func() *rexec.Client) {
+	t.Helper()
+	served := t.TempDir()
+	d := daemontest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, plaintext)
+	p := daemontest.StartProxy(t, d.Addr)
+	connect := func() *rexec.Client {
+		proxied := *d
+		proxied.Addr = p.Addr
+		return dial(t, &proxied)
+	}
+	return p, served, connect
+}
+
+func partSize(t *testing.T, dir, name string) int64 {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(dir, "."+name+".rexec-part"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// TestResumeAfterCut cuts the connection at random points of a get and of
+// a put, then finishes the copy: the result is byte-exact and the retry
+// sends only the bytes that were missing.
+func TestResumeAfterCut(t *testing.T) {
+	const size = 24<<20 + 12345
+	data := randomBytes(size, 42)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, dir := range []string{"get", "put"} {
+		t.Run(dir, func(t *testing.T) {
+			p, served, connect := startProxied(t, false)
+			local := t.TempDir()
+			src := filepath.Join(local, "src.bin")
+			require.NoError(t, os.WriteFile(filepath.Join(served, "src.bin"), data, 0o644))
+			require.NoError(t, os.WriteFile(src, data, 0o644))
+			dest, destDir, name := filepath.Join(local, "dst.bin"), local, "dst.bin"
+			if dir == "put" {
+				dest, destDir = filepath.Join(served, "dst.bin"), served
+			}
+			copyOnce := func(c *rexec.Client) (*rexec.TransferStats, error) {
+				if dir == "get" {
+					return c.Get(t.Context(), "src.bin", dest, &rexec.TransferOptions{})
+				}
+				return c.Put(t.Context(), []string{src}, "dst.bin", &rexec.TransferOptions{})
+			}
+			var kept int64
+			for cut := 0; cut < 3; cut++ {
+				// A cut point (in bytes of this connection) inside what is still missing.
+				remaining := int64(size) - kept
+				at := remaining/4 + rng.Int64N(remaining/2)
+				p.CutNext(dir == "get", at)
+				c := connect()
+				_, err := copyOnce(c)
+				require.Error(t, err, "cut at %d", at)
+				assert.ErrorIs(t, err, rexec.ErrConnectionLost)
+				_ = c.Close()
+				_, statErr := os.Stat(dest)
+				assert.True(t, os.IsNotExist(statErr), "nothing under the real name before the copy is complete")
+				// The daemon's side lets go of a put's partial copy once it sees the cut.
+				require.Eventually(t, func() bool {
+					n := partSize(t, destDir, name)
+					return n >= kept && n > 0
+				}, 5*time.Second, 10*time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
+				kept = partSize(t, destDir, name)
+			}
+			before := p.ToClient.Load() + p.ToServer.Load()
+			st, err := copyOnce(connect())
+			require.NoError(t, err)
+			sent := p.ToClient.Load() + p.ToServer.Load() - before
+			got, err := os.ReadFile(dest)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(data, got), "byte-exact after resuming")
+			assert.Equal(t, uint64(kept), st.Resumed, "resumed from the partial copy")
+			assert.Equal(t, uint64(size-kept), st.Bytes, "only the missing bytes sent")
+			assert.Less(t, sent, int64(size)-kept+64<<10, "wire bytes: missing part plus framing")
+			assert.Equal(t, int64(0), partSize(t, destDir, name), "partial copy renamed into place")
+			t.Logf("%s: kept %d of %d bytes, retry sent %d on the wire", dir, kept, size, sent)
+		})
+	}
+}
+
+// TestCorruptChunkDetected flips one byte of one data frame on the wire
+// (plaintext, so that TLS does not catch it first): the copy is refused,
+// the existing destination is untouched and no partial copy remains.
+func TestCorruptChunkDetected(t *testing.T) {
+	data := randomBytes(3<<20, 9)
+	old := []byte("the previous version, which must survive\n")
+	for _, dir := range []string{"get", "put"} {
+		t.Run(dir, func(t *testing.T) {
+			p, served, connect := startProxied(t, true)
+			local := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(served, "src.bin"), data, 0o644))
+			src := filepath.Join(local, "src.bin")
+			require.NoError(t, os.WriteFile(src, data, 0o644))
+			destDir := local
+			if dir == "put" {
+				destDir = served
+			}
+			dest := filepath.Join(destDir, "dst.bin")
+			require.NoError(t, os.WriteFile(dest, old, 0o644))
+			var n int
+			p.Tamper(func(toClient bool, f *frame.Frame) {
+				if f.Type == frame.Data && toClient == (dir == "get") && len(f.Payload) > 100 {
+					if n++; n == 5 {
+						f.Payload[77] ^= 0x20
+					}
+				}
+			})
+			c := connect()
+			var err error
+			if dir == "get" {
+				_, err = c.Get(t.Context(), "src.bin", dest, nil)
+			} else {
+				_, err = c.Put(t.Context(), []string{src}, "dst.bin", nil)
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "SHA-256 mismatch")
+			got, rerr := os.ReadFile(dest)
+			require.NoError(t, rerr)
+			assert.Equal(t, old, got, "destination untouched")
+			assert.Equal(t, int64(0), partSize(t, destDir, "dst.bin"), "bad copy not kept")
+			// The connection survives the refused file.
+			_, err = c.Get(t.Context(), "src.bin", filepath.Join(local, "again.bin"), nil)
+			require.NoError(t, err)
 		})
 	}
 }

@@ -133,7 +133,7 @@ func (t *transfer) track(name string, size, resumed uint64) FileTracker {
 
 type nopTracker struct{}
 
-func (nopTracker) Add(int)     {}
+func (nopTracker) Add(int)    {}
 func (nopTracker) Done(error) {}
 
 // isInterruption reports an error after which a partial copy is worth

@@ -387,11 +387,12 @@ func TestE2EDaemonRefusesRemoteListen(t *testing.T) {
 }
 
 func TestHelpGolden(t *testing.T) {
-	for _, name := range []string{"rexec", "execd"} {
+	for _, name := range []string{"rexec", "execd", "rexec get", "rexec put", "rexec files"} {
 		t.Run(name, func(t *testing.T) {
-			out, err := exec.Command(filepath.Join(binDir, name), "--help").Output()
+			argv := strings.Fields(name)
+			out, err := exec.Command(filepath.Join(binDir, argv[0]), append(argv[1:], "--help")...).Output()
 			require.NoError(t, err)
-			path := filepath.Join("testdata", name+"-help.golden")
+			path := filepath.Join("testdata", strings.ReplaceAll(name, " ", "-")+"-help.golden")
 			if *update {
 				require.NoError(t, os.MkdirAll("testdata", 0o755))
 				require.NoError(t, os.WriteFile(path, out, 0o644))

@@ -104,13 +104,13 @@ func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Clien
 
 type options struct {
 	connFlags
-	noStdin        bool
-	forcePty       bool
-	noPty          bool
-	shell          bool
-	envs           []string
-	dir            string
-	timeout        time.Duration
+	noStdin  bool
+	forcePty bool
+	noPty    bool
+	shell    bool
+	envs     []string
+	dir      string
+	timeout  time.Duration
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -152,6 +152,7 @@ identity is pinned on first use in the known_hosts file.`,
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
 	opts.connFlags.register(f)
+	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code))
 	cmd.SetArgs(args)
 	cmd.SetIn(e.stdin)

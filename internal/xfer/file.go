@@ -34,24 +34,36 @@ func IsPart(name string) bool {
 }
 
 // Locks keeps two transfers from writing the same partial copy: the
-// second one writes a private temporary name instead and cannot resume.
-// The zero value is ready; one per daemon or client.
+// second one waits a little (the first may be an attempt whose connection
+// just dropped, about to let go), then writes a private temporary name
+// instead and cannot resume. The zero value is ready; one per daemon or
+// client.
 type Locks struct {
 	mu   sync.Mutex
 	busy map[string]bool
 }
 
+// lockWait bounds how long a transfer waits for a partial copy in use.
+const lockWait = 2 * time.Second
+
 func (l *Locks) tryLock(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.busy[key] {
-		return false
+	deadline := time.Now().Add(lockWait)
+	for {
+		l.mu.Lock()
+		if !l.busy[key] {
+			if l.busy == nil {
+				l.busy = map[string]bool{}
+			}
+			l.busy[key] = true
+			l.mu.Unlock()
+			return true
+		}
+		l.mu.Unlock()
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if l.busy == nil {
-		l.busy = map[string]bool{}
-	}
-	l.busy[key] = true
-	return true
 }
 
 func (l *Locks) unlock(key string) {

@@ -1,0 +1,148 @@
+package daemontest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// Proxy forwards loopback connections to a daemon and can cut them after a
+// number of bytes, or (with a plaintext daemon) change frames on the way.
+// It stops when the test ends.
+type Proxy struct {
+	Addr string
+	// ToClient and ToServer count the bytes forwarded in each direction,
+	// over all connections.
+	ToClient, ToServer atomic.Int64
+
+	target string
+	mu     sync.Mutex
+	cut    [2]int64 // bytes after which the next connection is cut, per direction (0: never)
+	tamper func(toClient bool, f *frame.Frame)
+}
+
+// StartProxy listens on 127.0.0.1 and forwards to target.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &Proxy{Addr: ln.Addr().String(), target: target}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, c, s)
+			mu.Unlock()
+			p.mu.Lock()
+			cut, tamper := p.cut, p.tamper
+			p.cut = [2]int64{}
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); p.pipe(s, c, true, cut[0], tamper) }()
+			go func() { defer wg.Done(); p.pipe(c, s, false, cut[1], tamper) }()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range open {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return p
+}
+
+// CutNext makes the next connection end abruptly once n bytes have gone
+// toward the client (toClient) or toward the daemon.
+func (p *Proxy) CutNext(toClient bool, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if toClient {
+		p.cut[0] = n
+	} else {
+		p.cut[1] = n
+	}
+}
+
+// Tamper parses the frames of later connections and lets fn change them
+// before they are forwarded. Only for plaintext daemons.
+func (p *Proxy) Tamper(fn func(toClient bool, f *frame.Frame)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tamper = fn
+}
+
+func (p *Proxy) pipe(src, dst net.Conn, toClient bool, cut int64, tamper func(bool, *frame.Frame)) {
+	counter := &p.ToServer
+	if toClient {
+		counter = &p.ToClient
+	}
+	var err error
+	switch {
+	case tamper != nil:
+		r := frame.NewReader(src, frame.MaxMaxPayload)
+		w := frame.NewWriter(dst, frame.MaxMaxPayload)
+		for {
+			var f frame.Frame
+			if f, err = r.ReadFrame(); err != nil {
+				break
+			}
+			tamper(toClient, &f)
+			if err = w.WriteFrame(f.Type, f.Flags, f.Channel, f.Payload); err != nil {
+				break
+			}
+			counter.Add(int64(frame.HeaderSize + len(f.Payload)))
+		}
+	case cut > 0:
+		_, err = io.CopyN(countingWriter{dst, counter}, src, cut)
+		if err == nil {
+			err = errors.New("cut")
+		}
+	default:
+		_, err = io.Copy(countingWriter{dst, counter}, src)
+	}
+	if err != nil && cut > 0 {
+		// An abrupt end in both directions, as a dropped link looks.
+		_ = src.Close()
+		_ = dst.Close()
+		return
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		_ = tc.CloseWrite() // pass the half-close on
+	}
+}
+
+// countingWriter counts what it forwards as it goes.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
