@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,6 +136,14 @@ func TestFatalBadInput(t *testing.T) {
 			require.NoError(t, p.nc.(*net.TCPConn).CloseWrite())
 		}, frame.CodeTruncated},
 		{"unknown frame type", true, func(p *peer) { p.raw(hdr(1, 0x7e, 0, 0, 1, 0)) }, frame.CodeUnknownType},
+		{"file data on a command channel", true, func(p *peer) {
+			p.open(1, "sleep", "5")
+			p.send(frame.Data, 0, 1, []byte("x"))
+		}, frame.CodeUnexpected},
+		{"malformed request on an fs channel", true, func(p *peer) {
+			p.send(frame.Open, 0, 1, []byte(`{"kind":"fs","window":1}`))
+			p.send(frame.Request, 0, 1, []byte(`{"id":1,"op":"format_disk","path":"x"}`))
+		}, frame.CodeInvalid},
 		{"wrong version", false, func(p *peer) { p.raw(append(hdr(2, frame.Hello, 0, 0, 0, 2), '{', '}')) }, frame.CodeVersion},
 		{"wrong version after hello", true, func(p *peer) { p.raw(hdr(9, frame.Ping, 0, 0, 0, 0)) }, frame.CodeVersion},
 		{"reserved byte set", true, func(p *peer) { p.raw(hdr(1, frame.Ping, 0, 7, 0, 0)) }, frame.CodeBadFrame},
@@ -201,6 +210,19 @@ func TestNonFatalBadInput(t *testing.T) {
 			p.open(5, "true")
 		}, 5, frame.CodeChannelInUse},
 		{"command that does not exist", func(p *peer) { p.open(1, "/nonexistent/cmd") }, 1, frame.CodeExecFailed},
+		{"get with a NUL in the path", func(p *peer) {
+			p.send(frame.Open, 0, 1, []byte(`{"kind":"get","path":"ok\u0000/../../etc/passwd","window":4096}`))
+		}, 1, frame.CodeInvalid},
+		{"get with an overlong path", func(p *peer) {
+			p.send(frame.Open, 0, 1, []byte(`{"kind":"get","path":"`+strings.Repeat("a/", 2100)+`","window":4096}`))
+		}, 1, frame.CodeInvalid},
+		{"get of an absolute path", func(p *peer) {
+			p.send(frame.Open, 0, 1, []byte(`{"kind":"get","path":"/etc/passwd","window":4096}`))
+		}, 1, frame.CodeBadPath},
+		{"put climbing out", func(p *peer) {
+			p.send(frame.Open, 0, 1, []byte(`{"kind":"put","path":"../x","size":1,"window":4096}`))
+		}, 1, frame.CodePathEscape},
+		{"unknown channel kind", func(p *peer) { p.send(frame.Open, 0, 1, []byte(`{"kind":"tunnel","window":1}`)) }, 1, frame.CodeInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package rexec_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -225,4 +227,179 @@ func TestCorruptChunkDetected(t *testing.T) {
 			require.NoError(t, err)
 		})
 	}
+}
+
+// makeTree builds a tree with nested and empty directories, odd names,
+// modes, times and symlinks (one inside the tree, two pointing out).
+func makeTree(t *testing.T, root string) {
+	t.Helper()
+	mt := func(p string, sec int64) {
+		tm := time.Unix(sec, 0)
+		require.NoError(t, os.Chtimes(p, tm, tm))
+	}
+	files := map[string]string{
+		"a.txt":                    "alpha\n",
+		"empty":                    "",
+		"with space.txt":           "space\n",
+		`quote's "double".txt`:     "quotes\n",
+		"中文目录/数据 1.csv":            "一,二,三\n",
+		"-leading-dash":            "dash\n",
+		"sub/deeper/deepest/z.bin": string(randomBytes(300<<10, 3)),
+		"sub/x.sh":                 "#!/bin/sh\necho x\n",
+	}
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, []byte(content), 0o644))
+	}
+	require.NoError(t, os.Chmod(filepath.Join(root, "sub/x.sh"), 0o750))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "empty dir"), 0o700))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "sub/empty"), 0o755))
+	require.NoError(t, os.Symlink("deeper/deepest/z.bin", filepath.Join(root, "sub/link-in")))
+	require.NoError(t, os.Symlink("../../etc/passwd", filepath.Join(root, "sub/link-out")))
+	require.NoError(t, os.Symlink("/etc", filepath.Join(root, "abs-link")))
+	var i int64
+	require.NoError(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		require.NoError(t, err)
+		if d.Type()&os.ModeSymlink == 0 {
+			i++
+			mt(p, 1500000000+i*3600)
+		}
+		return nil
+	}))
+}
+
+// treeOf describes a tree: type, mode, mtime, content hash, link target.
+func treeOf(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		require.NoError(t, err)
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		require.NoError(t, err)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			out[rel] = "link " + target
+		case fi.IsDir():
+			if rel != "." {
+				out[rel] = fmt.Sprintf("dir %v %d", fi.Mode().Perm(), fi.ModTime().Unix())
+			}
+		default:
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			out[rel] = fmt.Sprintf("file %v %d %x", fi.Mode().Perm(), fi.ModTime().Unix(), sha256.Sum256(b))
+		}
+		return nil
+	}))
+	return out
+}
+
+func TestRecursiveTree(t *testing.T) {
+	_, c, served := startFiles(t)
+	local := t.TempDir()
+	src := filepath.Join(local, "tree")
+	require.NoError(t, os.Mkdir(src, 0o755))
+	makeTree(t, src)
+	want := treeOf(t, src)
+	delete(want, "sub/link-out") // unsafe links are skipped, with a warning
+	delete(want, "abs-link")
+
+	st, err := c.Put(t.Context(), []string{src}, "~", &rexec.TransferOptions{Recursive: true})
+	require.Error(t, err, "the skipped links are reported")
+	assert.Contains(t, err.Error(), "link-out -> ../../etc/passwd: points outside the copied tree")
+	assert.Contains(t, err.Error(), "abs-link -> /etc")
+	assert.Equal(t, 2, st.Skipped)
+	assert.Equal(t, 8, st.Files)
+	assert.Equal(t, 1, st.Links)
+	assert.Equal(t, want, treeOf(t, filepath.Join(served, "tree")), "put -r")
+
+	// and back, into an existing directory (scp: into it)
+	back := filepath.Join(local, "back")
+	require.NoError(t, os.Mkdir(back, 0o755))
+	st, err = c.Get(t.Context(), "tree", back, &rexec.TransferOptions{Recursive: true})
+	require.NoError(t, err)
+	assert.Equal(t, 8, st.Files)
+	assert.Equal(t, want, treeOf(t, filepath.Join(back, "tree")), "get -r")
+
+	// a directory without -r is refused clearly
+	_, err = c.Get(t.Context(), "tree", back, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is a directory (use -r)")
+}
+
+// TestConcurrentPutsSameName races two puts of different content to one
+// name: the result is one of them, whole, and no partial copy remains.
+func TestConcurrentPutsSameName(t *testing.T) {
+	d, _, served := startFiles(t)
+	local := t.TempDir()
+	var srcs [2]string
+	var datas [2][]byte
+	for i := range srcs {
+		datas[i] = randomBytes(6<<20, uint64(100+i))
+		srcs[i] = filepath.Join(local, fmt.Sprint("v", i))
+		require.NoError(t, os.WriteFile(srcs[i], datas[i], 0o644))
+	}
+	for round := 0; round < 3; round++ {
+		errs := make(chan error, 2)
+		for i := range srcs {
+			go func() {
+				c := dial(t, d)
+				_, err := c.Put(t.Context(), []string{srcs[i]}, "same.bin", nil)
+				errs <- err
+			}()
+		}
+		require.NoError(t, <-errs)
+		require.NoError(t, <-errs)
+		got, err := os.ReadFile(filepath.Join(served, "same.bin"))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(got, datas[0]) || bytes.Equal(got, datas[1]), "one whole version, never a mix")
+		entries, err := os.ReadDir(served)
+		require.NoError(t, err)
+		assert.Len(t, entries, 1, "no partial copies left: %v", entries)
+	}
+}
+
+// TestLargeSparseFile copies a file beyond 4 GiB both ways: sizes and
+// offsets are 64-bit everywhere.
+func TestLargeSparseFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 9 GiB through loopback; runs in the full suite")
+	}
+	_, c, served := startFiles(t)
+	const size = 4<<30 + 5<<20 + 3
+	src := filepath.Join(served, "sparse.img")
+	f, err := os.Create(src)
+	require.NoError(t, err)
+	for _, off := range []int64{0, 1 << 31, 1<<32 - 2, 1<<32 + 17, size - 5} {
+		_, err := f.WriteAt([]byte("mark!"), off)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Truncate(size))
+	require.NoError(t, f.Close())
+	want := fileSum(t, src)
+
+	local := t.TempDir()
+	st, err := c.Get(t.Context(), "sparse.img", local, nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(size), st.Bytes)
+	assert.Equal(t, want, fileSum(t, filepath.Join(local, "sparse.img")))
+	require.NoError(t, os.Remove(src))
+
+	st, err = c.Put(t.Context(), []string{filepath.Join(local, "sparse.img")}, "back.img", nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(size), st.Bytes)
+	assert.Equal(t, want, fileSum(t, filepath.Join(served, "back.img")))
+}
+
+func fileSum(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	require.NoError(t, err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	require.NoError(t, err)
+	return fmt.Sprintf("%x", h.Sum(nil))
 }
