@@ -29,8 +29,9 @@ const DefaultWindow = 2 << 20
 // Errors of the client.
 var (
 	// ErrConnectionLost is wrapped by Wait when the connection ended before
-	// the command's exit status arrived; the status is unknown.
-	ErrConnectionLost = errors.New("rexec: connection lost before the exit status")
+	// the command's exit status arrived (the status is unknown), and by file
+	// transfers cut short (a partial copy is kept for a resume).
+	ErrConnectionLost = errors.New("rexec: connection lost")
 	// ErrClientClosed is returned for sessions of a closed client.
 	ErrClientClosed = errors.New("rexec: client closed")
 	// ErrGoAway is returned by Start after the daemon announced it is

@@ -310,7 +310,7 @@ func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, nam
 			return localErr(shown, err)
 		}
 	}
-	tr := t.track(shown, info.Size, fc.ok.Offset)
+	tr := t.track(remote, info.Size, fc.ok.Offset)
 	n, err := io.Copy(trackWriter{sink, tr}, fc.in)
 	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
 	var d *frame.DoneMsg
@@ -540,7 +540,7 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 			fc.close()
 			return err
 		}
-		tr := t.track(local, size, off)
+		tr := t.track(remote, size, off)
 		n, err := fc.out.ReadFrom(trackReader{src, tr})
 		t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
 		if err == nil {
@@ -559,6 +559,9 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 		}
 		if err != nil {
 			fc.close()
+			if t.c.mc.Err() != nil && !errors.Is(err, ErrConnectionLost) {
+				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			}
 		}
 		tr.Done(err)
 		if err == nil {

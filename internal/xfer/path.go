@@ -37,6 +37,7 @@ func Resolve(cwd, p string) (string, error) {
 	if err := checkSyntax(p); err != nil {
 		return "", err
 	}
+	typed := p
 	switch {
 	case p == "~":
 		return ".", nil
@@ -46,7 +47,7 @@ func Resolve(cwd, p string) (string, error) {
 	}
 	clean := path.Clean(path.Join(cwd, p))
 	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", Errorf(frame.CodePathEscape, "%s: leads outside the served directory", quote(p))
+		return "", Errorf(frame.CodePathEscape, "%s: leads outside the served directory", quote(typed))
 	}
 	return clean, nil
 }
