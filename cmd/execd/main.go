@@ -87,7 +87,7 @@ get --shutdown-grace to finish, then their process groups are ended.`,
 	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
-	lf.StringVar(&opts.dir, "dir", "", "default working directory of commands (default: the daemon user's home)")
+	lf.StringVar(&opts.dir, "dir", "", "served directory: commands start in it, file operations are confined to it (default: the daemon user's home)")
 
 	root.AddCommand(&cobra.Command{
 		Use:   "fingerprint",
