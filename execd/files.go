@@ -42,10 +42,7 @@ type fileBase struct {
 func (c *serverConn) newFileChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) channel {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	b := fileBase{c: c, mc: mc, id: id, m: m, ctx: ctx, cancel: cancel}
-	win := c.srv.Window
-	if win == 0 {
-		win = DefaultWindow
-	}
+	win := max(c.srv.Window, DefaultFileWindow)
 	switch m.Kind {
 	case frame.KindGet:
 		return &getChan{fileBase: b, out: mux.NewOutbound(mc, id, frame.Data, m.Window)}
@@ -163,6 +160,7 @@ func (g *getChan) run() {
 		g.fail(err)
 		return
 	}
+	defer src.Close()
 	info := xfer.Info(path.Base(p), fi, "")
 	if err := g.mc.SendJSON(frame.OpenOK, g.id, &frame.OpenOKMsg{Window: 1, Offset: off, Info: &info}); err != nil {
 		return

@@ -25,6 +25,7 @@ const (
 	DefaultMaxConns         = 256
 	DefaultMaxChannels      = 64
 	DefaultWindow           = 256 << 10
+	DefaultFileWindow       = 2 << 20 // credit for a put's data: a file streams at full speed
 	DefaultKillGrace        = 3 * time.Second
 )
 

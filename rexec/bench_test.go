@@ -3,10 +3,13 @@ package rexec_test
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/rexec"
 )
 
 // BenchmarkStdout streams b.N MiB of stdout through TLS over loopback.
@@ -27,4 +30,36 @@ func BenchmarkStdout(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGetPut copies a 256 MiB file each way through TLS over loopback.
+func BenchmarkGetPut(b *testing.B) {
+	served, local := b.TempDir(), b.TempDir()
+	d := daemontest.Start(b, &execd.Server{Dir: served}, false)
+	c := dialTB(b, d)
+	const size = 256 << 20
+	src := filepath.Join(local, "src.bin")
+	if err := os.WriteFile(src, randomBytes(size, 1), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(served, "src.bin"), randomBytes(size, 1), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	opts := &rexec.TransferOptions{Restart: true}
+	b.Run("get", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			if _, err := c.Get(b.Context(), "src.bin", filepath.Join(local, "dst.bin"), opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("put", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			if _, err := c.Put(b.Context(), []string{src}, "dst.bin", opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -540,6 +540,7 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 			fc.close()
 			return err
 		}
+		defer src.Close()
 		tr := t.track(remote, size, off)
 		n, err := fc.out.ReadFrom(trackReader{src, tr})
 		t.count(func(s *TransferStats) { s.Bytes += uint64(n) })

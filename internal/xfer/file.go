@@ -82,6 +82,7 @@ type Sink struct {
 	part   string // where bytes are written
 	f      *os.File
 	h      hash.Hash
+	ah     *asyncHash
 	n      uint64
 	prefix string // hash of what was kept at open
 	locks  *Locks
@@ -153,6 +154,7 @@ func (s *Sink) Truncate(n uint64) error {
 	if n > s.n {
 		return fmt.Errorf("truncate beyond the partial copy")
 	}
+	s.stopHash()
 	if err := s.f.Truncate(int64(n)); err != nil {
 		return ErrorFor(s.name, err)
 	}
@@ -164,10 +166,16 @@ func (s *Sink) Truncate(n uint64) error {
 	return nil
 }
 
-// Write appends to the partial copy.
+// Write appends to the partial copy. The bytes are hashed while they are
+// written. After a failed write the hash no longer matters: the copy is
+// either discarded or rehashed from disk when it is resumed.
 func (s *Sink) Write(p []byte) (int, error) {
+	if s.ah == nil {
+		s.ah = newAsyncHash(s.h)
+	}
+	s.ah.start(p)
 	n, err := s.f.Write(p)
-	s.h.Write(p[:n])
+	s.ah.wait()
 	s.n += uint64(n)
 	if err != nil {
 		return n, ErrorFor(s.name, err)
@@ -184,6 +192,7 @@ func (s *Sink) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
 // partial copy is removed and an integrity error returned.
 func (s *Sink) Commit(size uint64, sum string, mode fs.FileMode, mtime time.Time) error {
 	defer s.unlock()
+	s.stopHash()
 	if s.n != size || s.Sum() != sum {
 		s.discard()
 		if s.n != size {
@@ -221,6 +230,7 @@ func (s *Sink) Discard() {
 }
 
 func (s *Sink) discard() {
+	s.stopHash()
 	if s.f != nil {
 		_ = s.f.Close() // best effort: removed next
 		s.f = nil
@@ -232,6 +242,7 @@ func (s *Sink) discard() {
 // unless it was a private temporary, which is removed.
 func (s *Sink) Close() {
 	defer s.unlock()
+	s.stopHash()
 	if !s.shared || s.n == 0 {
 		s.discard()
 		return
@@ -239,6 +250,13 @@ func (s *Sink) Close() {
 	if s.f != nil {
 		_ = s.f.Close() // best effort: the bytes are already written
 		s.f = nil
+	}
+}
+
+func (s *Sink) stopHash() {
+	if s.ah != nil {
+		s.ah.close()
+		s.ah = nil
 	}
 }
 
@@ -264,10 +282,13 @@ func HashPrefix(f *os.File, h hash.Hash, n uint64) (uint64, error) {
 
 // Source reads n bytes of a file from an offset, hashing them after the
 // prefix that was hashed before. It reports a file that shrank while being
-// read.
+// read. The bytes a Read returns are hashed on another goroutine while the
+// caller sends them: the caller must not change them before its next Read,
+// Sum or Close (a sender that only reads its buffer, like
+// mux.Outbound.ReadFrom, is fine). Close releases that goroutine.
 type Source struct {
 	f         *os.File
-	h         hash.Hash
+	ah        *asyncHash
 	remaining uint64
 	name      string
 }
@@ -277,11 +298,15 @@ func NewSource(f *os.File, name string, h hash.Hash, off, size uint64) (*Source,
 	if _, err := f.Seek(int64(off), io.SeekStart); err != nil {
 		return nil, err
 	}
-	return &Source{f: f, h: h, remaining: size - off, name: name}, nil
+	return &Source{f: f, ah: newAsyncHash(h), remaining: size - off, name: name}, nil
 }
+
+// Close stops hashing; Sum is still valid afterwards.
+func (s *Source) Close() { s.ah.close() }
 
 // Read implements io.Reader.
 func (s *Source) Read(p []byte) (int, error) {
+	s.ah.wait() // p may be the buffer still being hashed
 	if s.remaining == 0 {
 		return 0, io.EOF
 	}
@@ -289,7 +314,9 @@ func (s *Source) Read(p []byte) (int, error) {
 		p = p[:s.remaining]
 	}
 	n, err := s.f.Read(p)
-	s.h.Write(p[:n])
+	if n > 0 {
+		s.ah.start(p[:n])
+	}
 	s.remaining -= uint64(n)
 	if err == io.EOF && s.remaining > 0 {
 		return n, Errorf(frame.CodeFileChanged, "%s: file shrank while it was being sent", s.name)
@@ -300,8 +327,61 @@ func (s *Source) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Sum is the hex SHA-256 of everything hashed so far.
-func (s *Source) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+// Sum is the hex SHA-256 of everything read so far.
+func (s *Source) Sum() string {
+	s.ah.wait()
+	return hex.EncodeToString(s.ah.h.Sum(nil))
+}
+
+// asyncHashMin is the smallest write worth hashing on another goroutine.
+const asyncHashMin = 32 << 10
+
+// asyncHash feeds a hash on its own goroutine, so that hashing a buffer
+// overlaps reading, writing or encrypting it on two cores. One buffer at a
+// time: start, then wait before the buffer is changed.
+type asyncHash struct {
+	h      hash.Hash
+	in     chan []byte
+	done   chan struct{}
+	busy   bool
+	closed bool
+}
+
+func newAsyncHash(h hash.Hash) *asyncHash {
+	a := &asyncHash{h: h, in: make(chan []byte), done: make(chan struct{})}
+	go func() {
+		for p := range a.in {
+			a.h.Write(p)
+			a.done <- struct{}{}
+		}
+	}()
+	return a
+}
+
+func (a *asyncHash) start(p []byte) {
+	a.wait()
+	if len(p) < asyncHashMin || a.closed {
+		a.h.Write(p)
+		return
+	}
+	a.in <- p
+	a.busy = true
+}
+
+func (a *asyncHash) wait() {
+	if a.busy {
+		<-a.done
+		a.busy = false
+	}
+}
+
+func (a *asyncHash) close() {
+	a.wait()
+	if !a.closed {
+		close(a.in)
+		a.closed = true
+	}
+}
 
 // Info describes a file for the wire; target is a symlink's target.
 func Info(name string, fi fs.FileInfo, target string) frame.FileInfo {
