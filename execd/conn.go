@@ -230,7 +230,7 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 	if s.KeepAlive >= 0 {
 		ka = durOr(s.KeepAlive, DefaultKeepAlive).Milliseconds()
 	}
-	if err := mc.SendJSON(frame.Hello, frame.ConnChannel, &frame.HelloMsg{Software: software, MaxPayload: maxPayload, KeepAliveMS: ka}); err != nil {
+	if err := mc.SendJSON(frame.Hello, frame.ConnChannel, &frame.HelloMsg{Software: software, MaxPayload: maxPayload, KeepAliveMS: ka, Features: []string{frame.FeatureBLAKE3}}); err != nil {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{}) // best effort

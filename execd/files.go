@@ -2,7 +2,6 @@ package execd
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -142,14 +141,18 @@ func (g *getChan) run() {
 		return
 	}
 	size := uint64(fi.Size())
-	h := sha256.New()
+	h, _, err := xfer.NewHash(g.m.Hash)
+	if err != nil {
+		g.fail(err)
+		return
+	}
 	var off uint64
 	if o := g.m.Offset; o > 0 && o <= size {
 		if _, err := xfer.HashPrefix(f, h, o); err != nil {
 			g.fail(err)
 			return
 		}
-		if hex.EncodeToString(h.Sum(nil)) == g.m.PrefixSHA256 {
+		if hex.EncodeToString(h.Sum(nil)) == g.m.PrefixHash {
 			off = o
 		} else {
 			h.Reset() // the client's copy differs: start over
@@ -176,9 +179,9 @@ func (g *getChan) run() {
 	}
 	_ = g.out.Close() // best effort: a dead connection fails the next send too
 	sum := src.Sum()
-	_ = g.mc.SendJSON(frame.Done, g.id, &frame.DoneMsg{Size: size, SHA256: sum})
+	_ = g.mc.SendJSON(frame.Done, g.id, &frame.DoneMsg{Size: size, Hash: sum})
 	g.c.log.Info("file sent", "channel", g.id, "path", p, "size", size, "resumed_at", off,
-		"sent", n, "sha256", sum, "duration_ms", time.Since(start).Milliseconds())
+		"sent", n, "hash", g.m.Hash, "sum", sum, "duration_ms", time.Since(start).Milliseconds())
 }
 
 // putChan receives one file.
@@ -251,7 +254,7 @@ func (pc *putChan) run() {
 		pc.fail(xfer.Errorf(frame.CodeIsDir, "~: is a directory"))
 		return
 	}
-	sink, err := xfer.OpenSink(root, p, pc.m.Resume, &pc.c.srv.locks)
+	sink, err := xfer.OpenSink(root, p, pc.m.Hash, pc.m.Resume, &pc.c.srv.locks)
 	if err != nil {
 		pc.fail(err)
 		return
@@ -264,7 +267,7 @@ func (pc *putChan) run() {
 		}
 	}
 	off := sink.Offset()
-	if err := pc.mc.SendJSON(frame.OpenOK, pc.id, &frame.OpenOKMsg{Window: pc.win, Offset: off, PrefixSHA256: sink.PrefixSum()}); err != nil {
+	if err := pc.mc.SendJSON(frame.OpenOK, pc.id, &frame.OpenOKMsg{Window: pc.win, Offset: off, PrefixHash: sink.PrefixSum()}); err != nil {
 		sink.Close()
 		return
 	}
@@ -301,13 +304,13 @@ func (pc *putChan) run() {
 	if pc.m.MtimeNS != 0 {
 		mtime = time.Unix(0, pc.m.MtimeNS)
 	}
-	if err := sink.Commit(d.Size, d.SHA256, mode, mtime); err != nil {
+	if err := sink.Commit(d.Size, d.Hash, mode, mtime); err != nil {
 		pc.fail(err)
 		return
 	}
-	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, SHA256: d.SHA256})
+	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
 	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
-		"sha256", d.SHA256, "duration_ms", time.Since(start).Milliseconds())
+		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())
 }
 
 // maxPendingRequests bounds the requests a client may have outstanding on
@@ -468,12 +471,15 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		if !fi.Mode().IsRegular() {
 			return xfer.Errorf(frame.CodeIsDir, "%s: not a regular file", xfer.Display(p))
 		}
-		h := sha256.New()
+		h, _, err := xfer.NewHash(req.HashName)
+		if err != nil {
+			return err
+		}
 		if _, err := io.Copy(h, f); err != nil {
 			return err
 		}
 		info := xfer.Info(path.Base(p), fi, "")
-		reply.Info, reply.SHA256 = &info, hex.EncodeToString(h.Sum(nil))
+		reply.Info, reply.Hash = &info, hex.EncodeToString(h.Sum(nil))
 	case frame.OpChdir:
 		if err := checkDir(root, p); err != nil {
 			return err

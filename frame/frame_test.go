@@ -85,7 +85,7 @@ func goldenFrames(t *testing.T) map[string][]byte {
 		"exit":    enc(frame.Exit, 0, 1, &frame.ExitMsg{Code: 0, DurationMS: 3}),
 		"data":    enc(frame.Data, frame.FlagEOF, 3, []byte("file bytes\n")),
 		"done": enc(frame.Done, 0, 3, &frame.DoneMsg{Size: 11,
-			SHA256: "d5c8a2b6a2c6f1a0a4f0c6e1b7b1d9d5f7e3c6a2b1c0d9e8f7a6b5c4d3e2f1a0"}),
+			Hash: "d5c8a2b6a2c6f1a0a4f0c6e1b7b1d9d5f7e3c6a2b1c0d9e8f7a6b5c4d3e2f1a0"}),
 		"request": enc(frame.Request, 0, 5, &frame.FileRequest{ID: 1, Op: frame.OpList, Path: "logs"}),
 		"reply": enc(frame.Reply, 0, 5, &frame.FileReply{ID: 1, Entries: []frame.FileInfo{
 			{Name: "日志 1.txt", Type: frame.FileRegular, Size: 5 << 30, Mode: 0o644, MtimeNS: 1700000000123456789}}}),

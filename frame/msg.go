@@ -82,11 +82,14 @@ type OpenMsg struct {
 
 	// Path names the file of a get or put, relative to the served directory.
 	Path string `json:"path,omitempty"`
-	// Offset asks a get to resume at this byte; PrefixSHA256 (hex) is the
+	// Hash names the hash of a get or put: HashSHA256 (the default when
+	// empty) or HashBLAKE3 when the server's hello offers FeatureBLAKE3.
+	Hash string `json:"hash,omitempty"`
+	// Offset asks a get to resume at this byte; PrefixHash (hex) is the
 	// hash of the bytes [0, Offset) the client already holds. The server
 	// resumes only when its own prefix has the same hash.
-	Offset       uint64 `json:"offset,omitempty"`
-	PrefixSHA256 string `json:"prefix_sha256,omitempty"`
+	Offset     uint64 `json:"offset,omitempty"`
+	PrefixHash string `json:"prefix_hash,omitempty"`
 	// Size, Mode and MtimeNS describe the file a put sends. Mode holds the
 	// permission bits (0 means 0644); MtimeNS 0 means leave the time as written.
 	Size    uint64 `json:"size,omitempty"`
@@ -111,14 +114,17 @@ func (m *OpenMsg) Validate() error {
 		if m.Path == "" {
 			return fmt.Errorf("%w: %s needs a path", ErrInvalid, m.Kind)
 		}
-		if err := checkHash(m.PrefixSHA256); err != nil {
+		if err := checkHash(m.PrefixHash); err != nil {
+			return err
+		}
+		if err := checkHashName(m.Hash); err != nil {
 			return err
 		}
 		if m.Kind == KindPut && m.Mode&^0o7777 != 0 {
 			return fmt.Errorf("%w: mode %#o has bits beyond 07777", ErrInvalid, m.Mode)
 		}
-		if m.Offset > 0 && m.PrefixSHA256 == "" && m.Kind == KindGet {
-			return fmt.Errorf("%w: a resumed get needs prefix_sha256", ErrInvalid)
+		if m.Offset > 0 && m.PrefixHash == "" && m.Kind == KindGet {
+			return fmt.Errorf("%w: a resumed get needs prefix_hash", ErrInvalid)
 		}
 		return nil
 	case KindFS:
@@ -142,17 +148,33 @@ func checkPathField(name, p string) error {
 	return nil
 }
 
+// Hashes of file transfers; both give 32 bytes, sent as 64 lowercase hex digits.
+const (
+	HashSHA256 = "sha256" // the default: in every standard library
+	HashBLAKE3 = "blake3" // faster; offered by servers that announce FeatureBLAKE3
+)
+
+// FeatureBLAKE3 in a server's hello offers HashBLAKE3 for file transfers.
+const FeatureBLAKE3 = "hash:blake3"
+
+func checkHashName(h string) error {
+	if h != "" && h != HashSHA256 && h != HashBLAKE3 {
+		return fmt.Errorf("%w: unknown hash %q", ErrInvalid, h)
+	}
+	return nil
+}
+
 // checkHash accepts "" or 64 lowercase hex digits.
 func checkHash(h string) error {
 	if h == "" {
 		return nil
 	}
 	if len(h) != 64 {
-		return fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
+		return fmt.Errorf("%w: a hash is 64 hex digits", ErrInvalid)
 	}
 	for _, c := range h {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return fmt.Errorf("%w: sha256 must be lowercase hex", ErrInvalid)
+			return fmt.Errorf("%w: a hash is lowercase hex", ErrInvalid)
 		}
 	}
 	return nil
@@ -200,9 +222,9 @@ type OpenOKMsg struct {
 	PID int `json:"pid,omitempty"`
 	// Offset is where file data starts: for a get, the byte the server
 	// resumes at (0 when it starts over); for a put, the length of the
-	// partial copy the server kept, whose hash is PrefixSHA256.
-	Offset       uint64 `json:"offset,omitempty"`
-	PrefixSHA256 string `json:"prefix_sha256,omitempty"`
+	// partial copy the server kept, whose hash is PrefixHash.
+	Offset     uint64 `json:"offset,omitempty"`
+	PrefixHash string `json:"prefix_hash,omitempty"`
 	// Info describes the file of a get.
 	Info *FileInfo `json:"info,omitempty"`
 	// Cwd is the current directory of an fs channel.
@@ -222,7 +244,7 @@ func (m *OpenOKMsg) Validate() error {
 	if err := checkPathField("cwd", m.Cwd); err != nil {
 		return err
 	}
-	return checkHash(m.PrefixSHA256)
+	return checkHash(m.PrefixHash)
 }
 
 // File types in FileInfo.
@@ -262,19 +284,19 @@ func (m *FileInfo) Validate() error {
 	return checkPathField("target", m.Target)
 }
 
-// DoneMsg ends a file transfer: the size and SHA-256 (hex) of the whole
-// file, including any resumed prefix.
+// DoneMsg ends a file transfer: the size and hash (hex, of the kind the
+// open chose) of the whole file, including any resumed prefix.
 type DoneMsg struct {
-	Size   uint64 `json:"size"`
-	SHA256 string `json:"sha256"`
+	Size uint64 `json:"size"`
+	Hash string `json:"hash"`
 }
 
 // Validate checks the message against SPEC.md.
 func (m *DoneMsg) Validate() error {
-	if m.SHA256 == "" {
-		return fmt.Errorf("%w: done needs sha256", ErrInvalid)
+	if m.Hash == "" {
+		return fmt.Errorf("%w: done needs a hash", ErrInvalid)
 	}
-	return checkHash(m.SHA256)
+	return checkHash(m.Hash)
 }
 
 // Operations a FileRequest may ask for.
@@ -285,7 +307,7 @@ const (
 	OpMkdir    = "mkdir"    // create the directory Path (Parents: and its parents)
 	OpRemove   = "remove"   // remove Path (Recursive: a whole tree)
 	OpRename   = "rename"   // rename Path to To, replacing a file at To
-	OpChecksum = "checksum" // SHA256 and Info of the file Path
+	OpChecksum = "checksum" // Hash (of kind HashName) and Info of the file Path
 	OpChdir    = "chdir"    // change the channel's current directory; Cwd answers
 	OpSetattr  = "setattr"  // set Mode (when HasMode) and MtimeNS (when non-zero)
 	OpSymlink  = "symlink"  // create the symlink Path pointing to Target
@@ -307,6 +329,8 @@ type FileRequest struct {
 	MtimeNS   int64  `json:"mtime_ns,omitempty"`
 	Parents   bool   `json:"parents,omitempty"`
 	Recursive bool   `json:"recursive,omitempty"`
+	// HashName chooses the hash of a checksum; empty means HashSHA256.
+	HashName string `json:"hash_name,omitempty"`
 }
 
 // Validate checks the message against SPEC.md.
@@ -326,7 +350,7 @@ func (m *FileRequest) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return checkHashName(m.HashName)
 }
 
 // FileReply answers the FileRequest with the same ID. Exactly one of Error
@@ -340,8 +364,8 @@ type FileReply struct {
 	Entries []FileInfo `json:"entries,omitempty"`
 	More    bool       `json:"more,omitempty"`
 	// Cwd is the channel's current directory after a chdir.
-	Cwd    string `json:"cwd,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
+	Cwd  string `json:"cwd,omitempty"`
+	Hash string `json:"hash,omitempty"`
 }
 
 // Validate checks the message against SPEC.md.
@@ -365,7 +389,7 @@ func (m *FileReply) Validate() error {
 	if err := checkPathField("cwd", m.Cwd); err != nil {
 		return err
 	}
-	return checkHash(m.SHA256)
+	return checkHash(m.Hash)
 }
 
 // WindowMsg grants Credit more bytes on one stream of a channel.

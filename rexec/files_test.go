@@ -188,8 +188,13 @@ func TestResumeAfterCut(t *testing.T) {
 func TestCorruptChunkDetected(t *testing.T) {
 	data := randomBytes(3<<20, 9)
 	old := []byte("the previous version, which must survive\n")
-	for _, dir := range []string{"get", "put"} {
-		t.Run(dir, func(t *testing.T) {
+	for _, tc := range []struct{ dir, hash, name string }{
+		{"get", frame.HashBLAKE3, "BLAKE3"}, {"put", frame.HashBLAKE3, "BLAKE3"},
+		{"get", frame.HashSHA256, "SHA-256"}, {"put", frame.HashSHA256, "SHA-256"},
+	} {
+		dir := tc.dir
+		opts := &rexec.TransferOptions{Hash: tc.hash}
+		t.Run(dir+"/"+tc.hash, func(t *testing.T) {
 			p, served, connect := startProxied(t, true)
 			local := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(served, "src.bin"), data, 0o644))
@@ -212,18 +217,18 @@ func TestCorruptChunkDetected(t *testing.T) {
 			c := connect()
 			var err error
 			if dir == "get" {
-				_, err = c.Get(t.Context(), "src.bin", dest, nil)
+				_, err = c.Get(t.Context(), "src.bin", dest, opts)
 			} else {
-				_, err = c.Put(t.Context(), []string{src}, "dst.bin", nil)
+				_, err = c.Put(t.Context(), []string{src}, "dst.bin", opts)
 			}
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "SHA-256 mismatch")
+			assert.Contains(t, err.Error(), tc.name+" mismatch")
 			got, rerr := os.ReadFile(dest)
 			require.NoError(t, rerr)
 			assert.Equal(t, old, got, "destination untouched")
 			assert.Equal(t, int64(0), partSize(t, destDir, "dst.bin"), "bad copy not kept")
 			// The connection survives the refused file.
-			_, err = c.Get(t.Context(), "src.bin", filepath.Join(local, "again.bin"), nil)
+			_, err = c.Get(t.Context(), "src.bin", filepath.Join(local, "again.bin"), opts)
 			require.NoError(t, err)
 		})
 	}

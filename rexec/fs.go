@@ -217,11 +217,11 @@ func (f *FS) Checksum(ctx context.Context, p string) (string, *FileInfo, error) 
 	if err != nil {
 		return "", nil, err
 	}
-	if r.Info == nil || r.SHA256 == "" {
+	if r.Info == nil || r.Hash == "" {
 		return "", nil, fmt.Errorf("%w: checksum reply without hash", frame.ErrInvalid)
 	}
 	fi := infoOf(r.Info)
-	return r.SHA256, &fi, nil
+	return r.Hash, &fi, nil
 }
 
 // Chmod sets the permission bits of p.

@@ -2,7 +2,6 @@ package rexec
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,6 +52,10 @@ type TransferOptions struct {
 	Parallel int
 	// Observer, when set, watches every file.
 	Observer Observer
+	// Hash is the end-to-end hash: frame.HashSHA256 or frame.HashBLAKE3.
+	// Empty means BLAKE3 when the daemon offers it (it is faster), SHA-256
+	// otherwise.
+	Hash string
 }
 
 // TransferStats counts what a transfer did.
@@ -63,6 +66,7 @@ type TransferStats struct {
 	Bytes   uint64 // file bytes that crossed the connection
 	Resumed uint64 // bytes of partial copies kept instead of sent again
 	Skipped int    // entries left out (unsafe symlinks, devices), each reported in the error
+	Hash    string // the hash that verified the files: "SHA-256" or "BLAKE3"
 }
 
 // transfer is one Get or Put in progress.
@@ -86,6 +90,17 @@ func (c *Client) newTransfer(ctx context.Context, opts *TransferOptions) (*trans
 	if n <= 0 {
 		n = DefaultParallel
 	}
+	if t.opts.Hash == "" {
+		t.opts.Hash = frame.HashSHA256
+		if slices.Contains(c.hello.Features, frame.FeatureBLAKE3) {
+			t.opts.Hash = frame.HashBLAKE3
+		}
+	}
+	_, hname, err := xfer.NewHash(t.opts.Hash)
+	if err != nil {
+		return nil, err
+	}
+	t.stats.Hash = hname
 	t.g.SetLimit(n)
 	fsx, err := c.OpenFS(ctx, "")
 	if err != nil {
@@ -288,11 +303,11 @@ func (t *transfer) getFile(ctx context.Context, remote string, root *os.Root, na
 }
 
 func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, name, shown string) error {
-	sink, err := xfer.OpenSink(root, name, !t.opts.Restart, &t.c.locks)
+	sink, err := xfer.OpenSink(root, name, t.opts.Hash, !t.opts.Restart, &t.c.locks)
 	if err != nil {
 		return localErr(shown, err)
 	}
-	fc, err := t.c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindGet, Path: remote, Offset: sink.Offset(), PrefixSHA256: sink.PrefixSum()})
+	fc, err := t.c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindGet, Path: remote, Hash: t.opts.Hash, Offset: sink.Offset(), PrefixHash: sink.PrefixSum()})
 	if err != nil {
 		sink.Close()
 		return err
@@ -334,7 +349,7 @@ func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, nam
 		return err
 	}
 	mode := fs.FileMode(info.Mode & 0o777)
-	if err := sink.Commit(d.Size, d.SHA256, mode, time.Unix(0, info.MtimeNS)); err != nil {
+	if err := sink.Commit(d.Size, d.Hash, mode, time.Unix(0, info.MtimeNS)); err != nil {
 		tr.Done(err)
 		return err
 	}
@@ -519,16 +534,20 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 	}
 	resume := !t.opts.Restart
 	for {
-		fc, err := t.c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindPut, Path: remote, Size: size,
+		fc, err := t.c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindPut, Path: remote, Size: size, Hash: t.opts.Hash,
 			Mode: xfer.UnixMode(fi.Mode()) & 0o777, MtimeNS: mtime, Resume: resume})
 		if err != nil {
 			return err
 		}
 		off := fc.ok.Offset
-		h := sha256.New()
+		h, _, err := xfer.NewHash(t.opts.Hash)
+		if err != nil {
+			fc.close()
+			return err
+		}
 		if off > 0 {
 			got, herr := xfer.HashPrefix(f, h, min(off, size))
-			if herr != nil || got != off || hex.EncodeToString(h.Sum(nil)) != fc.ok.PrefixSHA256 {
+			if herr != nil || got != off || hex.EncodeToString(h.Sum(nil)) != fc.ok.PrefixHash {
 				// The daemon's partial copy is not a prefix of this file.
 				fc.close()
 				resume = false
@@ -549,13 +568,13 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 		}
 		sum := src.Sum()
 		if err == nil {
-			err = t.c.mc.SendJSON(frame.Done, fc.id, &frame.DoneMsg{Size: size, SHA256: sum})
+			err = t.c.mc.SendJSON(frame.Done, fc.id, &frame.DoneMsg{Size: size, Hash: sum})
 		}
 		var d *frame.DoneMsg
 		if err == nil {
 			d, err = fc.wait(ctx)
 		}
-		if err == nil && (d.SHA256 != sum || d.Size != size) {
+		if err == nil && (d.Hash != sum || d.Size != size) {
 			err = fmt.Errorf("%w: the daemon confirmed a different file", frame.ErrInvalid)
 		}
 		if err != nil {

@@ -19,6 +19,7 @@ type transferFlags struct {
 	quiet     bool
 	restart   bool
 	parallel  int
+	hash      string
 }
 
 func (tf *transferFlags) register(cmd *cobra.Command) {
@@ -30,12 +31,13 @@ func (tf *transferFlags) register(cmd *cobra.Command) {
 	f.BoolVarP(&tf.quiet, "quiet", "q", false, "no progress bars")
 	f.BoolVar(&tf.restart, "restart", false, "ignore partial copies of an interrupted transfer and send everything again")
 	f.IntVarP(&tf.parallel, "parallel", "j", rexec.DefaultParallel, "files moved at once in a recursive copy")
+	f.StringVar(&tf.hash, "hash", "", "end-to-end hash: sha256 or blake3 (default: blake3 when the daemon offers it)")
 }
 
 // options turns the flags into rexec's, with progress bars when both
 // stdout and stderr are terminals and -q was not given.
 func (tf *transferFlags) options(e env) (*rexec.TransferOptions, *progress) {
-	o := &rexec.TransferOptions{Recursive: tf.recursive, Restart: tf.restart, Parallel: tf.parallel}
+	o := &rexec.TransferOptions{Recursive: tf.recursive, Restart: tf.restart, Parallel: tf.parallel, Hash: tf.hash}
 	if tf.quiet || !isTerminal(e.stdout) || !isTerminal(e.stderr) {
 		return o, nil
 	}
@@ -84,7 +86,8 @@ a directory, as LOCAL otherwise. Directories need -r; modes and
 modification times are kept; symlinks inside the copied tree are
 recreated, those pointing outside it are skipped with a warning.
 
-Every file is checked with SHA-256 end to end and written under a hidden
+Every file is checked end to end with a strong hash (BLAKE3 when the
+daemon offers it, SHA-256 otherwise; --hash chooses) and written under a hidden
 temporary name that is renamed into place only once verified: nothing
 half-written ever appears under the real name. An interrupted get
 resumes where it stopped, after checking by hash that the part already
@@ -158,7 +161,8 @@ directory, which several sources need, as REMOTE otherwise. Directories
 need -r; modes and modification times are kept.
 
 The daemon writes each file under a hidden temporary name, checks its
-SHA-256 against the one rexec computed while reading, and only then
+hash (BLAKE3 when the daemon offers it, SHA-256 otherwise; --hash
+chooses) against the one rexec computed while reading, and only then
 renames it into place: an existing file stays intact until the new one
 is complete. An interrupted put resumes where it stopped, after checking
 by hash that the part the daemon kept matches; --restart sends

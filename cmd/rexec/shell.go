@@ -223,8 +223,8 @@ func commandTable() map[string]shellCommand {
 		"mkdir": {"mkdir [-p] DIR...", "make remote directories (-p: with parents)", (*fileShell).mkdir},
 		"rm":    {"rm [-r] PATH...", "remove remote files (-r: directories with all they hold)", (*fileShell).rm},
 		"mv":    {"mv FROM TO", "rename or move a remote file (into TO when it is a directory)", (*fileShell).mv},
-		"get":   {"get [-r] REMOTE [LOCAL]", "copy from the remote side, verified by SHA-256, resumable", (*fileShell).get},
-		"put":   {"put [-r] LOCAL [REMOTE]", "copy to the remote side, verified by SHA-256, resumable", (*fileShell).put},
+		"get":   {"get [-r] REMOTE [LOCAL]", "copy from the remote side, verified by hash, resumable", (*fileShell).get},
+		"put":   {"put [-r] LOCAL [REMOTE]", "copy to the remote side, verified by hash, resumable", (*fileShell).put},
 		"sum":   {"sum FILE...", "print the SHA-256 of remote files, computed by the daemon", (*fileShell).sum},
 		"lpwd":  {"lpwd", "print the local directory", (*fileShell).lpwd},
 		"lcd":   {"lcd DIR", "change the local directory", (*fileShell).lcd},
@@ -468,7 +468,7 @@ func (sh *fileShell) summary(st *rexec.TransferStats) {
 	if st == nil || st.Files+st.Dirs == 0 {
 		return
 	}
-	msg := fmt.Sprintf("%d file(s) verified (SHA-256), %s sent", st.Files, humanBytes(st.Bytes))
+	msg := fmt.Sprintf("%d file(s) verified (%s), %s sent", st.Files, st.Hash, humanBytes(st.Bytes))
 	if st.Resumed > 0 {
 		msg += fmt.Sprintf(", %s resumed", humanBytes(st.Resumed))
 	}

@@ -15,8 +15,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/execd-project/execd/frame"
 )
+
+// NewHash returns the hash a transfer named (frame.HashSHA256 when empty)
+// and its name for people.
+func NewHash(name string) (hash.Hash, string, error) {
+	switch name {
+	case "", frame.HashSHA256:
+		return sha256.New(), "SHA-256", nil
+	case frame.HashBLAKE3:
+		return blake3.New(), "BLAKE3", nil
+	}
+	return nil, "", Errorf(frame.CodeNotSupported, "unknown hash %q", name)
+}
 
 // PartSuffix ends the name of a partial copy kept for resuming.
 const PartSuffix = ".rexec-part"
@@ -82,6 +96,7 @@ type Sink struct {
 	part   string // where bytes are written
 	f      *os.File
 	h      hash.Hash
+	hname  string
 	ah     *asyncHash
 	n      uint64
 	prefix string // hash of what was kept at open
@@ -90,16 +105,21 @@ type Sink struct {
 	shared bool // part is the resumable name (kept on failure)
 }
 
-// OpenSink prepares to receive name under root. With resume, a partial
-// copy left by an earlier attempt is kept: Offset and PrefixSum describe it.
-// Without resume it is truncated. The directory of name must exist.
-func OpenSink(root *os.Root, name string, resume bool, locks *Locks) (*Sink, error) {
+// OpenSink prepares to receive name under root, hashed with hashName (see
+// NewHash). With resume, a partial copy left by an earlier attempt is kept:
+// Offset and PrefixSum describe it. Without resume it is truncated. The
+// directory of name must exist.
+func OpenSink(root *os.Root, name, hashName string, resume bool, locks *Locks) (*Sink, error) {
+	h, hname, err := NewHash(hashName)
+	if err != nil {
+		return nil, err
+	}
 	if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
 		return nil, Errorf(frame.CodeIsDir, "%s: is a directory", Display(name))
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrorFor(name, err)
 	}
-	s := &Sink{root: root, name: name, h: sha256.New(), locks: locks}
+	s := &Sink{root: root, name: name, h: h, hname: hname, locks: locks}
 	s.lockID = root.Name() + "\x00" + PartName(name)
 	if locks == nil || locks.tryLock(s.lockID) {
 		s.part, s.shared = PartName(name), true
@@ -142,7 +162,7 @@ func OpenSink(root *os.Root, name string, resume bool, locks *Locks) (*Sink, err
 // Offset is the length of the partial copy kept at open (0 without one).
 func (s *Sink) Offset() uint64 { return s.n }
 
-// PrefixSum is the hex SHA-256 of the kept bytes ("" when none).
+// PrefixSum is the hex hash of the kept bytes ("" when none).
 func (s *Sink) PrefixSum() string { return s.prefix }
 
 // Written is the number of bytes in the partial copy.
@@ -183,7 +203,7 @@ func (s *Sink) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Sum is the hex SHA-256 of everything written so far.
+// Sum is the hex hash of everything written so far.
 func (s *Sink) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
 
 // Commit checks the size and hash of the partial copy against what the
@@ -198,7 +218,7 @@ func (s *Sink) Commit(size uint64, sum string, mode fs.FileMode, mtime time.Time
 		if s.n != size {
 			return Errorf(frame.CodeIntegrity, "%s: received %d bytes, sender announced %d; the copy was discarded", Display(s.name), s.n, size)
 		}
-		return Errorf(frame.CodeIntegrity, "%s: SHA-256 mismatch (sent %.12s…, received %.12s…); the copy was discarded", Display(s.name), sum, s.Sum())
+		return Errorf(frame.CodeIntegrity, "%s: %s mismatch (sent %.12s…, received %.12s…); the copy was discarded", Display(s.name), s.hname, sum, s.Sum())
 	}
 	if err := s.f.Chmod(mode.Perm()); err != nil {
 		s.discard()
@@ -327,7 +347,7 @@ func (s *Source) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Sum is the hex SHA-256 of everything read so far.
+// Sum is the hex hash of everything read so far.
 func (s *Source) Sum() string {
 	s.ah.wait()
 	return hex.EncodeToString(s.ah.h.Sum(nil))

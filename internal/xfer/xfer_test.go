@@ -137,14 +137,14 @@ func TestSinkCommitAndResume(t *testing.T) {
 	require.NoError(t, err)
 	defer root.Close()
 	var locks xfer.Locks
-	s, err := xfer.OpenSink(root, "f", true, &locks)
+	s, err := xfer.OpenSink(root, "f", "", true, &locks)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), s.Offset())
 	_, err = s.Write([]byte("hello "))
 	require.NoError(t, err)
 	s.Close() // interrupted: kept
 
-	s, err = xfer.OpenSink(root, "f", true, &locks)
+	s, err = xfer.OpenSink(root, "f", "", true, &locks)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(6), s.Offset())
 	_, err = s.Write([]byte("world"))
@@ -156,7 +156,7 @@ func TestSinkCommitAndResume(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	assert.Empty(t, entries, "the bad copy is not kept")
 
-	s, err = xfer.OpenSink(root, "f", true, &locks)
+	s, err = xfer.OpenSink(root, "f", "", true, &locks)
 	require.NoError(t, err)
 	_, err = s.Write([]byte("hello world"))
 	require.NoError(t, err)
