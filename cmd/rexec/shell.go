@@ -560,16 +560,12 @@ func (sh *fileShell) remoteCommand(line string) error {
 	if err != nil {
 		return err
 	}
-	s.Stdout, s.Stderr = sh.out, sh.out
-	if !sh.tty {
-		s.Stdout, s.Stderr = sh.e.stdout, sh.e.stderr
-	}
+	// The terminal is back in its normal mode while the command runs, so
+	// its output goes straight to stdout and stderr.
+	s.Stdout, s.Stderr = sh.e.stdout, sh.e.stderr
 	s.Dir = strings.TrimPrefix(strings.TrimPrefix(sh.fsx.Getwd(), "~"), "/")
 	var werr error
 	sh.cooked(func() {
-		if sh.tty {
-			s.Stdout, s.Stderr = sh.e.stdout, sh.e.stderr
-		}
 		if err := s.StartShell(sh.ctx, line); err != nil {
 			werr = err
 			return
