@@ -91,7 +91,8 @@ type Client struct {
 	log      *slog.Logger
 	readDone chan struct{}
 
-	locks xfer.Locks // partial copies being written by gets
+	locks  xfer.Locks // partial copies being written by gets
+	openMu sync.Mutex // orders channel ids on the wire
 
 	mu       sync.Mutex
 	sessions map[uint32]channel
@@ -263,6 +264,24 @@ func (c *Client) NewSession() (*Session, error) {
 }
 
 // register assigns the next channel id to s.
+// open registers ch under a new channel id and sends its Open. The daemon
+// requires ids in increasing order, so choosing the id and sending happen
+// under one lock; setup prepares ch with its id before the Open leaves.
+func (c *Client) open(ch channel, m *frame.OpenMsg, setup func(id uint32)) (uint32, error) {
+	c.openMu.Lock()
+	defer c.openMu.Unlock()
+	id, err := c.register(ch)
+	if err != nil {
+		return 0, err
+	}
+	setup(id)
+	if err := c.mc.SendJSON(frame.Open, id, m); err != nil {
+		c.forget(id)
+		return 0, fmt.Errorf("rexec: open: %w", err)
+	}
+	return id, nil
+}
+
 func (c *Client) register(s channel) (uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

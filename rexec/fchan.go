@@ -37,17 +37,14 @@ func (c *Client) openFile(ctx context.Context, m *frame.OpenMsg) (*fileChan, err
 		return nil, fmt.Errorf("rexec: %w", err)
 	}
 	fc := &fileChan{c: c, kind: m.Kind, opened: make(chan error, 1), replyCh: make(chan struct{}, 1), done: make(chan struct{})}
-	id, err := c.register(fc)
+	id, err := c.open(fc, m, func(id uint32) {
+		fc.id = id
+		if m.Kind == frame.KindGet {
+			fc.in = mux.NewInbound(c.mc, id, frame.Data, c.window)
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	fc.id = id
-	if m.Kind == frame.KindGet {
-		fc.in = mux.NewInbound(c.mc, id, frame.Data, c.window)
-	}
-	if err := c.mc.SendJSON(frame.Open, id, m); err != nil {
-		c.forget(id)
-		return nil, fmt.Errorf("rexec: open: %w", err)
 	}
 	select {
 	case err = <-fc.opened:

@@ -408,3 +408,32 @@ func fileSum(t *testing.T, p string) string {
 	require.NoError(t, err)
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
+
+// TestConcurrentOpens opens many channels at once from one client: ids
+// must reach the daemon in increasing order however the goroutines race.
+func TestConcurrentOpens(t *testing.T) {
+	_, c, served := startFiles(t)
+	require.NoError(t, os.WriteFile(filepath.Join(served, "f"), []byte("x"), 0o644))
+	errs := make(chan error, 48) // under the daemon's 64 channels per connection
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			if i%2 == 0 {
+				s, err := c.NewSession()
+				if err == nil {
+					_, err = s.Output(t.Context(), "true")
+				}
+				errs <- err
+				return
+			}
+			fsx, err := c.OpenFS(t.Context(), "")
+			if err == nil {
+				_, err = fsx.Stat(t.Context(), "f")
+				_ = fsx.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < cap(errs); i++ {
+		assert.NoError(t, <-errs)
+	}
+}

@@ -202,20 +202,17 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("rexec: %w", err)
 	}
-	id, err := s.c.register(s)
+	id, err := s.c.open(s, m, func(id uint32) {
+		s.mu.Lock()
+		s.id = id
+		s.stdout = mux.NewInbound(s.c.mc, id, frame.Stdout, s.c.window)
+		if s.pty == nil {
+			s.stderr = mux.NewInbound(s.c.mc, id, frame.Stderr, s.c.window)
+		}
+		s.mu.Unlock()
+	})
 	if err != nil {
 		return err
-	}
-	s.mu.Lock()
-	s.id = id
-	s.stdout = mux.NewInbound(s.c.mc, id, frame.Stdout, s.c.window)
-	if s.pty == nil {
-		s.stderr = mux.NewInbound(s.c.mc, id, frame.Stderr, s.c.window)
-	}
-	s.mu.Unlock()
-	if err := s.c.mc.SendJSON(frame.Open, id, m); err != nil {
-		s.c.forget(id)
-		return fmt.Errorf("rexec: open: %w", err)
 	}
 	select {
 	case err = <-s.openErr:
