@@ -311,42 +311,18 @@ func (c *serverConn) keepalive(mc *mux.Conn) {
 	}
 }
 
-// readLoop reads frames until the connection ends. Data payloads for an
-// open channel are read into pooled buffers handed to the channel, so that
-// stdin and file data are never copied on the way in.
+// readLoop reads frames until the connection ends. Stdin and file data
+// for an open channel go into buffers the channel keeps, never copied.
 func (c *serverConn) readLoop(mc *mux.Conn) error {
-	var scratch []byte
-	for {
-		h, err := mc.ReadHeader()
-		if err != nil {
-			return err
+	return mc.ReadFrames(func(h frame.Header) func([]byte) error {
+		c.mu.Lock()
+		ch := c.chans[h.Channel]
+		c.mu.Unlock()
+		if ch == nil {
+			return nil
 		}
-		if (h.Type == frame.Stdin || h.Type == frame.Data) && h.Length > 0 {
-			c.mu.Lock()
-			ch := c.chans[h.Channel]
-			c.mu.Unlock()
-			if ch != nil {
-				chunk := mux.GetChunk(int(h.Length))
-				if err := mc.ReadPayload(chunk); err != nil {
-					return err
-				}
-				if err := ch.pushData(h, chunk); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if cap(scratch) < int(h.Length) {
-			scratch = make([]byte, h.Length)
-		}
-		p := scratch[:h.Length]
-		if err := mc.ReadPayload(p); err != nil {
-			return err
-		}
-		if err := c.dispatch(mc, frame.Frame{Header: h, Payload: p}); err != nil {
-			return err
-		}
-	}
+		return func(chunk []byte) error { return ch.pushData(h, chunk) }
+	}, func(f frame.Frame) error { return c.dispatch(mc, f) })
 }
 
 // lookup finds an open channel. A frame for a channel that was open and has

@@ -311,32 +311,14 @@ func (c *Client) forget(id uint32) {
 
 func (c *Client) readLoop() {
 	defer close(c.readDone)
-	var err error
-	var scratch []byte
-	for err == nil {
-		var h frame.Header
-		h, err = c.mc.ReadHeader()
-		if err != nil {
-			break
+	err := c.mc.ReadFrames(func(h frame.Header) func([]byte) error {
+		s := c.session(h.Channel)
+		if s == nil {
+			return nil
 		}
-		if (h.Type == frame.Stdout || h.Type == frame.Stderr || h.Type == frame.Data) && h.Length > 0 {
-			if s := c.session(h.Channel); s != nil {
-				// Output goes into a buffer the session keeps: no copy on the way out.
-				chunk := mux.GetChunk(int(h.Length))
-				if err = c.mc.ReadPayload(chunk); err == nil {
-					err = s.pushData(h, chunk)
-				}
-				continue
-			}
-		}
-		if cap(scratch) < int(h.Length) {
-			scratch = make([]byte, h.Length)
-		}
-		p := scratch[:h.Length]
-		if err = c.mc.ReadPayload(p); err == nil {
-			err = c.dispatch(frame.Frame{Header: h, Payload: p})
-		}
-	}
+		// Output goes into a buffer the channel keeps: no copy on the way out.
+		return func(chunk []byte) error { return s.pushData(h, chunk) }
+	}, c.dispatch)
 	var em *frame.ErrorMsg
 	switch {
 	case errors.As(err, &em):

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/execd-project/execd/rexec"
 )
@@ -46,9 +45,9 @@ func (tf *transferFlags) options(e env) (*rexec.TransferOptions, *progress) {
 	return o, p
 }
 
-func isTerminal(w any) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
+func isTerminal(stream any) bool {
+	_, tty := terminalFd(stream)
+	return tty
 }
 
 // splitRemote parses HOST:PATH as scp does: an argument is remote when a

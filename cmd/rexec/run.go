@@ -310,9 +310,10 @@ func exitStatus(err error, stderr io.Writer) int {
 	}
 }
 
-// terminalFd returns the descriptor of r if it is a terminal.
-func terminalFd(r io.Reader) (int, bool) {
-	f, ok := r.(*os.File)
+// terminalFd returns the descriptor of a stream (stdin, stdout, stderr)
+// if it is a terminal.
+func terminalFd(stream any) (int, bool) {
+	f, ok := stream.(*os.File)
 	if !ok {
 		return -1, false
 	}

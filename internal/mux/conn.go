@@ -148,6 +148,43 @@ func (c *Conn) ReadHeader() (frame.Header, error) { return c.r.ReadHeader() }
 // ReadPayload reads the payload of the header last read; see frame.Reader.
 func (c *Conn) ReadPayload(p []byte) error { return c.r.ReadPayload(p) }
 
+// ReadFrames reads frames until an error, which it returns. For a data
+// frame with a payload, owner says who keeps it: a non-nil push gets the
+// payload read into a pooled buffer (GetChunk) it may keep, so data is
+// never copied on the way in. Every other frame goes to handle, with a
+// payload valid only during the call.
+func (c *Conn) ReadFrames(owner func(h frame.Header) (push func([]byte) error), handle func(frame.Frame) error) error {
+	var scratch []byte
+	for {
+		h, err := c.ReadHeader()
+		if err != nil {
+			return err
+		}
+		if h.Type.IsData() && h.Length > 0 {
+			if push := owner(h); push != nil {
+				chunk := GetChunk(int(h.Length))
+				if err := c.ReadPayload(chunk); err != nil {
+					return err
+				}
+				if err := push(chunk); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if cap(scratch) < int(h.Length) {
+			scratch = make([]byte, h.Length)
+		}
+		p := scratch[:h.Length]
+		if err := c.ReadPayload(p); err != nil {
+			return err
+		}
+		if err := handle(frame.Frame{Header: h, Payload: p}); err != nil {
+			return err
+		}
+	}
+}
+
 // SendJSON encodes msg and sends it as a control frame.
 func (c *Conn) SendJSON(t frame.Type, channel uint32, msg any) error {
 	p, err := frame.Marshal(msg)
