@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -33,19 +34,27 @@ type execChan struct {
 	started     time.Time
 	timeout     time.Duration
 	argv0       string
+	audit       *AuditEvent // the exec event; its copy with the outcome is the exit event
+	bytesIn     atomic.Int64
+	bytesOut    atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 }
 
-// startChannel starts the command an Open asked for.
+// startChannel starts the command an Open asked for, as the connection's account.
 func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*execChan, error) {
 	s := c.srv
+	acct := c.acct
 	argv := m.Argv
 	if m.Shell != "" {
 		argv = shellArgv(m.Shell)
 	}
-	dir, err := s.workDir(m.Dir)
+	dir, err := workDir(acct.home, m.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := runAs(acct.user.RunAs)
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +62,22 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 	if env == nil {
 		env = os.Environ()
 	}
-	extra := m.Env
-	if m.Pty != nil && m.Pty.Term != "" {
-		extra = append([]string{"TERM=" + m.Pty.Term}, extra...)
+	var extra []string
+	if acct.st != nil {
+		extra = append(extra, "HOME="+acct.home, "REXEC_USER="+acct.user.Name)
+		if acct.user.RunAs != "" {
+			extra = append(extra, "USER="+acct.user.RunAs, "LOGNAME="+acct.user.RunAs)
+		}
 	}
-	p, err := startProcess(procSpec{argv: argv, env: mergeEnv(env, extra), dir: dir, pty: m.Pty})
+	if m.Pty != nil && m.Pty.Term != "" {
+		extra = append(extra, "TERM="+m.Pty.Term)
+	}
+	extra = append(extra, m.Env...)
+	timeout := time.Duration(m.TimeoutMS) * time.Millisecond
+	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
+		timeout = limit
+	}
+	p, err := startProcess(procSpec{argv: argv, env: mergeEnv(env, extra), dir: dir, pty: m.Pty, cred: cred})
 	if err != nil {
 		return nil, err
 	}
@@ -74,29 +94,27 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 		stdinWindow: win,
 		stdout:      mux.NewOutbound(mc, id, frame.Stdout, m.Window),
 		started:     time.Now(),
-		timeout:     time.Duration(m.TimeoutMS) * time.Millisecond,
+		timeout:     timeout,
 		argv0:       argv[0],
+		audit:       &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.pid()},
 		ctx:         ctx,
 		cancel:      cancel,
 	}
 	if m.Pty == nil {
 		ch.stderr = mux.NewOutbound(mc, id, frame.Stderr, m.Window)
 	}
+	if acct.st != nil && acct.user.Quota > 0 {
+		s.quotas.get(acct.home).markDirty() // a command may write anywhere in the home
+	}
+	ch.audit.Start = ptr(ch.started.UTC())
+	s.Audit.Log(ch.audit)
 	c.log.Info("command started", "channel", id, "argv0", argv[0], "args", len(argv)-1,
 		"shell", m.Shell != "", "pty", m.Pty != nil, "dir", dir, "pid", p.pid())
 	return ch, nil
 }
 
-// workDir resolves the working directory a client asked for.
-func (s *Server) workDir(req string) (string, error) {
-	base := s.Dir
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = "/"
-		}
-		base = home
-	}
+// workDir resolves the working directory a client asked for, relative to base.
+func workDir(base, req string) (string, error) {
 	if req == "" {
 		return base, nil
 	}
@@ -214,6 +232,7 @@ func (ch *execChan) run() {
 		// that the command's writes fail; a read error alone closes nothing
 		// (closing a pty master would hang up the terminal).
 		n, err := o.ReadFrom(r)
+		ch.bytesOut.Add(n)
 		if err != nil && o.Failed() {
 			_ = r.Close() // best effort
 		}
@@ -228,7 +247,8 @@ func (ch *execChan) run() {
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		_, err := io.Copy(ch.p.stdin, ch.stdin)
+		n, err := io.Copy(ch.p.stdin, ch.stdin)
+		ch.bytesIn.Add(n)
 		if err == nil {
 			ch.p.stdinEOF()
 		}
@@ -299,5 +319,13 @@ func (ch *execChan) run() {
 
 	ch.stdin.CloseWithError(io.ErrClosedPipe)
 	<-inDone
+	ev := *ch.audit
+	ev.Time, ev.Event, ev.End = time.Time{}, "exit", ptr(time.Now().UTC())
+	ev.Exit, ev.Signal, ev.TimedOut, ev.Result = ptr(exit.Code), exit.Signal, exit.TimedOut, exit.Message
+	ev.BytesIn, ev.BytesOut = ch.bytesIn.Load(), ch.bytesOut.Load()
+	c.srv.Audit.Log(&ev)
+	if acct := c.acct; acct.st != nil && acct.user.Quota > 0 {
+		c.srv.quotas.get(acct.home).markDirty()
+	}
 	c.removeChannel(ch.id)
 }

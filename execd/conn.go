@@ -66,6 +66,7 @@ type serverConn struct {
 
 	mu        sync.Mutex
 	mc        *mux.Conn // set once the handshake is done
+	acct      *account  // set once the handshake is done
 	chans     map[uint32]channel
 	maxID     uint32
 	goingAway bool
@@ -121,8 +122,11 @@ func (c *serverConn) serve() {
 		if c.idle != nil {
 			c.idle.Stop()
 		}
-		mc := c.mc
+		mc, acct := c.mc, c.acct
 		c.mu.Unlock()
+		if acct != nil && acct.st != nil {
+			acct.st.release(&acct.st.conns)
+		}
 		c.cancel(errors.New("connection closed"))
 		if mc != nil {
 			mc.Close()
@@ -172,6 +176,7 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 	_ = c.nc.SetDeadline(deadline) // best effort
 	var conn net.Conn = c.nc
 	var below *mux.BufConn
+	binding := make([]byte, frame.BindingLen) // zeros: plaintext has no session to bind to
 	if s.TLSConfig != nil {
 		cfg := s.TLSConfig.Clone()
 		cfg.MinVersion = tls.VersionTLS13
@@ -186,6 +191,10 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 			return nil, err
 		}
 		conn = tc
+		cs := tc.ConnectionState()
+		if binding, err = cs.ExportKeyingMaterial(frame.BindingLabel, nil, frame.BindingLen); err != nil {
+			return nil, err
+		}
 	}
 	maxPayload := s.MaxPayload
 	if maxPayload == 0 {
@@ -230,12 +239,24 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 	if s.KeepAlive >= 0 {
 		ka = durOr(s.KeepAlive, DefaultKeepAlive).Milliseconds()
 	}
-	if err := mc.SendJSON(frame.Hello, frame.ConnChannel, &frame.HelloMsg{Software: software, MaxPayload: maxPayload, KeepAliveMS: ka, Features: []string{frame.FeatureBLAKE3}}); err != nil {
+	sh := &frame.HelloMsg{Software: software, MaxPayload: maxPayload, KeepAliveMS: ka, Features: []string{frame.FeatureBLAKE3}}
+	if s.Users != nil {
+		sh.Auth, sh.Challenge = authMethods, newChallenge()
+	}
+	if err := mc.SendJSON(frame.Hello, frame.ConnChannel, sh); err != nil {
 		return nil, err
+	}
+	acct := &account{home: s.servedDir()}
+	if s.Users != nil {
+		if acct, err = c.authenticate(mc, sh.Challenge, binding); err != nil {
+			return nil, err
+		}
+		c.log = c.log.With("user", acct.user.Name)
 	}
 	_ = conn.SetDeadline(time.Time{}) // best effort
 	c.mu.Lock()
 	c.mc = mc
+	c.acct = acct
 	goingAway := c.goingAway
 	c.mu.Unlock()
 	if goingAway {
@@ -405,13 +426,25 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 		refuse(frame.CodeTooManyChannels, "at most %d channels per connection", orDefault(c.srv.MaxChannels, DefaultMaxChannels))
 		return
 	}
+	acct := c.acct
 	c.mu.Unlock()
 
+	if perm, what := permFor(m.Kind); !acct.can(perm) && !(m.Kind == frame.KindFS && acct.can(PermPut)) {
+		refuse(frame.CodeNotPermitted, "%v", acct.denied(perm, what))
+		return
+	}
+	if acct.st != nil && !acct.st.acquire(&acct.st.chans, acct.user.MaxChannels) {
+		refuse(frame.CodeUserLimit, "user %s already has %d channels open, the most allowed", acct.user.Name, acct.user.MaxChannels)
+		return
+	}
 	var ch channel
 	var ec *execChan
 	if m.Kind == frame.KindExec {
 		var err error
 		if ec, err = c.startChannel(mc, id, &m); err != nil {
+			if acct.st != nil {
+				acct.st.release(&acct.st.chans)
+			}
 			refuse(frame.CodeExecFailed, "%v", err)
 			return
 		}
@@ -435,10 +468,24 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 	go ch.run()
 }
 
+// permFor is the permission a channel kind needs, and what it is for.
+func permFor(kind string) (perm, what string) {
+	switch kind {
+	case frame.KindExec:
+		return PermExec, "run commands"
+	case frame.KindPut:
+		return PermPut, "write files"
+	}
+	return PermGet, "read files"
+}
+
 // removeChannel forgets a finished channel, and closes the connection if
 // the server is going away and this was the last one.
 func (c *serverConn) removeChannel(id uint32) {
 	c.mu.Lock()
+	if _, ok := c.chans[id]; ok && c.acct.st != nil {
+		c.acct.st.release(&c.acct.st.chans)
+	}
 	delete(c.chans, id)
 	last := len(c.chans) == 0
 	goingAway, mc := c.goingAway, c.mc

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -64,8 +65,35 @@ func (b *fileBase) finish() {
 // fail reports err on the channel, which ends it for the client.
 func (b *fileBase) fail(err error) {
 	em := xfer.ErrorFor(b.m.Path, err)
+	if b.m.Kind != frame.KindFS {
+		b.audit(b.m.Kind, b.m.Path, "", nil, "", em)
+	}
 	b.c.log.Info("file operation failed", "channel", b.id, "kind", b.m.Kind, "path", b.m.Path, "code", em.Code, "err", em.Message)
 	_ = b.mc.SendError(b.id, em.Code, em.Message) // a failure closes the connection
+}
+
+// audit records a file operation in the audit log.
+func (b *fileBase) audit(op, p, to string, size *uint64, hash string, err error) {
+	a := b.c.srv.Audit
+	if a == nil {
+		return
+	}
+	ev := &AuditEvent{Event: op, User: b.c.acct.user.Name, Addr: b.c.nc.RemoteAddr().String(), Path: xfer.Display(p), Size: size, Hash: hash, Result: "ok"}
+	if to != "" {
+		ev.To = xfer.Display(to)
+	}
+	if err != nil {
+		ev.Result = xfer.ErrorFor(p, err).Message
+	}
+	a.Log(ev)
+}
+
+// quota is the usage tracker of the account's home, nil without a quota.
+func (b *fileBase) quota() *quota {
+	if a := b.c.acct; a.st != nil && a.user.Quota > 0 {
+		return b.c.srv.quotas.get(a.home)
+	}
+	return nil
 }
 
 func (b *fileBase) unexpected(t frame.Type) error {
@@ -75,9 +103,9 @@ func (b *fileBase) unexpected(t frame.Type) error {
 // openRoot opens the served directory. Every path of a file channel is
 // resolved through it, so nothing outside can be reached.
 func (b *fileBase) openRoot() (*os.Root, error) {
-	root, err := os.OpenRoot(b.c.srv.servedDir())
+	root, err := os.OpenRoot(b.c.acct.home)
 	if err != nil {
-		return nil, xfer.Errorf(frame.CodeIO, "served directory unavailable: %v", errors.Unwrap(err))
+		return nil, xfer.Errorf(frame.CodeIO, "home directory unavailable: %v", errors.Unwrap(err))
 	}
 	return root, nil
 }
@@ -180,6 +208,7 @@ func (g *getChan) run() {
 	_ = g.out.Close() // best effort: a dead connection fails the next send too
 	sum := src.Sum()
 	_ = g.mc.SendJSON(frame.Done, g.id, &frame.DoneMsg{Size: size, Hash: sum})
+	g.audit(frame.KindGet, p, "", &size, sum, nil)
 	g.c.log.Info("file sent", "channel", g.id, "path", p, "size", size, "resumed_at", off,
 		"sent", n, "hash", g.m.Hash, "sum", sum, "duration_ms", time.Since(start).Milliseconds())
 }
@@ -267,11 +296,38 @@ func (pc *putChan) run() {
 		}
 	}
 	off := sink.Offset()
+	var w io.Writer = sink
+	var qc *charge // nil without a quota
+	if q := pc.quota(); q != nil {
+		// A resumed put is charged only for its new bytes: the kept ones
+		// are on disk and counted already.
+		acct := pc.c.acct
+		if qc, err = q.reserve(int64(acct.user.Quota), int64(pc.m.Size-off), acct.user.Name, xfer.Display(p)); err != nil {
+			sink.Discard()
+			q.markDirty()
+			pc.fail(err)
+			return
+		}
+		w = &quotaWriter{w: sink, c: qc}
+	}
+	// discard removes the partial copy, and its bytes from the usage.
+	discard := func() {
+		n := int64(sink.Written())
+		sink.Discard()
+		if qc != nil {
+			qc.end(-n)
+		}
+	}
 	if err := pc.mc.SendJSON(frame.OpenOK, pc.id, &frame.OpenOKMsg{Window: pc.win, Offset: off, PrefixHash: sink.PrefixSum()}); err != nil {
 		sink.Close()
+		qc.end(0)
 		return
 	}
-	_, err = io.Copy(&sizeGuard{w: sink, left: pc.m.Size - off, shown: xfer.Display(p)}, pc.in)
+	left := pc.m.Size - off
+	if pc.m.Stream {
+		left = math.MaxUint64
+	}
+	_, err = io.Copy(&sizeGuard{w: w, left: left, shown: xfer.Display(p)}, pc.in)
 	var d frame.DoneMsg
 	if err == nil {
 		select {
@@ -285,14 +341,15 @@ func (pc *putChan) run() {
 			// Interrupted: keep what arrived so that the client can resume.
 			pc.c.log.Info("put interrupted", "channel", pc.id, "path", p, "kept", sink.Written(), "cause", err)
 			sink.Close()
+			qc.end(0)
 			return
 		}
-		sink.Discard()
+		discard()
 		pc.fail(err)
 		return
 	}
-	if d.Size != pc.m.Size {
-		sink.Discard()
+	if d.Size != pc.m.Size && !pc.m.Stream {
+		discard()
 		pc.fail(xfer.Errorf(frame.CodeIntegrity, "%s: done announces %d bytes, open announced %d; the copy was discarded", xfer.Display(p), d.Size, pc.m.Size))
 		return
 	}
@@ -304,13 +361,39 @@ func (pc *putChan) run() {
 	if pc.m.MtimeNS != 0 {
 		mtime = time.Unix(0, pc.m.MtimeNS)
 	}
+	replaced := regularSize(root, p)
 	if err := sink.Commit(d.Size, d.Hash, mode, mtime); err != nil {
+		if qc != nil {
+			qc.end(0)
+			pc.quota().markDirty() // Commit discarded the copy on a mismatch
+		}
 		pc.fail(err)
 		return
 	}
+	qc.end(-replaced)
 	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
+	pc.audit(frame.KindPut, p, "", &d.Size, d.Hash, nil)
 	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
 		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())
+}
+
+// permit checks the account may make a request: reading (list, checksum)
+// needs get, changing (mkdir, remove, rename, setattr, symlink) needs put;
+// stat and chdir need either, as the channel itself does.
+func (fc *fsChan) permit(op string) error {
+	acct := fc.c.acct
+	perm := ""
+	switch op {
+	case frame.OpList, frame.OpChecksum:
+		perm = PermGet
+	case frame.OpMkdir, frame.OpRemove, frame.OpRename, frame.OpSetattr, frame.OpSymlink:
+		perm = PermPut
+	}
+	if perm == "" || acct.can(perm) {
+		return nil
+	}
+	what := map[string]string{PermGet: "read files", PermPut: "write files"}[perm]
+	return xfer.Errorf(frame.CodeNotPermitted, "%s: %v", op, acct.denied(perm, what))
 }
 
 // maxPendingRequests bounds the requests a client may have outstanding on
@@ -395,7 +478,30 @@ func (fc *fsChan) serve(root *os.Root, req *frame.FileRequest) error {
 	reply := &frame.FileReply{ID: req.ID}
 	p, err := xfer.Resolve(fc.cwd, req.Path)
 	if err == nil {
+		err = fc.permit(req.Op)
+	}
+	if err == nil {
 		err = fc.do(root, req, p, reply)
+	}
+	switch req.Op {
+	case frame.OpRemove, frame.OpRename:
+		if q := fc.quota(); q != nil {
+			q.markDirty()
+		}
+	}
+	switch req.Op {
+	case frame.OpStat, frame.OpLstat, frame.OpChdir:
+	case frame.OpRename:
+		to, _ := xfer.Resolve(fc.cwd, req.To)
+		fc.audit(req.Op, p, to, nil, "", err)
+	case frame.OpChecksum:
+		var size *uint64
+		if reply.Info != nil {
+			size = &reply.Info.Size
+		}
+		fc.audit(req.Op, p, "", size, reply.Hash, err)
+	default:
+		fc.audit(req.Op, p, "", nil, "", err)
 	}
 	if err != nil {
 		em := xfer.ErrorFor(p, err)

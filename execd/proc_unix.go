@@ -25,6 +25,7 @@ type procSpec struct {
 	env  []string
 	dir  string
 	pty  *frame.PtyRequest
+	cred *syscall.Credential // nil: the daemon's own account
 }
 
 // process is a started command in its own process group (or, with a pty,
@@ -50,6 +51,9 @@ func startProcess(spec procSpec) (*process, error) {
 	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = spec.env
 	cmd.Dir = spec.dir
+	if spec.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: spec.cred}
+	}
 	if spec.pty != nil {
 		size := &pty.Winsize{Rows: spec.pty.Rows, Cols: spec.pty.Cols}
 		if size.Rows == 0 || size.Cols == 0 {
@@ -84,7 +88,7 @@ func startProcess(spec procSpec) (*process, error) {
 	growPipe(outR)
 	growPipe(errR)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.cred}
 	if err := cmd.Start(); err != nil {
 		closeAll()
 		return nil, err

@@ -62,7 +62,30 @@ type Server struct {
 	// Software is announced in the hello; empty means "execd".
 	Software string
 
+	// Users, when non-nil, makes every client log in (publickey or
+	// password) before opening a channel, and act as that user: in their
+	// home, with their permissions, quota and limits. Nil means no
+	// authentication: every client acts as the daemon's own user on Dir
+	// (cmd/execd always sets a database).
+	Users *UserDB
+	// Audit, when non-nil, receives one event per login, command and file
+	// operation.
+	Audit *AuditLog
+	// AuthTimeout bounds the authentication phase; MaxAuthTries ends a
+	// connection after that many failed attempts.
+	AuthTimeout  time.Duration
+	MaxAuthTries int
+	// AuthDelay is the step by which failed logins from one address or for
+	// one user slow down; AuthDelayMax caps the delay per attempt.
+	AuthDelay, AuthDelayMax time.Duration
+
 	locks xfer.Locks // partial copies being written by puts
+
+	authOnce   sync.Once
+	hasher     *hasher
+	throttle   *throttle
+	quotas     quotaSet
+	userStates map[string]*userState // by user name, under mu
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

@@ -31,7 +31,12 @@ const (
 	CodeExecFailed        Code = "exec_failed"   // the command could not be started
 	CodeNotSupported      Code = "not_supported" // a feature this server lacks
 	CodeInternal          Code = "internal_error"
-	CodeConnectionClosing Code = "closing" // orderly close by the peer
+	CodeConnectionClosing Code = "closing"        // orderly close by the peer
+	CodeAuthRequired      Code = "auth_required"  // a channel was opened before authentication succeeded
+	CodeAuthFailed        Code = "auth_failed"    // too many failed attempts, or none in time
+	CodeNotPermitted      Code = "not_permitted"  // the user lacks the permission (exec, get, put)
+	CodeQuota             Code = "quota_exceeded" // the user's quota would be exceeded
+	CodeUserLimit         Code = "user_limit"     // the user's limit of connections or channels is reached
 
 	// File operations; these end a channel or answer a Request, never the connection.
 	CodeNotFound    Code = "not_found"         // no such file or directory

@@ -67,6 +67,11 @@ const (
 	GoAway Type = 0x04
 	// Error reports a failure of a channel, or of the connection on channel 0 (JSON ErrorMsg).
 	Error Type = 0x05
+	// Auth is one authentication attempt by the client (JSON AuthMsg, channel 0).
+	Auth Type = 0x06
+	// AuthReply answers an Auth: accepted, or refused with the methods left
+	// (JSON AuthReplyMsg, channel 0).
+	AuthReply Type = 0x07
 
 	// Open asks the server to open a channel: a command, a file transfer or
 	// a file session (JSON OpenMsg).
@@ -107,6 +112,7 @@ const (
 
 var typeNames = map[Type]string{
 	Hello: "hello", Ping: "ping", Pong: "pong", GoAway: "goaway", Error: "error",
+	Auth: "auth", AuthReply: "auth_reply",
 	Open: "open", OpenOK: "open_ok", Close: "close",
 	Stdin: "stdin", Stdout: "stdout", Stderr: "stderr", Data: "data",
 	Window: "window", Signal: "signal", Resize: "resize", Exit: "exit", Done: "done",
@@ -229,7 +235,7 @@ func ParseHeader(b [HeaderSize]byte) (Header, error) {
 // connLevel reports whether frames of type t belong on channel 0.
 func connLevel(t Type) bool {
 	switch t {
-	case Hello, Ping, Pong, GoAway:
+	case Hello, Ping, Pong, GoAway, Auth, AuthReply:
 		return true
 	}
 	return false

@@ -28,7 +28,7 @@ func TestWireValuesPinned(t *testing.T) {
 	assert.Equal(t, 4, frame.LengthSize)
 	assert.Equal(t, frame.Flags(1), frame.FlagEOF)
 	want := map[frame.Type]uint8{
-		frame.Hello: 0x01, frame.Ping: 0x02, frame.Pong: 0x03, frame.GoAway: 0x04, frame.Error: 0x05,
+		frame.Hello: 0x01, frame.Ping: 0x02, frame.Pong: 0x03, frame.GoAway: 0x04, frame.Error: 0x05, frame.Auth: 0x06, frame.AuthReply: 0x07,
 		frame.Open: 0x10, frame.OpenOK: 0x11, frame.Close: 0x12,
 		frame.Stdin: 0x20, frame.Stdout: 0x21, frame.Stderr: 0x22, frame.Data: 0x23,
 		frame.Window: 0x30, frame.Signal: 0x31, frame.Resize: 0x32, frame.Exit: 0x33, frame.Done: 0x34,
@@ -68,7 +68,10 @@ func goldenFrames(t *testing.T) map[string][]byte {
 		return buf.Bytes()
 	}
 	return map[string][]byte{
-		"hello":   enc(frame.Hello, 0, 0, &frame.HelloMsg{Software: "rexec/0.1", MaxPayload: frame.DefaultMaxPayload}),
+		"hello": enc(frame.Hello, 0, 0, &frame.HelloMsg{Software: "rexec/0.1", MaxPayload: frame.DefaultMaxPayload}),
+		"auth":  enc(frame.Auth, 0, 0, &frame.AuthMsg{Method: frame.AuthPassword, User: "alice", Password: "correct horse"}),
+		"auth_reply": enc(frame.AuthReply, 0, 0, &frame.AuthReplyMsg{OK: true, User: "alice", Allow: []string{"exec", "get", "put"},
+			Message: "welcome, alice"}),
 		"ping":    enc(frame.Ping, 0, 0, []byte{0, 0, 0, 0, 0, 0, 0, 1}),
 		"pong":    enc(frame.Pong, 0, 0, []byte{0, 0, 0, 0, 0, 0, 0, 1}),
 		"goaway":  enc(frame.GoAway, 0, 0, &frame.GoAwayMsg{Reason: "server shutting down"}),
@@ -94,7 +97,7 @@ func goldenFrames(t *testing.T) map[string][]byte {
 
 func TestGoldenFrames(t *testing.T) {
 	frames := goldenFrames(t)
-	assert.Len(t, frames, 19, "one golden frame per type")
+	assert.Len(t, frames, 21, "one golden frame per type")
 	for name, got := range frames {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join("testdata", "golden", name+".hex")

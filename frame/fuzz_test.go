@@ -67,6 +67,10 @@ func FuzzControl(f *testing.F) {
 		`{"id":7,"op":"rename","path":"a","to":"b"}`, `{"id":8,"op":"checksum","path":"a","hash_name":"blake3"}`, `{"id":7,"op":"setattr","path":"d","mode":493,"has_mode":true,"mtime_ns":9}`,
 		`{"id":7,"entries":[{"name":"l","type":"symlink","size":1,"mode":511,"mtime_ns":0,"target":"../x"}],"more":true}`,
 		`{"id":7,"error":{"code":"not_found","message":"x: no such file"}}`,
+		`{"method":"password","user":"alice","password":"pw"}`,
+		`{"method":"publickey","user":"bob","key":"` + strings.Repeat("A", 43) + `=","sig":"` + strings.Repeat("A", 86) + `=="}`,
+		`{"ok":false,"methods":["password"],"message":"wrong password"}`,
+		`{"software":"execd","max_payload":262144,"auth":["publickey","password"],"challenge":"` + strings.Repeat("A", 43) + `="}`,
 		`{`, `[]`, `null`, `{"argv":null}`,
 	}
 	for _, s := range seeds {
@@ -86,6 +90,8 @@ func FuzzControl(f *testing.F) {
 		func() frame.Message { return &frame.DoneMsg{} },
 		func() frame.Message { return &frame.FileRequest{} },
 		func() frame.Message { return &frame.FileReply{} },
+		func() frame.Message { return &frame.AuthMsg{} },
+		func() frame.Message { return &frame.AuthReplyMsg{} },
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, mk := range news {

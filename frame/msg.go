@@ -38,6 +38,13 @@ type HelloMsg struct {
 	KeepAliveMS int64 `json:"keepalive_ms,omitempty"`
 	// Features lists optional capabilities; unknown names are ignored.
 	Features []string `json:"features,omitempty"`
+	// Auth lists the authentication methods the server accepts (server
+	// only); empty means the server asks for none and channels may open
+	// at once.
+	Auth []string `json:"auth,omitempty"`
+	// Challenge is 32 random bytes (base64 in JSON) a publickey proof must
+	// sign (server only, with Auth).
+	Challenge []byte `json:"challenge,omitempty"`
 }
 
 // Validate checks the hello against SPEC.md.
@@ -47,6 +54,9 @@ func (m *HelloMsg) Validate() error {
 	}
 	if m.KeepAliveMS < 0 {
 		return fmt.Errorf("%w: negative keepalive_ms", ErrInvalid)
+	}
+	if len(m.Auth) > 0 && len(m.Challenge) != ChallengeLen {
+		return fmt.Errorf("%w: auth needs a challenge of %d bytes", ErrInvalid, ChallengeLen)
 	}
 	return nil
 }
@@ -97,6 +107,9 @@ type OpenMsg struct {
 	MtimeNS int64  `json:"mtime_ns,omitempty"`
 	// Resume lets a put continue a partial copy the server kept.
 	Resume bool `json:"resume,omitempty"`
+	// Stream marks a put whose size is not known in advance (a pipe):
+	// Size must be 0, Resume false; the done frame gives the size.
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Validate checks the open request against SPEC.md.
@@ -122,6 +135,9 @@ func (m *OpenMsg) Validate() error {
 		}
 		if m.Kind == KindPut && m.Mode&^0o7777 != 0 {
 			return fmt.Errorf("%w: mode %#o has bits beyond 07777", ErrInvalid, m.Mode)
+		}
+		if m.Stream && (m.Kind != KindPut || m.Size != 0 || m.Resume) {
+			return fmt.Errorf("%w: stream is for a put without size or resume", ErrInvalid)
 		}
 		if m.Offset > 0 && m.PrefixHash == "" && m.Kind == KindGet {
 			return fmt.Errorf("%w: a resumed get needs prefix_hash", ErrInvalid)

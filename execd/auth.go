@@ -1,0 +1,238 @@
+package execd
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/userkey"
+)
+
+// Defaults of authentication.
+const (
+	DefaultAuthTimeout  = time.Minute // sshd's LoginGraceTime is two
+	DefaultMaxAuthTries = 6           // as sshd's MaxAuthTries
+	maxHashers          = 2           // argon2id hashes at once (19 MiB each)
+)
+
+// Errors of authentication, as logged by the daemon.
+var (
+	errAuthTimeout  = errors.New("execd: no successful authentication in time")
+	errAuthTries    = errors.New("execd: too many failed authentication attempts")
+	errAuthRequired = errors.New("execd: frame before authentication")
+)
+
+// authMethods are the methods a server with a users database offers.
+var authMethods = []string{frame.AuthPublicKey, frame.AuthPassword}
+
+// account is who a connection acts for once authenticated: a user of the
+// database, or, without one, the daemon's own user on the served directory.
+type account struct {
+	user User       // Name is empty without a users database
+	home string     // absolute; commands start here, files are confined here
+	st   *userState // nil without a users database
+}
+
+// can reports whether the account holds the permission.
+func (a *account) can(perm string) bool { return a.st == nil || a.user.Can(perm) }
+
+// denied is the error for a missing permission.
+func (a *account) denied(perm, what string) error {
+	return fmt.Errorf("user %s may not %s (no %q permission)", a.user.Name, what, perm)
+}
+
+// userState is what the daemon tracks for one user over all connections.
+type userState struct {
+	mu           sync.Mutex
+	conns, chans int
+}
+
+// acquire takes one unit of *n if it is below limit (0: no limit).
+func (st *userState) acquire(n *int, limit int) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if limit > 0 && *n >= limit {
+		return false
+	}
+	*n++
+	return true
+}
+
+func (st *userState) release(n *int) {
+	st.mu.Lock()
+	*n--
+	st.mu.Unlock()
+}
+
+// userStateFor returns the shared state of the named user.
+func (s *Server) userStateFor(name string) *userState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userStates == nil {
+		s.userStates = make(map[string]*userState)
+	}
+	st := s.userStates[name]
+	if st == nil {
+		st = &userState{}
+		s.userStates[name] = st
+	}
+	return st
+}
+
+func (s *Server) authInit() {
+	s.authOnce.Do(func() {
+		s.hasher = newHasher(maxHashers)
+		s.throttle = newThrottle(durOr(s.AuthDelay, DefaultAuthDelay), durOr(s.AuthDelayMax, DefaultAuthDelayMax))
+	})
+}
+
+// newChallenge returns the random bytes a publickey proof must sign.
+func newChallenge() []byte {
+	b := make([]byte, frame.ChallengeLen)
+	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+	return b
+}
+
+// addrHost is the address without the port, the throttle's key.
+func addrHost(a net.Addr) string {
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// authenticate runs the authentication phase: Auth frames until one
+// succeeds, the attempts run out, or the time does. Nothing but Auth,
+// Ping and Pong is accepted before it succeeds.
+func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*account, error) {
+	s := c.srv
+	s.authInit()
+	timeout := durOr(s.AuthTimeout, DefaultAuthTimeout)
+	deadline := time.Now().Add(timeout)
+	_ = c.nc.SetDeadline(deadline) // best effort
+	ctx, cancel := context.WithDeadlineCause(c.ctx, deadline, errAuthTimeout)
+	defer cancel()
+	host := addrHost(c.nc.RemoteAddr())
+	maxTries := orDefault(s.MaxAuthTries, DefaultMaxAuthTries)
+	fatal := func(code frame.Code, err error, format string, args ...any) (*account, error) {
+		if mc.SendError(frame.ConnChannel, code, fmt.Sprintf(format, args...)) == nil {
+			mc.Linger(lingerTime)
+		}
+		return nil, err
+	}
+	for fails := 0; ; {
+		f, err := mc.ReadFrame()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
+			}
+			return nil, err
+		}
+		switch f.Type {
+		case frame.Ping:
+			if err := mc.HandlePing(f.Payload); err != nil {
+				return nil, err
+			}
+			continue
+		case frame.Pong:
+			continue
+		case frame.Error:
+			var m frame.ErrorMsg
+			_ = frame.Unmarshal(f.Payload, &m) // the client is leaving either way
+			return nil, fmt.Errorf("client gave up authenticating: %s", m.Message)
+		case frame.Auth:
+		default:
+			return fatal(frame.CodeAuthRequired, errAuthRequired,
+				"%s frame before authentication: this daemon requires a login (publickey or password) first", f.Type)
+		}
+		var m frame.AuthMsg
+		verr := frame.Unmarshal(f.Payload, &m)
+		if errors.Is(verr, frame.ErrMalformed) {
+			return fatal(frame.CodeMalformed, verr, "%v", verr)
+		}
+		keys := []string{"addr:" + host, "user:" + m.User}
+		if err := s.throttle.wait(ctx, keys...); err != nil {
+			return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
+		}
+		acct, keyFP, reason := c.checkAuth(ctx, &m, verr, challenge, binding)
+		ev := &AuditEvent{Event: "login", User: m.User, Addr: c.nc.RemoteAddr().String(), Method: m.Method, Key: keyFP}
+		if acct != nil {
+			if !acct.st.acquire(&acct.st.conns, acct.user.MaxConns) {
+				ev.Event, ev.Result = "login_failed", "connection limit"
+				s.Audit.Log(ev)
+				return fatal(frame.CodeUserLimit, errors.New("user connection limit"),
+					"user %s already has %d connections, the most allowed", m.User, acct.user.MaxConns)
+			}
+			s.throttle.succeeded(keys...)
+			ev.Result = "ok"
+			s.Audit.Log(ev)
+			c.log.Info("login", "user", m.User, "method", m.Method, "key", keyFP)
+			err := mc.SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
+				OK: true, User: acct.user.Name, Allow: acct.user.Allow, Message: "logged in as " + acct.user.Name})
+			if err != nil {
+				acct.st.release(&acct.st.conns)
+				return nil, err
+			}
+			_ = c.nc.SetDeadline(time.Time{}) // best effort
+			return acct, nil
+		}
+		fails++
+		s.throttle.failed(keys...)
+		ev.Event, ev.Result = "login_failed", reason
+		s.Audit.Log(ev)
+		c.log.Warn("login failed", "user", m.User, "method", m.Method, "reason", reason, "attempt", fails)
+		if fails >= maxTries {
+			return fatal(frame.CodeAuthFailed, errAuthTries, "%s; too many failed attempts (%d), closing", reason, fails)
+		}
+		if err := mc.SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{Methods: authMethods, Message: reason}); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// checkAuth decides one attempt: the account on success, else why not.
+func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error, challenge, binding []byte) (*account, string, string) {
+	s := c.srv
+	if verr != nil {
+		return nil, "", strings.TrimPrefix(verr.Error(), frame.ErrInvalid.Error()+": ")
+	}
+	u, known := s.Users.Lookup(m.User)
+	switch m.Method {
+	case frame.AuthPassword:
+		ok, err := s.hasher.check(ctx, u.Password, m.Password)
+		if err != nil && known && u.Password != "" {
+			c.log.Error("stored password hash unusable", "user", m.User, "err", err)
+		}
+		if !known || !ok {
+			return nil, "", fmt.Sprintf("user %s: wrong password, or no such user", m.User)
+		}
+	case frame.AuthPublicKey:
+		pub := ed25519.PublicKey(m.Key)
+		fp := userkey.Fingerprint(pub)
+		keys, _ := u.PublicKeys() // validated when the database was read
+		authorized := false
+		for _, k := range keys {
+			if k.Equal(pub) {
+				authorized = true
+			}
+		}
+		if !known || !authorized {
+			return nil, fp, fmt.Sprintf("user %s: key %s is not authorized, or no such user", m.User, fp)
+		}
+		if !ed25519.Verify(pub, frame.ProofBytes(m.User, challenge, binding), m.Sig) {
+			return nil, fp, fmt.Sprintf("user %s: the key proof does not verify for this session (made for another session or challenge)", m.User)
+		}
+		return &account{user: u, home: u.Home, st: s.userStateFor(u.Name)}, fp, ""
+	}
+	return &account{user: u, home: u.Home, st: s.userStateFor(u.Name)}, "", ""
+}

@@ -1,0 +1,123 @@
+package execd
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Defaults of the login throttle.
+const (
+	DefaultAuthDelay    = 250 * time.Millisecond
+	DefaultAuthDelayMax = 5 * time.Second
+	// throttleFree is how many failures in a row cost nothing.
+	throttleFree = 2
+	// throttleForget is how long a key without failures is remembered.
+	throttleForget = 15 * time.Minute
+	// throttleMaxKeys bounds the memory the throttle may take.
+	throttleMaxKeys = 65536
+)
+
+// throttle slows failed logins down, per source address and per user
+// name: after a few failures each further one pushes the next attempt
+// back, by a delay that grows with the count. Attempts arriving in
+// parallel wait for the same slot, so opening more connections does not
+// buy more guesses.
+type throttle struct {
+	base, max time.Duration
+
+	mu   sync.Mutex
+	keys map[string]*throttleEntry
+}
+
+type throttleEntry struct {
+	fails int
+	next  time.Time // no attempt is answered before this
+	last  time.Time
+}
+
+func newThrottle(base, maxDelay time.Duration) *throttle {
+	return &throttle{base: base, max: maxDelay, keys: make(map[string]*throttleEntry)}
+}
+
+// wait blocks until every key may make an attempt, or ctx ends.
+func (t *throttle) wait(ctx context.Context, keys ...string) error {
+	t.mu.Lock()
+	var until time.Time
+	for _, k := range keys {
+		if e := t.keys[k]; e != nil && e.next.After(until) {
+			until = e.next
+		}
+	}
+	t.mu.Unlock()
+	d := time.Until(until)
+	if d <= 0 {
+		return nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// failed records a failure for every key.
+func (t *throttle) failed(keys ...string) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.keys) >= throttleMaxKeys {
+		t.prune(now)
+	}
+	for _, k := range keys {
+		e := t.keys[k]
+		if e == nil {
+			e = &throttleEntry{}
+			t.keys[k] = e
+		}
+		e.fails++
+		e.last = now
+		if e.fails > throttleFree {
+			d := min(t.base*time.Duration(e.fails-throttleFree), t.max)
+			e.next = later(e.next, now).Add(d)
+		}
+	}
+}
+
+// succeeded forgets the failures of every key.
+func (t *throttle) succeeded(keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		delete(t.keys, k)
+	}
+}
+
+// prune drops keys idle for throttleForget, or the oldest half when all are recent.
+func (t *throttle) prune(now time.Time) {
+	for k, e := range t.keys {
+		if now.Sub(e.last) > throttleForget && !e.next.After(now) {
+			delete(t.keys, k)
+		}
+	}
+	if len(t.keys) < throttleMaxKeys {
+		return
+	}
+	n := 0
+	for k := range t.keys {
+		delete(t.keys, k)
+		if n++; n >= throttleMaxKeys/2 {
+			break
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,160 @@
+// Package userkey owns the files of a rexec user key: an ed25519 key pair
+// in OpenSSH's formats (id_ed25519, mode 0600, and id_ed25519.pub, one
+// authorized-keys line), kept in the client's config directory. rexec
+// makes and reads them; execd's zero-setup start reads the public half.
+package userkey
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/execd-project/execd/internal/atomicfile"
+)
+
+// FileName is the private key's name in the config directory; the public
+// key is beside it with ".pub" added.
+const FileName = "id_ed25519"
+
+// ConfigDir is $XDG_CONFIG_HOME/rexec, or $HOME/.config/rexec; getenv is
+// os.Getenv in production.
+func ConfigDir(getenv func(string) string) (string, error) {
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "rexec"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no home directory for the rexec config: %w", err)
+		}
+		home = h
+	}
+	return filepath.Join(home, ".config", "rexec"), nil
+}
+
+// DefaultPath is the private key file in the config directory.
+func DefaultPath(getenv func(string) string) (string, error) {
+	dir, err := ConfigDir(getenv)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, FileName), nil
+}
+
+// Generate makes a new key pair at path and path+".pub". It refuses to
+// replace an existing key unless force is set. The private key is written
+// with mode 0600 and renamed into place whole.
+func Generate(path, comment string, force bool) (ed25519.PrivateKey, error) {
+	if !force {
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("%s already exists (pass --force to replace it)", path)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, err
+	}
+	line, err := AuthorizedLine(pub, comment)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	return priv, nil
+}
+
+// Load reads an unencrypted ed25519 private key in OpenSSH or PKCS#8 PEM.
+// A missing file gives an error wrapping fs.ErrNotExist.
+func Load(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := ssh.ParseRawPrivateKey(b)
+	if err != nil {
+		var pp *ssh.PassphraseMissingError
+		if errors.As(err, &pp) {
+			return nil, fmt.Errorf("key %s is protected by a passphrase, which rexec does not read; make one with rexec keygen", path)
+		}
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	switch k := k.(type) {
+	case ed25519.PrivateKey:
+		return k, nil
+	case *ed25519.PrivateKey:
+		return *k, nil
+	}
+	return nil, fmt.Errorf("key %s is %T; rexec uses ed25519 keys", path, k)
+}
+
+// LoadPublic reads the public key beside a private key file (path+".pub").
+func LoadPublic(path string) (string, error) {
+	b, err := os.ReadFile(path + ".pub")
+	if err != nil {
+		return "", err
+	}
+	line := strings.TrimSpace(string(b))
+	if _, err := ParseAuthorized(line); err != nil {
+		return "", fmt.Errorf("%s.pub: %w", path, err)
+	}
+	return line, nil
+}
+
+// AuthorizedLine formats pub as an authorized-keys line:
+// "ssh-ed25519 AAAA... comment".
+func AuthorizedLine(pub ed25519.PublicKey, comment string) (string, error) {
+	sk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sk)))
+	if comment != "" {
+		line += " " + comment
+	}
+	return line, nil
+}
+
+// ParseAuthorized parses one authorized-keys line holding an ed25519 key.
+func ParseAuthorized(line string) (ed25519.PublicKey, error) {
+	sk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return nil, fmt.Errorf("not a public key line (want \"ssh-ed25519 AAAA... comment\"): %w", err)
+	}
+	ck, ok := sk.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s keys are not supported; use ssh-ed25519", sk.Type())
+	}
+	pub, ok := ck.CryptoPublicKey().(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s keys are not supported; use ssh-ed25519", sk.Type())
+	}
+	return pub, nil
+}
+
+// Fingerprint is the SHA256 fingerprint of a public key as ssh-keygen -l prints it.
+func Fingerprint(pub ed25519.PublicKey) string {
+	sk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return "?"
+	}
+	return ssh.FingerprintSHA256(sk)
+}
