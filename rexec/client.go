@@ -66,6 +66,11 @@ type Config struct {
 	Software string
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+	// User is the name to log in as, when the daemon asks for a login.
+	User string
+	// Auth lists the ways to log in, tried in order (see PublicKey,
+	// Password, PasswordCallback).
+	Auth []AuthMethod
 }
 
 // channel is the client side of one open channel: a Session, a file
@@ -88,6 +93,7 @@ type Client struct {
 	addr     string
 	window   uint32
 	hello    frame.HelloMsg
+	auth     frame.AuthReplyMsg // zero when the daemon asked for no login
 	log      *slog.Logger
 	readDone chan struct{}
 
@@ -142,6 +148,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 	defer stop()
 	conn := nc
 	var below *mux.BufConn
+	binding := make([]byte, frame.BindingLen) // zeros: plaintext has no session to bind to
 	if !cfg.Plaintext {
 		if cfg.HostKeyCallback == nil {
 			return nil, ErrNoHostKeyCheck
@@ -169,6 +176,10 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 			return nil, fmt.Errorf("rexec: tls handshake with %s: %w", addr, err)
 		}
 		conn = tc
+		cs := tc.ConnectionState()
+		if binding, err = cs.ExportKeyingMaterial(frame.BindingLabel, nil, frame.BindingLen); err != nil {
+			return nil, fmt.Errorf("rexec: tls keying material: %w", err)
+		}
 	}
 	mc := mux.NewConn(conn, below, cfg.MaxPayload, 0)
 	software := cfg.Software
@@ -201,6 +212,14 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		return nil, fmt.Errorf("rexec: server hello: %w", err)
 	}
 	mc.SetPeerMax(hello.MaxPayload)
+	var auth frame.AuthReplyMsg
+	if len(hello.Auth) > 0 {
+		reply, err := login(ctx, mc, addr, cfg, &hello, binding)
+		if err != nil {
+			return nil, err
+		}
+		auth = *reply
+	}
 	_ = nc.SetDeadline(time.Time{}) // best effort
 	window := cfg.Window
 	if window == 0 {
@@ -215,6 +234,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		addr:     addr,
 		window:   window,
 		hello:    hello,
+		auth:     auth,
 		log:      log,
 		readDone: make(chan struct{}),
 		sessions: make(map[uint32]channel),
@@ -230,6 +250,10 @@ func ctxErr(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// User returns the name the daemon accepted the login under, and what the
+// user may do ("exec", "get", "put"); "" and nil when it asked for no login.
+func (c *Client) User() (string, []string) { return c.auth.User, c.auth.Allow }
 
 // ServerSoftware returns what the daemon announced in its hello.
 func (c *Client) ServerSoftware() string { return c.hello.Software }

@@ -29,14 +29,13 @@ const version = "0.1.0"
 func main() {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, sigs))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs))
 }
 
 type options struct {
 	listen           string
 	stateDir         string
 	plaintext        bool
-	allowRemote      bool
 	logLevel         string
 	logFormat        string
 	maxConns         int
@@ -49,7 +48,7 @@ type options struct {
 	dir              string
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 	var opts options
 	code := 0
 	root := &cobra.Command{
@@ -59,10 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 through os/exec or a pty, and streams back stdout, stderr and the exit status.
 
 On first start it creates its key and a self-signed certificate in the state
-directory; clients pin the certificate's fingerprint on first use. Until user
-authentication exists, execd listens on loopback only unless --allow-remote
-is given. SIGTERM or SIGINT stop it gracefully: no new commands, running ones
-get --shutdown-grace to finish, then their process groups are ended.`,
+directory; clients pin the certificate's fingerprint on first use. Clients
+log in with an ed25519 key or a password (users.toml in the state
+directory, managed with "execd user"). On a first start on loopback with no
+users yet, execd adds the OS user who started it, with their rexec key.
+Every login, command and file operation is recorded in audit.log
+("execd audit"). SIGTERM or SIGINT stop it gracefully: no new commands,
+running ones get --shutdown-grace to finish, then their process groups are
+ended.`,
 		Version:       version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -73,11 +76,10 @@ get --shutdown-grace to finish, then their process groups are ended.`,
 		},
 	}
 	f := root.PersistentFlags()
-	f.StringVar(&opts.stateDir, "state-dir", "", "directory for the daemon's identity (default $XDG_STATE_HOME/execd, or /var/lib/execd as root)")
+	f.StringVar(&opts.stateDir, "state-dir", "", "directory for the daemon's identity, users database and audit log (default $XDG_STATE_HOME/execd, or /var/lib/execd as root)")
 	lf := root.Flags()
 	lf.StringVar(&opts.listen, "listen", "127.0.0.1:7022", "address to listen on")
 	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
-	lf.BoolVar(&opts.allowRemote, "allow-remote", false, "listen on a non-loopback address although clients are not authenticated yet")
 	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
 	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
 	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent connections")
@@ -87,7 +89,7 @@ get --shutdown-grace to finish, then their process groups are ended.`,
 	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
-	lf.StringVar(&opts.dir, "dir", "", "served directory: commands start in it, file operations are confined to it (default: the daemon user's home)")
+	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
 
 	root.AddCommand(&cobra.Command{
 		Use:   "fingerprint",
@@ -106,6 +108,8 @@ get --shutdown-grace to finish, then their process groups are ended.`,
 			return nil
 		},
 	})
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -190,10 +194,49 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		fmt.Fprintf(stderr, "execd: %v\n", err)
 		return 2
 	}
-	if !loop && !opts.allowRemote {
-		fmt.Fprintf(stderr, "execd: refusing to listen on %s: clients are not authenticated yet, so only loopback is served; pass --allow-remote to listen there anyway\n", opts.listen)
-		return 2
+	dir, err := stateDir(opts.stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 1
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		fmt.Fprintf(stderr, "execd: state directory: %v\n", err)
+		return 1
+	}
+	users, err := execd.OpenUsers(filepath.Join(dir, execd.UsersFile))
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 1
+	}
+	if !users.Exists() {
+		if !loop {
+			fmt.Fprintf(stderr, "execd: no users yet in %s: add one with \"execd user add NAME\" before listening on %s (a first start on loopback adds you)\n", users.Path(), opts.listen)
+			return 2
+		}
+		home := opts.dir
+		if home == "" {
+			if home, err = os.UserHomeDir(); err != nil {
+				fmt.Fprintf(stderr, "execd: first start: %v\n", err)
+				return 1
+			}
+		}
+		if home, err = filepath.Abs(home); err != nil {
+			fmt.Fprintf(stderr, "execd: %v\n", err)
+			return 1
+		}
+		msg, err := firstStart(users, home)
+		if err != nil {
+			fmt.Fprintf(stderr, "execd: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stderr, msg)
+	}
+	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), func(err error) { log.Error("audit", "err", err) })
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 1
+	}
+	defer audit.Close()
 	srv := &execd.Server{
 		Logger:           log,
 		HandshakeTimeout: opts.handshakeTimeout,
@@ -202,8 +245,9 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		MaxConns:         opts.maxConns,
 		MaxChannels:      opts.maxChannels,
 		KillGrace:        opts.killGrace,
-		Dir:              opts.dir,
 		Software:         "execd/" + version,
+		Users:            users,
+		Audit:            audit,
 	}
 	if opts.keepAlive == 0 {
 		srv.KeepAlive = -1
@@ -212,11 +256,6 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		log.Warn("PLAINTEXT MODE: no TLS; anyone on the network path can read and forge this traffic")
 		fmt.Fprintln(stderr, "execd: WARNING: --insecure-plaintext: traffic is neither encrypted nor authenticated")
 	} else {
-		dir, err := stateDir(opts.stateDir)
-		if err != nil {
-			fmt.Fprintf(stderr, "execd: %v\n", err)
-			return 1
-		}
 		cert, created, err := execd.LoadOrCreateIdentity(dir)
 		if err != nil {
 			fmt.Fprintf(stderr, "execd: %v\n", err)
@@ -227,9 +266,6 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 		log.Info("identity", "fingerprint", execd.Fingerprint(cert.Leaf))
-	}
-	if !loop {
-		log.Warn("listening beyond loopback without client authentication", "addr", opts.listen)
 	}
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -21,6 +20,7 @@ import (
 //	host = "127.0.0.1"
 //	port = 7022
 //	plaintext = false
+//	user = "alice"
 type fileConfig struct {
 	Hosts map[string]hostEntry `toml:"hosts"`
 }
@@ -29,23 +29,11 @@ type hostEntry struct {
 	Host      string `toml:"host"`
 	Port      int    `toml:"port"`
 	Plaintext bool   `toml:"plaintext"`
+	User      string `toml:"user"`
 }
 
 // configDir is $XDG_CONFIG_HOME/rexec, or ~/.config/rexec.
-func configDir(getenv func(string) string) (string, error) {
-	if x := getenv("XDG_CONFIG_HOME"); x != "" {
-		return filepath.Join(x, "rexec"), nil
-	}
-	home := getenv("HOME")
-	if home == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no home directory for the config: %w", err)
-		}
-		home = h
-	}
-	return filepath.Join(home, ".config", "rexec"), nil
-}
+func configDir(getenv func(string) string) (string, error) { return userkey.ConfigDir(getenv) }
 
 func loadConfig(path string, mustExist bool) (*fileConfig, error) {
 	var fc fileConfig
@@ -66,6 +54,7 @@ func loadConfig(path string, mustExist bool) (*fileConfig, error) {
 type target struct {
 	addr      string // host:port, as pinned in known_hosts
 	plaintext bool
+	user      string // from the config file, "" if none
 }
 
 // resolveTarget turns HOST, HOST:PORT, [V6]:PORT or an alias into an address.
@@ -106,6 +95,7 @@ func resolveTarget(arg string, port int, fc *fileConfig) (target, error) {
 			p = e.Port
 		}
 		t.plaintext = e.Plaintext
+		t.user = e.User
 	}
 	if port != 0 {
 		p = port

@@ -88,7 +88,7 @@ func startDaemon(t *testing.T, stateDir string, extra ...string) *daemon {
 	d := &daemon{addr: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"--listen", d.addr, "--state-dir", stateDir, "--kill-grace", "1s"}, extra...)
 	d.cmd = exec.Command(filepath.Join(binDir, "execd"), args...)
-	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+userConfig(t))
 	d.cmd.Stderr = d.log
 	require.NoError(t, d.cmd.Start())
 	go func() { d.done <- d.cmd.Wait() }()
@@ -124,7 +124,22 @@ type client struct {
 }
 
 func newClient(t *testing.T) *client {
-	return &client{t: t, config: t.TempDir()}
+	return &client{t: t, config: userConfig(t)}
+}
+
+// configDirs holds each test's client config directory: the daemon's
+// first start puts the test user's key there, and rexec finds it there.
+var configDirs sync.Map // *testing.T -> string
+
+// userConfig is the config directory of the OS user a test plays.
+func userConfig(t *testing.T) string {
+	if v, ok := configDirs.Load(t); ok {
+		return v.(string)
+	}
+	d := t.TempDir()
+	configDirs.Store(t, d)
+	t.Cleanup(func() { configDirs.Delete(t) })
+	return d
 }
 
 func (c *client) command(args ...string) *exec.Cmd {
@@ -237,6 +252,7 @@ func startDaemonAt(t *testing.T, addr, state string) *daemon {
 	require.Eventually(t, func() bool {
 		d = &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
 		d.cmd = exec.Command(filepath.Join(binDir, "execd"), "--listen", addr, "--state-dir", state)
+		d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+userConfig(t))
 		d.cmd.Stderr = d.log
 		if d.cmd.Start() != nil {
 			return false
@@ -377,17 +393,19 @@ func TestE2EGracefulShutdown(t *testing.T) {
 	}
 }
 
-func TestE2EDaemonRefusesRemoteListen(t *testing.T) {
-	cmd := exec.Command(filepath.Join(binDir, "execd"), "--listen", "0.0.0.0:0", "--state-dir", t.TempDir())
+func TestE2EDaemonRefusesRemoteListenWithoutUsers(t *testing.T) {
+	state := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "execd"), "--listen", "0.0.0.0:0", "--state-dir", state)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 2, ee.ExitCode())
-	assert.Contains(t, string(out), "--allow-remote")
+	assert.Contains(t, string(out), "no users yet")
+	assert.NoFileExists(t, filepath.Join(state, "users.toml"), "a first start beyond loopback adds nobody")
 }
 
 func TestHelpGolden(t *testing.T) {
-	for _, name := range []string{"rexec", "execd", "rexec get", "rexec put", "rexec files"} {
+	for _, name := range []string{"rexec", "execd", "rexec get", "rexec put", "rexec files", "rexec keygen", "execd user add", "execd audit"} {
 		t.Run(name, func(t *testing.T) {
 			argv := strings.Fields(name)
 			out, err := exec.Command(filepath.Join(binDir, argv[0]), append(argv[1:], "--help")...).Output()

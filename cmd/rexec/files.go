@@ -54,6 +54,15 @@ func isTerminal(stream any) bool {
 // colon comes before any slash; [V6]:PATH brackets an IPv6 address. An
 // empty PATH is the remote home.
 func splitRemote(arg string) (host, path string, ok bool) {
+	login := "" // USER@ before a bracketed address
+	if i := strings.Index(arg, "@["); i > 0 && !strings.ContainsRune(arg[:i], '/') {
+		login, arg = arg[:i+1], arg[i+1:]
+	}
+	defer func() {
+		if ok {
+			host = login + host
+		}
+	}()
 	if strings.HasPrefix(arg, "[") {
 		i := strings.Index(arg, "]:")
 		if i < 0 {

@@ -47,6 +47,8 @@ type connFlags struct {
 	configPath     string
 	knownHosts     string
 	verbose        bool
+	user           string
+	identity       string
 }
 
 func (cf *connFlags) register(f *pflag.FlagSet) {
@@ -57,6 +59,8 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 	f.StringVarP(&cf.configPath, "config", "F", "", "config file (default $XDG_CONFIG_HOME/rexec/config.toml)")
 	f.StringVar(&cf.knownHosts, "known-hosts", "", "known hosts file (default $XDG_CONFIG_HOME/rexec/known_hosts)")
 	f.BoolVarP(&cf.verbose, "verbose", "v", false, "log connection details to stderr")
+	f.StringVarP(&cf.user, "login", "l", "", "user to log in as (default: USER@ in HOST, the config file, then the local user)")
+	f.StringVarP(&cf.identity, "identity", "i", "", "private key file (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists)")
 }
 
 // dial connects to host (an alias, HOST, HOST:PORT or [V6]:PORT) as the
@@ -74,7 +78,16 @@ func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Clien
 	if err != nil {
 		return nil, fail(e.stderr, exitUsage, "%v", err)
 	}
+	targetUser, host := splitUser(host)
 	tgt, err := resolveTarget(host, cf.port, fc)
+	if err != nil {
+		return nil, fail(e.stderr, exitUsage, "%v", err)
+	}
+	login, err := cf.loginUser(targetUser, tgt.user, e)
+	if err != nil {
+		return nil, fail(e.stderr, exitUsage, "%v", err)
+	}
+	auth, err := cf.authMethods(login, tgt.addr, e)
 	if err != nil {
 		return nil, fail(e.stderr, exitUsage, "%v", err)
 	}
@@ -90,6 +103,8 @@ func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Clien
 		HostKeyCallback: kh.Check,
 		Timeout:         cf.connectTimeout,
 		Software:        "rexec/" + version,
+		User:            login,
+		Auth:            auth,
 	}
 	if cf.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -153,7 +168,7 @@ identity is pinned on first use in the known_hosts file.`,
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
 	opts.connFlags.register(f)
 	cmd.CompletionOptions.DisableDefaultCmd = true
-	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code))
+	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code))
 	cmd.SetArgs(args)
 	cmd.SetIn(e.stdin)
 	cmd.SetOut(e.stdout)

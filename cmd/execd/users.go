@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/internal/userkey"
+)
+
+// localUser is the name the OS user who runs execd logs in as: $USER, or
+// the account's name, as rexec picks it.
+func localUser() (string, error) {
+	if u := os.Getenv("USER"); u != "" {
+		return u, nil
+	}
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
+}
+
+// firstStart creates the users database on a daemon's first start on
+// loopback: the OS user who started it, logging in with their rexec key
+// (generated if they have none), with every permission on home.
+func firstStart(db *execd.UserDB, home string) (string, error) {
+	name, err := localUser()
+	if err != nil {
+		return "", fmt.Errorf("first start: no user name: %w", err)
+	}
+	keyPath, err := userkey.DefaultPath(os.Getenv)
+	if err != nil {
+		return "", err
+	}
+	generated := ""
+	line, err := userkey.LoadPublic(keyPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		host, _ := os.Hostname()
+		if _, err := userkey.Generate(keyPath, name+"@"+host, false); err != nil {
+			return "", fmt.Errorf("first start: make the rexec key: %w", err)
+		}
+		generated = ", generated now"
+		line, err = userkey.LoadPublic(keyPath)
+	}
+	if err != nil {
+		return "", fmt.Errorf("first start: %w", err)
+	}
+	err = db.Update(func(users map[string]*execd.User) error {
+		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: slices.Clone(execd.AllPerms)}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("first start: %w", err)
+	}
+	return fmt.Sprintf("execd: first start: created user %s (home %s, may exec, get, put), who logs in with the key %s%s; add others with \"execd user add\"",
+		name, home, keyPath, generated), nil
+}
+
+// userFlags are the settings of "user add" and "user set".
+type userFlags struct {
+	home, quota, allow, runAs, commandTimeout string
+	addKeys, delKeys                          []string
+	maxConns, maxChannels                     int
+	passwordStdin, noPassword                 bool
+}
+
+func (uf *userFlags) register(cmd *cobra.Command, add bool) {
+	f := cmd.Flags()
+	f.StringVar(&uf.home, "home", "", "home directory (default for add: STATE-DIR/home/NAME); created if missing")
+	f.StringVar(&uf.quota, "quota", "", "quota on the home tree, e.g. 2GiB, 500MiB (0: none)")
+	f.StringVar(&uf.allow, "allow", "", "permissions, comma-separated: exec,get,put (default for add: all)")
+	f.StringVar(&uf.runAs, "run-as", "", "OS account commands run as when the daemon runs as root (\"\" keeps the daemon's)")
+	f.StringArrayVar(&uf.addKeys, "add-key", nil, "authorize a public key: a line \"ssh-ed25519 AAAA... comment\" or @FILE (repeatable)")
+	f.IntVar(&uf.maxConns, "max-conns", 0, "most connections at once (0: the daemon's limit)")
+	f.IntVar(&uf.maxChannels, "max-channels", 0, "most commands and transfers at once (0: the daemon's limit)")
+	f.StringVar(&uf.commandTimeout, "command-timeout", "", "time limit of every command, e.g. 1h (0: none)")
+	f.BoolVar(&uf.passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	if add {
+		f.BoolVar(&uf.noPassword, "no-password", false, "no password: the user logs in with a key only")
+	} else {
+		f.StringArrayVar(&uf.delKeys, "del-key", nil, "remove a key, by its line, fingerprint (SHA256:...) or comment (repeatable)")
+	}
+}
+
+// apply changes u as the flags say.
+func (uf *userFlags) apply(cmd *cobra.Command, u *execd.User) error {
+	f := cmd.Flags()
+	if f.Changed("home") {
+		abs, err := filepath.Abs(uf.home)
+		if err != nil {
+			return err
+		}
+		u.Home = abs
+	}
+	if f.Changed("quota") {
+		q, err := execd.ParseSize(uf.quota)
+		if err != nil {
+			return fmt.Errorf("--quota: %w", err)
+		}
+		u.Quota = q
+	}
+	if f.Changed("allow") {
+		u.Allow = nil
+		for _, p := range strings.Split(uf.allow, ",") {
+			if p = strings.TrimSpace(p); p != "" && !slices.Contains(u.Allow, p) {
+				u.Allow = append(u.Allow, p)
+			}
+		}
+	}
+	if f.Changed("run-as") {
+		u.RunAs = uf.runAs
+	}
+	if f.Changed("max-conns") {
+		u.MaxConns = uf.maxConns
+	}
+	if f.Changed("max-channels") {
+		u.MaxChannels = uf.maxChannels
+	}
+	if f.Changed("command-timeout") {
+		d, err := time.ParseDuration(uf.commandTimeout)
+		if err != nil {
+			return fmt.Errorf("--command-timeout: %w", err)
+		}
+		u.CommandTimeout = execd.Duration(d)
+	}
+	for _, k := range uf.addKeys {
+		line := k
+		if strings.HasPrefix(k, "@") {
+			b, err := os.ReadFile(k[1:])
+			if err != nil {
+				return fmt.Errorf("--add-key: %w", err)
+			}
+			line = strings.TrimSpace(string(b))
+		}
+		pub, err := userkey.ParseAuthorized(line)
+		if err != nil {
+			return fmt.Errorf("--add-key: %w", err)
+		}
+		for _, old := range u.Keys {
+			if p, err := userkey.ParseAuthorized(old); err == nil && p.Equal(pub) {
+				return fmt.Errorf("--add-key: %s is already authorized for %s", userkey.Fingerprint(pub), u.Name)
+			}
+		}
+		u.Keys = append(u.Keys, line)
+	}
+	for _, k := range uf.delKeys {
+		n := len(u.Keys)
+		u.Keys = slices.DeleteFunc(u.Keys, func(line string) bool {
+			pub, err := userkey.ParseAuthorized(line)
+			fields := strings.Fields(line)
+			return line == k || (err == nil && userkey.Fingerprint(pub) == k) || (len(fields) > 2 && strings.Join(fields[2:], " ") == k)
+		})
+		if len(u.Keys) == n {
+			return fmt.Errorf("--del-key: %s has no key %q", u.Name, k)
+		}
+	}
+	return nil
+}
+
+// readPassword reads a new password: one line of stdin with
+// --password-stdin, else asked twice on the terminal.
+func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", errors.New("--password-stdin: no password on stdin")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", errors.New("stdin is not a terminal: give the password with --password-stdin, or use --no-password with a key")
+	}
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		return string(b), err
+	}
+	pw, err := ask("New password: ")
+	if err != nil {
+		return "", err
+	}
+	again, err := ask("Retype new password: ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("the passwords differ")
+	}
+	return pw, nil
+}
+
+// makeHome creates a user's home (mode 0700), owned by run_as when the
+// daemon runs as root.
+func makeHome(u *execd.User) error {
+	if err := os.MkdirAll(u.Home, 0o700); err != nil {
+		return fmt.Errorf("home: %w", err)
+	}
+	return chownHome(u)
+}
+
+func userCommand(opts *options, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	open := func() (*execd.UserDB, string, error) {
+		dir, err := stateDir(opts.stateDir)
+		if err != nil {
+			return nil, "", err
+		}
+		db, err := execd.OpenUsers(filepath.Join(dir, execd.UsersFile))
+		return db, dir, err
+	}
+	// warnHome says when a home holds the state directory: its user could
+	// then edit the users database through file operations.
+	warnHome := func(u *execd.User, state string) {
+		if rel, err := filepath.Rel(u.Home, state); err == nil && !strings.HasPrefix(rel, "..") {
+			fmt.Fprintf(stderr, "execd: warning: %s's home %s contains the state directory %s: %s can change the users database through file operations\n", u.Name, u.Home, state, u.Name)
+		}
+	}
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage the users who may log in",
+		Long: `user manages the users database (users.toml in the state directory). A
+running daemon reads changes at the next login; no restart is needed.`,
+	}
+	var addFlags userFlags
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Add a user (asks for a password unless --no-password or --password-stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, state, err := open()
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if _, ok := db.Lookup(name); ok {
+				return fmt.Errorf("user %s exists; change it with \"execd user set\"", name)
+			}
+			u := &execd.User{Name: name, Home: filepath.Join(state, "home", name), Allow: slices.Clone(execd.AllPerms)}
+			if err := addFlags.apply(cmd, u); err != nil {
+				return err
+			}
+			if !addFlags.noPassword {
+				pw, err := readPassword(stdin, stderr, addFlags.passwordStdin)
+				if err != nil {
+					return err
+				}
+				if u.Password, err = execd.HashPassword(pw); err != nil {
+					return err
+				}
+			} else if len(u.Keys) == 0 {
+				return errors.New("--no-password needs a key (--add-key): the user could never log in")
+			}
+			if err := makeHome(u); err != nil {
+				return err
+			}
+			err = db.Update(func(users map[string]*execd.User) error {
+				if users[name] != nil {
+					return fmt.Errorf("user %s exists", name)
+				}
+				users[name] = u
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			warnHome(u, state)
+			fmt.Fprintf(stdout, "added user %s (home %s, allow %s)\n", name, u.Home, strings.Join(u.Allow, ","))
+			return nil
+		},
+	}
+	addFlags.register(add, true)
+
+	var setFlags userFlags
+	set := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Change a user's home, quota, permissions, keys or limits",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, state, err := open()
+			if err != nil {
+				return err
+			}
+			var changed execd.User
+			err = db.Update(func(users map[string]*execd.User) error {
+				u := users[args[0]]
+				if u == nil {
+					return fmt.Errorf("no user %s", args[0])
+				}
+				u.Name = args[0]
+				if err := setFlags.apply(cmd, u); err != nil {
+					return err
+				}
+				if setFlags.passwordStdin {
+					pw, err := readPassword(stdin, stderr, true)
+					if err != nil {
+						return err
+					}
+					if u.Password, err = execd.HashPassword(pw); err != nil {
+						return err
+					}
+				}
+				changed = *u
+				return makeHome(u)
+			})
+			if err != nil {
+				return err
+			}
+			warnHome(&changed, state)
+			fmt.Fprintf(stdout, "updated user %s\n", args[0])
+			return nil
+		},
+	}
+	setFlags.register(set, false)
+
+	var pwStdin bool
+	passwd := &cobra.Command{
+		Use:   "passwd NAME",
+		Short: "Set a user's password",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, _, err := open()
+			if err != nil {
+				return err
+			}
+			if _, ok := db.Lookup(args[0]); !ok {
+				return fmt.Errorf("no user %s", args[0])
+			}
+			pw, err := readPassword(stdin, stderr, pwStdin)
+			if err != nil {
+				return err
+			}
+			hash, err := execd.HashPassword(pw)
+			if err != nil {
+				return err
+			}
+			err = db.Update(func(users map[string]*execd.User) error {
+				if users[args[0]] == nil {
+					return fmt.Errorf("no user %s", args[0])
+				}
+				users[args[0]].Password = hash
+				return nil
+			})
+			if err == nil {
+				fmt.Fprintf(stdout, "password of %s changed\n", args[0])
+			}
+			return err
+		},
+	}
+	passwd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+
+	del := &cobra.Command{
+		Use:   "del NAME",
+		Short: "Remove a user (their home is kept)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, _, err := open()
+			if err != nil {
+				return err
+			}
+			err = db.Update(func(users map[string]*execd.User) error {
+				if users[args[0]] == nil {
+					return fmt.Errorf("no user %s", args[0])
+				}
+				delete(users, args[0])
+				return nil
+			})
+			if err == nil {
+				fmt.Fprintf(stdout, "removed user %s; their home was kept\n", args[0])
+			}
+			return err
+		},
+	}
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, _, err := open()
+			if err != nil {
+				return err
+			}
+			users, err := db.List()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "USER\tALLOW\tLOGIN\tQUOTA\tHOME")
+			for _, u := range users {
+				var login []string
+				if len(u.Keys) > 0 {
+					login = append(login, fmt.Sprintf("%d key(s)", len(u.Keys)))
+				}
+				if u.Password != "" {
+					login = append(login, "password")
+				}
+				quota := "-"
+				if u.Quota > 0 {
+					quota = u.Quota.String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Allow, ","), strings.Join(login, "+"), quota, u.Home)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(add, set, passwd, del, list)
+	return cmd
+}

@@ -1,0 +1,169 @@
+package rexec
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+)
+
+// AuthMethod is one way to log in to a daemon that asks for it: see
+// PublicKey, Password and PasswordCallback.
+type AuthMethod interface {
+	// method is the wire name: frame.AuthPublicKey or frame.AuthPassword.
+	method() string
+	// attempts returns the next attempt, or ok false when there is none.
+	next(user string, challenge, binding []byte) (m *frame.AuthMsg, ok bool, err error)
+}
+
+// ErrNoAuth is returned by Dial when the daemon asks for a login and the
+// Config offers no method it accepts.
+var ErrNoAuth = errors.New("rexec: the daemon requires a login (publickey or password) and no key or password was given")
+
+// AuthError is returned by Dial when every attempt was refused.
+type AuthError struct {
+	Addr, User string
+	// Reasons holds the daemon's answer to each attempt.
+	Reasons []string
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("rexec: %s refused the login as %s: %s", e.Addr, e.User, strings.Join(e.Reasons, "; "))
+}
+
+type keyAuth struct {
+	key  ed25519.PrivateKey
+	done bool
+}
+
+// PublicKey logs in with an ed25519 key: the client signs the daemon's
+// challenge together with keying material of this TLS session, so the
+// proof is worthless on any other connection.
+func PublicKey(key ed25519.PrivateKey) AuthMethod { return &keyAuth{key: key} }
+
+func (k *keyAuth) method() string { return frame.AuthPublicKey }
+
+func (k *keyAuth) next(user string, challenge, binding []byte) (*frame.AuthMsg, bool, error) {
+	if k.done {
+		return nil, false, nil
+	}
+	k.done = true
+	return &frame.AuthMsg{Method: frame.AuthPublicKey, User: user, Key: k.key.Public().(ed25519.PublicKey),
+		Sig: ed25519.Sign(k.key, frame.ProofBytes(user, challenge, binding))}, true, nil
+}
+
+type passwordAuth struct {
+	get   func() (string, error)
+	tries int
+}
+
+// Password logs in with a fixed password, tried once.
+func Password(pw string) AuthMethod {
+	return &passwordAuth{get: func() (string, error) { return pw, nil }, tries: 1}
+}
+
+// PasswordCallback logs in with a password asked for when needed (on a
+// terminal, for example), up to tries times.
+func PasswordCallback(fn func() (string, error), tries int) AuthMethod {
+	return &passwordAuth{get: fn, tries: max(tries, 1)}
+}
+
+func (p *passwordAuth) method() string { return frame.AuthPassword }
+
+func (p *passwordAuth) next(user string, _, _ []byte) (*frame.AuthMsg, bool, error) {
+	if p.tries == 0 {
+		return nil, false, nil
+	}
+	p.tries--
+	pw, err := p.get()
+	if err != nil {
+		return nil, false, err
+	}
+	if pw == "" {
+		return nil, false, errors.New("rexec: empty password")
+	}
+	if len(pw) > frame.MaxPasswordLen {
+		return nil, false, fmt.Errorf("rexec: password longer than %d bytes", frame.MaxPasswordLen)
+	}
+	return &frame.AuthMsg{Method: frame.AuthPassword, User: user, Password: pw}, true, nil
+}
+
+// login runs the authentication phase with the methods of cfg the daemon
+// offers, in order. It returns the daemon's accepting reply.
+func login(ctx context.Context, mc *mux.Conn, addr string, cfg *Config, hello *frame.HelloMsg, binding []byte) (*frame.AuthReplyMsg, error) {
+	user := cfg.User
+	if err := frame.ValidUser(user); err != nil {
+		return nil, fmt.Errorf("rexec: user name: %w", err)
+	}
+	ae := &AuthError{Addr: addr, User: user}
+	tried := false
+	for _, am := range cfg.Auth {
+		if !slices.Contains(hello.Auth, am.method()) {
+			continue
+		}
+		for {
+			m, ok, err := am.next(user, hello.Challenge, binding)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			tried = true
+			if err := mc.SendJSON(frame.Auth, frame.ConnChannel, m); err != nil {
+				return nil, fmt.Errorf("rexec: login: %w", ctxErr(ctx, err))
+			}
+			reply, err := readAuthReply(ctx, mc, addr)
+			if err != nil {
+				if len(ae.Reasons) > 0 {
+					ae.Reasons = append(ae.Reasons, err.Error())
+					return nil, ae
+				}
+				return nil, err
+			}
+			if reply.OK {
+				return reply, nil
+			}
+			ae.Reasons = append(ae.Reasons, reply.Message)
+		}
+	}
+	if !tried {
+		return nil, fmt.Errorf("%w (it accepts %s)", ErrNoAuth, strings.Join(hello.Auth, ", "))
+	}
+	return nil, ae
+}
+
+// readAuthReply waits for the answer to an Auth frame, answering pings.
+func readAuthReply(ctx context.Context, mc *mux.Conn, addr string) (*frame.AuthReplyMsg, error) {
+	for {
+		f, err := mc.ReadFrame()
+		if err != nil {
+			return nil, fmt.Errorf("rexec: login: %w", ctxErr(ctx, err))
+		}
+		switch f.Type {
+		case frame.Ping:
+			if err := mc.HandlePing(f.Payload); err != nil {
+				return nil, err
+			}
+		case frame.AuthReply:
+			var m frame.AuthReplyMsg
+			if err := frame.Unmarshal(f.Payload, &m); err != nil {
+				return nil, fmt.Errorf("rexec: login reply: %w", err)
+			}
+			return &m, nil
+		case frame.Error:
+			var m frame.ErrorMsg
+			if err := frame.Unmarshal(f.Payload, &m); err != nil {
+				return nil, fmt.Errorf("rexec: login: %w", err)
+			}
+			return nil, fmt.Errorf("%s closed the connection: %w", addr, &m)
+		default:
+			return nil, fmt.Errorf("rexec: login: expected auth_reply, got %s frame", f.Type)
+		}
+	}
+}
