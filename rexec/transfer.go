@@ -561,32 +561,72 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 		}
 		defer src.Close()
 		tr := t.track(remote, size, off)
-		n, err := fc.out.ReadFrom(trackReader{src, tr})
-		t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
-		if err == nil {
-			err = fc.out.Close()
-		}
-		sum := src.Sum()
-		if err == nil {
-			err = t.c.mc.SendJSON(frame.Done, fc.id, &frame.DoneMsg{Size: size, Hash: sum})
-		}
-		var d *frame.DoneMsg
-		if err == nil {
-			d, err = fc.wait(ctx)
-		}
-		if err == nil && (d.Hash != sum || d.Size != size) {
-			err = fmt.Errorf("%w: the daemon confirmed a different file", frame.ErrInvalid)
-		}
-		if err != nil {
-			fc.close()
-			if t.c.mc.Err() != nil && !errors.Is(err, ErrConnectionLost) {
-				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
-			}
-		}
+		err = t.send(ctx, fc, trackReader{src, tr}, func(uint64) uint64 { return size }, src.Sum)
 		tr.Done(err)
 		if err == nil {
 			t.count(func(s *TransferStats) { s.Files++; s.Resumed += off })
 		}
 		return err
 	}
+}
+
+// send streams r on a put channel, then the done frame with the size and
+// hash of the whole file (size is told how many bytes r gave), and waits
+// for the daemon to confirm the same.
+func (t *transfer) send(ctx context.Context, fc *fileChan, r io.Reader, size func(sent uint64) uint64, sum func() string) error {
+	n, err := fc.out.ReadFrom(r)
+	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
+	if err == nil {
+		err = fc.out.Close()
+	}
+	total, hash := size(uint64(n)), sum()
+	if err == nil {
+		err = t.c.mc.SendJSON(frame.Done, fc.id, &frame.DoneMsg{Size: total, Hash: hash})
+	}
+	var d *frame.DoneMsg
+	if err == nil {
+		d, err = fc.wait(ctx)
+	}
+	if err == nil && (d.Hash != hash || d.Size != total) {
+		err = fmt.Errorf("%w: the daemon confirmed a different file", frame.ErrInvalid)
+	}
+	if err != nil {
+		fc.close()
+		if t.c.mc.Err() != nil && !errors.Is(err, ErrConnectionLost) {
+			err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+		}
+	}
+	return err
+}
+
+// PutStream copies everything r gives, up to its end, into the remote file
+// (mode 0644), as "cmd | rexec put - HOST:FILE" does: the size need not be
+// known in advance. The file is verified and replaced whole like any put;
+// a stream cannot be resumed.
+func (c *Client) PutStream(ctx context.Context, r io.Reader, remote string, opts *TransferOptions) (*TransferStats, error) {
+	t, err := c.newTransfer(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	fc, err := c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindPut, Path: remote, Hash: t.opts.Hash, Mode: 0o644, Stream: true})
+	if err != nil {
+		t.fail(err)
+		return t.finish()
+	}
+	h, _, err := xfer.NewHash(t.opts.Hash)
+	if err != nil {
+		fc.close()
+		t.fail(err)
+		return t.finish()
+	}
+	tr := t.track(remote, 0, 0)
+	err = t.send(ctx, fc, trackReader{io.TeeReader(r, h), tr}, func(n uint64) uint64 { return n },
+		func() string { return hex.EncodeToString(h.Sum(nil)) })
+	tr.Done(err)
+	if err != nil {
+		t.fail(fmt.Errorf("%s: %w", remote, err))
+	} else {
+		t.count(func(s *TransferStats) { s.Files++ })
+	}
+	return t.finish()
 }

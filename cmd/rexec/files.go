@@ -180,7 +180,8 @@ Exit status: 0 when every file arrived verified, 1 when some failed (one
 line each), 2 for a usage error, 255 when the connection failed.`,
 		Example: `  rexec put app.conf lab1:
   rexec put -r ./site lab1:www
-  rexec put a.txt b.txt 'my notes.md' lab1:inbox/`,
+  rexec put a.txt b.txt 'my notes.md' lab1:inbox/
+  pg_dump db | rexec put - lab1:backup/db.sql`,
 		Args:          cobra.MinimumNArgs(2),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -210,7 +211,16 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	}
 	defer func() { _ = client.Close() }() // best effort
 	opts, bars := tf.options(e)
-	_, err := client.Put(ctx, locals, remote, opts)
+	var err error
+	if len(locals) == 1 && locals[0] == "-" {
+		// A stream: stdin, however long, into one remote file.
+		if remote == "~" || strings.HasSuffix(remote, "/") {
+			return fail(e.stderr, exitUsage, "put - needs a file name on the remote side, not %q", remote)
+		}
+		_, err = client.PutStream(ctx, e.stdin, remote, opts)
+	} else {
+		_, err = client.Put(ctx, locals, remote, opts)
+	}
 	if bars != nil {
 		bars.Wait()
 	}
