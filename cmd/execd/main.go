@@ -76,7 +76,7 @@ ended.`,
 		},
 	}
 	f := root.PersistentFlags()
-	f.StringVar(&opts.stateDir, "state-dir", "", "directory for the daemon's identity, users database and audit log (default $XDG_STATE_HOME/execd, or /var/lib/execd as root)")
+	f.StringVar(&opts.stateDir, "state-dir", "", "directory for the daemon's identity, users database and audit log (default $XDG_STATE_HOME/execd, else /var/lib/execd as root, else ~/.local/state/execd)")
 	lf := root.Flags()
 	lf.StringVar(&opts.listen, "listen", "127.0.0.1:7022", "address to listen on")
 	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
@@ -128,11 +128,11 @@ func stateDir(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	if os.Geteuid() == 0 {
-		return "/var/lib/execd", nil
-	}
 	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
 		return filepath.Join(x, "execd"), nil
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/execd", nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {

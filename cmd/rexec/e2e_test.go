@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -420,4 +421,161 @@ func TestHelpGolden(t *testing.T) {
 			assert.Equal(t, string(want), string(out))
 		})
 	}
+}
+
+// TestE2EQuickStart runs the README's quick start as written, on a fresh
+// HOME and state directory: the daemon's first start lets the user in
+// with no other step. Only the port differs, so as not to depend on 7022
+// being free.
+func TestE2EQuickStart(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "## Quick start")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(rest, "```sh\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	var daemonLine, clientLine []string
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "bin/execd":
+			daemonLine = f
+		case len(f) > 0 && f[0] == "bin/rexec":
+			clientLine = f
+		}
+	}
+	require.Equal(t, []string{"bin/execd", "&"}, daemonLine, "the quick start starts the daemon with no setup")
+	require.NotEmpty(t, clientLine)
+
+	home := t.TempDir()
+	env := append(os.Environ(), "HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, ".local", "state"), "XDG_CONFIG_HOME=")
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	d := &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(filepath.Join(binDir, "execd"), "--listen", addr)
+	d.cmd.Env, d.cmd.Stderr = env, d.log
+	require.NoError(t, d.cmd.Start())
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+
+	args := append([]string{"-p", port}, clientLine[1:]...)
+	var r result
+	require.Eventually(t, func() bool {
+		cmd := exec.Command(filepath.Join(binDir, "rexec"), args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		r = result{out.String(), errb.String(), 0}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		}
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond, "rexec: %+v\ndaemon: %s", &r, d.log)
+	uname, err := exec.Command("uname", "-a").Output()
+	require.NoError(t, err)
+	assert.Equal(t, string(uname), r.stdout)
+	assert.Contains(t, r.stderr, "pinned new host")
+	assert.Contains(t, d.log.String(), "execd: first start: created user")
+	assert.Equal(t, 1, strings.Count(d.log.String(), "first start"), "said in one line")
+	assert.FileExists(t, filepath.Join(home, ".config", "rexec", "id_ed25519"), "the key was made for the user")
+	assert.FileExists(t, filepath.Join(home, ".local", "state", "execd", "users.toml"))
+	fi, err := os.Stat(filepath.Join(home, ".config", "rexec", "id_ed25519"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}
+
+// TestE2EUserAdmin drives "execd user" and "execd audit" as an
+// administrator would, against a running daemon.
+func TestE2EUserAdmin(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state)
+	admin := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(binDir, "execd"), append([]string{"--state-dir", state}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := admin("s3cret pass\n", "user", "add", "dave", "--password-stdin", "--allow", "get,put", "--quota", "1MiB")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "added user dave")
+	out, err = admin("", "user", "add", "dave", "--no-password")
+	require.Error(t, err)
+	assert.Contains(t, out, "user dave exists")
+	out, err = admin("", "user", "add", "erin")
+	require.Error(t, err)
+	assert.Contains(t, out, "--password-stdin")
+	out, err = admin("", "user", "set", "dave", "--quota", "lots")
+	require.Error(t, err)
+	assert.Contains(t, out, "bad size")
+	out, err = admin("", "user", "list")
+	require.NoError(t, err, out)
+	assert.Regexp(t, `dave\s+get,put\s+password\s+1MiB\s+`+regexp.QuoteMeta(filepath.Join(state, "home", "dave")), out)
+
+	c := newClient(t)
+	_, port, _ := net.SplitHostPort(d.addr)
+	remote := func(path string) string { return "dave@127.0.0.1:" + path }
+	run := func(stdin, pw string, args ...string) result {
+		cmd := c.command(args...)
+		cmd.Env = append(cmd.Env, "REXEC_PASSWORD="+pw)
+		cmd.Stdin = strings.NewReader(stdin)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{o.String(), e.String(), code}
+	}
+	r := run("", "wrong", "dave@"+d.addr, "true")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "refused the login as dave")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1-strings.Count(r.stderr, "pinned new host"), "one line: %q", r.stderr)
+	r = run("", "s3cret pass", "dave@"+d.addr, "true")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, `may not run commands`)
+	r = run("hello dave\n", "s3cret pass", "put", "-q", "-p", port, "-", remote("note.txt"))
+	assert.Equal(t, 0, r.code, r.stderr)
+	got, err := os.ReadFile(filepath.Join(state, "home", "dave", "note.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "hello dave\n", string(got))
+	big := filepath.Join(t.TempDir(), "big")
+	require.NoError(t, os.WriteFile(big, make([]byte, 2<<20), 0o644))
+	r = run("", "s3cret pass", "put", "-q", "-p", port, big, remote("big"))
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "would exceed the quota of user dave")
+
+	// Grant exec: the running daemon sees it at the next login.
+	out, err = admin("", "user", "set", "dave", "--allow", "exec,get")
+	require.NoError(t, err, out)
+	r = run("", "s3cret pass", "dave@"+d.addr, "cat", "note.txt")
+	assert.Equal(t, result{"hello dave\n", "", 0}, r)
+	r = run("x\n", "s3cret pass", "put", "-q", "-p", port, "-", remote("again.txt"))
+	assert.Equal(t, 1, r.code, "put was taken away")
+	assert.Contains(t, r.stderr, `no "put" permission`)
+
+	out, err = admin("", "audit", "--user", "dave")
+	require.NoError(t, err, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, want := range []string{"login_failed", "login ", "put ", "exec ", "exit "} {
+		assert.Contains(t, out, want)
+	}
+	for _, l := range lines {
+		assert.Contains(t, l, " dave ")
+	}
+	out, err = admin("", "audit", "--event", "put", "--json")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, `"path":"~/note.txt"`)
+	out, err = admin("", "audit", "--since", "2999-01-01")
+	require.NoError(t, err, out)
+	assert.Empty(t, out)
+
+	out, err = admin("", "user", "del", "dave")
+	require.NoError(t, err, out)
+	r = run("", "s3cret pass", "dave@"+d.addr, "true")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "no such user")
 }
