@@ -54,16 +54,6 @@ func (q *quota) markDirty() {
 	q.mu.Unlock()
 }
 
-// usage returns the bytes used, scanning first if the tree may have changed.
-func (q *quota) usage() (int64, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.refresh(); err != nil {
-		return 0, err
-	}
-	return q.used, nil
-}
-
 // refresh rescans a dirty tree when no put is in flight; call with q.mu held.
 func (q *quota) refresh() error {
 	if !q.dirty || q.active > 0 {

@@ -17,7 +17,7 @@ import (
 type AuthMethod interface {
 	// method is the wire name: frame.AuthPublicKey or frame.AuthPassword.
 	method() string
-	// attempts returns the next attempt, or ok false when there is none.
+	// next returns the next attempt, or ok false when there is none.
 	next(user string, challenge, binding []byte) (m *frame.AuthMsg, ok bool, err error)
 }
 

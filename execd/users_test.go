@@ -1,0 +1,185 @@
+package execd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Size
+		err  bool
+	}{
+		{"0", 0, false}, {"1024", 1024, false}, {"2GiB", 2 << 30, false}, {"2G", 2 << 30, false},
+		{"500MiB", 500 << 20, false}, {"10GB", 10e9, false}, {"1.5KiB", 1536, false}, {" 3 MiB ", 3 << 20, false},
+		{"1TiB", 1 << 40, false}, {"", 0, true}, {"-1", 0, true}, {"lots", 0, true}, {"5 parsecs", 0, true},
+		{"9999999TiB", 0, true}, {"1e3", 0, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseSize(tc.in)
+			if tc.err {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			back, err := ParseSize(got.String())
+			require.NoError(t, err)
+			assert.Equal(t, got, back, "String reads back")
+		})
+	}
+}
+
+func TestUsersFileValidation(t *testing.T) {
+	good := "[users.alice]\nhome = \"/home/alice\"\nallow = [\"exec\"]\nquota = \"2GiB\"\ncommand_timeout = \"1h\"\n"
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"good", good, ""},
+		{"relative home", "[users.alice]\nhome = \"alice\"\nallow = []\n", "absolute path"},
+		{"unknown permission", "[users.alice]\nhome = \"/h\"\nallow = [\"root\"]\n", `unknown permission "root"`},
+		{"bad name", "[users.\"../x\"]\nhome = \"/h\"\nallow = []\n", "user name"},
+		{"unknown setting", "[users.alice]\nhome = \"/h\"\nallow = []\nadmin = true\n", `unknown setting "users.alice.admin"`},
+		{"bad key", "[users.alice]\nhome = \"/h\"\nallow = []\nkeys = [\"ssh-rsa nope\"]\n", "key 1"},
+		{"bad hash", "[users.alice]\nhome = \"/h\"\nallow = []\npassword = \"plaintext!\"\n", "argon2id"},
+		{"bad quota", "[users.alice]\nhome = \"/h\"\nallow = []\nquota = \"much\"\n", "bad size"},
+		{"not toml", "users = [", "users.toml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), UsersFile)
+			require.NoError(t, os.WriteFile(path, []byte(tc.file), 0o600))
+			db, err := OpenUsers(path)
+			if tc.want == "" {
+				require.NoError(t, err)
+				u, ok := db.Lookup("alice")
+				require.True(t, ok)
+				assert.Equal(t, Size(2<<30), u.Quota)
+				assert.Equal(t, Duration(time.Hour), u.CommandTimeout)
+				assert.True(t, u.Can(PermExec))
+				assert.False(t, u.Can(PermPut))
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// A running daemon reads the file again when it changes, and keeps the
+// last good users when an edit breaks it.
+func TestUsersReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), UsersFile)
+	db, err := OpenUsers(path)
+	require.NoError(t, err)
+	assert.False(t, db.Exists())
+	require.NoError(t, db.Update(func(m map[string]*User) error {
+		m["alice"] = &User{Home: "/h", Allow: AllPerms}
+		return nil
+	}))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	other, err := OpenUsers(path) // as "execd user" in another process
+	require.NoError(t, err)
+	require.NoError(t, other.Update(func(m map[string]*User) error {
+		m["bob"] = &User{Home: "/b", Allow: []string{PermGet}}
+		return nil
+	}))
+	_, ok := db.Lookup("bob")
+	assert.True(t, ok, "the change is seen without a restart")
+	require.NoError(t, os.WriteFile(path, []byte("broken ["), 0o600))
+	_, ok = db.Lookup("bob")
+	assert.True(t, ok, "a broken file keeps the last good users")
+	_, err = db.List()
+	assert.Error(t, err, "and says it is broken")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "secret")
+}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := HashPassword("correct horse")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$"), h)
+	assert.NotContains(t, h, "correct horse")
+	h2, err := HashPassword("correct horse")
+	require.NoError(t, err)
+	assert.NotEqual(t, h, h2, "a fresh salt each time")
+	hs := newHasher(1)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		hash, pw string
+		ok       bool
+	}{
+		{h, "correct horse", true}, {h2, "correct horse", true}, {h, "correct horsE", false},
+		{h, "", false}, {"", "", false}, {"", "anything", false}, {"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5", "x", false},
+	} {
+		ok, _ := hs.check(ctx, tc.hash, tc.pw)
+		assert.Equal(t, tc.ok, ok, "%q %q", tc.hash, tc.pw)
+	}
+	_, err = HashPassword("")
+	assert.Error(t, err)
+	_, err = HashPassword(strings.Repeat("x", 1025))
+	assert.Error(t, err)
+}
+
+func TestThrottle(t *testing.T) {
+	th := newThrottle(20*time.Millisecond, 50*time.Millisecond)
+	ctx := context.Background()
+	wait := func(keys ...string) time.Duration {
+		start := time.Now()
+		require.NoError(t, th.wait(ctx, keys...))
+		return time.Since(start)
+	}
+	for i := 0; i < throttleFree; i++ {
+		th.failed("addr:1", "user:a")
+	}
+	assert.Less(t, wait("addr:1"), 10*time.Millisecond, "the first failures are free")
+	for i := 0; i < 5; i++ {
+		th.failed("addr:1", "user:a")
+	}
+	assert.Greater(t, wait("addr:1"), 40*time.Millisecond)
+	th.failed("addr:2", "user:a")
+	assert.Greater(t, wait("user:a"), 10*time.Millisecond, "per user, from any address")
+	assert.Less(t, wait("addr:3", "user:b"), 10*time.Millisecond, "others are not slowed")
+	th.succeeded("addr:1", "user:a")
+	assert.Less(t, wait("addr:1", "user:a"), 10*time.Millisecond)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	for i := 0; i < 10; i++ {
+		th.failed("addr:9")
+	}
+	assert.Error(t, th.wait(cctx, "addr:9"))
+}
+
+// FuzzUsersFile feeds arbitrary bytes as the users database: an error or
+// users that pass validation, never a panic.
+func FuzzUsersFile(f *testing.F) {
+	f.Add([]byte("[users.alice]\nhome = \"/home/alice\"\nallow = [\"exec\", \"get\"]\nquota = \"2GiB\"\n"))
+	f.Add([]byte("[users.bob]\nhome = \"/b\"\nallow = []\nkeys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x\"]\n"))
+	f.Add([]byte("[users.c]\nhome = \"/\"\nallow = [\"put\"]\npassword = \"$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5\"\ncommand_timeout = \"5s\"\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, UsersFile)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		users, _, err := readUsers(path)
+		if err != nil {
+			return
+		}
+		for name, u := range users {
+			if u.Name != name || u.Validate() != nil {
+				t.Fatalf("user %q accepted but invalid", name)
+			}
+		}
+	})
+}
