@@ -371,6 +371,9 @@ func (pc *putChan) run() {
 		return
 	}
 	qc.end(-replaced)
+	if err := giveTo(root, p, pc.c.acct.user.RunAs); err != nil {
+		pc.c.log.Warn("could not give the file to its user's account", "path", p, "run_as", pc.c.acct.user.RunAs, "err", err)
+	}
 	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
 	pc.audit(frame.KindPut, p, "", &d.Size, d.Hash, nil)
 	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
@@ -538,10 +541,16 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		if !req.HasMode {
 			perm = 0o755
 		}
+		var err error
 		if req.Parents {
-			return root.MkdirAll(p, perm)
+			err = root.MkdirAll(p, perm)
+		} else {
+			err = root.Mkdir(p, perm)
 		}
-		return root.Mkdir(p, perm)
+		if err == nil {
+			err = giveTo(root, p, fc.c.acct.user.RunAs)
+		}
+		return err
 	case frame.OpRemove:
 		if p == "." {
 			return xfer.Errorf(frame.CodePermission, "~: refusing to remove the served directory itself")
@@ -608,7 +617,10 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		if !xfer.SafeLink(p, req.Target) {
 			return xfer.Errorf(frame.CodePathEscape, "%s -> %s: a link may only point inside the served directory, by a relative path", xfer.Display(p), req.Target)
 		}
-		return root.Symlink(req.Target, p)
+		if err := root.Symlink(req.Target, p); err != nil {
+			return err
+		}
+		return giveTo(root, p, fc.c.acct.user.RunAs)
 	default:
 		return xfer.Errorf(frame.CodeNotSupported, "operation %q not supported", req.Op)
 	}

@@ -42,3 +42,13 @@ func runAs(name string) (*syscall.Credential, error) {
 	}
 	return cred, nil
 }
+
+// giveTo makes a file or directory the daemon created for a user belong
+// to their run_as account, so that their commands can change it.
+func giveTo(root *os.Root, p, account string) error {
+	cred, err := runAs(account)
+	if err != nil || cred == nil {
+		return err
+	}
+	return root.Lchown(p, int(cred.Uid), int(cred.Gid))
+}

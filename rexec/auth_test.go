@@ -772,3 +772,37 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// With run_as, a daemon running as root runs the user's commands as that
+// OS account and gives it the files it writes for the user.
+func TestRunAs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch accounts") // CI runs as root
+	}
+	l := startLab(t, nil)
+	// nobody must be able to reach the home: open up the temporary parents.
+	require.NoError(t, os.Chmod(l.base, 0o711))
+	require.NoError(t, os.Chmod(filepath.Dir(l.base), 0o711))
+	require.NoError(t, os.Chown(l.home("bob"), 65534, 65534))
+	require.NoError(t, l.srv.Users.Update(func(m map[string]*execd.User) error {
+		m["bob"].RunAs = "nobody"
+		return nil
+	}))
+	ctx := t.Context()
+	c := l.login(t, "bob")
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	out, err := s.Output(ctx, "sh", "-c", "id -u; id -g; echo $USER")
+	require.NoError(t, err)
+	assert.Equal(t, "65534\n65534\nnobody\n", string(out))
+	_, err = c.PutStream(ctx, strings.NewReader("x"), "owned.txt", nil)
+	require.NoError(t, err)
+	fsx, err := c.OpenFS(ctx, "")
+	require.NoError(t, err)
+	require.NoError(t, fsx.Mkdir(ctx, "d", 0o755))
+	s, err = c.NewSession()
+	require.NoError(t, err)
+	out, err = s.Output(ctx, "sh", "-c", "stat -c %u owned.txt d && echo more >> owned.txt && touch d/f && echo ok")
+	require.NoError(t, err, string(out))
+	assert.Equal(t, "65534\n65534\nok\n", string(out))
+}
