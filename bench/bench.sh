@@ -63,10 +63,12 @@ SSH=(ssh -p "$SSH_PORT" -i "$work/ssh/user_key" -o BatchMode=yes -o StrictHostKe
 # --- execd on loopback
 EXECD_PORT=$(free_port)
 mkdir -p "$work/served" "$work/dl"
+# The client's config directory first: execd's first start puts the
+# user's key there, and rexec logs in with it.
+export XDG_CONFIG_HOME="$work/client"
 "$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>"$work/execd.log" &
 EXECD_PID=$!
 pids+=($EXECD_PID)
-export XDG_CONFIG_HOME="$work/client"
 REXEC=("$work/rexec" "127.0.0.1:$EXECD_PORT")
 
 for i in $(seq 50); do

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"slices"
 	"time"
 
+	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -24,7 +26,19 @@ func main() {
 
 func run(ctx context.Context, addr string, n int, known string) int {
 	kh := &rexec.KnownHosts{Path: known}
-	c, err := rexec.Dial(ctx, addr, &rexec.Config{HostKeyCallback: kh.Check})
+	cfg := &rexec.Config{HostKeyCallback: kh.Check, User: os.Getenv("USER")}
+	if cfg.User == "" {
+		if u, err := user.Current(); err == nil {
+			cfg.User = u.Username
+		}
+	}
+	// The key the daemon's first start made for this user.
+	if path, err := userkey.DefaultPath(os.Getenv); err == nil {
+		if key, err := userkey.Load(path); err == nil {
+			cfg.Auth = append(cfg.Auth, rexec.PublicKey(key))
+		}
+	}
+	c, err := rexec.Dial(ctx, addr, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtt:", err)
 		return 1
