@@ -230,6 +230,8 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 			return 1
 		}
 		fmt.Fprintln(stderr, msg)
+	} else if opts.dir != "" {
+		log.Warn("--dir only sets the home of the user a first start adds; the users database exists, so each user's own home is served", "users", users.Path())
 	}
 	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), func(err error) { log.Error("audit", "err", err) })
 	if err != nil {

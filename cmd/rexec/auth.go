@@ -67,8 +67,14 @@ func (cf *connFlags) authMethods(user, addr string, e env) ([]rexec.AuthMethod, 
 	if pw := e.getenv(passwordEnv); pw != "" {
 		return append(methods, rexec.Password(pw)), nil
 	}
-	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil && term.IsTerminal(int(tty.Fd())) {
+	if tty, err := openTTY(); err == nil {
+		_ = tty.Close() // there is a terminal to ask on, when the time comes
 		prompt := func() (string, error) {
+			tty, err := openTTY()
+			if err != nil {
+				return "", err
+			}
+			defer tty.Close()
 			fmt.Fprintf(tty, "%s@%s's password: ", user, addr)
 			b, err := term.ReadPassword(int(tty.Fd()))
 			fmt.Fprintln(tty)
@@ -77,6 +83,20 @@ func (cf *connFlags) authMethods(user, addr string, e env) ([]rexec.AuthMethod, 
 		methods = append(methods, rexec.PasswordCallback(prompt, 3))
 	}
 	return methods, nil
+}
+
+// openTTY opens the controlling terminal, as ssh asks for passwords there
+// even when stdin and stdout are redirected.
+func openTTY() (*os.File, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !term.IsTerminal(int(tty.Fd())) {
+		_ = tty.Close()
+		return nil, errors.New("/dev/tty is not a terminal")
+	}
+	return tty, nil
 }
 
 // keygenCommand makes the user's key pair.

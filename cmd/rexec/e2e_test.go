@@ -579,3 +579,44 @@ func TestE2EUserAdmin(t *testing.T) {
 	assert.Equal(t, 255, r.code)
 	assert.Contains(t, r.stderr, "no such user")
 }
+
+// TestE2EPasswordPrompt: with no key and no $REXEC_PASSWORD, rexec asks
+// for the password on the terminal without echoing it, as ssh does.
+func TestE2EPasswordPrompt(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state)
+	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "frank", "--password-stdin")
+	add.Stdin = strings.NewReader("tty-Pass 1\n")
+	out, err := add.CombinedOutput()
+	require.NoError(t, err, string(out))
+	c := newClient(t)
+	_, port, _ := net.SplitHostPort(d.addr)
+	r := c.run("", "-p", port, "-i", "/nonexistent/key", "frank@127.0.0.1", "true")
+	assert.Equal(t, 2, r.code, "a missing -i key is a usage error: %q", r.stderr)
+	assert.Contains(t, r.stderr, "/nonexistent/key")
+	cmd := c.command("-p", port, "-T", "frank@127.0.0.1", "echo", "in")
+	tty, err := pty.Start(cmd)
+	require.NoError(t, err)
+	defer func() { _ = tty.Close() }()
+	var seen bytes.Buffer
+	buf := make([]byte, 1024)
+	waitFor := func(s string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(seen.String(), s) < n {
+			require.True(t, time.Now().Before(deadline), "waiting for %q in %q", s, seen.String())
+			_ = tty.SetReadDeadline(time.Now().Add(time.Second))
+			n, _ := tty.Read(buf)
+			seen.Write(buf[:n])
+		}
+	}
+	waitFor("frank@127.0.0.1:"+port+"'s password: ", 1)
+	_, err = tty.Write([]byte("wrong\r"))
+	require.NoError(t, err)
+	waitFor("'s password: ", 2) // asked again
+	_, err = tty.Write([]byte("tty-Pass 1\r"))
+	require.NoError(t, err)
+	waitFor("in\r\n", 1)
+	require.NoError(t, cmd.Wait())
+	assert.NotContains(t, seen.String(), "tty-Pass", "the password is not echoed")
+}
