@@ -207,6 +207,9 @@ func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error
 		return nil, "", strings.TrimPrefix(verr.Error(), frame.ErrInvalid.Error()+": ")
 	}
 	u, known := s.Users.Lookup(m.User)
+	if err := s.Users.Err(); err != nil {
+		c.log.Error("users database unreadable; the last good users stay in force", "err", err)
+	}
 	switch m.Method {
 	case frame.AuthPassword:
 		ok, err := s.hasher.check(ctx, u.Password, m.Password)

@@ -214,6 +214,14 @@ func (db *UserDB) Lookup(name string) (User, bool) {
 	return cloneUser(u), true
 }
 
+// Err is why the file could not be read the last time it changed; nil when
+// the users in force are the file's.
+func (db *UserDB) Err() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.err
+}
+
 func cloneUser(u *User) User {
 	c := *u
 	c.Keys = slices.Clone(u.Keys)

@@ -100,6 +100,7 @@ func TestUsersReload(t *testing.T) {
 	assert.True(t, ok, "a broken file keeps the last good users")
 	_, err = db.List()
 	assert.Error(t, err, "and says it is broken")
+	assert.Error(t, db.Err())
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "secret")
