@@ -245,8 +245,17 @@ func (db *UserDB) List() ([]User, error) {
 }
 
 // Update reads the file afresh, lets fn change the users, validates them
-// and writes the file atomically (mode 0600).
+// and writes the file atomically (mode 0600), all under a lock, so that
+// two edits at once both land.
 func (db *UserDB) Update(fn func(users map[string]*User) error) error {
+	if err := os.MkdirAll(filepath.Dir(db.path), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockFile(db.path + ".lock")
+	if err != nil {
+		return fmt.Errorf("lock the users database: %w", err)
+	}
+	defer unlock()
 	users, _, err := readUsers(db.path)
 	if err != nil {
 		return err
@@ -262,9 +271,6 @@ func (db *UserDB) Update(fn func(users map[string]*User) error) error {
 	}
 	b, err := encodeUsers(users)
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(db.path), 0o700); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(db.path, b, 0o600); err != nil {

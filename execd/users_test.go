@@ -2,6 +2,7 @@ package execd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,4 +184,37 @@ func FuzzUsersFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Edits at the same moment (two "execd user add" runs) both land.
+func TestUsersConcurrentUpdates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), UsersFile)
+	done := make(chan error, 2)
+	for w := 0; w < 2; w++ {
+		go func() {
+			db, err := OpenUsers(path) // each as its own process would
+			if err != nil {
+				done <- err
+				return
+			}
+			for i := 0; i < 20; i++ {
+				name := fmt.Sprintf("u%d_%d", w, i)
+				if err := db.Update(func(m map[string]*User) error {
+					m[name] = &User{Home: "/h/" + name, Allow: AllPerms}
+					return nil
+				}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	require.NoError(t, <-done)
+	require.NoError(t, <-done)
+	db, err := OpenUsers(path)
+	require.NoError(t, err)
+	users, err := db.List()
+	require.NoError(t, err)
+	assert.Len(t, users, 40)
 }

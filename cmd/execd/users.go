@@ -400,7 +400,7 @@ running daemon reads changes at the next login; no restart is needed.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tALLOW\tLOGIN\tQUOTA\tHOME")
+			fmt.Fprintln(tw, "USER\tALLOW\tLOGIN\tUSED\tQUOTA\tHOME")
 			for _, u := range users {
 				var login []string
 				if len(u.Keys) > 0 {
@@ -413,11 +413,29 @@ running daemon reads changes at the next login; no restart is needed.`,
 				if u.Quota > 0 {
 					quota = u.Quota.String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Allow, ","), strings.Join(login, "+"), quota, u.Home)
+				used := "?"
+				if n, err := execd.HomeUsage(u.Home); err == nil {
+					used = humanSize(n)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Allow, ","), strings.Join(login, "+"), used, quota, u.Home)
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.AddCommand(add, set, passwd, del, list)
 	return cmd
+}
+
+// humanSize shows a byte count with one decimal in binary units.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

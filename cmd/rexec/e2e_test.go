@@ -512,7 +512,7 @@ func TestE2EUserAdmin(t *testing.T) {
 	assert.Contains(t, out, "bad size")
 	out, err = admin("", "user", "list")
 	require.NoError(t, err, out)
-	assert.Regexp(t, `dave\s+get,put\s+password\s+1MiB\s+`+regexp.QuoteMeta(filepath.Join(state, "home", "dave")), out)
+	assert.Regexp(t, `dave\s+get,put\s+password\s+0B\s+1MiB\s+`+regexp.QuoteMeta(filepath.Join(state, "home", "dave")), out)
 
 	c := newClient(t)
 	_, port, _ := net.SplitHostPort(d.addr)
@@ -547,6 +547,10 @@ func TestE2EUserAdmin(t *testing.T) {
 	r = run("", "s3cret pass", "put", "-q", "-p", port, big, remote("big"))
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "would exceed the quota of user dave")
+
+	out, err = admin("", "user", "list")
+	require.NoError(t, err, out)
+	assert.Regexp(t, `dave\s+get,put\s+password\s+11B\s+1MiB`, out, "the note is counted, the refused file not")
 
 	// Grant exec: the running daemon sees it at the next login.
 	out, err = admin("", "user", "set", "dave", "--allow", "exec,get")
