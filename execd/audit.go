@@ -14,8 +14,9 @@ import (
 const AuditFile = "audit.log"
 
 // AuditEvent is one line of the audit log. Event is one of: login,
-// login_failed, exec (a command started), exit (it ended), get, put, list,
-// checksum, mkdir, remove, rename, setattr, symlink.
+// login_failed, exec (a command started, or was refused: Result says why),
+// exit (it ended), get, put, list, checksum, mkdir, remove, rename,
+// setattr, symlink.
 type AuditEvent struct {
 	Time   time.Time `json:"time"`
 	Event  string    `json:"event"`

@@ -430,7 +430,10 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 	c.mu.Unlock()
 
 	if perm, what := permFor(m.Kind); !acct.can(perm) && !(m.Kind == frame.KindFS && acct.can(PermPut)) {
-		refuse(frame.CodeNotPermitted, "%v", acct.denied(perm, what))
+		err := acct.denied(perm, what)
+		c.srv.Audit.Log(&AuditEvent{Event: m.Kind, User: acct.user.Name, Addr: c.nc.RemoteAddr().String(),
+			Argv: m.Argv, Shell: m.Shell, Path: m.Path, Result: err.Error()})
+		refuse(frame.CodeNotPermitted, "%v", err)
 		return
 	}
 	if acct.st != nil && !acct.st.acquire(&acct.st.chans, acct.user.MaxChannels) {

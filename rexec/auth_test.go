@@ -426,6 +426,16 @@ func TestNoExecPermission(t *testing.T) {
 	require.NoError(t, err)
 	time.Sleep(100 * time.Millisecond)
 	assert.NoFileExists(t, marker)
+	refused := 0
+	for _, ev := range l.auditEvents(t) {
+		if ev.Event == "exec" {
+			refused++
+			assert.Equal(t, "carol", ev.User)
+			assert.Contains(t, ev.Result, "may not run commands")
+		}
+		assert.NotEqual(t, "exit", ev.Event, "no command ran")
+	}
+	assert.Equal(t, 4, refused, "each refused command is in the audit log")
 }
 
 func TestCommandsRunInTheHome(t *testing.T) {
