@@ -201,7 +201,7 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 }
 
 // checkAuth decides one attempt: the account on success, else why not.
-func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error, challenge, binding []byte) (*account, string, string) {
+func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error, challenge, binding []byte) (acct *account, keyFP, reason string) {
 	s := c.srv
 	if verr != nil {
 		return nil, "", strings.TrimPrefix(verr.Error(), frame.ErrInvalid.Error()+": ")
@@ -235,7 +235,7 @@ func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error
 		if !ed25519.Verify(pub, frame.ProofBytes(m.User, challenge, binding), m.Sig) {
 			return nil, fp, fmt.Sprintf("user %s: the key proof does not verify for this session (made for another session or challenge)", m.User)
 		}
-		return &account{user: u, home: u.Home, st: s.userStateFor(u.Name)}, fp, ""
+		keyFP = fp
 	}
-	return &account{user: u, home: u.Home, st: s.userStateFor(u.Name)}, "", ""
+	return &account{user: u, home: u.Home, st: s.userStateFor(u.Name)}, keyFP, ""
 }

@@ -2,6 +2,7 @@ package execd
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -158,7 +159,7 @@ func (c *charge) end(delta int64) {
 
 // quotaWriter charges every write before it reaches the file.
 type quotaWriter struct {
-	w interface{ Write([]byte) (int, error) }
+	w io.Writer
 	c *charge
 }
 

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/user"
 	"slices"
 	"time"
 
@@ -26,11 +25,9 @@ func main() {
 
 func run(ctx context.Context, addr string, n int, known string) int {
 	kh := &rexec.KnownHosts{Path: known}
-	cfg := &rexec.Config{HostKeyCallback: kh.Check, User: os.Getenv("USER")}
-	if cfg.User == "" {
-		if u, err := user.Current(); err == nil {
-			cfg.User = u.Username
-		}
+	cfg := &rexec.Config{HostKeyCallback: kh.Check}
+	if u, err := userkey.LocalUser(os.Getenv); err == nil {
+		cfg.User = u
 	}
 	// The key the daemon's first start made for this user.
 	if path, err := userkey.DefaultPath(os.Getenv); err == nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,27 +17,15 @@ import (
 	"golang.org/x/term"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/internal/units"
 	"github.com/execd-project/execd/internal/userkey"
 )
-
-// localUser is the name the OS user who runs execd logs in as: $USER, or
-// the account's name, as rexec picks it.
-func localUser() (string, error) {
-	if u := os.Getenv("USER"); u != "" {
-		return u, nil
-	}
-	u, err := user.Current()
-	if err != nil {
-		return "", err
-	}
-	return u.Username, nil
-}
 
 // firstStart creates the users database on a daemon's first start on
 // loopback: the OS user who started it, logging in with their rexec key
 // (generated if they have none), with every permission on home.
 func firstStart(db *execd.UserDB, home string) (string, error) {
-	name, err := localUser()
+	name, err := userkey.LocalUser(os.Getenv)
 	if err != nil {
 		return "", fmt.Errorf("first start: no user name: %w", err)
 	}
@@ -415,7 +402,7 @@ running daemon reads changes at the next login; no restart is needed.`,
 				}
 				used := "?"
 				if n, err := execd.HomeUsage(u.Home); err == nil {
-					used = humanSize(n)
+					used = units.Bytes(uint64(n), "")
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Allow, ","), strings.Join(login, "+"), used, quota, u.Home)
 			}
@@ -424,18 +411,4 @@ running daemon reads changes at the next login; no restart is needed.`,
 	}
 	cmd.AddCommand(add, set, passwd, del, list)
 	return cmd
-}
-
-// humanSize shows a byte count with one decimal in binary units.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -30,16 +30,16 @@ func splitUser(host string) (user, rest string) {
 // loginUser picks the user name: USER@ in the target, then -l, then the
 // config file's entry, then the local user, as ssh does.
 func (cf *connFlags) loginUser(fromTarget, fromConfig string, e env) (string, error) {
-	for _, u := range []string{fromTarget, cf.user, fromConfig, e.getenv("USER")} {
+	for _, u := range []string{fromTarget, cf.user, fromConfig} {
 		if u != "" {
 			return u, nil
 		}
 	}
-	u, err := user.Current()
+	u, err := userkey.LocalUser(e.getenv)
 	if err != nil {
 		return "", fmt.Errorf("no user name: give one with -l USER or USER@HOST (%v)", err)
 	}
-	return u.Username, nil
+	return u, nil
 }
 
 // authMethods lists the ways to log in, in order: the key (-i, or the

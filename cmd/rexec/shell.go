@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/execd-project/execd/internal/units"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -468,24 +469,11 @@ func (sh *fileShell) summary(st *rexec.TransferStats) {
 	if st == nil || st.Files+st.Dirs == 0 {
 		return
 	}
-	msg := fmt.Sprintf("%d file(s) verified (%s), %s sent", st.Files, st.Hash, humanBytes(st.Bytes))
+	msg := fmt.Sprintf("%d file(s) verified (%s), %s sent", st.Files, st.Hash, units.Bytes(st.Bytes, " "))
 	if st.Resumed > 0 {
-		msg += fmt.Sprintf(", %s resumed", humanBytes(st.Resumed))
+		msg += fmt.Sprintf(", %s resumed", units.Bytes(st.Resumed, " "))
 	}
 	fmt.Fprintln(sh.out, msg)
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func (sh *fileShell) sum(args []string) error {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 
@@ -38,6 +39,19 @@ func ConfigDir(getenv func(string) string) (string, error) {
 		home = h
 	}
 	return filepath.Join(home, ".config", "rexec"), nil
+}
+
+// LocalUser is the name the local OS user logs in as: $USER, else the
+// account's name. rexec and execd's first start must agree on it.
+func LocalUser(getenv func(string) string) (string, error) {
+	if u := getenv("USER"); u != "" {
+		return u, nil
+	}
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
 }
 
 // DefaultPath is the private key file in the config directory.
