@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -45,7 +46,8 @@ func (cf *connFlags) loginUser(fromTarget, fromConfig string, e env) (string, er
 // authMethods lists the ways to log in, in order: the key (-i, or the
 // default key when it exists), then the password from $REXEC_PASSWORD,
 // or else asked for on the terminal.
-func (cf *connFlags) authMethods(user, addr string, e env) ([]rexec.AuthMethod, error) {
+func (d *dialer) authMethods(user, addr string) ([]rexec.AuthMethod, error) {
+	cf, e := d.cf, d.e
 	var methods []rexec.AuthMethod
 	path := cf.identity
 	if path == "" {
@@ -69,20 +71,54 @@ func (cf *connFlags) authMethods(user, addr string, e env) ([]rexec.AuthMethod, 
 	}
 	if tty, err := openTTY(); err == nil {
 		_ = tty.Close() // there is a terminal to ask on, when the time comes
-		prompt := func() (string, error) {
-			tty, err := openTTY()
-			if err != nil {
-				return "", err
-			}
-			defer tty.Close()
-			fmt.Fprintf(tty, "%s@%s's password: ", user, addr)
-			b, err := term.ReadPassword(int(tty.Fd()))
-			fmt.Fprintln(tty)
-			return string(b), err
+		if d.shared != nil {
+			// Many hosts: one question, the answer tried once on each.
+			ask := func() (string, error) { return askPassword(fmt.Sprintf("%s's password (for every host): ", user)) }
+			return append(methods, rexec.PasswordCallback(func() (string, error) { return d.shared.get(user, ask) }, 1)), nil
 		}
+		prompt := func() (string, error) { return askPassword(fmt.Sprintf("%s@%s's password: ", user, addr)) }
 		methods = append(methods, rexec.PasswordCallback(prompt, 3))
 	}
 	return methods, nil
+}
+
+// askPassword asks on the terminal without echo.
+func askPassword(prompt string) (string, error) {
+	tty, err := openTTY()
+	if err != nil {
+		return "", err
+	}
+	defer tty.Close()
+	fmt.Fprint(tty, prompt)
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	return string(b), err
+}
+
+// sharedPassword asks once per user name and gives the answer to every
+// host of a fan-out.
+type sharedPassword struct {
+	mu      sync.Mutex
+	answers map[string]passwordAnswer
+}
+
+type passwordAnswer struct {
+	pw  string
+	err error
+}
+
+func (s *sharedPassword) get(user string, ask func() (string, error)) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.answers[user]; ok {
+		return a.pw, a.err
+	}
+	pw, err := ask()
+	if s.answers == nil {
+		s.answers = map[string]passwordAnswer{}
+	}
+	s.answers[user] = passwordAnswer{pw, err}
+	return pw, err
 }
 
 // openTTY opens the controlling terminal, as ssh asks for passwords there

@@ -21,8 +21,12 @@ import (
 //	port = 7022
 //	plaintext = false
 //	user = "alice"
+//
+//	[groups]
+//	lab = ["node[01-40]", "bob@web1:7023", "lab1"]
 type fileConfig struct {
-	Hosts map[string]hostEntry `toml:"hosts"`
+	Hosts  map[string]hostEntry `toml:"hosts"`
+	Groups map[string][]string  `toml:"groups"`
 }
 
 type hostEntry struct {
@@ -46,6 +50,14 @@ func loadConfig(path string, mustExist bool) (*fileConfig, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
+	}
+	for name := range fc.Groups {
+		if _, ok := fc.Hosts[name]; ok {
+			return nil, fmt.Errorf("config %s: %q is both a host and a group", path, name)
+		}
+		if name == "" || strings.ContainsAny(name, "[],@: \t") {
+			return nil, fmt.Errorf("config %s: bad group name %q", path, name)
+		}
 	}
 	return &fc, nil
 }

@@ -63,12 +63,23 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 	f.StringVarP(&cf.identity, "identity", "i", "", "private key file (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists)")
 }
 
-// dial connects to host (an alias, HOST, HOST:PORT or [V6]:PORT) as the
-// flags say. On failure it prints one line and returns the exit status.
-func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, int) {
+// dialer connects to hosts as the flags and the config file say; one
+// serves every host of a fan-out.
+type dialer struct {
+	cf     *connFlags
+	e      env
+	fc     *fileConfig
+	kh     *rexec.KnownHosts
+	shared *sharedPassword // a fan-out asks for a password once, for all hosts
+	pinned func(addr string) // a fan-out notes new hosts to name them in one line
+}
+
+// newDialer reads the config file. On failure it returns the exit status
+// and the error.
+func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 	cdir, err := configDir(e.getenv)
 	if err != nil {
-		return nil, fail(e.stderr, exitTransport, "%v", err)
+		return nil, exitTransport, err
 	}
 	cfgPath := cf.configPath
 	if cfgPath == "" {
@@ -76,45 +87,71 @@ func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Clien
 	}
 	fc, err := loadConfig(cfgPath, cf.configPath != "")
 	if err != nil {
-		return nil, fail(e.stderr, exitUsage, "%v", err)
-	}
-	targetUser, host := splitUser(host)
-	tgt, err := resolveTarget(host, cf.port, fc)
-	if err != nil {
-		return nil, fail(e.stderr, exitUsage, "%v", err)
-	}
-	login, err := cf.loginUser(targetUser, tgt.user, e)
-	if err != nil {
-		return nil, fail(e.stderr, exitUsage, "%v", err)
-	}
-	auth, err := cf.authMethods(login, tgt.addr, e)
-	if err != nil {
-		return nil, fail(e.stderr, exitUsage, "%v", err)
+		return nil, exitUsage, err
 	}
 	khPath := cf.knownHosts
 	if khPath == "" {
 		khPath = filepath.Join(cdir, "known_hosts")
 	}
-	kh := &rexec.KnownHosts{Path: khPath, Strict: cf.strictHostKey, OnPin: func(addr, fp string) {
+	d := &dialer{cf: cf, e: e, fc: fc}
+	d.kh = &rexec.KnownHosts{Path: khPath, Strict: cf.strictHostKey, OnPin: func(addr, fp string) {
+		if d.pinned != nil {
+			d.pinned(addr)
+			return
+		}
 		fmt.Fprintf(e.stderr, "rexec: pinned new host %s (%s) in %s\n", addr, fp, khPath)
 	}}
+	return d, 0, nil
+}
+
+// dial connects to host (an alias, HOST, HOST:PORT or [V6]:PORT, with an
+// optional USER@). On failure it returns the exit status and the error.
+func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, error) {
+	cf := d.cf
+	targetUser, host := splitUser(host)
+	tgt, err := resolveTarget(host, cf.port, d.fc)
+	if err != nil {
+		return nil, exitUsage, err
+	}
+	login, err := cf.loginUser(targetUser, tgt.user, d.e)
+	if err != nil {
+		return nil, exitUsage, err
+	}
+	auth, err := d.authMethods(login, tgt.addr)
+	if err != nil {
+		return nil, exitUsage, err
+	}
 	cfg := &rexec.Config{
 		Plaintext:       cf.plaintext || tgt.plaintext,
-		HostKeyCallback: kh.Check,
+		HostKeyCallback: d.kh.Check,
 		Timeout:         cf.connectTimeout,
 		Software:        "rexec/" + version,
 		User:            login,
 		Auth:            auth,
 	}
 	if cf.verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
 		cfg.Logger.Debug("connecting", "addr", tgt.addr, "tls", !cfg.Plaintext)
 	}
 	client, err := rexec.Dial(ctx, tgt.addr, cfg)
 	if err != nil {
-		return nil, fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+		return nil, exitTransport, err
 	}
-	return client, 0
+	return client, 0, nil
+}
+
+// dial connects to one host as the flags say. On failure it prints one
+// line and returns the exit status.
+func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, int) {
+	d, status, err := cf.newDialer(e)
+	if err != nil {
+		return nil, fail(e.stderr, status, "%v", err)
+	}
+	c, status, err := d.dial(ctx, host)
+	if err != nil {
+		return nil, fail(e.stderr, status, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	}
+	return c, 0
 }
 
 type options struct {
@@ -126,6 +163,7 @@ type options struct {
 	envs     []string
 	dir      string
 	timeout  time.Duration
+	fan      fanOptions
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -167,6 +205,11 @@ identity is pinned on first use in the known_hosts file.`,
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
 	opts.connFlags.register(f)
+	opts.fan.register(f)
+	f.BoolVar(&opts.fan.group, "group", false, "with -H: print hosts with identical output together, at the end")
+	f.BoolVar(&opts.fan.json, "json", false, "with -H: one JSON object per host as it finishes")
+	f.StringVar(&opts.fan.color, "color", "auto", "with -H: colour host prefixes: auto, always or never")
+	f.BoolVar(&opts.fan.noSummary, "no-summary", false, "with -H: no summary on stderr at the end")
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code))
 	cmd.SetArgs(args)
@@ -187,6 +230,9 @@ func fail(w io.Writer, status int, format string, args ...any) int {
 }
 
 func remote(ctx context.Context, opts *options, args []string, e env) int {
+	if opts.fan.active() {
+		return runFanout(ctx, opts, args, e)
+	}
 	argv := args[1:]
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]

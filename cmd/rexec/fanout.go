@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/rexec"
+)
+
+// fanOptions are the output flags of a fan-out run.
+type fanOptions struct {
+	fanFlags
+	group     bool
+	json      bool
+	color     string
+	noSummary bool
+	maxOutput int64
+}
+
+// Per-host states, as the summary and --json name them.
+const (
+	stateOK          = "ok"
+	stateFailed      = "failed"      // the command ran and exited non-zero or was killed
+	stateTimedOut    = "timed out"   // a time limit ended it
+	stateUnreachable = "unreachable" // no connection or no login
+	stateError       = "error"       // the connection failed after it was made
+)
+
+// outcome is what one host's result means to the user.
+type outcome struct {
+	state    string
+	status   int  // the host's share of rexec's exit status
+	exit     *int // remote exit code, when one arrived
+	signal   string
+	timedOut bool
+	reason   string // one line, empty when ok
+}
+
+func classify(r rexec.HostResult) outcome {
+	var ee *rexec.ExitError
+	var em *frame.ErrorMsg
+	var he *rexec.HostError
+	switch {
+	case r.Err == nil:
+		zero := 0
+		return outcome{state: stateOK, exit: &zero}
+	case errors.As(r.Err, &ee):
+		o := outcome{state: stateFailed, status: ee.ExitStatus(), signal: string(ee.Signal), timedOut: ee.TimedOut}
+		if ee.Signal == "" {
+			o.exit = &ee.Status
+			o.reason = fmt.Sprintf("exit %d", ee.Status)
+		} else {
+			o.reason = "killed by SIG" + string(ee.Signal)
+		}
+		if ee.TimedOut {
+			o.state = stateTimedOut
+			o.reason = "time limit reached, " + o.reason
+		}
+		return o
+	case errors.As(r.Err, &em) && em.Code == frame.CodeExecFailed:
+		return outcome{state: stateFailed, status: exitNotFound, reason: em.Message}
+	case errors.As(r.Err, &he):
+		o := outcome{state: stateError, status: exitTransport, reason: shortReason(he.Err)}
+		if he.Stage == rexec.StageConnect {
+			o.state = stateUnreachable
+		}
+		if errors.Is(he.Err, rexec.ErrHostTimeout) {
+			o.state = stateTimedOut
+		}
+		return o
+	default:
+		return outcome{state: stateError, status: exitTransport, reason: shortReason(r.Err)}
+	}
+}
+
+// shortReason is an error as one line without the host's address, so that
+// hosts failing alike are listed together.
+func shortReason(err error) string {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error() // "connection refused", not the dial's whole story
+	}
+	s := strings.TrimPrefix(err.Error(), "rexec: ")
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// runFanout runs argv on every host of the inventory.
+func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	switch {
+	case len(argv) == 0:
+		return fail(e.stderr, exitUsage, "-H needs a COMMAND: there is no interactive shell on many hosts")
+	case opts.forcePty:
+		return fail(e.stderr, exitUsage, "-t cannot be used with -H")
+	case opts.fan.group && opts.fan.json:
+		return fail(e.stderr, exitUsage, "--group and --json cannot be used together")
+	}
+	for _, kv := range opts.envs {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fail(e.stderr, exitUsage, "-e wants KEY=VALUE, got %q", kv)
+		}
+	}
+	d, status, err := opts.newDialer(e)
+	if err != nil {
+		return fail(e.stderr, status, "%v", err)
+	}
+	d.shared = &sharedPassword{}
+	var pinMu sync.Mutex
+	var pinned []string
+	d.pinned = func(addr string) {
+		pinMu.Lock()
+		pinned = append(pinned, addr)
+		pinMu.Unlock()
+	}
+	hosts, err := opts.fan.resolve(d.fc)
+	if err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
+	color, err := useColor(opts.fan.color, e)
+	if err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
+
+	// stdin, when there is one, goes to every host: it is kept in a
+	// temporary file so that each host reads it at its own pace.
+	var stdin *spool
+	if !opts.noStdin && !isTerminal(e.stdin) {
+		stdin, err = spoolInput(e.stdin)
+		if err != nil {
+			return fail(e.stderr, exitTransport, "reading stdin: %v", err)
+		}
+		defer stdin.Close()
+	}
+
+	pr := newFanPrinter(e, hosts, &opts.fan, color)
+	fo := &rexec.Fanout{Limit: opts.fan.limit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
+		c, _, err := d.dial(ctx, h)
+		return c, err
+	}}
+	if opts.timeout > 0 {
+		// The daemon ends the command at --timeout; this bounds a host
+		// that stops answering altogether.
+		fo.Timeout = opts.connectTimeout + opts.timeout + 10*time.Second
+	}
+	job := func(ctx context.Context, host string, c *rexec.Client) error {
+		s, err := c.NewSession()
+		if err != nil {
+			return err
+		}
+		s.Stdout, s.Stderr = pr.writers(host)
+		if stdin != nil {
+			s.Stdin = stdin.reader()
+		}
+		s.Dir, s.Timeout = opts.dir, opts.timeout
+		for _, kv := range opts.envs {
+			k, v, _ := strings.Cut(kv, "=")
+			if err := s.Setenv(k, v); err != nil {
+				return err
+			}
+		}
+		if opts.shell {
+			err = s.StartShell(ctx, strings.Join(argv, " "))
+		} else {
+			err = s.Start(ctx, argv...)
+		}
+		if err != nil {
+			return err
+		}
+		return s.Wait()
+	}
+	results := fo.Run(ctx, hosts, job, pr.done)
+	pr.finish(results)
+	worst := 0
+	for _, r := range results {
+		worst = max(worst, classify(r).status)
+	}
+	if len(pinned) > 0 {
+		fmt.Fprintf(e.stderr, "rexec: pinned %d new %s in %s: %s\n", len(pinned), plural(len(pinned), "host"), d.kh.Path, compressHosts(pinned))
+	}
+	if !opts.fan.noSummary {
+		printSummary(e.stderr, results)
+	}
+	return worst
+}
+
+// spool holds stdin for every host.
+type spool struct {
+	f    *os.File
+	size int64
+}
+
+func spoolInput(r io.Reader) (*spool, error) {
+	f, err := os.CreateTemp("", "rexec-stdin-*")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name()) // where the system allows, nothing is left behind even on a crash
+	n, err := io.Copy(f, r)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &spool{f: f, size: n}, nil
+}
+
+func (s *spool) reader() io.Reader { return io.NewSectionReader(s.f, 0, s.size) }
+
+func (s *spool) Close() {
+	_ = s.f.Close()           // best effort
+	_ = os.Remove(s.f.Name()) // on systems that kept it open
+}
+
+// printSummary writes the closing lines: counts by state, the slowest
+// host, and each kind of failure with its hosts.
+func printSummary(w io.Writer, results []rexec.HostResult) {
+	counts := map[string]int{}
+	type failure struct {
+		state, reason string
+		hosts         []string
+	}
+	var failures []*failure
+	index := map[[2]string]*failure{}
+	var slowest rexec.HostResult
+	for _, r := range results {
+		o := classify(r)
+		counts[o.state]++
+		if r.Duration() > slowest.Duration() || slowest.Host == "" {
+			slowest = r
+		}
+		if o.state == stateOK {
+			continue
+		}
+		k := [2]string{o.state, o.reason}
+		f := index[k]
+		if f == nil {
+			f = &failure{state: o.state, reason: o.reason}
+			index[k] = f
+			failures = append(failures, f)
+		}
+		f.hosts = append(f.hosts, r.Host)
+	}
+	var parts []string
+	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable} {
+		if counts[st] > 0 || st == stateOK {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	fmt.Fprintf(w, "rexec: %d %s: %s; slowest %s (%s)\n", len(results), plural(len(results), "host"),
+		strings.Join(parts, ", "), slowest.Host, slowest.Duration().Round(time.Millisecond))
+	for _, f := range failures {
+		fmt.Fprintf(w, "rexec: %s: %s: %s\n", f.state, compressHosts(f.hosts), f.reason)
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
