@@ -70,7 +70,7 @@ type dialer struct {
 	e      env
 	fc     *fileConfig
 	kh     *rexec.KnownHosts
-	shared *sharedPassword // a fan-out asks for a password once, for all hosts
+	shared *sharedPassword   // a fan-out asks for a password once, for all hosts
 	pinned func(addr string) // a fan-out notes new hosts to name them in one line
 }
 
