@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -29,7 +30,8 @@ const (
 	stateOK          = "ok"
 	stateFailed      = "failed"      // the command ran and exited non-zero or was killed
 	stateTimedOut    = "timed out"   // a time limit ended it
-	stateUnreachable = "unreachable" // no connection or no login
+	stateUnreachable = "unreachable" // no connection
+	stateRefused     = "refused"     // the login or the daemon's identity was refused
 	stateError       = "error"       // the connection failed after it was made
 )
 
@@ -40,13 +42,15 @@ type outcome struct {
 	exit     *int // remote exit code, when one arrived
 	signal   string
 	timedOut bool
-	reason   string // one line, empty when ok
+	reason   string // one line, empty when ok, the same for hosts failing alike
+	detail   string // the whole story for this host, one line per failure
 }
 
 func classify(r rexec.HostResult) outcome {
 	var ee *rexec.ExitError
 	var em *frame.ErrorMsg
 	var he *rexec.HostError
+	var te *transferError
 	switch {
 	case r.Err == nil:
 		zero := 0
@@ -66,9 +70,25 @@ func classify(r rexec.HostResult) outcome {
 		return o
 	case errors.As(r.Err, &em) && em.Code == frame.CodeExecFailed:
 		return outcome{state: stateFailed, status: exitNotFound, reason: em.Message}
+	case errors.As(r.Err, &te):
+		first, _, _ := strings.Cut(te.Error(), "\n")
+		o := outcome{state: stateFailed, status: 1, reason: strings.TrimPrefix(first, "rexec: ")}
+		if isLost(te) {
+			o.state, o.status = stateError, exitTransport
+		}
+		if n := strings.Count(te.Error(), "\n"); n > 0 {
+			o.reason += fmt.Sprintf(" (and %d more)", n)
+		}
+		return o
 	case errors.As(r.Err, &he):
-		o := outcome{state: stateError, status: exitTransport, reason: shortReason(he.Err)}
-		if he.Stage == rexec.StageConnect {
+		o := outcome{state: stateError, status: exitTransport, reason: shortReason(he.Err), detail: oneLine(he.Err)}
+		var ae *rexec.AuthError
+		var ke *rexec.HostKeyError
+		switch {
+		case he.Stage != rexec.StageConnect:
+		case errors.As(he.Err, &ae), errors.As(he.Err, &ke), errors.Is(he.Err, rexec.ErrNoAuth):
+			o.state = stateRefused
+		default:
 			o.state = stateUnreachable
 		}
 		if errors.Is(he.Err, rexec.ErrHostTimeout) {
@@ -76,19 +96,37 @@ func classify(r rexec.HostResult) outcome {
 		}
 		return o
 	default:
-		return outcome{state: stateError, status: exitTransport, reason: shortReason(r.Err)}
+		return outcome{state: stateError, status: exitTransport, reason: shortReason(r.Err), detail: oneLine(r.Err)}
 	}
+}
+
+// oneLine is an error's message without rexec's prefix, lines joined.
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "rexec: "), "\n", "; ")
+}
+
+// message is what to print for a failed host: the detail when there is one.
+func (o outcome) message() string {
+	if o.detail != "" {
+		return o.detail
+	}
+	return o.reason
 }
 
 // shortReason is an error as one line without the host's address, so that
 // hosts failing alike are listed together.
 func shortReason(err error) string {
 	var se *os.SyscallError
-	if errors.As(err, &se) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, rexec.ErrHostTimeout):
+		return "host time limit reached"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "no answer within the time limit"
+	case errors.As(err, &se):
 		return se.Err.Error() // "connection refused", not the dial's whole story
 	}
-	s := strings.TrimPrefix(err.Error(), "rexec: ")
-	return strings.ReplaceAll(s, "\n", "; ")
+	return oneLine(err)
 }
 
 // runFanout runs argv on every host of the inventory.
@@ -249,7 +287,7 @@ func printSummary(w io.Writer, results []rexec.HostResult) {
 		f.hosts = append(f.hosts, r.Host)
 	}
 	var parts []string
-	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable} {
+	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable, stateRefused} {
 		if counts[st] > 0 || st == stateOK {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}

@@ -118,7 +118,7 @@ func (p *fanPrinter) done(r rexec.HostResult) {
 	case p.opts.group:
 	case o.state != stateOK && !(o.state == stateFailed && o.signal == "" && !o.timedOut):
 		// a plain non-zero exit speaks for itself in the summary
-		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, o.reason)))
+		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, o.message())))
 	}
 }
 

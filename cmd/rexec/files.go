@@ -19,6 +19,8 @@ type transferFlags struct {
 	restart   bool
 	parallel  int
 	hash      string
+	fan       fanFlags
+	noSummary bool
 }
 
 func (tf *transferFlags) register(cmd *cobra.Command) {
@@ -31,6 +33,8 @@ func (tf *transferFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&tf.restart, "restart", false, "ignore partial copies of an interrupted transfer and send everything again")
 	f.IntVarP(&tf.parallel, "parallel", "j", rexec.DefaultParallel, "files moved at once in a recursive copy")
 	f.StringVar(&tf.hash, "hash", "", "end-to-end hash: sha256 or blake3 (default: blake3 when the daemon offers it)")
+	tf.fan.register(f)
+	f.BoolVar(&tf.noSummary, "no-summary", false, "with -H: no summary on stderr at the end")
 }
 
 // options turns the flags into rexec's, with progress bars when both
@@ -101,9 +105,14 @@ half-written ever appears under the real name. An interrupted get
 resumes where it stopped, after checking by hash that the part already
 here matches; --restart sends everything again.
 
+With -H (or -g), get fetches from every host into a folder per host,
+LOCAL/<host>/, writing the remote paths as :REMOTE (or HOST:REMOTE).
+
 Exit status: 0 when every file arrived verified, 1 when some failed (one
-line each), 2 for a usage error, 255 when the connection failed.`,
+line each), 2 for a usage error, 255 when the connection failed (with
+-H: when any host was unreachable).`,
 		Example: `  rexec get lab1:logs/app.log .
+  rexec get -H node[01-40] :logs/app.log ./logs/   # ./logs/node01/app.log ...
   rexec get -r lab1:project ./backup/
   rexec get lab1:'report 2024.pdf' lab1:数据.csv ~/Downloads/`,
 		Args:          cobra.MinimumNArgs(1),
@@ -119,6 +128,9 @@ line each), 2 for a usage error, 255 when the connection failed.`,
 }
 
 func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
+	if tf.fan.active() {
+		return runGetFanout(ctx, tf, args, e)
+	}
 	local := "."
 	if _, _, ok := splitRemote(args[len(args)-1]); !ok {
 		if len(args) < 2 {
@@ -176,9 +188,14 @@ is complete. An interrupted put resumes where it stopped, after checking
 by hash that the part the daemon kept matches; --restart sends
 everything again.
 
+With -H (or -g), put copies to every host, writing the destination as
+:REMOTE (or HOST:REMOTE); "put -" sends the same stdin to each.
+
 Exit status: 0 when every file arrived verified, 1 when some failed (one
-line each), 2 for a usage error, 255 when the connection failed.`,
+line each), 2 for a usage error, 255 when the connection failed (with
+-H: when any host was unreachable).`,
 		Example: `  rexec put app.conf lab1:
+  rexec put -H @lab.txt app.conf :etc/app.conf
   rexec put -r ./site lab1:www
   rexec put a.txt b.txt 'my notes.md' lab1:inbox/
   pg_dump db | rexec put - lab1:backup/db.sql`,
@@ -195,6 +212,9 @@ line each), 2 for a usage error, 255 when the connection failed.`,
 }
 
 func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
+	if tf.fan.active() {
+		return runPutFanout(ctx, tf, args, e)
+	}
 	host, remote, ok := splitRemote(args[len(args)-1])
 	if !ok {
 		return fail(e.stderr, exitUsage, "the last argument must be HOST:REMOTE, got %q", args[len(args)-1])

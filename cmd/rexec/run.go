@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, e env) int {
 	var opts options
 	code := 0
 	cmd := &cobra.Command{
-		Use:   "rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]",
+		Use:   "rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]\n  rexec -H HOSTS [flags] [--] COMMAND [ARGS...]",
 		Short: "Run a command on an execd daemon",
 		Long: `rexec runs COMMAND on the machine where execd listens and prints its
 stdout and stderr byte for byte; it exits with the command's status
@@ -181,13 +181,34 @@ COMMAND and ARGS are passed as they are, without a shell; -s runs them
 through the remote shell instead (sh -c), joined with spaces as ssh does.
 With no COMMAND, rexec starts a login shell, on a pty when stdin is a
 terminal. HOST may be an alias from the config file; the daemon's
-identity is pinned on first use in the known_hosts file.`,
+identity is pinned on first use in the known_hosts file.
+
+With -H (or -g), COMMAND runs on many hosts at once, -f at a time: each
+line of output is printed whole after its host's name ("node07: ..."),
+or --group prints hosts with identical output together, or --json prints
+one object per host. stdin, when it is not a terminal, goes to every
+host. A summary on stderr counts hosts ok, failed, timed out,
+unreachable and refused. The exit status is the worst of all hosts:
+255 when any was unreachable or refused, else the highest remote status.
+HOSTS is a list such as node[01-40],web1,alice@db:7023, @FILE for a
+file of hosts, or a group from the config file.`,
 		Example: `  rexec lab1 -- uname -a
   rexec -s lab1 'ls /var/log | wc -l'
   rexec -t lab1 top
-  tar cf - dir | rexec lab1 -- tar xf - -C /tmp`,
-		Version:       version,
-		Args:          cobra.MinimumNArgs(1),
+  tar cf - dir | rexec lab1 -- tar xf - -C /tmp
+  rexec -H node[01-40] -- uptime
+  rexec -H @lab.txt -x node07 --group -- cat /etc/os-release
+  rexec -g lab --json --timeout 30s -- df -h /`,
+		Version: version,
+		Args: func(_ *cobra.Command, args []string) error {
+			switch {
+			case len(args) > 0:
+				return nil
+			case opts.fan.active():
+				return errors.New("-H needs a COMMAND: there is no interactive shell on many hosts")
+			}
+			return errors.New("a HOST is needed")
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -212,7 +233,7 @@ identity is pinned on first use in the known_hosts file.`,
 	f.BoolVar(&opts.fan.noSummary, "no-summary", false, "with -H: no summary on stderr at the end")
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code))
-	cmd.SetArgs(args)
+	cmd.SetArgs(fanCommandArgs(args, f))
 	cmd.SetIn(e.stdin)
 	cmd.SetOut(e.stdout)
 	cmd.SetErr(e.stderr)
@@ -221,6 +242,48 @@ identity is pinned on first use in the known_hosts file.`,
 		return exitUsage
 	}
 	return code
+}
+
+// fanCommandArgs puts "--" before the command of a fan-out (-H or -g
+// among the leading flags), so that a command named like a subcommand of
+// rexec ("sh", "get") is run on the hosts rather than taken for one.
+func fanCommandArgs(args []string, f *pflag.FlagSet) []string {
+	fan := false
+	isFan := func(fl *pflag.Flag) bool { return fl != nil && (fl.Name == "hosts" || fl.Name == "group-name") }
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return args
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			if !fan {
+				return args
+			}
+			return append(append(append([]string(nil), args[:i]...), "--"), args[i:]...)
+		case strings.HasPrefix(a, "--"):
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			fl := f.Lookup(name)
+			fan = fan || isFan(fl)
+			if fl != nil && !hasValue && fl.NoOptDefVal == "" {
+				i++ // the value is the next argument
+			}
+		default: // -abc: letters, of which the first taking a value takes the rest
+			for j := 1; j < len(a); j++ {
+				fl := f.ShorthandLookup(a[j : j+1])
+				if fl == nil {
+					break
+				}
+				fan = fan || isFan(fl)
+				if fl.NoOptDefVal == "" {
+					if j == len(a)-1 {
+						i++
+					}
+					break
+				}
+			}
+		}
+	}
+	return args
 }
 
 // fail prints one line and returns the status.

@@ -30,6 +30,12 @@ type Daemon struct {
 // anything but ErrServerClosed.
 func Start(t testing.TB, srv *execd.Server, plaintext bool) *Daemon {
 	t.Helper()
+	return StartAt(t, srv, plaintext, "127.0.0.1:0")
+}
+
+// StartAt is Start on a given loopback address, such as 127.0.0.7:0.
+func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Daemon {
+	t.Helper()
 	d := &Daemon{Server: srv, StateDir: t.TempDir()}
 	if !plaintext {
 		cert, _, err := execd.LoadOrCreateIdentity(d.StateDir)
@@ -40,7 +46,7 @@ func Start(t testing.TB, srv *execd.Server, plaintext bool) *Daemon {
 	if srv.Logger == nil && os.Getenv("EXECD_TEST_LOG") != "" {
 		srv.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
 	d.Addr = ln.Addr().String()
 	served := make(chan error, 1)
