@@ -86,7 +86,13 @@ func freeAddr(t *testing.T) string {
 // (SIGTERM, then SIGKILL of that pid) at the end of the test.
 func startDaemon(t *testing.T, stateDir string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	return startDaemonOn(t, freeAddr(t), stateDir, extra...)
+}
+
+// startDaemonOn is startDaemon on a given loopback address.
+func startDaemonOn(t *testing.T, addr, stateDir string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"--listen", d.addr, "--state-dir", stateDir, "--kill-grace", "1s"}, extra...)
 	d.cmd = exec.Command(filepath.Join(binDir, "execd"), args...)
 	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+userConfig(t))
