@@ -6,6 +6,7 @@
 #
 #   bash bench/bench.sh            # full run, 1 GiB transfers
 #   SIZE_MB=256 RUNS=20 bash bench/bench.sh
+#   FANOUT=0 bash bench/bench.sh   # without the fan-out table (bench/fanout.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-1024}
@@ -198,3 +199,6 @@ echo "| \`rexec get --hash sha256\` (SHA-256-verified) vs scp | $(mbps "$get_rx_
 echo "| \`rexec put --hash sha256\` (SHA-256-verified) vs scp | $(mbps "$put_rx_sha") MiB/s | scp: $(mbps "$put_scp") MiB/s | $(ratio "$put_scp" "$put_rx_sha") of scp | |"
 echo "| \`rexec put\` vs raw nc into a file (no encryption, no check) | $(mbps "$put_rx") MiB/s | nc: $(mbps "$put_nc") MiB/s | $(ratio "$put_nc" "$put_rx") of nc | >= 0.5x |"
 echo "| daemon peak RSS (VmHWM) during a get and a put of ${SIZE_MB} MiB | $(awk -v k="$xfer_rss_kb" 'BEGIN { printf "%.1f MiB", k/1024 }') | | | <= 32 MiB |"
+
+# --- fan-out against parallel-ssh, on many loopback hosts (its own table)
+[ "${FANOUT:-1}" = 0 ] || bash bench/fanout.sh
