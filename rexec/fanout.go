@@ -123,8 +123,14 @@ func (f *Fanout) one(ctx context.Context, host string, job func(ctx context.Cont
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 	err = job(ctx, host, c)
-	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrHostTimeout) {
-		err = &HostError{Host: host, Stage: StageJob, Err: fmt.Errorf("%w after %v", ErrHostTimeout, f.Timeout)}
+	if err != nil && ctx.Err() != nil {
+		// The job failed because its context ended (and the connection
+		// with it): say why rather than how.
+		cause := context.Cause(ctx)
+		if errors.Is(cause, ErrHostTimeout) {
+			cause = fmt.Errorf("%w after %v", ErrHostTimeout, f.Timeout)
+		}
+		err = &HostError{Host: host, Stage: StageJob, Err: cause}
 	}
 	r.Err = err
 	r.End = time.Now()

@@ -129,6 +129,8 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 	if opts.Observer != nil {
 		bar = newFanProgress(e, len(hosts))
 	}
+	ctx, interrupted, stop := interruptible(ctx, e)
+	defer stop()
 	errOut := &lockedWriter{w: e.stderr}
 	fo := &rexec.Fanout{Limit: tf.fan.limit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
 		c, _, err := d.dial(ctx, h)
@@ -171,6 +173,9 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 	}
 	if !tf.noSummary {
 		printSummary(e.stderr, results)
+	}
+	if sig := interrupted(); sig != "" {
+		return 128 + rexec.SignalNumber(rexec.Signal(sig))
 	}
 	return worst
 }

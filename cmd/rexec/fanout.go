@@ -32,6 +32,7 @@ const (
 	stateTimedOut    = "timed out"   // a time limit ended it
 	stateUnreachable = "unreachable" // no connection
 	stateRefused     = "refused"     // the login or the daemon's identity was refused
+	stateInterrupted = "interrupted" // Ctrl-C (or TERM, HUP) ended it
 	stateError       = "error"       // the connection failed after it was made
 )
 
@@ -55,6 +56,8 @@ func classify(r rexec.HostResult) outcome {
 	case r.Err == nil:
 		zero := 0
 		return outcome{state: stateOK, exit: &zero}
+	case errors.Is(r.Err, context.Canceled):
+		return outcome{state: stateInterrupted, status: exitTransport, reason: "interrupted"}
 	case errors.As(r.Err, &ee):
 		o := outcome{state: stateFailed, status: ee.ExitStatus(), signal: string(ee.Signal), timedOut: ee.TimedOut}
 		if ee.Signal == "" {
@@ -119,6 +122,8 @@ func shortReason(err error) string {
 	var se *os.SyscallError
 	var ne net.Error
 	switch {
+	case errors.Is(err, context.Canceled):
+		return "interrupted"
 	case errors.Is(err, rexec.ErrHostTimeout):
 		return "host time limit reached"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
@@ -179,6 +184,8 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 		defer stdin.Close()
 	}
 
+	ctx, interrupted, stop := interruptible(ctx, e)
+	defer stop()
 	pr := newFanPrinter(e, hosts, &opts.fan, color)
 	fo := &rexec.Fanout{Limit: opts.fan.limit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
 		c, _, err := d.dial(ctx, h)
@@ -227,7 +234,48 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 	if !opts.fan.noSummary {
 		printSummary(e.stderr, results)
 	}
+	if sig := interrupted(); sig != "" {
+		return 128 + rexec.SignalNumber(rexec.Signal(sig))
+	}
 	return worst
+}
+
+// interruptible returns a context that the first INT, TERM or HUP
+// cancels: every host's command is ended (the daemons end what they
+// started) and the summary still says how far each host got. The second
+// function names the signal that came, if one did.
+func interruptible(ctx context.Context, e env) (context.Context, func() string, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	got := ""
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-e.signals:
+				switch name := signalName(sig); name {
+				case "INT", "TERM", "HUP":
+					mu.Lock()
+					if got == "" {
+						got = name
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}
+		}
+	}()
+	stop := func() {
+		close(done)
+		wg.Wait()
+		cancel()
+	}
+	return ctx, func() string { mu.Lock(); defer mu.Unlock(); return got }, stop
 }
 
 // spool holds stdin for every host.
@@ -287,7 +335,7 @@ func printSummary(w io.Writer, results []rexec.HostResult) {
 		f.hosts = append(f.hosts, r.Host)
 	}
 	var parts []string
-	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable, stateRefused} {
+	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable, stateRefused, stateInterrupted} {
 		if counts[st] > 0 || st == stateOK {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}
@@ -295,6 +343,10 @@ func printSummary(w io.Writer, results []rexec.HostResult) {
 	fmt.Fprintf(w, "rexec: %d %s: %s; slowest %s (%s)\n", len(results), plural(len(results), "host"),
 		strings.Join(parts, ", "), slowest.Host, slowest.Duration().Round(time.Millisecond))
 	for _, f := range failures {
+		if f.state == f.reason {
+			fmt.Fprintf(w, "rexec: %s: %s\n", f.state, compressHosts(f.hosts))
+			continue
+		}
 		fmt.Fprintf(w, "rexec: %s: %s: %s\n", f.state, compressHosts(f.hosts), f.reason)
 	}
 }

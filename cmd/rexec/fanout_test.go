@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,10 +94,16 @@ type runResult struct {
 // rexec runs the command line in-process with stdin.
 func (l *lab) rexec(t *testing.T, stdin string, args ...string) runResult {
 	t.Helper()
+	return l.rexecSignals(t, stdin, make(chan os.Signal), args...)
+}
+
+// rexecSignals is rexec with signals delivered on sigs.
+func (l *lab) rexecSignals(t *testing.T, stdin string, sigs chan os.Signal, args ...string) runResult {
+	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, env{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
-		signals: make(chan os.Signal), getenv: func(k string) string {
+		signals: sigs, getenv: func(k string) string {
 			if k == "XDG_CONFIG_HOME" {
 				return l.config
 			}
@@ -295,6 +302,38 @@ loop2 = ["loop"]
 	r = l.rexec(t, "", "-H", "loop", "true")
 	assert.Equal(t, exitUsage, r.code)
 	assert.Contains(t, r.stderr, "contains itself")
+}
+
+// TestFanoutInterrupt: Ctrl-C ends the command on every host, leaves no
+// process behind, and still prints the summary; the status is 130.
+func TestFanoutInterrupt(t *testing.T) {
+	l := newLab(t, 2, 6, nil, nil)
+	sigs := make(chan os.Signal, 1)
+	go func() {
+		// once every host has started its command
+		require.Eventually(t, func() bool {
+			for _, dir := range l.dirs {
+				if _, err := os.Stat(filepath.Join(dir, "pid")); err != nil {
+					return false
+				}
+			}
+			return true
+		}, 10*time.Second, 10*time.Millisecond)
+		sigs <- syscall.SIGINT
+	}()
+	start := time.Now()
+	r := l.rexecSignals(t, "", sigs, "-H", "127.0.0.[2-6]", "-p", strconv.Itoa(l.port), "sh", "-c", "echo $$ > pid.tmp; mv pid.tmp pid; exec sleep 30")
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Equal(t, 130, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rexec: 5 hosts: 0 ok, 5 interrupted; slowest ")
+	assert.Contains(t, r.stderr, "rexec: interrupted: 127.0.0.[2-6]\n")
+	for h, dir := range l.dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "pid"))
+		require.NoError(t, err)
+		pid := atoi(t, strings.TrimSpace(string(b)))
+		assert.Eventually(t, func() bool { return !daemontest.ProcessAlive(pid) }, 10*time.Second, 20*time.Millisecond,
+			"%s: the command (pid %d) outlived the interrupt", h, pid)
+	}
 }
 
 func atoi(t *testing.T, s string) int {

@@ -116,7 +116,8 @@ func (p *fanPrinter) done(r rexec.HostResult) {
 		b, _ := json.Marshal(hostRecord(r, o, ho)) // plain types: cannot fail
 		p.out.write(append(b, '\n'))
 	case p.opts.group:
-	case o.state != stateOK && !(o.state == stateFailed && o.signal == "" && !o.timedOut):
+	case o.state == stateOK, o.state == stateInterrupted:
+	case !(o.state == stateFailed && o.signal == "" && !o.timedOut):
 		// a plain non-zero exit speaks for itself in the summary
 		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, o.message())))
 	}
