@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks rexec/execd side by side with OpenSSH (sshd on a loopback port)
 # and nc, in one run on one machine, and prints a Markdown table of ratios.
-# Every byte goes to 127.0.0.1. Needs root for apt-get (it installs
+# Every byte goes to loopback (127.0.0.1; the fan-out table, run by
+# bench/fanout.sh at the end, uses 127.0.0.2-51). Needs root for apt-get (it installs
 # openssh-server, openssh-client and netcat-openbsd when missing).
 #
 #   bash bench/bench.sh            # full run, 1 GiB transfers

@@ -29,7 +29,7 @@ type fanOptions struct {
 const (
 	stateOK          = "ok"
 	stateFailed      = "failed"      // the command ran and exited non-zero or was killed
-	stateTimedOut    = "timed out"   // a time limit ended it
+	stateTimedOut    = "timeout"     // a time limit ended it (shown as "timed out")
 	stateUnreachable = "unreachable" // no connection
 	stateRefused     = "refused"     // the login or the daemon's identity was refused
 	stateInterrupted = "interrupted" // Ctrl-C (or TERM, HUP) ended it
@@ -337,18 +337,26 @@ func printSummary(w io.Writer, results []rexec.HostResult) {
 	var parts []string
 	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable, stateRefused, stateInterrupted} {
 		if counts[st] > 0 || st == stateOK {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], stateLabel(st)))
 		}
 	}
 	fmt.Fprintf(w, "rexec: %d %s: %s; slowest %s (%s)\n", len(results), plural(len(results), "host"),
 		strings.Join(parts, ", "), slowest.Host, slowest.Duration().Round(time.Millisecond))
 	for _, f := range failures {
 		if f.state == f.reason {
-			fmt.Fprintf(w, "rexec: %s: %s\n", f.state, compressHosts(f.hosts))
+			fmt.Fprintf(w, "rexec: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts))
 			continue
 		}
-		fmt.Fprintf(w, "rexec: %s: %s: %s\n", f.state, compressHosts(f.hosts), f.reason)
+		fmt.Fprintf(w, "rexec: %s: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts), f.reason)
 	}
+}
+
+// stateLabel is how the summary names a state.
+func stateLabel(state string) string {
+	if state == stateTimedOut {
+		return "timed out"
+	}
+	return state
 }
 
 func plural(n int, word string) string {

@@ -209,8 +209,8 @@ func TestFanoutStdinJSONGroup(t *testing.T) {
 	assert.Equal(t, "127.0.0.2: 0\n", r.stdout)
 
 	// --json: one object per host, exact bytes beside the text.
-	r = l.rexec(t, "", "-H", "127.0.0.[2-4],127.0.0.99", "-p", p, "--connect-timeout", "2s", "--json", "sh", "-c",
-		`cat name; printf '\377' ; echo oops >&2; [ "$(cat name)" = host-3 ] && exit 4; exit 0`)
+	r = l.rexec(t, "", "-H", "127.0.0.[2-5],127.0.0.99", "-p", p, "--connect-timeout", "2s", "--timeout", "1s", "--json", "sh", "-c",
+		`cat name; printf '\377' ; echo oops >&2; [ "$(cat name)" = host-3 ] && exit 4; [ "$(cat name)" = host-5 ] && exec sleep 10; exit 0`)
 	assert.Equal(t, 255, r.code)
 	var recs []hostJSON
 	for _, s := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
@@ -218,7 +218,7 @@ func TestFanoutStdinJSONGroup(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(s), &j), s)
 		recs = append(recs, j)
 	}
-	require.Len(t, recs, 4)
+	require.Len(t, recs, 5)
 	byHost := map[string]hostJSON{}
 	for _, j := range recs {
 		byHost[j.Host] = j
@@ -235,6 +235,12 @@ func TestFanoutStdinJSONGroup(t *testing.T) {
 	assert.Equal(t, 4, h3.Status)
 	assert.Equal(t, 4, *h3.ExitCode)
 	assert.Equal(t, "exit 4", h3.Error)
+	h5 := byHost["127.0.0.5"]
+	assert.Equal(t, "timeout", h5.State)
+	assert.True(t, h5.TimedOut)
+	assert.Equal(t, "TERM", h5.Signal)
+	assert.Equal(t, 143, h5.Status)
+	assert.Nil(t, h5.ExitCode)
 	h99 := byHost["127.0.0.99"]
 	assert.Equal(t, "unreachable", h99.State)
 	assert.Equal(t, 255, h99.Status)
@@ -333,6 +339,53 @@ func TestFanoutInterrupt(t *testing.T) {
 		pid := atoi(t, strings.TrimSpace(string(b)))
 		assert.Eventually(t, func() bool { return !daemontest.ProcessAlive(pid) }, 10*time.Second, 20*time.Millisecond,
 			"%s: the command (pid %d) outlived the interrupt", h, pid)
+	}
+}
+
+// TestFanoutGetResumes cuts a get from three hosts midway, then runs it
+// again: each host's copy resumes from its partial file, arrives whole,
+// and the second run moves only the rest.
+func TestFanoutGetResumes(t *testing.T) {
+	ln, err := net.Listen("tcp", host(2)+":0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	l := &lab{port: port, config: t.TempDir()}
+	const size = 8 << 20
+	var proxies []*daemontest.Proxy
+	want := map[string][]byte{}
+	for n := 2; n <= 4; n++ {
+		dir := t.TempDir()
+		data := bytes.Repeat([]byte(fmt.Sprintf("host %d block\n", n)), size/14)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "big.log"), data, 0o644))
+		want[host(n)] = data
+		d := daemontest.Start(t, &execd.Server{Dir: dir}, false)
+		proxies = append(proxies, daemontest.StartProxyAt(t, fmt.Sprintf("%s:%d", host(n), port), d.Addr))
+	}
+	hosts := []string{"-H", "127.0.0.[2-4]", "-p", strconv.Itoa(port)}
+	require.Equal(t, 0, l.rexec(t, "", append(hosts, "true")...).code) // pin the hosts
+	for _, p := range proxies {
+		p.CutNext(true, 3<<20)
+	}
+	out := t.TempDir()
+	r := l.rexec(t, "", append([]string{"get"}, append(hosts, ":big.log", out)...)...)
+	assert.Equal(t, 255, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "rexec: 3 hosts: 0 ok, 3 error")
+	before := make([]int64, len(proxies))
+	for i, p := range proxies {
+		before[i] = p.ToClient.Load()
+		parts, _ := filepath.Glob(filepath.Join(out, host(i+2), ".big.log.rexec-part"))
+		assert.Len(t, parts, 1, "%s: the partial copy is kept", host(i+2))
+	}
+	r = l.rexec(t, "", append([]string{"get"}, append(hosts, ":big.log", out)...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	for i, p := range proxies {
+		h := host(i + 2)
+		got, err := os.ReadFile(filepath.Join(out, h, "big.log"))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want[h], got), "%s: the copy differs", h)
+		moved := p.ToClient.Load() - before[i]
+		assert.Less(t, moved, int64(size-2<<20), "%s: the second get resumed (moved %d bytes)", h, moved)
 	}
 }
 

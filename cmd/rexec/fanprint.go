@@ -154,7 +154,7 @@ func (p *fanPrinter) finish(results []rexec.HostResult) {
 	for _, g := range groups {
 		title := compressHosts(g.hosts)
 		if g.o.state != stateOK {
-			title += ": " + g.o.state + ": " + g.o.reason
+			title += ": " + stateLabel(g.o.state) + ": " + g.o.reason
 		}
 		fmt.Fprintf(&b, "----------------\n%s\n----------------\n", title)
 		b.Write(g.out)

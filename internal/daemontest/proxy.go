@@ -31,7 +31,13 @@ type Proxy struct {
 // StartProxy listens on 127.0.0.1 and forwards to target.
 func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartProxyAt(t, "127.0.0.1:0", target)
+}
+
+// StartProxyAt is StartProxy listening on a given loopback address.
+func StartProxyAt(t testing.TB, addr, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
 	p := &Proxy{Addr: ln.Addr().String(), target: target}
 	var wg sync.WaitGroup
