@@ -14,51 +14,20 @@ SIZE_MB=${SIZE_MB:-1024}
 RUNS=${RUNS:-30}
 TRIALS=${TRIALS:-3}
 
-need() { command -v "$1" >/dev/null 2>&1; }
+. bench/lib.sh
 if ! need sshd && [ ! -x /usr/sbin/sshd ] || ! need ssh || ! need nc; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q openssh-server openssh-client netcat-openbsd >/dev/null
+  apt_install openssh-server openssh-client netcat-openbsd
 fi
-
-work=$(mktemp -d /tmp/execd-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+start_work execd-bench
 
 go build -o "$work/execd" ./cmd/execd
 go build -o "$work/rexec" ./cmd/rexec
 go build -o "$work/rtt" ./bench/rtt
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-now_ns() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
 # --- sshd on loopback, key login for the current user
 SSH_PORT=$(free_port)
-mkdir -p /run/sshd "$work/ssh"
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/user_key"
-cp "$work/ssh/user_key.pub" "$work/ssh/authorized_keys"
-cat >"$work/ssh/sshd_config" <<CFG
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $work/ssh/host_key
-AuthorizedKeysFile $work/ssh/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile $work/ssh/sshd.pid
-Subsystem sftp internal-sftp
-CFG
-/usr/sbin/sshd -f "$work/ssh/sshd_config" -D -e 2>"$work/ssh/sshd.log" &
-pids+=($!)
+ssh_keys
+start_sshd sshd "127.0.0.1:$SSH_PORT"
 SSH=(ssh -p "$SSH_PORT" -i "$work/ssh/user_key" -o BatchMode=yes -o StrictHostKeyChecking=no
      -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR 127.0.0.1)
 
@@ -180,7 +149,6 @@ rx_get; rx_put
 xfer_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$EXECD_PID/status")
 
 mbps() { awk -v us="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f", mb / (us / 1e6) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
 ms() { awk -v us="$1" 'BEGIN { printf "%.1f ms", us / 1000 }'; }
 
 echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | awk '{print $3}'), $(ssh -V 2>&1 | cut -d, -f1)"

@@ -14,60 +14,28 @@ HOSTS=${HOSTS:-50}
 RUNS=${RUNS:-7}
 FILE_KB=${FILE_KB:-1024}
 
-need() { command -v "$1" >/dev/null 2>&1; }
+. bench/lib.sh
 if [ ! -x /usr/sbin/sshd ] || ! need ssh || ! need parallel-ssh; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q openssh-server openssh-client pssh >/dev/null
+  apt_install openssh-server openssh-client pssh
 fi
-
-work=$(mktemp -d /tmp/execd-fanout.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+start_work execd-fanout
 
 go build -o "$work/execd" ./cmd/execd
 go build -o "$work/rexec" ./cmd/rexec
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2",0)); print(s.getsockname()[1]); s.close()'; }
-now_ns() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 last=$((HOSTS + 1))
 addrs() { for n in $(seq 2 "$last"); do echo "127.0.0.$n"; done; }
 
 # --- one sshd per host, key login for the current user
-SSH_PORT=$(free_port)
-mkdir -p /run/sshd "$work/ssh"
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/user_key"
-cp "$work/ssh/user_key.pub" "$work/ssh/authorized_keys"
-for a in $(addrs); do
-  cat >"$work/ssh/sshd_$a.conf" <<CFG
-ListenAddress $a:$SSH_PORT
-HostKey $work/ssh/host_key
-AuthorizedKeysFile $work/ssh/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-MaxStartups 200
-PidFile $work/ssh/sshd_$a.pid
-Subsystem sftp internal-sftp
-CFG
-  /usr/sbin/sshd -f "$work/ssh/sshd_$a.conf" -D -e 2>>"$work/ssh/sshd.log" &
-  pids+=($!)
-done
+SSH_PORT=$(free_port 127.0.0.2)
+ssh_keys
+for a in $(addrs); do start_sshd "sshd_$a" "$a:$SSH_PORT"; done
 addrs | sed "s/\$/:$SSH_PORT/" >"$work/pssh_hosts"
 PSSH_OPTS=(-h "$work/pssh_hosts" -O BatchMode=yes -O StrictHostKeyChecking=no -O UserKnownHostsFile=/dev/null
            -O LogLevel=ERROR -x "-i $work/ssh/user_key")
 
 # --- one execd per host, each serving its own folder
-EXECD_PORT=$(free_port)
+EXECD_PORT=$(free_port 127.0.0.2)
 export XDG_CONFIG_HOME="$work/client" # execd's first start puts the user's key here
 for a in $(addrs); do
   mkdir -p "$work/served/$a"
@@ -130,7 +98,6 @@ put_rx_us=$(timed rx_put)
 put_ps_us=$(timed ps_put)
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.0f ms", us / 1000 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
 echo
 echo "Fan-out, measured $(date -u +%Y-%m-%d) on $(nproc) cores with $HOSTS execd and $HOSTS sshd on 127.0.0.2-127.0.0.$last, $(ssh -V 2>&1 | cut -d, -f1), $(parallel-ssh --version 2>&1 | head -1 | sed 's/^/parallel-ssh /')"
 echo
