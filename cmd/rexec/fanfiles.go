@@ -115,27 +115,16 @@ func runPutFanout(ctx context.Context, tf *transferFlags, args []string, e env) 
 // fanTransfer runs a get or put on every host, with one progress view for
 // all of them, one line per failure and a summary.
 func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx context.Context, host string, c *rexec.Client, opts *rexec.TransferOptions) error) int {
-	d, status, err := tf.newDialer(e)
+	f, status, err := newFan(&tf.connFlags, &tf.fan, e)
 	if err != nil {
 		return fail(e.stderr, status, "%v", err)
-	}
-	d.shared = &sharedPassword{}
-	hosts, err := tf.fan.resolve(d.fc)
-	if err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
 	}
 	opts, _ := tf.options(e)
 	var bar *fanProgress
 	if opts.Observer != nil {
-		bar = newFanProgress(e, len(hosts))
+		bar = newFanProgress(e, len(f.hosts))
 	}
-	ctx, interrupted, stop := interruptible(ctx, e)
-	defer stop()
 	errOut := &lockedWriter{w: e.stderr}
-	fo := &rexec.Fanout{Limit: tf.fan.limit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
-		c, _, err := d.dial(ctx, h)
-		return c, err
-	}}
 	job := func(ctx context.Context, host string, c *rexec.Client) error {
 		o := *opts
 		if bar != nil {
@@ -146,7 +135,7 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 		}
 		return nil
 	}
-	results := fo.Run(ctx, hosts, job, func(r rexec.HostResult) {
+	results := f.run(ctx, 0, job, func(r rexec.HostResult) {
 		if bar != nil {
 			bar.hostDone()
 		}
@@ -167,17 +156,7 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 	if bar != nil {
 		bar.wait()
 	}
-	worst := 0
-	for _, r := range results {
-		worst = max(worst, classify(r).status)
-	}
-	if !tf.noSummary {
-		printSummary(e.stderr, results)
-	}
-	if sig := interrupted(); sig != "" {
-		return 128 + rexec.SignalNumber(rexec.Signal(sig))
-	}
-	return worst
+	return f.end(results, !tf.noSummary)
 }
 
 // fanProgress is one bar for the bytes of every host, with a count of the

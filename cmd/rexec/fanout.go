@@ -22,7 +22,6 @@ type fanOptions struct {
 	json      bool
 	color     string
 	noSummary bool
-	maxOutput int64
 }
 
 // Per-host states, as the summary and --json name them.
@@ -152,21 +151,9 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 			return fail(e.stderr, exitUsage, "-e wants KEY=VALUE, got %q", kv)
 		}
 	}
-	d, status, err := opts.newDialer(e)
+	f, status, err := newFan(&opts.connFlags, &opts.fan.fanFlags, e)
 	if err != nil {
 		return fail(e.stderr, status, "%v", err)
-	}
-	d.shared = &sharedPassword{}
-	var pinMu sync.Mutex
-	var pinned []string
-	d.pinned = func(addr string) {
-		pinMu.Lock()
-		pinned = append(pinned, addr)
-		pinMu.Unlock()
-	}
-	hosts, err := opts.fan.resolve(d.fc)
-	if err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
 	}
 	color, err := useColor(opts.fan.color, e)
 	if err != nil {
@@ -184,17 +171,12 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 		defer stdin.Close()
 	}
 
-	ctx, interrupted, stop := interruptible(ctx, e)
-	defer stop()
-	pr := newFanPrinter(e, hosts, &opts.fan, color)
-	fo := &rexec.Fanout{Limit: opts.fan.limit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
-		c, _, err := d.dial(ctx, h)
-		return c, err
-	}}
+	pr := newFanPrinter(e, f.hosts, &opts.fan, color)
+	var hostLimit time.Duration
 	if opts.timeout > 0 {
 		// The daemon ends the command at --timeout; this bounds a host
 		// that stops answering altogether.
-		fo.Timeout = opts.connectTimeout + opts.timeout + 10*time.Second
+		hostLimit = opts.connectTimeout + opts.timeout + 10*time.Second
 	}
 	job := func(ctx context.Context, host string, c *rexec.Client) error {
 		s, err := c.NewSession()
@@ -222,32 +204,84 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 		}
 		return s.Wait()
 	}
-	results := fo.Run(ctx, hosts, job, pr.done)
+	results := f.run(ctx, hostLimit, job, pr.done)
 	pr.finish(results)
+	return f.end(results, !opts.fan.noSummary)
+}
+
+// fan is the part of a fan-out that commands and transfers share: the
+// hosts, one dialer for all of them, and the watch for Ctrl-C.
+type fan struct {
+	e     env
+	d     *dialer
+	limit int
+	hosts []string
+
+	mu     sync.Mutex
+	pinned []string // hosts pinned in known_hosts on first use, named at the end
+	signal string   // the signal that ended the run, if one did
+}
+
+// newFan reads the config file and expands the inventory. On failure it
+// returns the exit status and the error.
+func newFan(cf *connFlags, ff *fanFlags, e env) (*fan, int, error) {
+	d, status, err := cf.newDialer(e)
+	if err != nil {
+		return nil, status, err
+	}
+	hosts, err := ff.resolve(d.fc)
+	if err != nil {
+		return nil, exitUsage, err
+	}
+	f := &fan{e: e, d: d, limit: ff.limit, hosts: hosts}
+	d.shared = &sharedPassword{}
+	d.pinned = func(addr string) {
+		f.mu.Lock()
+		f.pinned = append(f.pinned, addr)
+		f.mu.Unlock()
+	}
+	return f, 0, nil
+}
+
+// run does job on every host, each within hostLimit (0: no limit), until
+// an INT, TERM or HUP ends them all.
+func (f *fan) run(ctx context.Context, hostLimit time.Duration, job func(ctx context.Context, host string, c *rexec.Client) error, done func(rexec.HostResult)) []rexec.HostResult {
+	ctx, stop := f.watchSignals(ctx)
+	defer stop()
+	fo := &rexec.Fanout{Limit: f.limit, Timeout: hostLimit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
+		c, _, err := f.d.dial(ctx, h)
+		return c, err
+	}}
+	return fo.Run(ctx, f.hosts, job, done)
+}
+
+// end names the newly pinned hosts, prints the summary and returns the
+// exit status: 128+N after signal N, else the worst of all hosts.
+func (f *fan) end(results []rexec.HostResult, summary bool) int {
+	if len(f.pinned) > 0 {
+		fmt.Fprintf(f.e.stderr, "rexec: pinned %d new %s in %s: %s\n", len(f.pinned), plural(len(f.pinned), "host"), f.d.kh.Path, compressHosts(f.pinned))
+	}
+	if summary {
+		printSummary(f.e.stderr, results)
+	}
+	f.mu.Lock()
+	sig := f.signal
+	f.mu.Unlock()
+	if sig != "" {
+		return 128 + rexec.SignalNumber(rexec.Signal(sig))
+	}
 	worst := 0
 	for _, r := range results {
 		worst = max(worst, classify(r).status)
 	}
-	if len(pinned) > 0 {
-		fmt.Fprintf(e.stderr, "rexec: pinned %d new %s in %s: %s\n", len(pinned), plural(len(pinned), "host"), d.kh.Path, compressHosts(pinned))
-	}
-	if !opts.fan.noSummary {
-		printSummary(e.stderr, results)
-	}
-	if sig := interrupted(); sig != "" {
-		return 128 + rexec.SignalNumber(rexec.Signal(sig))
-	}
 	return worst
 }
 
-// interruptible returns a context that the first INT, TERM or HUP
+// watchSignals returns a context that the first INT, TERM or HUP
 // cancels: every host's command is ended (the daemons end what they
-// started) and the summary still says how far each host got. The second
-// function names the signal that came, if one did.
-func interruptible(ctx context.Context, e env) (context.Context, func() string, func()) {
+// started) and the summary still says how far each host got.
+func (f *fan) watchSignals(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	var mu sync.Mutex
-	got := ""
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -257,25 +291,24 @@ func interruptible(ctx context.Context, e env) (context.Context, func() string, 
 			select {
 			case <-done:
 				return
-			case sig := <-e.signals:
+			case sig := <-f.e.signals:
 				switch name := signalName(sig); name {
 				case "INT", "TERM", "HUP":
-					mu.Lock()
-					if got == "" {
-						got = name
+					f.mu.Lock()
+					if f.signal == "" {
+						f.signal = name
 					}
-					mu.Unlock()
+					f.mu.Unlock()
 					cancel()
 				}
 			}
 		}
 	}()
-	stop := func() {
+	return ctx, func() {
 		close(done)
 		wg.Wait()
 		cancel()
 	}
-	return ctx, func() string { mu.Lock(); defer mu.Unlock(); return got }, stop
 }
 
 // spool holds stdin for every host.

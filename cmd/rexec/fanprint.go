@@ -17,9 +17,9 @@ import (
 // one is printed in pieces, each with the host's prefix.
 const maxLine = 64 << 10
 
-// defaultMaxOutput bounds what --group and --json keep of each stream of
-// each host.
-const defaultMaxOutput = 16 << 20
+// maxOutput bounds what --group and --json keep of each stream of each
+// host.
+const maxOutput = 16 << 20
 
 // hostColors are the ANSI colours of host prefixes, in turn (no red,
 // which reads as an error).
@@ -77,11 +77,7 @@ func newFanPrinter(e env, hosts []string, opts *fanOptions, color bool) *fanPrin
 	for i, h := range hosts {
 		ho := &hostOutput{}
 		if opts.group || opts.json {
-			limit := opts.maxOutput
-			if limit <= 0 {
-				limit = defaultMaxOutput
-			}
-			ho.stdout, ho.stderr = &cappedBuffer{limit: limit}, &cappedBuffer{limit: limit}
+			ho.stdout, ho.stderr = &cappedBuffer{limit: maxOutput}, &cappedBuffer{limit: maxOutput}
 		} else {
 			prefix := h + ": "
 			if color {
