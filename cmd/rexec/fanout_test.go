@@ -23,9 +23,9 @@ import (
 	"github.com/execd-project/execd/internal/daemontest"
 )
 
-// lab is many daemons on 127.0.0.x, all on one port, each serving its own
+// fleet is many daemons on 127.0.0.x, all on one port, each serving its own
 // directory with a file "name" saying which host it is.
-type lab struct {
+type fleet struct {
 	port   int
 	config string // XDG_CONFIG_HOME of the client
 	dirs   map[string]string
@@ -36,11 +36,11 @@ func host(n int) string { return fmt.Sprintf("127.0.0.%d", n) }
 
 // newLab starts daemons on 127.0.0.first..last except those in skip.
 // setup may change a host's directory before its daemon starts.
-func newLab(t *testing.T, first, last int, skip map[int]bool, setup func(n int, dir string)) *lab {
+func newFleet(t *testing.T, first, last int, skip map[int]bool, setup func(n int, dir string)) *fleet {
 	t.Helper()
 	ln, err := net.Listen("tcp", host(first)+":0")
 	require.NoError(t, err)
-	l := &lab{port: ln.Addr().(*net.TCPAddr).Port, config: t.TempDir(), dirs: map[string]string{}}
+	l := &fleet{port: ln.Addr().(*net.TCPAddr).Port, config: t.TempDir(), dirs: map[string]string{}}
 	require.NoError(t, ln.Close())
 	for n := first; n <= last; n++ {
 		if skip[n] {
@@ -92,13 +92,13 @@ type runResult struct {
 }
 
 // rexec runs the command line in-process with stdin.
-func (l *lab) rexec(t *testing.T, stdin string, args ...string) runResult {
+func (l *fleet) rexec(t *testing.T, stdin string, args ...string) runResult {
 	t.Helper()
 	return l.rexecSignals(t, stdin, make(chan os.Signal), args...)
 }
 
 // rexecSignals is rexec with signals delivered on sigs.
-func (l *lab) rexecSignals(t *testing.T, stdin string, sigs chan os.Signal, args ...string) runResult {
+func (l *fleet) rexecSignals(t *testing.T, stdin string, sigs chan os.Signal, args ...string) runResult {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, env{
@@ -122,7 +122,7 @@ func TestFanout100Hosts(t *testing.T) {
 		t.Skip("starts 100 daemons")
 	}
 	down := map[int]bool{90: true, 91: true, 92: true, 93: true, 94: true, 95: true}
-	l := newLab(t, 2, 101, down, func(n int, dir string) {
+	l := newFleet(t, 2, 101, down, func(n int, dir string) {
 		switch {
 		case n >= 80 && n <= 83:
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "code"), []byte("3"), 0o644))
@@ -191,7 +191,7 @@ func TestFanout100Hosts(t *testing.T) {
 }
 
 func TestFanoutStdinJSONGroup(t *testing.T) {
-	l := newLab(t, 2, 9, nil, nil)
+	l := newFleet(t, 2, 9, nil, nil)
 	p := strconv.Itoa(l.port)
 
 	// stdin reaches every host whole.
@@ -276,7 +276,7 @@ func TestFanoutStdinJSONGroup(t *testing.T) {
 }
 
 func TestFanoutInventory(t *testing.T) {
-	l := newLab(t, 2, 7, nil, nil)
+	l := newFleet(t, 2, 7, nil, nil)
 	cfg := filepath.Join(l.config, "rexec", "config.toml")
 	require.NoError(t, os.MkdirAll(filepath.Dir(cfg), 0o700))
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
@@ -313,7 +313,7 @@ loop2 = ["loop"]
 // TestFanoutInterrupt: Ctrl-C ends the command on every host, leaves no
 // process behind, and still prints the summary; the status is 130.
 func TestFanoutInterrupt(t *testing.T) {
-	l := newLab(t, 2, 6, nil, nil)
+	l := newFleet(t, 2, 6, nil, nil)
 	sigs := make(chan os.Signal, 1)
 	go func() {
 		// once every host has started its command
@@ -350,7 +350,7 @@ func TestFanoutGetResumes(t *testing.T) {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
-	l := &lab{port: port, config: t.TempDir()}
+	l := &fleet{port: port, config: t.TempDir()}
 	const size = 8 << 20
 	var proxies []*daemontest.Proxy
 	want := map[string][]byte{}

@@ -232,7 +232,7 @@ file of hosts, or a group from the config file.`,
 	f.StringVar(&opts.fan.color, "color", "auto", "with -H: colour host prefixes: auto, always or never")
 	f.BoolVar(&opts.fan.noSummary, "no-summary", false, "with -H: no summary on stderr at the end")
 	cmd.CompletionOptions.DisableDefaultCmd = true
-	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code))
+	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code), labCommand(ctx, e, &code))
 	cmd.SetArgs(fanCommandArgs(args, f))
 	cmd.SetIn(e.stdin)
 	cmd.SetOut(e.stdout)

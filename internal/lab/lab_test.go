@@ -143,11 +143,11 @@ func TestOverflow(t *testing.T) {
 	require.NoError(t, SparseFile(path, size))
 	var b strings.Builder
 	failed := Overflow(&b, size)
-	assert.Equal(t, []Strategy{LenI, Frames}, failed)
+	assert.Equal(t, []Strategy{LenI}, failed)
 	assert.Contains(t, b.String(), "len-i         FAILS: struct.error: 'i' format requires -2147483648 <= number <= 2147483647, got 2147483649")
 	assert.Contains(t, b.String(), "len-be        ok: header 80 00 00 01")
 	failed = Overflow(&b, 4<<30)
-	assert.Equal(t, []Strategy{LenI, LenBE, Frames}, failed)
+	assert.Equal(t, []Strategy{LenI, LenBE}, failed)
 }
 
 // The read view draws message boundaries over the reads.
@@ -194,4 +194,21 @@ func TestParseStrategy(t *testing.T) {
 	}
 	_, err := ParseStrategy("pigeon")
 	assert.ErrorContains(t, err, "unknown strategy \"pigeon\"")
+}
+
+// UDP keeps boundaries, truncates a datagram larger than the buffer, and
+// refuses one beyond 65,507 bytes.
+func TestUDP(t *testing.T) {
+	r, err := UDP(t.Context(), 1024)
+	require.NoError(t, err)
+	assert.Equal(t, r.Sent, r.Got, "one read, one datagram, even when read late")
+	assert.Equal(t, 2050, r.BigSent)
+	assert.Equal(t, 1024, r.BigGot, "truncated to the buffer")
+	assert.Equal(t, "next", string(r.AfterBig), "the rest of the big one is gone")
+	assert.NoError(t, r.MaxOK)
+	require.Error(t, r.OverLimit)
+	assert.Contains(t, r.OverLimit.Error(), "message too long")
+	var b strings.Builder
+	ViewUDP(&b, r, 1024)
+	assert.Contains(t, b.String(), "got 1024 bytes; the other 1026 are gone")
 }

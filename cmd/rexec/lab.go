@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execd-project/execd/internal/lab"
+)
+
+// labCommand is `rexec lab`: the sticky-packet lab, run locally over
+// loopback TCP (and UDP), no daemon needed.
+func labCommand(ctx context.Context, e env, code *int) *cobra.Command {
+	var (
+		preset, strategies, color string
+		messages                  int
+		k                         lab.Knobs
+		noView, udp, overflow     bool
+		list                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "lab [flags]",
+		Short: "Show why TCP needs framing: every classic strategy side by side",
+		Long: `lab sends messages over a real loopback TCP connection under each framing
+strategy and shows what the receiver saw: one line per read() with its
+byte range, length and time, the message boundaries drawn over the bytes
+('|' between messages, headers in hex within ⟨⟩), each message marked
+intact, glued (粘包) or split (半包), and a table comparing the runs.
+
+Strategies: raw (no framing), sleep (pause between sends), ack
+(stop-and-wait), len-i (struct 'i': native order, signed), len-be
+(struct '>I'), json-header (struct 'i' header length + JSON header +
+body, the 报头 version), json-header8 (u64 header length), delimiter
+('\n'), frame (execd's own protocol).
+
+Knobs make each lesson reproducible; a preset sets them for a classic
+lesson, and flags given with it change them. --udp shows UDP's contrast;
+--overflow shows which headers can say the length of a file over 2 GiB
+(a sparse file: nothing is sent).`,
+		Example: `  rexec lab                                   # the classic demo: five sends, a slow reader
+  rexec lab --preset leftover                 # ssh-lite's leftover output
+  rexec lab --strategy raw,len-i --buffer 1   # 半包: one byte per read
+  rexec lab --preset nagle                    # the 40 ms write-write-read stall
+  rexec lab --strategy all --reader-delay 20ms
+  rexec lab --udp --overflow
+  rexec lab --list`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if list {
+				listLab(e)
+				return nil
+			}
+			col, err := useColor(color, e)
+			if err != nil {
+				*code = fail(e.stderr, exitUsage, "%v", err)
+				return nil
+			}
+			f := c.Flags()
+			showTCP := !(udp || overflow) || f.Changed("preset") || f.Changed("strategy")
+			if showTCP {
+				if *code = runLab(ctx, e, preset, strategies, messages, k, f.Changed, !noView, col); *code != 0 {
+					return nil
+				}
+			}
+			if udp {
+				r, err := lab.UDP(ctx, k.ReadBuffer)
+				if err != nil {
+					*code = fail(e.stderr, 1, "udp: %v", err)
+					return nil
+				}
+				lab.ViewUDP(e.stdout, r, max(k.ReadBuffer, 1024))
+			}
+			if overflow {
+				dir, err := os.MkdirTemp("", "rexec-lab")
+				if err != nil {
+					*code = fail(e.stderr, 1, "%v", err)
+					return nil
+				}
+				defer func() { _ = os.RemoveAll(dir) }() // a sparse file: no space to give back
+				path := filepath.Join(dir, "big.iso")
+				if err := lab.SparseFile(path, 2<<30+1); err != nil {
+					*code = fail(e.stderr, 1, "sparse file: %v", err)
+					return nil
+				}
+				fi, err := os.Stat(path)
+				if err != nil {
+					*code = fail(e.stderr, 1, "%v", err)
+					return nil
+				}
+				fmt.Fprintf(e.stdout, "(a sparse file of %d bytes, made with truncate: it takes no disk space)\n", fi.Size())
+				lab.Overflow(e.stdout, fi.Size())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&preset, "preset", "classic", "a classic lesson: "+strings.Join(lab.PresetNames(), ", "))
+	f.StringVar(&strategies, "strategy", "", "strategies to compare, comma-separated, or all (default: the preset's)")
+	f.IntVar(&messages, "messages", 0, "send N small messages \"hello 1\"... instead of the preset's workload")
+	f.IntVar(&k.ReadBuffer, "buffer", 0, "bytes per read(), as recv(N) (default 1024, or the preset's)")
+	f.DurationVar(&k.ReaderDelay, "reader-delay", 0, "the receiver sleeps this long before each read()")
+	f.BoolVar(&k.Batch, "batch", false, "the sender writes every message in one write()")
+	f.IntVar(&k.Trickle, "trickle", 0, "the sender writes at most N bytes per write()")
+	f.DurationVar(&k.TricklePause, "trickle-pause", time.Millisecond, "pause between trickled writes")
+	f.BoolVar(&k.SplitHeader, "split-header", false, "header and body in two write()s")
+	f.BoolVar(&k.Nagle, "nagle", false, "switch Nagle's algorithm on at the sender (Go switches it off)")
+	f.BoolVar(&k.Reply, "reply", false, "the receiver answers each message; the sender waits for it")
+	f.DurationVar(&k.Pause, "pause", 50*time.Millisecond, "the sleep strategy's pause between messages")
+	f.BoolVar(&noView, "no-view", false, "only the comparison table, not every read")
+	f.StringVar(&color, "color", "auto", "colour the message boundaries: auto, always or never")
+	f.BoolVar(&udp, "udp", false, "the UDP contrast: boundaries kept, truncation, the 65,507-byte limit")
+	f.BoolVar(&overflow, "overflow", false, "which headers can say the length of a 2 GiB+1 file (a sparse file)")
+	f.BoolVar(&list, "list", false, "list the presets and strategies")
+	return cmd
+}
+
+// runLab runs the TCP part: the preset's runs, with the knobs given on the
+// command line applied over the preset's.
+func runLab(ctx context.Context, e env, name, strategies string, n int, flags lab.Knobs, changed func(string) bool, view, color bool) int {
+	p, ok := lab.Presets[name]
+	if !ok {
+		return fail(e.stderr, exitUsage, "no preset %q (one of %s)", name, strings.Join(lab.PresetNames(), ", "))
+	}
+	if strategies != "" {
+		var list []lab.Strategy
+		if strategies == "all" {
+			list = lab.Strategies
+		} else {
+			for _, s := range strings.Split(strategies, ",") {
+				st, err := lab.ParseStrategy(strings.TrimSpace(s))
+				if err != nil {
+					return fail(e.stderr, exitUsage, "%v", err)
+				}
+				list = append(list, st)
+			}
+		}
+		p.Strategies, p.Variants = list, nil
+	}
+	msgs := p.Messages()
+	if n > 0 {
+		msgs = lab.Numbered("hello", n)
+	}
+	if flags.ReadBuffer < 0 || flags.Trickle < 0 || n < 0 {
+		return fail(e.stderr, exitUsage, "--buffer, --trickle and --messages cannot be negative")
+	}
+	adjust := func(k *lab.Knobs) {
+		for _, c := range []struct {
+			flag  string
+			apply func()
+		}{
+			{"buffer", func() { k.ReadBuffer = flags.ReadBuffer }},
+			{"reader-delay", func() { k.ReaderDelay = flags.ReaderDelay }},
+			{"batch", func() { k.Batch = flags.Batch }},
+			{"trickle", func() { k.Trickle = flags.Trickle }},
+			{"trickle-pause", func() { k.TricklePause = flags.TricklePause }},
+			{"split-header", func() { k.SplitHeader = flags.SplitHeader }},
+			{"nagle", func() { k.Nagle = flags.Nagle }},
+			{"reply", func() { k.Reply = flags.Reply }},
+			{"pause", func() { k.Pause = flags.Pause }},
+		} {
+			if changed(c.flag) {
+				c.apply()
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "lesson %q: %s\n\n", p.Name, p.Lesson)
+	var results []*lab.Result
+	for _, v := range p.Runs(adjust) {
+		r, err := lab.Run(ctx, v.Strategy, msgs, v.Knobs)
+		if err != nil {
+			return fail(e.stderr, 1, "%s: %v", v.Strategy, err)
+		}
+		r.Label = v.Label
+		if view {
+			lab.View(e.stdout, r, color)
+		}
+		results = append(results, r)
+	}
+	lab.Table(e.stdout, results)
+	fmt.Fprintln(e.stdout)
+	return 0
+}
+
+func listLab(e env) {
+	fmt.Fprintln(e.stdout, "presets:")
+	for _, n := range lab.PresetNames() {
+		fmt.Fprintf(e.stdout, "  %-14s %s\n", n, lab.Presets[n].Lesson)
+	}
+	fmt.Fprintln(e.stdout, "strategies:")
+	for _, s := range lab.Strategies {
+		fmt.Fprintf(e.stdout, "  %-14s %s\n", s, s.Describe())
+	}
+}
