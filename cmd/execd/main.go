@@ -46,6 +46,8 @@ type options struct {
 	shutdownGrace    time.Duration
 	killGrace        time.Duration
 	dir              string
+	framing          string
+	force            bool
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
@@ -90,6 +92,8 @@ ended.`,
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
+	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
+	lf.BoolVar(&opts.force, "force", false, "with --framing=off: allow it beyond loopback, or as root")
 
 	root.AddCommand(&cobra.Command{
 		Use:   "fingerprint",
@@ -192,6 +196,14 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	loop, err := isLoopback(ctx, opts.listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 2
+	}
+	switch opts.framing {
+	case "on":
+	case "off":
+		return serveNaive(ctx, opts, loop, log, stderr, sigs)
+	default:
+		fmt.Fprintf(stderr, "execd: --framing wants on or off, got %q\n", opts.framing)
 		return 2
 	}
 	dir, err := stateDir(opts.stateDir)
@@ -303,5 +315,47 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		return 1
 	}
 	log.Info("stopped")
+	return 0
+}
+
+// serveNaive runs the teaching mode: framing off, as in the classic lesson.
+func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger, stderr io.Writer, sigs <-chan os.Signal) int {
+	switch {
+	case !loop && !opts.force:
+		fmt.Fprintf(stderr, "execd: --framing=off runs commands for anyone who connects, with no login: it listens on loopback only (not %s) unless --force\n", opts.listen)
+		return 2
+	case os.Geteuid() == 0 && !opts.force:
+		fmt.Fprintln(stderr, "execd: --framing=off runs commands for anyone who connects, with no login: it will not do that as root unless --force")
+		return 2
+	}
+	dir := opts.dir
+	if dir == "" {
+		d, err := os.UserHomeDir()
+		if err != nil {
+			fmt.Fprintf(stderr, "execd: %v\n", err)
+			return 1
+		}
+		dir = d
+	}
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "execd: TEACHING MODE on %s: framing off, plaintext, no login; commands run in %s and their raw output goes to the socket with nothing to mark where it ends\n", ln.Addr(), dir)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &execd.NaiveServer{Dir: dir, KillGrace: opts.killGrace, Logger: log}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	select {
+	case err := <-served:
+		fmt.Fprintf(stderr, "execd: %v\n", err)
+		return 1
+	case sig := <-sigs:
+		log.Info("signal received, stopping", "signal", sig.String())
+	}
+	cancel()
+	<-served
 	return 0
 }

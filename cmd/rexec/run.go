@@ -164,6 +164,9 @@ type options struct {
 	dir      string
 	timeout  time.Duration
 	fan      fanOptions
+
+	framing    string
+	recvBuffer int
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -231,6 +234,8 @@ file of hosts, or a group from the config file.`,
 	f.BoolVar(&opts.fan.json, "json", false, "with -H: one JSON object per host as it finishes")
 	f.StringVar(&opts.fan.color, "color", "auto", "with -H: colour host prefixes: auto, always or never")
 	f.BoolVar(&opts.fan.noSummary, "no-summary", false, "with -H: no summary on stderr at the end")
+	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
+	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code), labCommand(ctx, e, &code))
 	cmd.SetArgs(fanCommandArgs(args, f))
@@ -293,6 +298,16 @@ func fail(w io.Writer, status int, format string, args ...any) int {
 }
 
 func remote(ctx context.Context, opts *options, args []string, e env) int {
+	switch opts.framing {
+	case "on":
+	case "off":
+		if opts.fan.active() {
+			return fail(e.stderr, exitUsage, "--framing=off talks to one host")
+		}
+		return runNaive(ctx, opts, args, e)
+	default:
+		return fail(e.stderr, exitUsage, "--framing wants on or off, got %q", opts.framing)
+	}
 	if opts.fan.active() {
 		return runFanout(ctx, opts, args, e)
 	}
