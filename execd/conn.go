@@ -201,6 +201,11 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 		maxPayload = frame.DefaultMaxPayload
 	}
 	mc := mux.NewConn(conn, below, maxPayload, 0)
+	if s.Tracer != nil {
+		if t := s.Tracer(conn.RemoteAddr().String()); t != nil {
+			mc.SetTracer(t)
+		}
+	}
 	f, err := mc.ReadFrame()
 	if err != nil {
 		var ne net.Error

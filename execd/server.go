@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/xfer"
 )
 
@@ -38,6 +39,9 @@ type Server struct {
 	TLSConfig *tls.Config
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// Tracer, when set, gives a tracer for each connection (by its
+	// remote address) that sees every frame sent and received.
+	Tracer func(remote string) frame.Tracer
 	// HandshakeTimeout bounds the TLS handshake plus the hello.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection with no open channel for this long; 0 means never.

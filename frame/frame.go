@@ -240,3 +240,10 @@ func connLevel(t Type) bool {
 	}
 	return false
 }
+
+// Tracer watches frames as they cross the wire: out is true for a frame
+// this side sent. The payload is borrowed for the call. Tracing is for
+// people (rexec --trace, execd --trace); it never changes a frame.
+type Tracer interface {
+	TraceFrame(out bool, h Header, payload []byte)
+}

@@ -71,6 +71,8 @@ type Config struct {
 	// Auth lists the ways to log in, tried in order (see PublicKey,
 	// Password, PasswordCallback).
 	Auth []AuthMethod
+	// Tracer, when set, sees every frame sent and received.
+	Tracer frame.Tracer
 }
 
 // channel is the client side of one open channel: a Session, a file
@@ -182,6 +184,9 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		}
 	}
 	mc := mux.NewConn(conn, below, cfg.MaxPayload, 0)
+	if cfg.Tracer != nil {
+		mc.SetTracer(cfg.Tracer)
+	}
 	software := cfg.Software
 	if software == "" {
 		software = "rexec"

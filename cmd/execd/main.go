@@ -22,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/trace"
 )
 
 const version = "0.1.0"
@@ -48,6 +50,8 @@ type options struct {
 	dir              string
 	framing          string
 	force            bool
+	trace            bool
+	traceFile        string
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
@@ -94,6 +98,8 @@ ended.`,
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
 	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
 	lf.BoolVar(&opts.force, "force", false, "with --framing=off: allow it beyond loopback, or as root")
+	lf.BoolVar(&opts.trace, "trace", false, "print every frame of every connection on stderr (passwords masked)")
+	lf.StringVar(&opts.traceFile, "trace-file", "", "append every frame of every connection to this file as JSON lines")
 
 	root.AddCommand(&cobra.Command{
 		Use:   "fingerprint",
@@ -265,6 +271,22 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	}
 	if opts.keepAlive == 0 {
 		srv.KeepAlive = -1
+	}
+	if opts.trace || opts.traceFile != "" {
+		var tp trace.Pair
+		if opts.trace {
+			tp.Text = trace.New(stderr, "execd", false)
+		}
+		if opts.traceFile != "" {
+			f, err := os.OpenFile(opts.traceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				fmt.Fprintf(stderr, "execd: trace file: %v\n", err)
+				return 1
+			}
+			defer func() { _ = f.Close() }() // every frame is one write: the file is whole
+			tp.File = trace.New(f, "execd", true)
+		}
+		srv.Tracer = func(remote string) frame.Tracer { return tp.For("execd " + remote) }
 	}
 	if opts.plaintext {
 		log.Warn("PLAINTEXT MODE: no TLS; anyone on the network path can read and forge this traffic")

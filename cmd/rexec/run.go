@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -49,6 +50,8 @@ type connFlags struct {
 	verbose        bool
 	user           string
 	identity       string
+	trace          bool
+	traceFile      string
 }
 
 func (cf *connFlags) register(f *pflag.FlagSet) {
@@ -61,6 +64,8 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 	f.BoolVarP(&cf.verbose, "verbose", "v", false, "log connection details to stderr")
 	f.StringVarP(&cf.user, "login", "l", "", "user to log in as (default: USER@ in HOST, the config file, then the local user)")
 	f.StringVarP(&cf.identity, "identity", "i", "", "private key file (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists)")
+	f.BoolVar(&cf.trace, "trace", false, "print every frame sent and received on stderr (passwords masked)")
+	f.StringVar(&cf.traceFile, "trace-file", "", "append every frame sent and received to this file as JSON lines")
 }
 
 // dialer connects to hosts as the flags and the config file say; one
@@ -72,6 +77,7 @@ type dialer struct {
 	kh     *rexec.KnownHosts
 	shared *sharedPassword   // a fan-out asks for a password once, for all hosts
 	pinned func(addr string) // a fan-out notes new hosts to name them in one line
+	trace  trace.Pair        // --trace, --trace-file
 }
 
 // newDialer reads the config file. On failure it returns the exit status
@@ -94,6 +100,18 @@ func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 		khPath = filepath.Join(cdir, "known_hosts")
 	}
 	d := &dialer{cf: cf, e: e, fc: fc}
+	if cf.trace {
+		d.trace.Text = trace.New(e.stderr, "rexec", false)
+	}
+	if cf.traceFile != "" {
+		f, err := os.OpenFile(cf.traceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, exitUsage, fmt.Errorf("trace file: %w", err)
+		}
+		// Left open for the life of the process: every frame is one
+		// write, so the file is whole at any exit.
+		d.trace.File = trace.New(f, "rexec", true)
+	}
 	d.kh = &rexec.KnownHosts{Path: khPath, Strict: cf.strictHostKey, OnPin: func(addr, fp string) {
 		if d.pinned != nil {
 			d.pinned(addr)
@@ -128,6 +146,7 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		Software:        "rexec/" + version,
 		User:            login,
 		Auth:            auth,
+		Tracer:          d.trace.For(traceLabel(host, d.shared != nil)),
 	}
 	if cf.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
@@ -138,6 +157,15 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		return nil, exitTransport, err
 	}
 	return client, 0, nil
+}
+
+// traceLabel names a connection in a trace: "rexec", or "rexec HOST" when
+// there are many.
+func traceLabel(host string, many bool) string {
+	if many {
+		return "rexec " + host
+	}
+	return "rexec"
 }
 
 // dial connects to one host as the flags say. On failure it prints one

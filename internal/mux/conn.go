@@ -51,7 +51,13 @@ type Conn struct {
 	pingMu  sync.Mutex
 	pingSeq uint64
 	pings   map[uint64]chan struct{}
+
+	trace frame.Tracer // nil: no tracing
 }
+
+// SetTracer makes t see every frame sent and received from now on; call
+// it before the connection is used.
+func (c *Conn) SetTracer(t frame.Tracer) { c.trace = t }
 
 // NewConn wraps nc. maxRecv is this side's payload limit (0 for the default);
 // writeTimeout bounds each frame write (0 for DefaultWriteTimeout). When
@@ -100,11 +106,23 @@ func (c *Conn) PeerMax() uint32 {
 }
 
 // ReadFrame reads the next frame; only the connection's read loop calls it.
-func (c *Conn) ReadFrame() (frame.Frame, error) { return c.r.ReadFrame() }
+func (c *Conn) ReadFrame() (frame.Frame, error) {
+	f, err := c.r.ReadFrame()
+	if err == nil && c.trace != nil {
+		c.trace.TraceFrame(false, f.Header, f.Payload)
+	}
+	return f, err
+}
 
 // Send writes one frame under the connection's write lock.
 func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []byte) error {
-	return c.locked(func() error { return c.w.WriteFrame(t, flags, channel, payload) })
+	return c.locked(func() error {
+		err := c.w.WriteFrame(t, flags, channel, payload)
+		if err == nil && c.trace != nil {
+			c.trace.TraceFrame(true, frame.Header{Version: frame.Version, Type: t, Flags: flags, Channel: channel, Length: uint32(len(payload))}, payload)
+		}
+		return err
+	})
 }
 
 // locked runs one frame write under the write lock with the write
@@ -137,6 +155,11 @@ func (c *Conn) SendPrepared(b []byte) error {
 			return fmt.Errorf("%w: %d bytes, limit %d", frame.ErrTooLarge, n, c.w.Max())
 		}
 		_, err := c.nc.Write(b)
+		if err == nil && c.trace != nil {
+			if h, perr := frame.ParseHeader([frame.HeaderSize]byte(b)); perr == nil {
+				c.trace.TraceFrame(true, h, b[frame.HeaderSize:])
+			}
+		}
 		return err
 	})
 }
@@ -166,6 +189,9 @@ func (c *Conn) ReadFrames(owner func(h frame.Header) (push func([]byte) error), 
 				if err := c.ReadPayload(chunk); err != nil {
 					return err
 				}
+				if c.trace != nil {
+					c.trace.TraceFrame(false, h, chunk)
+				}
 				if err := push(chunk); err != nil {
 					return err
 				}
@@ -178,6 +204,9 @@ func (c *Conn) ReadFrames(owner func(h frame.Header) (push func([]byte) error), 
 		p := scratch[:h.Length]
 		if err := c.ReadPayload(p); err != nil {
 			return err
+		}
+		if c.trace != nil {
+			c.trace.TraceFrame(false, h, p)
 		}
 		if err := handle(frame.Frame{Header: h, Payload: p}); err != nil {
 			return err
