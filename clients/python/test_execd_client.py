@@ -1,0 +1,124 @@
+"""Tests of the reference client: the golden frames shared with the Go
+tests (frame/testdata/golden), and, when EXECD_ADDR is set, a live daemon
+(cmd/rexec's TestE2EPythonClient starts one and runs this file).
+
+    python3 -m unittest clients/python/test_execd_client.py
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import struct
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import execd_client as ec  # noqa: E402
+
+GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "frame" / "testdata" / "golden"
+
+
+class GoldenFrames(unittest.TestCase):
+    """Every frame type, as the Go code writes it, decoded with struct."""
+
+    def frames(self):
+        files = sorted(GOLDEN.glob("*.hex"))
+        self.assertEqual(len(files), 21, f"one golden frame per type in {GOLDEN}")
+        for f in files:
+            yield f.stem, bytes.fromhex(f.read_text().strip())
+
+    def test_headers(self):
+        for name, b in self.frames():
+            with self.subTest(name):
+                version, ftype, flags, reserved, channel, length = struct.unpack(">BBBBII", b[:12])
+                self.assertEqual(version, 1)
+                self.assertEqual(ftype, ec.TYPES[name], "the file is named after its type")
+                self.assertEqual(reserved, 0)
+                self.assertEqual(length, len(b) - 12)
+                got = ec.decode(b)
+                self.assertEqual(got[0], name)
+                self.assertEqual(ec.encode(name, channel, got[3], flags), b, "encoding gives the same bytes back")
+
+    def test_payloads(self):
+        for name, b in self.frames():
+            with self.subTest(name):
+                kind, flags, channel, payload = ec.decode(b)
+                if kind in ("ping", "pong", "close") or ec.TYPES[kind] in ec.DATA_TYPES:
+                    continue
+                msg = json.loads(payload)
+                self.assertIsInstance(msg, dict)
+        _, _, _, p = ec.decode(bytes.fromhex((GOLDEN / "reply.hex").read_text().strip()))
+        entry = json.loads(p)["entries"][0]
+        self.assertEqual(entry["name"], "日志 1.txt")
+        self.assertEqual(entry["size"], 5 << 30, "sizes beyond 4 GiB stay exact")
+        _, flags, _, p = ec.decode(bytes.fromhex((GOLDEN / "stdin.hex").read_text().strip()))
+        self.assertEqual((flags, p), (ec.FLAG_EOF, b"abc\n"))
+
+    def test_bad_headers(self):
+        good = ec.encode("stdout", 1, b"hi")
+        for label, b in {
+            "version": b"\x02" + good[1:],
+            "reserved": good[:3] + b"\x01" + good[4:],
+            "type": good[:1] + b"\x99" + good[2:],
+            "flags on a control frame": ec.encode("hello", 0, b"{}")[:2] + b"\x01" + ec.encode("hello", 0, b"{}")[3:],
+            "too large": struct.pack(">BBBBII", 1, 0x21, 0, 0, 1, 0xFFFFFFFF),
+        }.items():
+            with self.subTest(label):
+                with self.assertRaises(ec.ProtocolError):
+                    ec.parse_header(b[:12])
+
+
+@unittest.skipUnless(os.environ.get("EXECD_ADDR"), "set EXECD_ADDR (and EXECD_USER, EXECD_PASSWORD, EXECD_FINGERPRINT) to test against a daemon")
+class LiveDaemon(unittest.TestCase):
+    """Against a real execd: TLS, hello, password login, exec, get."""
+
+    def connect(self, password=None, fingerprint=None):
+        host, _, port = os.environ["EXECD_ADDR"].rpartition(":")
+        return ec.Client(host, int(port), os.environ["EXECD_USER"],
+                         password if password is not None else os.environ["EXECD_PASSWORD"],
+                         fingerprint or os.environ["EXECD_FINGERPRINT"])
+
+    def test_run(self):
+        with self.connect() as c:
+            self.assertEqual(c.fingerprint, os.environ["EXECD_FINGERPRINT"])
+            self.assertEqual(c.user, os.environ["EXECD_USER"])
+            code, out, err = c.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+            self.assertEqual((code, out, err), (3, b"out\n", b"err\n"))
+            code, out, _ = c.run(["sort"], stdin=b"b\na\n")
+            self.assertEqual((code, out), (0, b"a\nb\n"))
+            code, out, _ = c.run(shell="printf '%s' 中文; head -c 3000000 /dev/zero | wc -c")
+            self.assertEqual(out.decode(), "中文3000000\n")
+            code, out, _ = c.run(["head", "-c", "3000000", "/dev/urandom"])
+            self.assertEqual(len(out), 3000000, "flow control: window frames keep it coming")
+            code, _, _ = c.run(shell="kill -TERM $$")
+            self.assertEqual(code, 143)
+            with self.assertRaises(ec.RemoteError) as e:
+                c.run(["/nonexistent/program"])
+            self.assertEqual(e.exception.code, "exec_failed")
+
+    def test_get(self):
+        served = pathlib.Path(os.environ["EXECD_HOME"])
+        data = os.urandom(700000)
+        (served / "数据.bin").write_bytes(data)
+        with tempfile.TemporaryDirectory() as d, self.connect() as c:
+            local = os.path.join(d, "copy.bin")
+            self.assertEqual(c.get("数据.bin", local), len(data))
+            self.assertEqual(hashlib.sha256(pathlib.Path(local).read_bytes()).hexdigest(), hashlib.sha256(data).hexdigest())
+            self.assertEqual(os.listdir(d), ["copy.bin"], "no partial file left")
+            with self.assertRaises(ec.RemoteError) as e:
+                c.get("../../etc/passwd", os.path.join(d, "x"))
+            self.assertEqual(e.exception.code, "path_escape")
+            self.assertEqual(os.listdir(d), ["copy.bin"])
+
+    def test_refused(self):
+        with self.assertRaises(PermissionError):
+            self.connect(password="wrong password")
+        with self.assertRaises(Exception) as e:
+            self.connect(fingerprint="SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        self.assertIn("not the expected", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
