@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func runLabCmd(t *testing.T, args ...string) runResult {
@@ -51,4 +53,26 @@ func TestLabCommand(t *testing.T) {
 		r := runLabCmd(t, args...)
 		assert.Equal(t, exitUsage, r.code, "%v: %s", args, r.stderr)
 	}
+}
+
+// TestLabGuideCommands runs every `rexec lab` command the lab guides show,
+// in both languages, so that the guides stay true.
+func TestLabGuideCommands(t *testing.T) {
+	re := regexp.MustCompile("rexec lab[^`\\n|]*")
+	seen := map[string]bool{}
+	for _, guide := range []string{"../../docs/lab.en.md", "../../docs/lab.zh.md"} {
+		b, err := os.ReadFile(guide)
+		require.NoError(t, err)
+		for _, m := range re.FindAllString(string(b), -1) {
+			line := strings.TrimSpace(m)
+			if seen[line] {
+				continue
+			}
+			seen[line] = true
+			args := strings.Fields(strings.TrimPrefix(line, "rexec lab"))
+			r := runLabCmd(t, append(args, "--no-view")...)
+			assert.Equal(t, 0, r.code, "%s: %s", line, r.stderr)
+		}
+	}
+	assert.Greater(t, len(seen), 12, "the guides show the lab's commands")
 }
