@@ -205,7 +205,7 @@ func (d *lengthDecoder) next() ([]byte, error) {
 		if hl < 0 || hl > 4096 {
 			return nil, fmt.Errorf("header length %d is not believable", hl)
 		}
-		hb := make([]byte, hl)
+		hb := make([]byte, hl) // at most 4 KiB
 		if _, err := io.ReadFull(d.r, hb); err != nil {
 			return nil, noEOF(err)
 		}
@@ -227,9 +227,13 @@ func (d *lengthDecoder) next() ([]byte, error) {
 	if n < 0 || n > maxLabMessage {
 		return nil, fmt.Errorf("length %d is not believable", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(d.r, b); err != nil {
-		return nil, noEOF(err)
+	// Memory grows with the bytes that arrive, not with what the header claims.
+	b, err := io.ReadAll(io.LimitReader(d.r, n))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) < n {
+		return nil, io.ErrUnexpectedEOF
 	}
 	return b, nil
 }

@@ -75,6 +75,8 @@ func (t *Writer) TraceFrame(out bool, h frame.Header, payload []byte) {
 		r.Preview = preview(payload)
 	case len(payload) > 0 && json.Valid(payload):
 		r.JSON = mask(h.Type, payload)
+	case h.Type == frame.Auth:
+		r.Preview = "(not JSON; hidden: it may hold a password)"
 	case len(payload) > 0:
 		r.Preview = preview(payload)
 	}

@@ -52,3 +52,23 @@ func TestTee(t *testing.T) {
 	assert.Contains(t, a.String(), "execd 1.2.3.4:5 -> ping")
 	assert.Contains(t, b.String(), `"side":"execd 1.2.3.4:5"`)
 }
+
+// FuzzTraceFrame: any payload of any type is traced without a crash, and a
+// password never shows.
+func FuzzTraceFrame(f *testing.F) {
+	f.Add(uint8(frame.Auth), []byte(`{"method":"password","user":"a","password":"pw-secret"}`))
+	f.Add(uint8(frame.Stdout), []byte("\xff\xfe中"))
+	f.Add(uint8(frame.Open), []byte(`{"kind":"exec","argv":["ls"]}`))
+	f.Fuzz(func(t *testing.T, typ uint8, payload []byte) {
+		var b bytes.Buffer
+		for _, js := range []bool{false, true} {
+			New(&b, "x", js).TraceFrame(true, frame.Header{Version: 1, Type: frame.Type(typ), Length: uint32(len(payload))}, payload)
+		}
+		if typ == uint8(frame.Auth) && bytes.Contains(payload, []byte(`"password":"pw-secret"`)) && bytes.Contains(b.Bytes(), []byte("pw-secret")) && json.Valid(payload) {
+			var m map[string]any
+			if json.Unmarshal(payload, &m) == nil {
+				t.Fatalf("the password leaked: %s", b.String())
+			}
+		}
+	})
+}
