@@ -37,6 +37,7 @@ type execChan struct {
 	audit       *AuditEvent // the exec event; its copy with the outcome is the exit event
 	bytesIn     atomic.Int64
 	bytesOut    atomic.Int64
+	encoding    string // how the output is transcoded to UTF-8 (and stdin back)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -73,6 +74,10 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 		extra = append(extra, "TERM="+m.Pty.Term)
 	}
 	extra = append(extra, m.Env...)
+	encoding, err := s.outputEncoding(m.Encoding, m.Pty != nil)
+	if err != nil {
+		return nil, err
+	}
 	timeout := time.Duration(m.TimeoutMS) * time.Millisecond
 	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
 		timeout = limit
@@ -99,6 +104,7 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 		audit:       &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.pid()},
 		ctx:         ctx,
 		cancel:      cancel,
+		encoding:    encoding,
 	}
 	if m.Pty == nil {
 		ch.stderr = mux.NewOutbound(mc, id, frame.Stderr, m.Window)
@@ -239,15 +245,15 @@ func (ch *execChan) run() {
 		c.log.Debug("output ended", "channel", ch.id, "bytes", n, "err", err)
 	}
 	outWG.Add(1)
-	go pump(ch.p.stdout, ch.stdout)
+	go pump(decodeOutput(ch.p.stdout, ch.encoding), ch.stdout)
 	if ch.stderr != nil {
 		outWG.Add(1)
-		go pump(ch.p.stderr, ch.stderr)
+		go pump(decodeOutput(ch.p.stderr, ch.encoding), ch.stderr)
 	}
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		n, err := io.Copy(ch.p.stdin, ch.stdin)
+		n, err := io.Copy(ch.p.stdin, encodeInput(ch.stdin, ch.encoding))
 		ch.bytesIn.Add(n)
 		if err == nil {
 			ch.p.stdinEOF()
@@ -306,6 +312,7 @@ func (ch *execChan) run() {
 		_ = ch.stderr.Close()
 	}
 	exit := st.exitMsg(time.Since(ch.started))
+	exit.Encoding = ch.encoding
 	switch cause := context.Cause(ch.ctx); {
 	case errors.Is(cause, errTimeLimit):
 		exit.TimedOut = true
@@ -321,7 +328,7 @@ func (ch *execChan) run() {
 	<-inDone
 	ev := *ch.audit
 	ev.Time, ev.Event, ev.End = time.Time{}, "exit", ptr(time.Now().UTC())
-	ev.Exit, ev.Signal, ev.TimedOut, ev.Result = ptr(exit.Code), exit.Signal, exit.TimedOut, exit.Message
+	ev.Exit, ev.Signal, ev.TimedOut, ev.Result = ptr(int(exit.Code)), exit.Signal, exit.TimedOut, exit.Message
 	ev.BytesIn, ev.BytesOut = ch.bytesIn.Load(), ch.bytesOut.Load()
 	c.srv.Audit.Log(&ev)
 	if acct := c.acct; acct.st != nil && acct.user.Quota > 0 {

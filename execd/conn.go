@@ -470,7 +470,7 @@ func (c *serverConn) handleOpen(mc *mux.Conn, f frame.Frame) {
 	}
 	c.mu.Unlock()
 	if ec != nil {
-		_ = mc.SendJSON(frame.OpenOK, id, &frame.OpenOKMsg{Window: ec.stdinWindow, PID: ec.p.pid()}) // a failure closes the connection
+		_ = mc.SendJSON(frame.OpenOK, id, &frame.OpenOKMsg{Window: ec.stdinWindow, PID: ec.p.pid(), Encoding: ec.encoding}) // a failure closes the connection
 	}
 	c.wg.Add(1)
 	go ch.run()

@@ -189,7 +189,7 @@ func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
 		}
 		m.CoreDumped = st.ws.CoreDump()
 	default:
-		m.Code = st.ws.ExitStatus() & 0xff
+		m.Code = int64(st.ws.ExitStatus() & 0xff)
 	}
 	if st.err != nil {
 		m.Message = st.err.Error()

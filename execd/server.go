@@ -39,6 +39,11 @@ type Server struct {
 	TLSConfig *tls.Config
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// Encoding is how commands' output is transcoded to UTF-8 unless a
+	// client asks otherwise: "auto" (or empty: the code page commands write
+	// in, from the Windows console or the locale), "utf-8", "gbk",
+	// "gb18030" or "raw".
+	Encoding string
 	// Tracer, when set, gives a tracer for each connection (by its
 	// remote address) that sees every frame sent and received.
 	Tracer func(remote string) frame.Tracer

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 )
@@ -86,6 +87,10 @@ type OpenMsg struct {
 	Pty *PtyRequest `json:"pty,omitempty"`
 	// TimeoutMS ends the command after this many milliseconds; 0 means none.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Encoding overrides the daemon's choice of how the command's output
+	// is transcoded to UTF-8 (and its stdin from UTF-8): "auto", "utf-8",
+	// "gbk", "gb18030" or "raw"; empty means the daemon's --encoding.
+	Encoding string `json:"encoding,omitempty"`
 	// Window is the initial credit for each of stdout and stderr (exec) or
 	// for file data (get).
 	Window uint32 `json:"window"`
@@ -226,8 +231,23 @@ func (m *OpenMsg) validateExec() error {
 	if m.TimeoutMS < 0 {
 		return fmt.Errorf("%w: negative timeout_ms", ErrInvalid)
 	}
+	switch m.Encoding {
+	case "", EncodingAuto, EncodingUTF8, EncodingGBK, EncodingGB18030, EncodingRaw:
+	default:
+		return fmt.Errorf("%w: encoding %q (one of auto, utf-8, gbk, gb18030, raw)", ErrInvalid, m.Encoding)
+	}
 	return nil
 }
+
+// Encodings a client may ask for in OpenMsg.Encoding.
+const (
+	EncodingAuto    = "auto"    // the code page the command writes in (the daemon's choice)
+	EncodingUTF8    = "utf-8"   // the output is UTF-8 already: untouched
+	EncodingGBK     = "gbk"     // code page 936
+	EncodingGB18030 = "gb18030" // code page 54936
+	EncodingRaw     = "raw"     // untouched, for binary output
+	MaxEncodingLen  = 32
+)
 
 // OpenOKMsg confirms an OpenMsg.
 type OpenOKMsg struct {
@@ -245,10 +265,15 @@ type OpenOKMsg struct {
 	Info *FileInfo `json:"info,omitempty"`
 	// Cwd is the current directory of an fs channel.
 	Cwd string `json:"cwd,omitempty"`
+	// Encoding names how the command's output is transcoded to UTF-8 (exec).
+	Encoding string `json:"encoding,omitempty"`
 }
 
 // Validate checks the message against SPEC.md.
 func (m *OpenOKMsg) Validate() error {
+	if len(m.Encoding) > MaxEncodingLen {
+		return fmt.Errorf("%w: encoding name too long", ErrInvalid)
+	}
 	if m.Window == 0 || m.Window > MaxWindow {
 		return fmt.Errorf("%w: window %d outside [1, %d]", ErrInvalid, m.Window, MaxWindow)
 	}
@@ -462,8 +487,10 @@ func (m *ResizeMsg) Validate() error {
 
 // ExitMsg ends a channel. It is sent after the last stdout and stderr frame.
 type ExitMsg struct {
-	// Code is the exit status, 0..255; -1 when Signal is set.
-	Code int `json:"code"`
+	// Code is the exit status: 0..255 on Unix, the process's 32-bit exit
+	// code (0..4294967295) on Windows (cmd's 9009 for an unknown command);
+	// -1 when Signal is set.
+	Code int64 `json:"code"`
 	// Signal names the signal that ended the command, e.g. "TERM".
 	Signal string `json:"signal,omitempty"`
 	// CoreDumped reports that the command dumped core.
@@ -474,12 +501,18 @@ type ExitMsg struct {
 	TimedOut bool `json:"timed_out,omitempty"`
 	// Message explains an abnormal end (time limit, shutdown), if any.
 	Message string `json:"message,omitempty"`
+	// Encoding names how the command's output was transcoded to UTF-8
+	// ("utf-8" and "raw": untouched; "gbk", "gb18030", "windows-1252"...).
+	Encoding string `json:"encoding,omitempty"`
 }
 
 // Validate checks the message against SPEC.md.
 func (m *ExitMsg) Validate() error {
-	if m.Signal == "" && (m.Code < 0 || m.Code > 255) {
-		return fmt.Errorf("%w: exit code %d outside [0, 255]", ErrInvalid, m.Code)
+	if m.Signal == "" && (m.Code < 0 || m.Code > math.MaxUint32) {
+		return fmt.Errorf("%w: exit code %d outside [0, %d]", ErrInvalid, m.Code, uint32(math.MaxUint32))
+	}
+	if len(m.Encoding) > MaxEncodingLen {
+		return fmt.Errorf("%w: encoding name too long", ErrInvalid)
 	}
 	if m.Signal != "" && m.Code != -1 {
 		return fmt.Errorf("%w: code must be -1 with a signal", ErrInvalid)

@@ -8,7 +8,8 @@ import (
 // ExitError reports a command that exited with a non-zero status or was
 // killed by a signal.
 type ExitError struct {
-	// Status is the exit status 0..255, or -1 when Signal is set.
+	// Status is the exit status (0..255 on Unix, the 32-bit exit code on
+	// Windows), or -1 when Signal is set.
 	Status int
 	// Signal names the signal that ended the command, e.g. SIGTERM.
 	Signal Signal

@@ -42,6 +42,11 @@ type Session struct {
 	Dir string
 	// Timeout is a time limit enforced by the daemon; 0 means none.
 	Timeout time.Duration
+	// Encoding asks the daemon how to transcode the command's output to
+	// UTF-8 (and its stdin back): frame.EncodingAuto (or empty: the
+	// daemon's choice), EncodingUTF8, EncodingGBK, EncodingGB18030 or
+	// EncodingRaw for binary output. Exit().Encoding says what was done.
+	Encoding string
 
 	c   *Client
 	env []string
@@ -195,6 +200,7 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 	m.Dir = s.Dir
 	m.Pty = s.pty
 	m.TimeoutMS = s.Timeout.Milliseconds()
+	m.Encoding = s.Encoding
 	if s.Timeout > 0 && m.TimeoutMS == 0 {
 		m.TimeoutMS = 1
 	}
@@ -420,7 +426,7 @@ func (s *Session) Wait() error {
 		return nil
 	}
 	return &ExitError{
-		Status:     s.exit.Code,
+		Status:     int(s.exit.Code),
 		Signal:     Signal(s.exit.Signal),
 		CoreDumped: s.exit.CoreDumped,
 		TimedOut:   s.exit.TimedOut,

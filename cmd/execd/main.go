@@ -24,6 +24,7 @@ import (
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/trace"
+	"github.com/execd-project/execd/internal/transcode"
 )
 
 const version = "0.1.0"
@@ -52,6 +53,7 @@ type options struct {
 	force            bool
 	trace            bool
 	traceFile        string
+	encoding         string
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
@@ -98,6 +100,7 @@ ended.`,
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
 	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
 	lf.BoolVar(&opts.force, "force", false, "with --framing=off: allow it beyond loopback, or as root")
+	lf.StringVar(&opts.encoding, "encoding", "auto", "how commands' output is transcoded to UTF-8: auto (the console or ANSI code page on Windows, the locale elsewhere), utf-8, gbk, gb18030, or raw; clients may ask otherwise per command")
 	lf.BoolVar(&opts.trace, "trace", false, "print every frame of every connection on stderr (passwords masked)")
 	lf.StringVar(&opts.traceFile, "trace-file", "", "append every frame of every connection to this file as JSON lines")
 
@@ -204,6 +207,10 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		fmt.Fprintf(stderr, "execd: %v\n", err)
 		return 2
 	}
+	if err := transcode.Check(opts.encoding); err != nil {
+		fmt.Fprintf(stderr, "execd: --encoding: %v\n", strings.TrimPrefix(err.Error(), "transcode: "))
+		return 2
+	}
 	switch opts.framing {
 	case "on":
 	case "off":
@@ -268,6 +275,7 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		Software:         "execd/" + version,
 		Users:            users,
 		Audit:            audit,
+		Encoding:         transcode.Normalize(opts.encoding),
 	}
 	if opts.keepAlive == 0 {
 		srv.KeepAlive = -1

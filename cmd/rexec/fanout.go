@@ -58,7 +58,7 @@ func classify(r rexec.HostResult) outcome {
 	case errors.Is(r.Err, context.Canceled):
 		return outcome{state: stateInterrupted, status: exitTransport, reason: "interrupted"}
 	case errors.As(r.Err, &ee):
-		o := outcome{state: stateFailed, status: ee.ExitStatus(), signal: string(ee.Signal), timedOut: ee.TimedOut}
+		o := outcome{state: stateFailed, status: shellStatus(ee.ExitStatus()), signal: string(ee.Signal), timedOut: ee.TimedOut}
 		if ee.Signal == "" {
 			o.exit = &ee.Status
 			o.reason = fmt.Sprintf("exit %d", ee.Status)
@@ -187,7 +187,7 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 		if stdin != nil {
 			s.Stdin = stdin.reader()
 		}
-		s.Dir, s.Timeout = opts.dir, opts.timeout
+		s.Dir, s.Timeout, s.Encoding = opts.dir, opts.timeout, opts.encoding
 		for _, kv := range opts.envs {
 			k, v, _ := strings.Cut(kv, "=")
 			if err := s.Setenv(k, v); err != nil {

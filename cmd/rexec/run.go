@@ -17,6 +17,7 @@ import (
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/trace"
+	"github.com/execd-project/execd/internal/transcode"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -195,6 +196,7 @@ type options struct {
 
 	framing    string
 	recvBuffer int
+	encoding   string
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -262,6 +264,7 @@ file of hosts, or a group from the config file.`,
 	f.BoolVar(&opts.fan.json, "json", false, "with -H: one JSON object per host as it finishes")
 	f.StringVar(&opts.fan.color, "color", "auto", "with -H: colour host prefixes: auto, always or never")
 	f.BoolVar(&opts.fan.noSummary, "no-summary", false, "with -H: no summary on stderr at the end")
+	f.StringVar(&opts.encoding, "encoding", "", "how the daemon transcodes the output to UTF-8: auto, utf-8, gbk, gb18030, or raw for binary (default: the daemon's choice)")
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
 	cmd.CompletionOptions.DisableDefaultCmd = true
@@ -348,6 +351,10 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 			return fail(e.stderr, exitUsage, "-e wants KEY=VALUE, got %q", kv)
 		}
 	}
+	if err := transcode.Check(opts.encoding); err != nil {
+		return fail(e.stderr, exitUsage, "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
+	}
+	opts.encoding = strings.ToLower(opts.encoding)
 	stdinFd, stdinTTY := terminalFd(e.stdin)
 	wantPty := !opts.noPty && (opts.forcePty || (len(argv) == 0 && stdinTTY))
 
@@ -365,7 +372,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 		s.Stdin = e.stdin
 	}
 	s.Stdout, s.Stderr = e.stdout, e.stderr
-	s.Dir, s.Timeout = opts.dir, opts.timeout
+	s.Dir, s.Timeout, s.Encoding = opts.dir, opts.timeout, opts.encoding
 	for _, kv := range opts.envs {
 		k, v, _ := strings.Cut(kv, "=")
 		if err := s.Setenv(k, v); err != nil {
@@ -426,6 +433,9 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 		return fail(e.stderr, exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
 	}
 	close(done)
+	if x := s.Exit(); opts.verbose && x != nil {
+		fmt.Fprintf(e.stderr, "rexec: output encoding: %s\n", x.Encoding)
+	}
 	return exitStatus(err, e.stderr)
 }
 
@@ -471,10 +481,27 @@ func exitStatus(err error, stderr io.Writer) int {
 		if ee.TimedOut || ee.Message != "" {
 			fmt.Fprintf(stderr, "rexec: %v\n", ee)
 		}
-		return ee.ExitStatus()
+		st := ee.ExitStatus()
+		if st > 255 {
+			fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, shellStatus(st))
+		}
+		return shellStatus(st)
 	default:
 		return fail(stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
 	}
+}
+
+// shellStatus fits a remote exit status into the byte a local exit status
+// holds: a Windows code over 255 keeps its low byte, or 1 when that is 0,
+// so that a failure never reads as success.
+func shellStatus(st int) int {
+	if st <= 255 {
+		return st
+	}
+	if low := st & 0xff; low != 0 {
+		return low
+	}
+	return 1
 }
 
 // terminalFd returns the descriptor of a stream (stdin, stdout, stderr)
