@@ -47,9 +47,9 @@ type execChan struct {
 func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*execChan, error) {
 	s := c.srv
 	acct := c.acct
-	argv := m.Argv
-	if m.Shell != "" {
-		argv = shellArgv(m.Shell)
+	argv0 := "shell"
+	if len(m.Argv) > 0 {
+		argv0 = m.Argv[0]
 	}
 	dir, err := workDir(acct.home, m.Dir)
 	if err != nil {
@@ -82,7 +82,7 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
 		timeout = limit
 	}
-	p, err := startProcess(procSpec{argv: argv, env: mergeEnv(env, extra), dir: dir, pty: m.Pty, cred: cred})
+	p, err := startProcess(procSpec{argv: m.Argv, shell: m.Shell, env: mergeEnv(env, extra), dir: dir, pty: m.Pty, cred: cred})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 		stdout:      mux.NewOutbound(mc, id, frame.Stdout, m.Window),
 		started:     time.Now(),
 		timeout:     timeout,
-		argv0:       argv[0],
+		argv0:       argv0,
 		audit:       &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.pid()},
 		ctx:         ctx,
 		cancel:      cancel,
@@ -114,7 +114,7 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 	}
 	ch.audit.Start = ptr(ch.started.UTC())
 	s.Audit.Log(ch.audit)
-	c.log.Info("command started", "channel", id, "argv0", argv[0], "args", len(argv)-1,
+	c.log.Info("command started", "channel", id, "argv0", argv0, "args", max(len(m.Argv)-1, 0),
 		"shell", m.Shell != "", "pty", m.Pty != nil, "dir", dir, "pid", p.pid())
 	return ch, nil
 }

@@ -109,7 +109,7 @@ func (s *NaiveServer) run(ctx context.Context, line string, log *slog.Logger) []
 		grace = DefaultKillGrace
 	}
 	start := time.Now()
-	p, err := startProcess(procSpec{argv: shellArgv(line), env: os.Environ(), dir: s.Dir})
+	p, err := startProcess(procSpec{shell: line, env: os.Environ(), dir: s.Dir})
 	if err != nil {
 		return []byte(err.Error() + "\n")
 	}

@@ -19,14 +19,8 @@ import (
 	"github.com/execd-project/execd/frame"
 )
 
-// procSpec is what startProcess needs.
-type procSpec struct {
-	argv []string
-	env  []string
-	dir  string
-	pty  *frame.PtyRequest
-	cred *syscall.Credential // nil: the daemon's own account
-}
+// credential is the OS account a command runs as.
+type credential = syscall.Credential
 
 // process is a started command in its own process group (or, with a pty,
 // its own session). Every signal goes to the whole group.
@@ -48,7 +42,11 @@ type process struct {
 func shellArgv(line string) []string { return []string{"/bin/sh", "-c", line} }
 
 func startProcess(spec procSpec) (*process, error) {
-	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
+	argv := spec.argv
+	if spec.shell != "" {
+		argv = shellArgv(spec.shell)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = spec.env
 	cmd.Dir = spec.dir
 	if spec.cred != nil {

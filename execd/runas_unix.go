@@ -7,13 +7,12 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
 )
 
 // runAs resolves the OS account a user's commands run as. It returns nil
 // (the daemon's own account) when name is empty or is the daemon's user.
 // Switching to another account needs the daemon to run as root.
-func runAs(name string) (*syscall.Credential, error) {
+func runAs(name string) (*credential, error) {
 	if name == "" {
 		return nil, nil
 	}
@@ -32,7 +31,7 @@ func runAs(name string) (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("run_as %q: the daemon must run as root to run commands as another account", name)
 	}
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	cred := &credential{Uid: uint32(uid), Gid: uint32(gid)}
 	if ids, err := u.GroupIds(); err == nil {
 		for _, g := range ids {
 			if n, err := strconv.ParseUint(g, 10, 32); err == nil {

@@ -1,0 +1,222 @@
+package execd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// credential is the OS account a command runs as: Windows commands run as
+// the daemon's account (run_as is refused there).
+type credential struct{}
+
+// process is a started command in its own Job Object, so that ending it
+// ends every process it started, and in its own console process group, so
+// that it can be sent Ctrl+Break.
+type process struct {
+	cmd    *exec.Cmd
+	job    windows.Handle
+	stdout io.ReadCloser
+	stderr io.ReadCloser
+	stdin  io.Writer
+	inPipe *os.File
+
+	mu     sync.Mutex
+	exited bool
+	killT  *time.Timer
+	closed bool
+}
+
+// comspec is the command interpreter: %ComSpec%, else cmd.exe.
+func comspec() string {
+	if c := os.Getenv("ComSpec"); c != "" {
+		return c
+	}
+	return "cmd.exe"
+}
+
+func startProcess(spec procSpec) (*process, error) {
+	if spec.pty != nil {
+		return nil, errors.New("a pty (-t) is not available on this Windows daemon yet: run the command without -t")
+	}
+	if spec.cred != nil {
+		return nil, errors.New("run_as is not supported on Windows")
+	}
+	var cmd *exec.Cmd
+	if spec.shell != "" {
+		// cmd.exe parses its own command line: give it the line exactly as
+		// typed. /S /C "line" strips only the outer quotes; /D skips AutoRun.
+		cs := comspec()
+		cmd = exec.Command(cs)
+		cmd.SysProcAttr = &syscall.SysProcAttr{CmdLine: syscall.EscapeArg(cs) + ` /D /S /C "` + spec.shell + `"`}
+	} else {
+		cmd = exec.Command(spec.argv[0], spec.argv[1:]...) // argv: Go's quoting, as CommandLineToArgvW reads it
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.CreationFlags |= windows.CREATE_NEW_PROCESS_GROUP
+	cmd.Env = spec.env
+	cmd.Dir = spec.dir
+
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close() // best effort
+		}
+	}
+	pipe := func() (*os.File, *os.File, error) {
+		r, w, err := os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	inR, inW, err1 := pipe()
+	outR, outW, err2 := pipe()
+	errR, errW, err3 := pipe()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("pipes: %w", err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+
+	job, err := newJob()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		_ = windows.CloseHandle(job)
+		return nil, err
+	}
+	// Between Start and here the command could start a child outside the
+	// job: a window of microseconds, before it has read anything.
+	if h, err := windows.OpenProcess(windows.PROCESS_SET_QUOTA|windows.PROCESS_TERMINATE, false, uint32(cmd.Process.Pid)); err == nil {
+		_ = windows.AssignProcessToJobObject(job, h) // best effort: without it, KILL ends the leader only
+		_ = windows.CloseHandle(h)
+	}
+	_ = inR.Close()
+	_ = outW.Close()
+	_ = errW.Close()
+	return &process{cmd: cmd, job: job, stdout: outR, stderr: errR, stdin: inW, inPipe: inW}, nil
+}
+
+// newJob makes a Job Object whose processes all end when it is closed.
+func newJob() (windows.Handle, error) {
+	job, err := windows.CreateJobObject(nil, nil)
+	if err != nil {
+		return 0, fmt.Errorf("job object: %w", err)
+	}
+	info := windows.JOBOBJECT_EXTENDED_LIMIT_INFORMATION{
+		BasicLimitInformation: windows.JOBOBJECT_BASIC_LIMIT_INFORMATION{LimitFlags: windows.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE},
+	}
+	if _, err := windows.SetInformationJobObject(job, windows.JobObjectExtendedLimitInformation,
+		uintptr(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
+		_ = windows.CloseHandle(job)
+		return 0, fmt.Errorf("job object: %w", err)
+	}
+	return job, nil
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// signal maps a named signal to what Windows offers: INT and BREAK-like
+// signals become Ctrl+Break to the command's process group; TERM, HUP and
+// KILL end the whole job.
+func (p *process) signal(name string) error {
+	switch name {
+	case "INT", "QUIT":
+		return windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.pid()))
+	case "TERM", "HUP", "KILL":
+		return p.killJob()
+	}
+	return fmt.Errorf("signal %s has no equivalent on Windows", name)
+}
+
+// killJob ends every process of the job.
+func (p *process) killJob() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	return windows.TerminateJobObject(p.job, 1)
+}
+
+// terminate asks politely (Ctrl+Break) and ends the job after grace.
+func (p *process) terminate(grace time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killT != nil {
+		return
+	}
+	_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.pid())) // best effort: a service has no console
+	p.killT = time.AfterFunc(grace, func() { _ = p.killJob() })
+}
+
+func (p *process) resize(cols, rows uint16) error { return errors.New("no pty on this channel") }
+
+func (p *process) stdinEOF() { _ = p.inPipe.Close() } // best effort
+
+// exitState is how the command ended.
+type exitState struct {
+	code int64
+	err  error
+}
+
+func (p *process) wait() exitState {
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.exited = true
+	p.mu.Unlock()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = nil
+	}
+	code := int64(0)
+	if p.cmd.ProcessState != nil {
+		code = int64(uint32(p.cmd.ProcessState.ExitCode()))
+	}
+	return exitState{code: code, err: err}
+}
+
+func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
+	m := &frame.ExitMsg{Code: st.code, DurationMS: d.Milliseconds()}
+	if st.err != nil {
+		m.Message = st.err.Error()
+	}
+	return m
+}
+
+func (p *process) closeOutput() {
+	_ = p.stdout.Close() // best effort
+	if p.stderr != nil {
+		_ = p.stderr.Close()
+	}
+}
+
+// release closes the job (ending anything left in it) and every handle.
+func (p *process) release() {
+	p.mu.Lock()
+	if p.killT != nil {
+		p.killT.Stop()
+	}
+	if !p.closed {
+		p.closed = true
+		_ = windows.CloseHandle(p.job) // KILL_ON_JOB_CLOSE: nothing outlives the command
+	}
+	p.mu.Unlock()
+	p.closeOutput()
+	_ = p.inPipe.Close()
+}
+
