@@ -219,4 +219,3 @@ func (p *process) release() {
 	p.closeOutput()
 	_ = p.inPipe.Close()
 }
-

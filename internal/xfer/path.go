@@ -71,8 +71,38 @@ func checkSyntax(p string) error {
 		if len(el) > MaxNameLen {
 			return Errorf(frame.CodeBadPath, "path element longer than %d bytes", MaxNameLen)
 		}
+		if problem := platformNameProblem(el); problem != "" {
+			return Errorf(frame.CodeBadPath, "%s: %s", quote(p), problem)
+		}
 	}
 	return nil
+}
+
+// windowsNameProblem says why Windows cannot hold a file named el, or "".
+// Reserved device names (CON, PRN, AUX, NUL, COM1-9, LPT1-9) are refused
+// with any extension and in any case: "con.txt" opens the console there.
+func windowsNameProblem(el string) string {
+	if el == "." || el == ".." || el == "~" {
+		return ""
+	}
+	if i := strings.IndexAny(el, `<>:"|?*`); i >= 0 {
+		return fmt.Sprintf("%q cannot be in a file name on Windows", el[i])
+	}
+	for _, r := range el {
+		if r < 0x20 {
+			return "control characters cannot be in a file name on Windows"
+		}
+	}
+	if strings.HasSuffix(el, ".") || strings.HasSuffix(el, " ") {
+		return fmt.Sprintf("%q: Windows drops a trailing dot or space, so the name would not be what it seems", el)
+	}
+	base, _, _ := strings.Cut(el, ".")
+	switch u := strings.ToUpper(strings.TrimRight(base, " ")); {
+	case u == "CON", u == "PRN", u == "AUX", u == "NUL", u == "CONIN$", u == "CONOUT$",
+		len(u) == 4 && (strings.HasPrefix(u, "COM") || strings.HasPrefix(u, "LPT")) && u[3] >= '1' && u[3] <= '9':
+		return fmt.Sprintf("%q is a reserved device name on Windows", el)
+	}
+	return ""
 }
 
 // Display shows a clean served path as the user sees it: "~" or "~/a/b".
