@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -36,7 +38,7 @@ func Start(t testing.TB, srv *execd.Server, plaintext bool) *Daemon {
 // StartAt is Start on a given loopback address, such as 127.0.0.7:0.
 func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Daemon {
 	t.Helper()
-	d := &Daemon{Server: srv, StateDir: t.TempDir()}
+	d := &Daemon{Server: srv, StateDir: TempDir(t)}
 	if !plaintext {
 		cert, _, err := execd.LoadOrCreateIdentity(d.StateDir)
 		require.NoError(t, err)
@@ -58,6 +60,30 @@ func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Daem
 		}
 	})
 	return d
+}
+
+// TempDir is t.TempDir, removed file by file at the end: Go's RemoveAll
+// uses Windows calls that wine 8 lacks, and the Windows tests run there.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "execd-test")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		var paths []string
+		_ = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		for i := len(paths) - 1; i >= 0; i-- { // children before their directories
+			_ = os.Chmod(paths[i], 0o700)
+			if err := os.Remove(paths[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Logf("temp dir cleanup: %v", err)
+			}
+		}
+	})
+	return dir
 }
 
 // ProcessAlive reports whether pid exists and is not a zombie (Linux /proc).
