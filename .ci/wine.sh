@@ -26,7 +26,7 @@ fi
 # One wineserver for the whole run; its helpers start with stdio on
 # /dev/null so that they never hold a test's output open.
 mkdir -p "$WINEPREFIX"
-wineserver -p
+wineserver -p 2>/dev/null || true # 2: one is running already
 trap 'wineserver -k 2>/dev/null || true' EXIT
 SYS32="$WINEPREFIX/drive_c/windows/system32"
 [ -d "$SYS32" ] || wineboot -i </dev/null >/dev/null 2>&1

@@ -44,12 +44,18 @@ func ConfigDir(getenv func(string) string) (string, error) {
 // LocalUser is the name the local OS user logs in as: $USER, else the
 // account's name. rexec and execd's first start must agree on it.
 func LocalUser(getenv func(string) string) (string, error) {
-	if u := getenv("USER"); u != "" {
-		return u, nil
+	for _, v := range []string{"USER", "USERNAME"} { // USERNAME: Windows
+		if u := getenv(v); u != "" {
+			return u, nil
+		}
 	}
 	u, err := user.Current()
 	if err != nil {
 		return "", err
+	}
+	// Windows names accounts DOMAIN\user; the login name is the user.
+	if i := strings.LastIndexByte(u.Username, '\\'); i >= 0 {
+		return u.Username[i+1:], nil
 	}
 	return u.Username, nil
 }
