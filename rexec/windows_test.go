@@ -172,6 +172,18 @@ func TestWindowsFiles(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(data, got))
 
+	// a Windows user's backslashes are separators; a drive letter is refused
+	require.NoError(t, os.MkdirAll(filepath.Join(home, "子目录"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "子目录", "日志.txt"), []byte("深层"), 0o644))
+	_, err = c.Get(t.Context(), `子目录\日志.txt`, filepath.Join(local, "深.txt"), nil)
+	require.NoError(t, err)
+	got, err = os.ReadFile(filepath.Join(local, "深.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "深层", string(got))
+	_, err = c.Get(t.Context(), `C:\Windows\win.ini`, filepath.Join(local, "x"), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "drive letters are not served")
+
 	for _, name := range []string{"CON", "nul.txt", "com1.log", "what?.txt", "dir/aux"} {
 		_, err = c.Put(t.Context(), []string{filepath.Join(local, "上传 文件.log")}, name, nil)
 		require.Error(t, err, name)

@@ -144,6 +144,9 @@ func stateDir(flag string) (string, error) {
 	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
 		return filepath.Join(x, "execd"), nil
 	}
+	if d := platformStateDir(); d != "" {
+		return d, nil
+	}
 	if os.Geteuid() == 0 {
 		return "/var/lib/execd", nil
 	}

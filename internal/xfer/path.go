@@ -34,6 +34,7 @@ func Errorf(code frame.Code, format string, args ...any) *frame.ErrorMsg {
 // anything that climbs above the served directory are refused; os.Root
 // then keeps symlinks from leading out.
 func Resolve(cwd, p string) (string, error) {
+	p = platformSeparators(p)
 	if err := checkSyntax(p); err != nil {
 		return "", err
 	}
