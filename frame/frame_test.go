@@ -168,7 +168,7 @@ func TestReaderSequence(t *testing.T) {
 	require.NoError(t, err)
 	var m frame.ExitMsg
 	require.NoError(t, frame.Unmarshal(f.Payload, &m))
-	assert.Equal(t, 3, m.Code)
+	assert.Equal(t, int64(3), m.Code)
 	_, err = r.ReadFrame()
 	assert.Equal(t, io.EOF, err)
 }
