@@ -30,6 +30,9 @@ import (
 const version = "0.1.0"
 
 func main() {
+	if ok, code := runService(); ok {
+		os.Exit(code)
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs))
@@ -54,6 +57,7 @@ type options struct {
 	trace            bool
 	traceFile        string
 	encoding         string
+	logFile          string
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
@@ -90,6 +94,7 @@ ended.`,
 	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
 	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
 	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
+	lf.StringVar(&opts.logFile, "log-file", "", "append the log to this file instead of stderr (for a Windows service, which has no console)")
 	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent connections")
 	lf.IntVar(&opts.maxChannels, "max-channels", execd.DefaultMaxChannels, "maximum concurrent commands per connection")
 	lf.DurationVar(&opts.idleTimeout, "idle-timeout", time.Hour, "close connections with no command running for this long (0: never)")
@@ -200,6 +205,15 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.Signal) int {
+	if opts.logFile != "" {
+		f, err := os.OpenFile(opts.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "execd: log file: %v\n", err)
+			return 1
+		}
+		defer func() { _ = f.Close() }() // every line is one write
+		stderr = f
+	}
 	log, err := newLogger(stderr, opts.logLevel, opts.logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "execd: %v\n", err)

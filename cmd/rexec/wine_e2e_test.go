@@ -92,3 +92,73 @@ func TestWineE2E(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.True(t, strings.Contains(r.stderr, "reserved device name on Windows"), r.stderr)
 }
+
+// winPath is how wine's Windows side names a Unix path (drive Z: is /).
+func winPath(p string) string { return `Z:` + strings.ReplaceAll(p, "/", `\`) }
+
+// TestWineService installs execd.exe as a Windows service under wine,
+// starts it with "net start", runs a command through it, and stops it
+// with "net stop": a graceful stop, exit code 0.
+func TestWineService(t *testing.T) {
+	exe := filepath.Join(binDir, "execd.exe")
+	build := exec.Command("go", "build", "-o", exe, "../execd")
+	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	wine := func(args ...string) (string, error) {
+		cmd := exec.Command("wine", args...)
+		cmd.Stdin = nil
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	state, home := t.TempDir(), t.TempDir()
+	add := exec.Command("wine", exe, "--state-dir", winPath(state), "user", "add", "tester", "--home", winPath(home), "--password-stdin")
+	add.Stdin = strings.NewReader("service pass 1\n")
+	out, err = add.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	name := "execd-test-" + port
+	logFile := filepath.Join(state, "service.log")
+	o, err := wine("sc", "create", name, "binPath=", winPath(exe)+" --service --listen "+addr+" --state-dir "+winPath(state)+" --log-file "+winPath(logFile))
+	require.NoError(t, err, o)
+	t.Cleanup(func() {
+		_, _ = wine("net", "stop", name)
+		_, _ = wine("sc", "delete", name)
+	})
+	o, err = wine("net", "start", name)
+	require.NoError(t, err, o)
+	assert.Contains(t, o, "started successfully")
+
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "the service does not listen: %s", readFile(logFile))
+
+	t.Setenv("REXEC_PASSWORD", "service pass 1")
+	c := newClient(t)
+	r := c.run("", "-p", port, "tester@127.0.0.1", "cmd", "/c", "echo", "service")
+	require.Equal(t, 0, r.code, "%s\n%s", r.stderr, readFile(logFile))
+	assert.Equal(t, "service\r\n", r.stdout)
+
+	o, err = wine("net", "stop", name)
+	require.NoError(t, err, o)
+	assert.Contains(t, o, "stopped successfully")
+	o, _ = wine("sc", "query", name)
+	assert.Contains(t, o, "STOPPED")
+	assert.Contains(t, o, "WIN32_EXIT_CODE    : 0")
+	log := readFile(logFile)
+	assert.Contains(t, log, "signal received, shutting down")
+	assert.Contains(t, log, "msg=stopped")
+	r = c.run("", "-p", port, "--connect-timeout", "2s", "tester@127.0.0.1", "true")
+	assert.Equal(t, 255, r.code, "the daemon is gone")
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
