@@ -89,10 +89,7 @@ func askPassword(prompt string) (string, error) {
 		return "", err
 	}
 	defer tty.Close()
-	fmt.Fprint(tty, prompt)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
-	return string(b), err
+	return readPassword(tty, prompt)
 }
 
 // sharedPassword asks once per user name and gives the answer to every
