@@ -1,6 +1,12 @@
 package execd
 
-import "github.com/execd-project/execd/frame"
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/execd-project/execd/frame"
+)
 
 // procSpec is what startProcess needs.
 type procSpec struct {
@@ -10,4 +16,39 @@ type procSpec struct {
 	dir   string
 	pty   *frame.PtyRequest
 	cred  *credential // nil: the daemon's own account
+}
+
+// pipes are a command's stdin, stdout and stderr: the child's ends (inR,
+// outW, errW) and the daemon's.
+type pipes struct {
+	inR, inW, outR, outW, errR, errW *os.File
+}
+
+func newPipes() (*pipes, error) {
+	var p pipes
+	var errs [3]error
+	p.inR, p.inW, errs[0] = os.Pipe()
+	p.outR, p.outW, errs[1] = os.Pipe()
+	p.errR, p.errW, errs[2] = os.Pipe()
+	if err := errors.Join(errs[:]...); err != nil {
+		p.closeAll()
+		return nil, fmt.Errorf("pipes: %w", err)
+	}
+	return &p, nil
+}
+
+// closeAll closes every end, after a failed start.
+func (p *pipes) closeAll() {
+	for _, f := range []*os.File{p.inR, p.inW, p.outR, p.outW, p.errR, p.errW} {
+		if f != nil {
+			_ = f.Close() // best effort
+		}
+	}
+}
+
+// closeChildEnds closes the ends the started child holds its own copies of.
+func (p *pipes) closeChildEnds() {
+	_ = p.inR.Close()
+	_ = p.outW.Close()
+	_ = p.errW.Close()
 }

@@ -63,39 +63,21 @@ func startProcess(spec procSpec) (*process, error) {
 		}
 		return &process{cmd: cmd, pgid: cmd.Process.Pid, tty: tty, stdout: tty, stdin: tty}, nil
 	}
-	var files []*os.File
-	closeAll := func() {
-		for _, f := range files {
-			_ = f.Close() // best effort
-		}
+	pp, err := newPipes()
+	if err != nil {
+		return nil, err
 	}
-	pipe := func() (*os.File, *os.File, error) {
-		r, w, err := os.Pipe()
-		if err == nil {
-			files = append(files, r, w)
-		}
-		return r, w, err
-	}
-	inR, inW, err1 := pipe()
-	outR, outW, err2 := pipe()
-	errR, errW, err3 := pipe()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("pipes: %w", err)
-	}
-	growPipe(outR)
-	growPipe(errR)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	growPipe(pp.outR)
+	growPipe(pp.errR)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pp.inR, pp.outW, pp.errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.cred}
 	if err := cmd.Start(); err != nil {
-		closeAll()
+		pp.closeAll()
 		return nil, err
 	}
 	// The child holds its own copies now.
-	_ = inR.Close()
-	_ = outW.Close()
-	_ = errW.Close()
-	return &process{cmd: cmd, pgid: cmd.Process.Pid, stdout: outR, stderr: errR, stdin: inW, inPipe: inW}, nil
+	pp.closeChildEnds()
+	return &process{cmd: cmd, pgid: cmd.Process.Pid, stdout: pp.outR, stderr: pp.errR, stdin: pp.inW, inPipe: pp.inW}, nil
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }

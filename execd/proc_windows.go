@@ -67,35 +67,19 @@ func startProcess(spec procSpec) (*process, error) {
 	cmd.Env = spec.env
 	cmd.Dir = spec.dir
 
-	var files []*os.File
-	closeAll := func() {
-		for _, f := range files {
-			_ = f.Close() // best effort
-		}
+	pp, err := newPipes()
+	if err != nil {
+		return nil, err
 	}
-	pipe := func() (*os.File, *os.File, error) {
-		r, w, err := os.Pipe()
-		if err == nil {
-			files = append(files, r, w)
-		}
-		return r, w, err
-	}
-	inR, inW, err1 := pipe()
-	outR, outW, err2 := pipe()
-	errR, errW, err3 := pipe()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("pipes: %w", err)
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pp.inR, pp.outW, pp.errW
 
 	job, err := newJob()
 	if err != nil {
-		closeAll()
+		pp.closeAll()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		closeAll()
+		pp.closeAll()
 		_ = windows.CloseHandle(job)
 		return nil, err
 	}
@@ -105,10 +89,8 @@ func startProcess(spec procSpec) (*process, error) {
 		_ = windows.AssignProcessToJobObject(job, h) // best effort: without it, KILL ends the leader only
 		_ = windows.CloseHandle(h)
 	}
-	_ = inR.Close()
-	_ = outW.Close()
-	_ = errW.Close()
-	return &process{cmd: cmd, job: job, stdout: outR, stderr: errR, stdin: inW, inPipe: inW}, nil
+	pp.closeChildEnds()
+	return &process{cmd: cmd, job: job, stdout: pp.outR, stderr: pp.errR, stdin: pp.inW, inPipe: pp.inW}, nil
 }
 
 // newJob makes a Job Object whose processes all end when it is closed.
