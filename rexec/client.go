@@ -282,6 +282,16 @@ func (c *Client) Wait() error {
 	return c.err
 }
 
+// lostCause is why the connection ended, once its read loop has.
+func (c *Client) lostCause() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		return ErrClientClosed
+	}
+	return c.err
+}
+
 // NewSession returns a session for one command.
 func (c *Client) NewSession() (*Session, error) {
 	c.mu.Lock()

@@ -267,7 +267,12 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 	s.copies.Add(1)
 	go func() {
 		defer s.copies.Done()
-		if _, err := io.Copy(w, in); err != nil {
+		_, err := io.Copy(w, in)
+		if errors.Is(err, mux.ErrLost) {
+			s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, s.c.mc.Err()))
+			return
+		}
+		if err != nil {
 			// The local side cannot take more: end the command, as a
 			// broken pipe would, and drop the rest.
 			s.mu.Lock()
@@ -406,7 +411,13 @@ func (s *Session) Wait() error {
 	default:
 		return errors.New("rexec: session not started")
 	}
-	<-s.done
+	select {
+	case <-s.done:
+	case <-s.c.readDone:
+		// The connection ended: whatever the read loop did, nothing more
+		// can arrive for this command.
+		s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, s.c.lostCause()))
+	}
 	s.copies.Wait()
 	if s.stopCtx != nil {
 		s.stopCtx()

@@ -25,6 +25,7 @@ type Proxy struct {
 	target string
 	mu     sync.Mutex
 	cut    [2]int64 // bytes after which the next connection is cut, per direction (0: never)
+	reset  bool     // the next cut is a reset (RST), not a close (FIN)
 	tamper func(toClient bool, f *frame.Frame)
 }
 
@@ -60,8 +61,13 @@ func StartProxyAt(t testing.TB, addr, target string) *Proxy {
 			open = append(open, c, s)
 			mu.Unlock()
 			p.mu.Lock()
-			cut, tamper := p.cut, p.tamper
-			p.cut = [2]int64{}
+			cut, tamper, reset := p.cut, p.tamper, p.reset
+			p.cut, p.reset = [2]int64{}, false
+			if reset {
+				for _, nc := range []net.Conn{c, s} {
+					_ = nc.(*net.TCPConn).SetLinger(0) // close sends RST
+				}
+			}
 			p.mu.Unlock()
 			wg.Add(2)
 			go func() { defer wg.Done(); p.pipe(s, c, true, cut[0], tamper) }()
@@ -91,6 +97,15 @@ func (p *Proxy) CutNext(toClient bool, n int64) {
 	} else {
 		p.cut[1] = n
 	}
+}
+
+// ResetNext is CutNext with a reset: both sides of the next connection
+// see ECONNRESET, as after a middlebox drops its state.
+func (p *Proxy) ResetNext(toClient bool, n int64) {
+	p.CutNext(toClient, n)
+	p.mu.Lock()
+	p.reset = true
+	p.mu.Unlock()
 }
 
 // Tamper parses the frames of later connections and lets fn change them

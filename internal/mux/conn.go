@@ -26,6 +26,9 @@ var (
 	ErrFlowControl = errors.New("mux: peer sent more than its window allows")
 	// ErrAfterEOF is returned when data arrives on a stream that ended.
 	ErrAfterEOF = errors.New("mux: data after end of stream")
+	// ErrLost is wrapped by reads and writes of a stream whose connection
+	// ended before the stream did.
+	ErrLost = errors.New("mux: connection lost")
 )
 
 // DefaultWriteTimeout bounds one frame write: a peer that stops reading the
@@ -51,6 +54,11 @@ type Conn struct {
 	pingMu  sync.Mutex
 	pingSeq uint64
 	pings   map[uint64]chan struct{}
+
+	// streams are the open streams, failed together when the connection
+	// ends: no reader or writer waits for ever on a dead connection.
+	streamMu sync.Mutex
+	streams  map[stream]struct{}
 
 	trace frame.Tracer // nil: no tracing
 }
@@ -82,7 +90,31 @@ func NewConn(nc net.Conn, below *BufConn, maxRecv uint32, writeTimeout time.Dura
 		writeTimeout: writeTimeout,
 		done:         make(chan struct{}),
 		pings:        make(map[uint64]chan struct{}),
+		streams:      make(map[stream]struct{}),
 	}
+}
+
+// stream is an Inbound or Outbound, told when its connection ends.
+type stream interface{ connLost(err error) }
+
+// track registers st to be failed when the connection ends; when it has
+// ended already, st fails at once.
+func (c *Conn) track(st stream) {
+	c.streamMu.Lock()
+	if c.streams != nil {
+		c.streams[st] = struct{}{}
+		c.streamMu.Unlock()
+		return
+	}
+	c.streamMu.Unlock()
+	st.connLost(c.Err())
+}
+
+// untrack forgets a stream that has ended.
+func (c *Conn) untrack(st stream) {
+	c.streamMu.Lock()
+	delete(c.streams, st)
+	c.streamMu.Unlock()
 }
 
 // NetConn returns the underlying connection.
@@ -242,6 +274,13 @@ func (c *Conn) CloseWithError(err error) {
 		c.errMu.Unlock()
 		close(c.done)
 		_ = c.nc.Close() // best effort
+		c.streamMu.Lock()
+		streams := c.streams
+		c.streams = nil
+		c.streamMu.Unlock()
+		for st := range streams {
+			st.connLost(err)
+		}
 	})
 }
 

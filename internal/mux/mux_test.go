@@ -193,3 +193,32 @@ func TestPingPong(t *testing.T) {
 	_ = cb.Close()
 	<-done
 }
+
+// A connection that ends wakes every stream on it: buffered data is still
+// read, then reads fail with ErrLost; a writer waiting for credit fails.
+func TestConnEndWakesStreams(t *testing.T) {
+	c, _, _ := pair(t)
+	in := mux.NewInbound(c, 1, frame.Stdout, 1<<10)
+	idle := mux.NewInbound(c, 1, frame.Stderr, 1<<10)
+	o := mux.NewOutbound(c, 1, frame.Stdin, 0)
+	require.NoError(t, in.Push([]byte("kept"), false))
+	got := make(chan []byte, 1)
+	errs := make(chan error, 3)
+	go func() { b, err := io.ReadAll(in); got <- b; errs <- err }()
+	go func() { _, err := io.ReadAll(idle); errs <- err }()
+	go func() { _, err := o.Write([]byte("x")); errs <- err }()
+	c.CloseWithError(errors.New("read tcp: connection reset by peer"))
+	for range 3 {
+		select {
+		case err := <-errs:
+			require.ErrorIs(t, err, mux.ErrLost)
+			assert.Contains(t, err.Error(), "connection reset by peer")
+		case <-time.After(5 * time.Second):
+			t.Fatal("a stream still waits after its connection ended")
+		}
+	}
+	assert.Equal(t, "kept", string(<-got))
+	late := mux.NewInbound(c, 3, frame.Stdout, 1<<10)
+	_, err := late.Read(make([]byte, 1))
+	require.ErrorIs(t, err, mux.ErrLost, "a stream of a dead connection fails at once")
+}

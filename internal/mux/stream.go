@@ -30,6 +30,7 @@ type Outbound struct {
 func NewOutbound(c *Conn, channel uint32, t frame.Type, credit uint32) *Outbound {
 	o := &Outbound{conn: c, channel: channel, typ: t, credit: int64(credit)}
 	o.cond = sync.NewCond(&o.mu)
+	c.track(o)
 	return o
 }
 
@@ -128,6 +129,7 @@ func (o *Outbound) Close() error {
 	o.eof = true
 	o.cond.Broadcast()
 	o.mu.Unlock()
+	o.conn.untrack(o)
 	return o.conn.Send(o.typ, frame.FlagEOF, o.channel, nil)
 }
 
@@ -140,6 +142,11 @@ func (o *Outbound) Failed() bool {
 
 // Abort fails pending and future writes with err, sending nothing.
 func (o *Outbound) Abort(err error) {
+	o.fail(err)
+	o.conn.untrack(o)
+}
+
+func (o *Outbound) fail(err error) {
 	o.mu.Lock()
 	if o.err == nil {
 		o.err = err
@@ -147,6 +154,9 @@ func (o *Outbound) Abort(err error) {
 	o.cond.Broadcast()
 	o.mu.Unlock()
 }
+
+// connLost fails the stream when its connection ended.
+func (o *Outbound) connLost(err error) { o.fail(fmt.Errorf("%w: %w", ErrLost, err)) }
 
 // chunkPool recycles the buffers data payloads are read into.
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, DefaultChunk); return &b }}
@@ -184,7 +194,8 @@ type Inbound struct {
 	outstanding int64 // credit the peer still holds
 	consumed    uint32
 	eof         bool
-	err         error
+	err         error // reads fail with it at once
+	lost        error // reads fail with it once the buffered data is read
 }
 
 // NewInbound returns a stream of type t on channel whose peer starts with
@@ -192,6 +203,7 @@ type Inbound struct {
 func NewInbound(c *Conn, channel uint32, t frame.Type, window uint32) *Inbound {
 	in := &Inbound{conn: c, channel: channel, typ: t, window: window, outstanding: int64(window)}
 	in.cond = sync.NewCond(&in.mu)
+	c.track(in)
 	return in
 }
 
@@ -224,6 +236,7 @@ func (in *Inbound) PushOwned(p []byte, eof bool) error {
 	}
 	if eof {
 		in.eof = true
+		defer in.conn.untrack(in)
 	}
 	in.cond.Broadcast()
 	return nil
@@ -235,14 +248,17 @@ func (in *Inbound) PushOwned(p []byte, eof bool) error {
 func (in *Inbound) next(max int) (p []byte, whole bool, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for in.buffered == 0 && !in.eof && in.err == nil {
+	for in.buffered == 0 && !in.eof && in.err == nil && in.lost == nil {
 		in.cond.Wait()
 	}
 	if in.err != nil {
 		return nil, false, in.err
 	}
 	if in.buffered == 0 {
-		return nil, false, io.EOF
+		if in.eof {
+			return nil, false, io.EOF
+		}
+		return nil, false, in.lost
 	}
 	head := in.chunks[0]
 	if max == 0 || max >= len(head) {
@@ -329,6 +345,7 @@ func (in *Inbound) CloseWithError(err error) {
 	}
 	in.cond.Broadcast()
 	in.mu.Unlock()
+	in.conn.untrack(in)
 }
 
 // SetEOF ends the stream as if an EOF frame had arrived: readers drain what
@@ -336,6 +353,18 @@ func (in *Inbound) CloseWithError(err error) {
 func (in *Inbound) SetEOF() {
 	in.mu.Lock()
 	in.eof = true
+	in.cond.Broadcast()
+	in.mu.Unlock()
+	in.conn.untrack(in)
+}
+
+// connLost ends the stream when its connection ended before its EOF:
+// readers drain what is buffered, then get an error wrapping ErrLost.
+func (in *Inbound) connLost(err error) {
+	in.mu.Lock()
+	if in.lost == nil {
+		in.lost = fmt.Errorf("%w: %w", ErrLost, err)
+	}
 	in.cond.Broadcast()
 	in.mu.Unlock()
 }
