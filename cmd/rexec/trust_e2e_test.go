@@ -58,4 +58,3 @@ func TestE2EResetMidOutputExits(t *testing.T) {
 	assert.Contains(t, r.stderr, "connection lost")
 	assert.Less(t, took, 3*time.Second)
 }
-
