@@ -34,7 +34,11 @@ func main() {
 		os.Exit(code)
 	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// HUP is taken, not left to Go's default (death): a closing terminal
+	// or a log rotator sends it. PIPE is ignored: a log reader that went
+	// away makes writes fail, not the daemon die.
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs))
 }
 
@@ -340,14 +344,14 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		fmt.Fprintf(stderr, "execd: %v\n", err)
 		_ = srv.Close()
 		return 1
-	case sig := <-sigs:
+	case sig := <-stopSignals(sigs, log):
 		log.Info("signal received, shutting down", "signal", sig.String(), "grace", opts.shutdownGrace)
 	}
 	sctx, cancel := context.WithTimeout(ctx, opts.shutdownGrace)
 	defer cancel()
 	go func() {
 		select {
-		case sig := <-sigs:
+		case sig := <-stopSignals(sigs, log):
 			log.Warn("second signal, ending running commands now", "signal", sig.String())
 			cancel()
 		case <-sctx.Done():
@@ -399,10 +403,28 @@ func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger,
 	case err := <-served:
 		fmt.Fprintf(stderr, "execd: %v\n", err)
 		return 1
-	case sig := <-sigs:
+	case sig := <-stopSignals(sigs, log):
 		log.Info("signal received, stopping", "signal", sig.String())
 	}
 	cancel()
 	<-served
 	return 0
+}
+
+// stopSignals passes on the signals that stop the daemon, logging and
+// otherwise ignoring a hangup: neither the daemon nor its commands end on
+// HUP. The returned channel gets one signal.
+func stopSignals(sigs <-chan os.Signal, log *slog.Logger) <-chan os.Signal {
+	out := make(chan os.Signal, 1)
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				log.Info("hangup received: the daemon and its commands go on")
+				continue
+			}
+			out <- sig
+			return
+		}
+	}()
+	return out
 }

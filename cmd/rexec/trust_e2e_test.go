@@ -1,8 +1,11 @@
 package main_test
 
 import (
+	"bufio"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,4 +60,33 @@ func TestE2EResetMidOutputExits(t *testing.T) {
 	assert.Equal(t, 255, r.code, "fan-out: a lost host is 255")
 	assert.Contains(t, r.stderr, "connection lost")
 	assert.Less(t, took, 3*time.Second)
+}
+
+// Item 1: a hangup neither ends the daemon nor the commands it runs.
+func TestE2EDaemonSurvivesHangup(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir())
+	c := newClient(t)
+	cmd := c.command(d.addr, "sh", "-c", "echo $$; read x; echo finished")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(out)
+	require.True(t, sc.Scan())
+	pid, err := strconv.Atoi(sc.Text())
+	require.NoError(t, err)
+
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	r := c.run("", d.addr, "echo", "still serving")
+	assert.Equal(t, result{"still serving\n", "", 0}, r, "daemon log: %s", d.log)
+	assert.True(t, daemontest.ProcessAlive(pid), "the running command survives the hangup")
+	_, err = stdin.Write([]byte("go\n"))
+	require.NoError(t, err)
+	require.True(t, sc.Scan())
+	assert.Equal(t, "finished", sc.Text())
+	require.NoError(t, cmd.Wait())
+	assert.Contains(t, d.log.String(), "hangup received")
 }
