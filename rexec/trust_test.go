@@ -1,8 +1,14 @@
+//go:build unix
+
 package rexec_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,4 +41,29 @@ func TestResetMidOutputEndsWait(t *testing.T) {
 		t.Fatal("Wait did not return after a connection reset")
 	}
 	assert.False(t, errors.Is(c.Wait(), nil))
+}
+
+// Item 9: a process that escaped its group with the output pipe holds the
+// exit back no longer than the documented bound (KillGrace plus a second).
+func TestEscapedProcessDoesNotHoldExit(t *testing.T) {
+	t.Parallel()
+	_, c := start(t) // KillGrace 500ms
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	var out bytes.Buffer
+	s.Stdout = &out
+	began := time.Now()
+	require.NoError(t, s.StartShell(t.Context(), "setsid sleep 25 & echo $!; sleep 0.5"))
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("exit held back by an escaped process")
+	}
+	require.NoError(t, err)
+	assert.Less(t, time.Since(began), 3*time.Second)
+	if pid, err := strconv.Atoi(strings.TrimSpace(out.String())); assert.NoError(t, err) {
+		_ = syscall.Kill(pid, syscall.SIGKILL) // the escaped sleep was started for this test
+	}
 }
