@@ -70,6 +70,7 @@ type serverConn struct {
 	chans     map[uint32]channel
 	maxID     uint32
 	goingAway bool
+	closed    bool // serve has returned: no timer may be armed again
 	idle      *time.Timer
 
 	wg sync.WaitGroup // channel and keepalive goroutines
@@ -118,21 +119,27 @@ func (c *serverConn) serve() {
 		if r := recover(); r != nil {
 			c.log.Error("connection panic", "panic", r, "stack", string(debug.Stack()))
 		}
+		c.cancel(errors.New("connection closed"))
 		c.mu.Lock()
-		if c.idle != nil {
-			c.idle.Stop()
-		}
 		mc, acct := c.mc, c.acct
 		c.mu.Unlock()
-		if acct != nil && acct.st != nil {
-			acct.st.release(&acct.st.conns)
-		}
-		c.cancel(errors.New("connection closed"))
 		if mc != nil {
 			mc.Close()
 		}
 		_ = c.nc.Close() // best effort
 		c.wg.Wait()
+		// Channels have ended; from now on no idle timer is armed, so
+		// nothing keeps this connection in memory.
+		c.mu.Lock()
+		c.closed = true
+		if c.idle != nil {
+			c.idle.Stop()
+			c.idle = nil
+		}
+		c.mu.Unlock()
+		if acct != nil && acct.st != nil {
+			acct.st.release(&acct.st.conns)
+		}
 		c.log.Debug("connection closed")
 	}()
 
@@ -231,7 +238,7 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 		}
 		return nil, err
 	}
-	if max := s.MaxConns; s.numConns() > orDefault(max, DefaultMaxConns) {
+	if max := s.MaxConns; s.NumConns() > orDefault(max, DefaultMaxConns) {
 		_ = mc.SendError(frame.ConnChannel, frame.CodeTooManyConns, fmt.Sprintf("server is at its limit of %d connections", orDefault(max, DefaultMaxConns)))
 		return nil, errors.New("too many connections")
 	}
@@ -288,10 +295,15 @@ func (c *serverConn) armIdle() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.chans) > 0 || c.mc == nil {
+	if len(c.chans) > 0 || c.mc == nil || c.closed {
 		return
 	}
 	mc := c.mc
+	select {
+	case <-mc.Done():
+		return // closed: a timer would keep the connection in memory
+	default:
+	}
 	if c.idle != nil {
 		c.idle.Stop()
 	}

@@ -187,8 +187,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// numConns returns the number of connections being served.
-func (s *Server) numConns() int {
+// NumConns returns the number of connections being served, logged in or not.
+func (s *Server) NumConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)

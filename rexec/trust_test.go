@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,4 +67,36 @@ func TestEscapedProcessDoesNotHoldExit(t *testing.T) {
 	if pid, err := strconv.Atoi(strings.TrimSpace(out.String())); assert.NoError(t, err) {
 		_ = syscall.Kill(pid, syscall.SIGKILL) // the escaped sleep was started for this test
 	}
+}
+
+// Item 4: a finished connection is not kept in memory until the idle
+// timeout (the timer was re-armed after the close). Not parallel: it
+// measures the heap.
+func TestFinishedConnectionsAreFreed(t *testing.T) {
+	d := daemontest.Start(t, &execd.Server{IdleTimeout: time.Hour}, false)
+	cfg := &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey()}
+	oneShot := func() {
+		c, err := rexec.Dial(t.Context(), d.Addr, cfg)
+		require.NoError(t, err)
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		require.NoError(t, s.Run(t.Context(), "true"))
+		require.NoError(t, c.Close())
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	oneShot()
+	before := heap()
+	for range 200 {
+		oneShot()
+	}
+	require.Eventually(t, func() bool { return d.Server.NumConns() == 0 }, 5*time.Second, 10*time.Millisecond)
+	grew := int64(heap()) - int64(before)
+	t.Logf("heap in use after 200 one-shot connections: %+d KiB", grew>>10)
+	assert.Less(t, grew, int64(4<<20), "finished connections are still referenced")
 }
