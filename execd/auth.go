@@ -90,7 +90,10 @@ func (s *Server) userStateFor(name string) *userState {
 func (s *Server) authInit() {
 	s.authOnce.Do(func() {
 		s.hasher = newHasher(maxHashers)
-		s.throttle = newThrottle(durOr(s.AuthDelay, DefaultAuthDelay), durOr(s.AuthDelayMax, DefaultAuthDelayMax))
+		base := durOr(s.AuthDelay, DefaultAuthDelay)
+		maxDelay := durOr(s.AuthDelayMax, DefaultAuthDelayMax)
+		s.throttle = newThrottle(base, maxDelay, true)
+		s.userThrottle = newThrottle(base, min(maxDelay, DefaultUserDelayMax), false)
 	})
 }
 
@@ -160,20 +163,42 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 		if errors.Is(verr, frame.ErrMalformed) {
 			return fatal(frame.CodeMalformed, verr, "%v", verr)
 		}
-		keys := []string{"addr:" + host, "user:" + m.User}
-		if err := s.throttle.wait(ctx, keys...); err != nil {
+		// The penalty falls on the source (OpenSSH's PerSourcePenalties).
+		// A password guess also costs its user name a short, bounded
+		// delay; a key login never waits for password failures.
+		password := m.Method == frame.AuthPassword
+		release := func() {}
+		wait := func() error {
+			if !password {
+				return s.throttle.wait(ctx, host)
+			}
+			r, err := s.throttle.serial(ctx, host)
+			if err != nil {
+				return err
+			}
+			release = r
+			if err := s.throttle.wait(ctx, host); err != nil {
+				return err
+			}
+			return s.userThrottle.wait(ctx, m.User)
+		}
+		if err := wait(); err != nil {
+			release()
 			return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
 		}
 		acct, keyFP, reason := c.checkAuth(ctx, &m, verr, challenge, binding)
 		ev := &AuditEvent{Event: "login", User: m.User, Addr: c.nc.RemoteAddr().String(), Method: m.Method, Key: keyFP}
 		if acct != nil {
 			if !acct.st.acquire(&acct.st.conns, acct.user.MaxConns) {
+				release()
 				ev.Event, ev.Result = "login_failed", "connection limit"
 				s.Audit.Log(ev)
 				return fatal(frame.CodeUserLimit, errors.New("user connection limit"),
 					"user %s already has %d connections, the most allowed", m.User, acct.user.MaxConns)
 			}
-			s.throttle.succeeded(keys...)
+			s.throttle.succeeded(host)
+			s.userThrottle.succeeded(m.User)
+			release()
 			ev.Result = "ok"
 			s.Audit.Log(ev)
 			c.log.Info("login", "user", m.User, "method", m.Method, "key", keyFP)
@@ -187,7 +212,11 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 			return acct, nil
 		}
 		fails++
-		s.throttle.failed(keys...)
+		s.throttle.failed(host)
+		if password {
+			s.userThrottle.failed(m.User)
+		}
+		release()
 		ev.Event, ev.Result = "login_failed", reason
 		s.Audit.Log(ev)
 		c.log.Warn("login failed", "user", m.User, "method", m.Method, "reason", reason, "attempt", fails)

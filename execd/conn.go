@@ -60,6 +60,8 @@ type channel interface {
 type serverConn struct {
 	srv    *Server
 	nc     net.Conn
+	src    string // the remote address without its port
+	phase  int    // in the admission counts, under srv.mu
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -81,6 +83,7 @@ func (s *Server) newConn(nc net.Conn) *serverConn {
 	return &serverConn{
 		srv:    s,
 		nc:     nc,
+		src:    addrHost(nc.RemoteAddr()),
 		log:    s.logger().With("remote", nc.RemoteAddr().String()),
 		ctx:    ctx,
 		cancel: cancel,
@@ -140,6 +143,7 @@ func (c *serverConn) serve() {
 		if acct != nil && acct.st != nil {
 			acct.st.release(&acct.st.conns)
 		}
+		c.srv.leave(c)
 		c.log.Debug("connection closed")
 	}()
 
@@ -193,7 +197,6 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 		hctx, cancel := context.WithDeadline(c.ctx, deadline)
 		err := tc.HandshakeContext(hctx)
 		cancel()
-		below.Buffer()
 		if err != nil {
 			return nil, err
 		}
@@ -238,11 +241,10 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 		}
 		return nil, err
 	}
-	if max := s.MaxConns; s.NumConns() > orDefault(max, DefaultMaxConns) {
-		_ = mc.SendError(frame.ConnChannel, frame.CodeTooManyConns, fmt.Sprintf("server is at its limit of %d connections", orDefault(max, DefaultMaxConns)))
-		return nil, errors.New("too many connections")
-	}
 	mc.SetPeerMax(hello.MaxPayload)
+	if s.Users == nil && !s.logIn(c) { // no login: the hello is the last step
+		return nil, c.refuseFull(mc)
+	}
 	software := s.Software
 	if software == "" {
 		software = "execd"
@@ -265,6 +267,13 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 		}
 		c.log = c.log.With("user", acct.user.Name)
 	}
+	if s.Users != nil && !s.logIn(c) {
+		acct.st.release(&acct.st.conns)
+		return nil, c.refuseFull(mc)
+	}
+	if below != nil {
+		below.Buffer() // full buffers only for a peer that has logged in
+	}
 	_ = conn.SetDeadline(time.Time{}) // best effort
 	c.mu.Lock()
 	c.mc = mc
@@ -278,6 +287,15 @@ func (c *serverConn) handshake() (*mux.Conn, error) {
 	c.log = c.log.With("client", hello.Software)
 	c.armIdle()
 	return mc, nil
+}
+
+// refuseFull tells the client the daemon is at MaxConns.
+func (c *serverConn) refuseFull(mc *mux.Conn) error {
+	max := orDefault(c.srv.MaxConns, DefaultMaxConns)
+	if mc.SendError(frame.ConnChannel, frame.CodeTooManyConns, fmt.Sprintf("server is at its limit of %d connections", max)) == nil {
+		mc.Linger(lingerTime)
+	}
+	return errors.New("too many connections")
 }
 
 func orDefault(v, def int) int {

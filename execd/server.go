@@ -54,8 +54,13 @@ type Server struct {
 	// KeepAlive is the ping interval; a ping unanswered for three intervals
 	// ends the connection. Negative disables pings.
 	KeepAlive time.Duration
-	// MaxConns caps concurrent connections; MaxChannels caps channels per connection.
+	// MaxConns caps concurrent logged-in connections; MaxChannels caps
+	// channels per connection. Connections still in their handshake or
+	// login never take these slots: MaxStartups limits them.
 	MaxConns, MaxChannels int
+	// MaxStartups limits connections that have not logged in yet, overall
+	// and per source address, with random early drop (see Startups).
+	MaxStartups Startups
 	// MaxPayload is the largest frame payload accepted (announced in hello).
 	MaxPayload uint32
 	// Window is the stdin credit given to each channel.
@@ -90,13 +95,15 @@ type Server struct {
 
 	locks xfer.Locks // partial copies being written by puts
 
-	authOnce   sync.Once
-	hasher     *hasher
-	throttle   *throttle
-	quotas     quotaSet
-	userStates map[string]*userState // by user name, under mu
+	authOnce     sync.Once
+	hasher       *hasher
+	throttle     *throttle // by source address
+	userThrottle *throttle // by user name, password logins only
+	quotas       quotaSet
+	userStates   map[string]*userState // by user name, under mu
 
 	mu        sync.Mutex
+	adm       admission
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
 	closing   bool
@@ -137,6 +144,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if s.adm.fdBudget == 0 {
+		s.adm.fdBudget = fdBudget()
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -155,8 +165,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if temporaryAccept(err) {
+				// As net/http does: a full file table passes when
+				// connections end; running commands go on meanwhile.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				log.Warn("accept failed, retrying", "err", err, "delay", delay)
 				time.Sleep(delay)
@@ -171,6 +182,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 			_ = nc.Close() // best effort
 			return ErrServerClosed
+		}
+		if reason := s.admit(c); reason != "" {
+			n, warn := s.droppedLocked()
+			s.mu.Unlock()
+			_ = nc.Close() // best effort: refused before anything is spent on it
+			if warn {
+				log.Warn("connections refused before their handshake", "count", n, "last_reason", reason, "last_addr", c.src)
+			}
+			continue
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)

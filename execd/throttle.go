@@ -16,18 +16,26 @@ const (
 	throttleForget = 15 * time.Minute
 	// throttleMaxKeys bounds the memory the throttle may take.
 	throttleMaxKeys = 65536
+	// DefaultUserDelayMax caps the delay a user name's failures impose on
+	// password logins for that name from anywhere: a stranger's guesses
+	// must not lock its owner out (the penalty falls on the source).
+	DefaultUserDelayMax = 500 * time.Millisecond
 )
 
-// throttle slows failed logins down, per source address and per user
-// name: after a few failures each further one pushes the next attempt
-// back, by a delay that grows with the count. Attempts arriving in
-// parallel wait for the same slot, so opening more connections does not
-// buy more guesses.
+// throttle slows failed logins down by key: after a few failures each
+// further one delays the next attempt, by a delay that grows with the
+// count. With stack (the per-source throttle), delays add up: attempts
+// arriving in parallel wait for the same slot, so opening more
+// connections does not buy more guesses. Without it (the per-user
+// throttle), the next attempt waits at most one delay after the last
+// failure, so that failures elsewhere cannot queue a user out.
 type throttle struct {
 	base, max time.Duration
+	stack     bool
 
 	mu   sync.Mutex
 	keys map[string]*throttleEntry
+	busy map[string]chan struct{} // keys with an attempt in flight (serial): closed when it ends
 }
 
 type throttleEntry struct {
@@ -36,8 +44,35 @@ type throttleEntry struct {
 	last  time.Time
 }
 
-func newThrottle(base, maxDelay time.Duration) *throttle {
-	return &throttle{base: base, max: maxDelay, keys: make(map[string]*throttleEntry)}
+func newThrottle(base, maxDelay time.Duration, stack bool) *throttle {
+	return &throttle{base: base, max: maxDelay, stack: stack, keys: make(map[string]*throttleEntry), busy: make(map[string]chan struct{})}
+}
+
+// serial waits until no other attempt under key is in flight, then holds
+// the key until the returned release is called: a source's password
+// guesses are checked one at a time, however many connections it opens.
+func (t *throttle) serial(ctx context.Context, key string) (release func(), err error) {
+	for {
+		t.mu.Lock()
+		ch, held := t.busy[key]
+		if !held {
+			ch = make(chan struct{})
+			t.busy[key] = ch
+			t.mu.Unlock()
+			return func() {
+				t.mu.Lock()
+				delete(t.busy, key)
+				t.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
 }
 
 // wait blocks until every key may make an attempt, or ctx ends.
@@ -82,7 +117,11 @@ func (t *throttle) failed(keys ...string) {
 		e.last = now
 		if e.fails > throttleFree {
 			d := min(t.base*time.Duration(e.fails-throttleFree), t.max)
-			e.next = later(e.next, now).Add(d)
+			if t.stack {
+				e.next = later(e.next, now).Add(d)
+			} else {
+				e.next = now.Add(d)
+			}
 		}
 	}
 }

@@ -4,11 +4,15 @@ package rexec_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -99,4 +103,132 @@ func TestFinishedConnectionsAreFreed(t *testing.T) {
 	grew := int64(heap()) - int64(before)
 	t.Logf("heap in use after 200 one-shot connections: %+d KiB", grew>>10)
 	assert.Less(t, grew, int64(4<<20), "finished connections are still referenced")
+}
+
+// silentConns opens n TCP connections from the loopback address src that
+// never send a byte, and closes them when the test ends.
+func silentConns(t *testing.T, addr, src string, n int) []net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := d.Dial("tcp", addr)
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return conns
+}
+
+// memInUse is the heap and stacks in use after a collection.
+func memInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse + ms.StackInuse)
+}
+
+// Item 3: a connection that has not logged in costs a few KiB, and such
+// connections never take the slots of logged-in users. Not parallel: it
+// measures the heap.
+func TestSilentConnectionsAreCheapAndSeparate(t *testing.T) {
+	l := startLab(t, func(s *execd.Server) {
+		s.MaxConns = 4
+		s.MaxStartups = execd.Startups{Begin: 1000, Full: 1000, PerSource: 1000}
+	})
+	before := memInUse()
+	const n = 300
+	silentConns(t, l.d.Addr, "127.0.0.2", n)
+	require.Eventually(t, func() bool { return l.srv.NumConns() == n }, 10*time.Second, 10*time.Millisecond)
+	per := (memInUse() - before) / n
+	t.Logf("memory per silent connection: %d KiB", per>>10)
+	assert.Less(t, per, int64(64<<10), "a peer that has not logged in gets small buffers")
+
+	began := time.Now()
+	c := l.login(t, "alice")
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, s.Run(t.Context(), "true"))
+	assert.Less(t, time.Since(began), time.Second, "alice logs in past 300 silent sockets")
+}
+
+// Item 3: connections still logging in are capped per source address and
+// overall; the ones past the cap are closed at once.
+func TestStartupsCappedPerSource(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, func(s *execd.Server) { s.MaxStartups = execd.Startups{PerSource: 8} })
+	conns := silentConns(t, l.d.Addr, "127.0.0.3", 20)
+	closed := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+			closed++
+		}
+	}
+	assert.Equal(t, 12, closed, "past 8 from one address, connections are closed before any handshake")
+	l.login(t, "alice") // from 127.0.0.1: unaffected
+}
+
+// dialFrom logs in to addr from the loopback address src.
+func dialFrom(ctx context.Context, addr, src string, cfg *rexec.Config) (*rexec.Client, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := rexec.NewClient(ctx, nc, addr, cfg)
+	if err != nil {
+		_ = nc.Close()
+	}
+	return c, err
+}
+
+// Item 7: forty connections guessing alice's password from one address
+// slow that address down, not alice: her key login, and her password
+// from another address, get in within a second during the burst.
+func TestGuessingDoesNotLockOutTheUser(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, func(s *execd.Server) { s.AuthDelay, s.AuthDelayMax = 0, 0 }) // the defaults: 250ms steps up to 5s
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	var guesses atomic.Int64
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c, err := dialFrom(ctx, l.d.Addr, "127.0.0.4", &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), User: "alice", Auth: []rexec.AuthMethod{rexec.Password("guess")}})
+				if err == nil {
+					_ = c.Close()
+				}
+				guesses.Add(1)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	require.Eventually(t, func() bool { return guesses.Load() >= 40 }, 20*time.Second, 10*time.Millisecond)
+
+	began := time.Now()
+	c, err := l.dialAs(t, "alice", rexec.PublicKey(l.keys["alice"]))
+	require.NoError(t, err)
+	assert.Less(t, time.Since(began), time.Second, "a key login never waits behind password failures")
+	_ = c.Close()
+
+	began = time.Now()
+	c, err = dialFrom(t.Context(), l.d.Addr, "127.0.0.5", &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), User: "alice", Auth: []rexec.AuthMethod{rexec.Password(l.pws["alice"])}})
+	require.NoError(t, err)
+	assert.Less(t, time.Since(began), time.Second, "the right password from another address gets in")
+	_ = c.Close()
+
+	stop()
+	wg.Wait()
+	began = time.Now()
+	_, err = dialFrom(t.Context(), l.d.Addr, "127.0.0.4", &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), User: "bob", Auth: []rexec.AuthMethod{rexec.Password("guess")}})
+	require.Error(t, err)
+	assert.Greater(t, time.Since(began), time.Second, "the guessing address itself is slowed down")
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,8 @@ type options struct {
 	logLevel         string
 	logFormat        string
 	maxConns         int
+	maxStartups      string
+	perSource        int
 	maxChannels      int
 	idleTimeout      time.Duration
 	handshakeTimeout time.Duration
@@ -99,7 +102,9 @@ ended.`,
 	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
 	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
 	lf.StringVar(&opts.logFile, "log-file", "", "append the log to this file instead of stderr (for a Windows service, which has no console)")
-	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent connections")
+	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent logged-in connections")
+	lf.StringVar(&opts.maxStartups, "max-startups", fmt.Sprintf("%d:%d:%d", execd.DefaultStartupsBegin, execd.DefaultStartupsRate, execd.DefaultStartupsFull), "connections not logged in yet, as sshd's MaxStartups BEGIN:RATE:FULL: past BEGIN, new ones are dropped with probability RATE% rising to 100% at FULL")
+	lf.IntVar(&opts.perSource, "max-startups-per-source", execd.DefaultStartupsPerSource, "connections not logged in yet from one address")
 	lf.IntVar(&opts.maxChannels, "max-channels", execd.DefaultMaxChannels, "maximum concurrent commands per connection")
 	lf.DurationVar(&opts.idleTimeout, "idle-timeout", time.Hour, "close connections with no command running for this long (0: never)")
 	lf.DurationVar(&opts.handshakeTimeout, "handshake-timeout", execd.DefaultHandshakeTimeout, "time limit for TLS and hello")
@@ -279,6 +284,12 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	} else if opts.dir != "" {
 		log.Warn("--dir only sets the home of the user a first start adds; the users database exists, so each user's own home is served", "users", users.Path())
 	}
+	startups, err := parseStartups(opts.maxStartups)
+	if err != nil {
+		fmt.Fprintf(stderr, "execd: --max-startups: %v\n", err)
+		return 2
+	}
+	startups.PerSource = opts.perSource
 	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), func(err error) { log.Error("audit", "err", err) })
 	if err != nil {
 		fmt.Fprintf(stderr, "execd: %v\n", err)
@@ -291,6 +302,7 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		IdleTimeout:      opts.idleTimeout,
 		KeepAlive:        opts.keepAlive,
 		MaxConns:         opts.maxConns,
+		MaxStartups:      startups,
 		MaxChannels:      opts.maxChannels,
 		KillGrace:        opts.killGrace,
 		Software:         "execd/" + version,
@@ -409,6 +421,29 @@ func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger,
 	cancel()
 	<-served
 	return 0
+}
+
+// parseStartups reads BEGIN:RATE:FULL, or a single number N meaning N:100:N
+// (sshd's forms).
+func parseStartups(v string) (execd.Startups, error) {
+	parts := strings.Split(v, ":")
+	var n []int
+	for _, p := range parts {
+		i, err := strconv.Atoi(p)
+		if err != nil || i <= 0 {
+			return execd.Startups{}, fmt.Errorf("want BEGIN:RATE:FULL or N with positive numbers, got %q", v)
+		}
+		n = append(n, i)
+	}
+	switch {
+	case len(n) == 1:
+		return execd.Startups{Begin: n[0], Rate: 100, Full: n[0]}, nil
+	case len(n) != 3:
+		return execd.Startups{}, fmt.Errorf("want BEGIN:RATE:FULL or N, got %q", v)
+	case n[1] > 100 || n[2] < n[0]:
+		return execd.Startups{}, fmt.Errorf("RATE is a percentage and FULL at least BEGIN, got %q", v)
+	}
+	return execd.Startups{Begin: n[0], Rate: n[1], Full: n[2]}, nil
 }
 
 // stopSignals passes on the signals that stop the daemon, logging and
