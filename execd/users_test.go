@@ -134,7 +134,7 @@ func TestPasswordHash(t *testing.T) {
 }
 
 func TestThrottle(t *testing.T) {
-	th := newThrottle(20*time.Millisecond, 50*time.Millisecond)
+	th := newThrottle(20*time.Millisecond, 50*time.Millisecond, true)
 	ctx := context.Background()
 	wait := func(keys ...string) time.Duration {
 		start := time.Now()
@@ -160,6 +160,46 @@ func TestThrottle(t *testing.T) {
 		th.failed("addr:9")
 	}
 	assert.Error(t, th.wait(cctx, "addr:9"))
+}
+
+// Without stacking (the per-user throttle), many failures at once delay
+// the next attempt by one step at most, never by their sum.
+func TestThrottleNoStack(t *testing.T) {
+	th := newThrottle(20*time.Millisecond, 50*time.Millisecond, false)
+	for range 100 {
+		th.failed("alice")
+	}
+	start := time.Now()
+	require.NoError(t, th.wait(context.Background(), "alice"))
+	assert.Less(t, time.Since(start), 60*time.Millisecond)
+}
+
+// serial holds a key for one attempt at a time.
+func TestThrottleSerial(t *testing.T) {
+	th := newThrottle(time.Millisecond, time.Millisecond, true)
+	release, err := th.serial(t.Context(), "addr:1")
+	require.NoError(t, err)
+	other, err := th.serial(t.Context(), "addr:2")
+	require.NoError(t, err, "another key is free")
+	other()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = th.serial(ctx, "addr:1")
+	require.Error(t, err, "held")
+	got := make(chan func(), 1)
+	go func() {
+		r, err := th.serial(t.Context(), "addr:1")
+		if err == nil {
+			got <- r
+		}
+	}()
+	release()
+	select {
+	case r := <-got:
+		r()
+	case <-time.After(5 * time.Second):
+		t.Fatal("a released key was not handed on")
+	}
 }
 
 // FuzzUsersFile feeds arbitrary bytes as the users database: an error or
