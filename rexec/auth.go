@@ -13,13 +13,18 @@ import (
 )
 
 // AuthMethod is one way to log in to a daemon that asks for it: see
-// PublicKey, Password and PasswordCallback.
+// PublicKey, Password and PasswordCallback. An AuthMethod keeps no state
+// between logins: one Config serves any number of Dials, concurrently.
 type AuthMethod interface {
 	// method is the wire name: frame.AuthPublicKey or frame.AuthPassword.
 	method() string
-	// next returns the next attempt, or ok false when there is none.
-	next(user string, challenge, binding []byte) (m *frame.AuthMsg, ok bool, err error)
+	// attempts returns the attempts of one login, afresh for each login.
+	attempts() attempts
 }
+
+// attempts returns the next attempt of one login, or ok false when there
+// is none.
+type attempts func(user string, challenge, binding []byte) (m *frame.AuthMsg, ok bool, err error)
 
 // ErrNoAuth is returned by Dial when the daemon asks for a login and the
 // Config offers no method it accepts.
@@ -37,8 +42,7 @@ func (e *AuthError) Error() string {
 }
 
 type keyAuth struct {
-	key  ed25519.PrivateKey
-	done bool
+	key ed25519.PrivateKey
 }
 
 // PublicKey logs in with an ed25519 key: the client signs the daemon's
@@ -48,13 +52,16 @@ func PublicKey(key ed25519.PrivateKey) AuthMethod { return &keyAuth{key: key} }
 
 func (k *keyAuth) method() string { return frame.AuthPublicKey }
 
-func (k *keyAuth) next(user string, challenge, binding []byte) (*frame.AuthMsg, bool, error) {
-	if k.done {
-		return nil, false, nil
+func (k *keyAuth) attempts() attempts {
+	done := false
+	return func(user string, challenge, binding []byte) (*frame.AuthMsg, bool, error) {
+		if done {
+			return nil, false, nil
+		}
+		done = true
+		return &frame.AuthMsg{Method: frame.AuthPublicKey, User: user, Key: k.key.Public().(ed25519.PublicKey),
+			Sig: ed25519.Sign(k.key, frame.ProofBytes(user, challenge, binding))}, true, nil
 	}
-	k.done = true
-	return &frame.AuthMsg{Method: frame.AuthPublicKey, User: user, Key: k.key.Public().(ed25519.PublicKey),
-		Sig: ed25519.Sign(k.key, frame.ProofBytes(user, challenge, binding))}, true, nil
 }
 
 type passwordAuth struct {
@@ -75,11 +82,18 @@ func PasswordCallback(fn func() (string, error), tries int) AuthMethod {
 
 func (p *passwordAuth) method() string { return frame.AuthPassword }
 
-func (p *passwordAuth) next(user string, _, _ []byte) (*frame.AuthMsg, bool, error) {
-	if p.tries == 0 {
-		return nil, false, nil
+func (p *passwordAuth) attempts() attempts {
+	left := p.tries
+	return func(user string, _, _ []byte) (*frame.AuthMsg, bool, error) {
+		if left == 0 {
+			return nil, false, nil
+		}
+		left--
+		return p.attempt(user)
 	}
-	p.tries--
+}
+
+func (p *passwordAuth) attempt(user string) (*frame.AuthMsg, bool, error) {
 	pw, err := p.get()
 	if err != nil {
 		return nil, false, err
@@ -106,8 +120,9 @@ func login(ctx context.Context, mc *mux.Conn, addr string, cfg *Config, hello *f
 		if !slices.Contains(hello.Auth, am.method()) {
 			continue
 		}
+		next := am.attempts()
 		for {
-			m, ok, err := am.next(user, hello.Challenge, binding)
+			m, ok, err := next(user, hello.Challenge, binding)
 			if err != nil {
 				return nil, err
 			}

@@ -232,3 +232,31 @@ func TestGuessingDoesNotLockOutTheUser(t *testing.T) {
 	require.Error(t, err)
 	assert.Greater(t, time.Since(began), time.Second, "the guessing address itself is slowed down")
 }
+
+// Item 20: one Config serves many Dials, concurrently (as ssh.ClientConfig
+// does): an auth method keeps no state between logins.
+func TestConfigReusedConcurrently(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, nil)
+	cfg := &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), User: "bob",
+		Auth: []rexec.AuthMethod{rexec.PublicKey(l.keys["alice"]), rexec.PublicKey(l.keys["bob"])}}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				c, err := rexec.Dial(t.Context(), l.d.Addr, cfg)
+				if err != nil {
+					t.Log(err)
+					failed.Add(1)
+					continue
+				}
+				_ = c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, failed.Load(), "of 200 Dials with one Config")
+}

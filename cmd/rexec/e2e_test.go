@@ -92,9 +92,21 @@ func startDaemon(t *testing.T, stateDir string, extra ...string) *daemon {
 // startDaemonOn is startDaemon on a given loopback address.
 func startDaemonOn(t *testing.T, addr, stateDir string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonUnder(t, nil, addr, stateDir, extra...)
+}
+
+// startDaemonUnder is startDaemonOn with the daemon started through a
+// program that execs it (such as prlimit), so that its pid is the daemon's.
+func startDaemonUnder(t *testing.T, wrap []string, addr, stateDir string, extra ...string) *daemon {
+	t.Helper()
 	d := &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"--listen", d.addr, "--state-dir", stateDir, "--kill-grace", "1s"}, extra...)
-	d.cmd = exec.Command(filepath.Join(binDir, "execd"), args...)
+	prog := filepath.Join(binDir, "execd")
+	if len(wrap) > 0 {
+		args = append(append(append([]string{}, wrap[1:]...), prog), args...)
+		prog = wrap[0]
+	}
+	d.cmd = exec.Command(prog, args...)
 	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+userConfig(t))
 	d.cmd.Stderr = d.log
 	require.NoError(t, d.cmd.Start())
