@@ -149,17 +149,12 @@ func (g *getChan) run() {
 		return
 	}
 	g.m.Path = p
-	f, err := root.Open(p)
+	f, fi, err := xfer.OpenRead(root, p)
 	if err != nil {
 		g.fail(err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		g.fail(err)
-		return
-	}
 	if fi.IsDir() {
 		g.fail(xfer.Errorf(frame.CodeIsDir, "%s: is a directory (use -r)", xfer.Display(p)))
 		return
@@ -574,15 +569,11 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 			return xfer.ErrorFor(p+" -> "+to, err)
 		}
 	case frame.OpChecksum:
-		f, err := root.Open(p)
+		f, fi, err := xfer.OpenRead(root, p)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
 		if !fi.Mode().IsRegular() {
 			return xfer.Errorf(frame.CodeIsDir, "%s: not a regular file", xfer.Display(p))
 		}
@@ -590,7 +581,7 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(h, f); err != nil {
+		if _, err := io.Copy(h, xfer.CtxReader{Ctx: fc.ctx, R: f}); err != nil {
 			return err
 		}
 		info := xfer.Info(path.Base(p), fi, "")
@@ -642,15 +633,11 @@ func lstatInfo(root *os.Root, p string) (frame.FileInfo, error) {
 // list reads the directory p, sorted by name, entries described without
 // following symlinks.
 func (fc *fsChan) list(root *os.Root, p string, reply *frame.FileReply) error {
-	d, err := root.Open(p)
+	d, fi, err := xfer.OpenRead(root, p)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	fi, err := d.Stat()
-	if err != nil {
-		return err
-	}
 	if !fi.IsDir() {
 		info, err := lstatInfo(root, p)
 		if err != nil {

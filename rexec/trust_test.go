@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -259,4 +261,78 @@ func TestConfigReusedConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Zero(t, failed.Load(), "of 200 Dials with one Config")
+}
+
+// Item 11: daemons sharing one home (an NFS home, or several daemons on
+// one machine) put to one name at once: every put succeeds, the file is
+// one of them whole, and no partial copy is left.
+func TestSharedHomeConcurrentPuts(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	const daemons = 4
+	var clients []*rexec.Client
+	var srcs []string
+	for i := range daemons {
+		d := daemontest.Start(t, &execd.Server{Dir: home}, false)
+		clients = append(clients, dial(t, d))
+		src := filepath.Join(t.TempDir(), "f1.txt")
+		require.NoError(t, os.WriteFile(src, bytes.Repeat([]byte{byte('a' + i)}, 3<<20), 0o644))
+		srcs = append(srcs, src)
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(home, "fs"), 0o755))
+	for round := range 10 {
+		var wg sync.WaitGroup
+		errs := make([]error, daemons)
+		for i := range daemons {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = clients[i].Put(t.Context(), []string{srcs[i]}, "fs/f1.txt", nil)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			require.NoError(t, err, "round %d, daemon %d", round, i)
+		}
+		got, err := os.ReadFile(filepath.Join(home, "fs", "f1.txt"))
+		require.NoError(t, err)
+		require.Len(t, got, 3<<20)
+		assert.Equal(t, bytes.Repeat(got[:1], 3<<20), got, "one put whole, not a mix")
+		left, err := os.ReadDir(filepath.Join(home, "fs"))
+		require.NoError(t, err)
+		require.Len(t, left, 1, "no partial copy left: %v", left)
+	}
+}
+
+// Item 5: a named pipe in the home is refused at once by get, list and
+// checksum, and never blocks the daemon.
+func TestFIFONeverBlocks(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	require.NoError(t, syscall.Mkfifo(filepath.Join(home, "pipe"), 0o644))
+	d := daemontest.Start(t, &execd.Server{Dir: home, MaxConns: 2}, false)
+	c := dial(t, d)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := c.Get(ctx, "pipe", filepath.Join(t.TempDir(), "x"), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not a regular file")
+	fsys, err := c.OpenFS(ctx, "")
+	require.NoError(t, err)
+	_, _, err = fsys.Checksum(ctx, "pipe")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not a regular file")
+	list, err := fsys.ReadDir(ctx, "pipe")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, "pipe", list[0].Name)
+	_, err = c.Put(ctx, []string{writeTemp(t, "x")}, "pipe", nil)
+	require.NoError(t, err, "a put replaces the pipe with a file")
+	require.NoError(t, ctx.Err(), "nothing waited for a writer")
+}
+
+func writeTemp(t *testing.T, content string) string {
+	p := filepath.Join(t.TempDir(), "src")
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	return p
 }

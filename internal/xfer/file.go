@@ -1,6 +1,7 @@
 package xfer
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -121,20 +122,33 @@ func OpenSink(root *os.Root, name, hashName string, resume bool, locks *Locks) (
 	}
 	s := &Sink{root: root, name: name, h: h, hname: hname, locks: locks}
 	s.lockID = root.Name() + "\x00" + PartName(name)
+	var f *os.File
 	if locks == nil || locks.tryLock(s.lockID) {
-		s.part, s.shared = PartName(name), true
-	} else {
+		f, err = openLockedPart(root, PartName(name), time.Now().Add(lockWait))
+		if f == nil && locks != nil {
+			locks.unlock(s.lockID) // failed, or another daemon writes the resumable name
+		}
+		if err != nil {
+			return nil, ErrorFor(name, err)
+		}
+		if f != nil {
+			s.part, s.shared = PartName(name), true
+			if !resume {
+				err = f.Truncate(0)
+			}
+		}
+	}
+	if f == nil {
 		var rnd [6]byte
 		_, _ = rand.Read(rnd[:]) // never fails (crypto/rand)
 		s.part = PartName(name) + "-" + hex.EncodeToString(rnd[:])
 		resume = false
+		f, err = root.OpenFile(s.part, os.O_RDWR|os.O_CREATE|os.O_EXCL|openNonblock, 0o600)
 	}
-	flags := os.O_RDWR | os.O_CREATE
-	if !resume {
-		flags |= os.O_TRUNC
-	}
-	f, err := root.OpenFile(s.part, flags, 0o600)
 	if err != nil {
+		if f != nil {
+			_ = f.Close()
+		}
 		s.unlock()
 		return nil, ErrorFor(name, err)
 	}
@@ -224,12 +238,14 @@ func (s *Sink) Commit(size uint64, sum string, mode fs.FileMode, mtime time.Time
 		s.discard()
 		return ErrorFor(s.name, err)
 	}
-	if err := s.f.Close(); err != nil {
+	if !renameOpen {
+		if err := s.f.Close(); err != nil {
+			s.f = nil
+			s.discard()
+			return ErrorFor(s.name, err)
+		}
 		s.f = nil
-		s.discard()
-		return ErrorFor(s.name, err)
 	}
-	s.f = nil
 	if !mtime.IsZero() {
 		if err := s.root.Chtimes(s.part, mtime, mtime); err != nil {
 			s.discard()
@@ -239,6 +255,13 @@ func (s *Sink) Commit(size uint64, sum string, mode fs.FileMode, mtime time.Time
 	if err := s.root.Rename(s.part, s.name); err != nil {
 		s.discard()
 		return ErrorFor(s.name, err)
+	}
+	if s.f != nil {
+		err := s.f.Close() // releases the lock once the name is gone
+		s.f = nil
+		if err != nil {
+			return ErrorFor(s.name, err)
+		}
 	}
 	return nil
 }
@@ -285,6 +308,75 @@ func (s *Sink) unlock() {
 		s.locks.unlock(s.lockID)
 		s.lockID = ""
 	}
+}
+
+// openLockedPart opens (creating) the partial copy part and locks it
+// against other processes writing the same name, such as another daemon
+// serving the same home. It returns nil, nil when the lock stays held by
+// another until deadline. The lock is taken on the file the name still
+// leads to: one renamed into place meanwhile is let go and the name
+// opened again.
+func openLockedPart(root *os.Root, part string, deadline time.Time) (*os.File, error) {
+	for {
+		f, err := root.OpenFile(part, os.O_RDWR|os.O_CREATE|openNonblock, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err == nil && !fi.Mode().IsRegular() {
+			err = fmt.Errorf("partial copy %s is not a regular file", Display(part))
+		}
+		var locked bool
+		if err == nil {
+			locked, err = tryLockFile(f)
+		}
+		if err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		if locked {
+			if now, err := root.Lstat(part); err == nil && os.SameFile(fi, now) {
+				return f, nil
+			}
+			_ = f.Close() // committed by the holder meanwhile: open the name again
+			continue
+		}
+		_ = f.Close()
+		if time.Now().After(deadline) {
+			return nil, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// OpenRead opens name under root for reading without ever blocking on it:
+// a named pipe opens at once (and is then told apart by its mode) instead
+// of waiting for a writer. It returns the file and what it is.
+func OpenRead(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// CtxReader reads from R until Ctx ends, then fails with its cause: a
+// long read of a file stops when its connection or the daemon does.
+type CtxReader struct {
+	Ctx context.Context
+	R   io.Reader
+}
+
+func (r CtxReader) Read(p []byte) (int, error) {
+	if err := r.Ctx.Err(); err != nil {
+		return 0, context.Cause(r.Ctx)
+	}
+	return r.R.Read(p)
 }
 
 // HashPrefix feeds the first n bytes of f into h, reading from the start
