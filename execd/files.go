@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -511,7 +513,33 @@ func (fc *fsChan) serve(root *os.Root, req *frame.FileRequest) error {
 	if req.Op == frame.OpList && reply.Error == nil {
 		return fc.sendList(req.ID, reply.Entries)
 	}
-	return fc.mc.SendJSON(frame.Reply, fc.id, reply)
+	return fc.send(reply)
+}
+
+// send sends a reply, or, when it would not fit the peer's payload limit,
+// an error reply that says so (or, for an error naming a long path, a
+// shortened one): the channel goes on either way.
+func (fc *fsChan) send(r *frame.FileReply) error {
+	p, err := frame.Marshal(r)
+	if err == nil && fc.mc.Fits(len(p)) {
+		return fc.mc.Send(frame.Reply, 0, fc.id, p)
+	}
+	var em frame.ErrorMsg
+	switch {
+	case err != nil:
+		em = *xfer.ErrorFor("", err)
+	case r.Error != nil:
+		em = *r.Error
+	default:
+		em = frame.ErrorMsg{Code: frame.CodeTooLarge, Message: fmt.Sprintf("the reply (%d bytes) exceeds this client's payload limit of %d bytes", len(p), fc.mc.PeerMax())}
+	}
+	if len(em.Message) > 512 {
+		em.Message = strings.ToValidUTF8(em.Message[:512], "") + "..."
+	}
+	if p, err = frame.Marshal(&frame.FileReply{ID: r.ID, Error: &em}); err != nil {
+		return err
+	}
+	return fc.mc.Send(frame.Reply, 0, fc.id, p)
 }
 
 func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *frame.FileReply) error {
@@ -663,7 +691,8 @@ func (fc *fsChan) list(root *os.Root, p string, reply *frame.FileReply) error {
 	return nil
 }
 
-// sendList sends a listing in replies that fit the peer's payload limit.
+// sendList sends a listing in replies that fit the peer's payload limit;
+// an entry that cannot fit alone ends the listing with an error reply.
 func (fc *fsChan) sendList(id uint32, entries []frame.FileInfo) error {
 	budget := int(fc.mc.PeerMax()) / 2
 	for {
@@ -676,9 +705,23 @@ func (fc *fsChan) sendList(id uint32, entries []frame.FileInfo) error {
 			}
 			n++
 		}
-		r := &frame.FileReply{ID: id, Entries: entries[:n], More: n < len(entries)}
-		if err := fc.mc.SendJSON(frame.Reply, fc.id, r); err != nil {
-			return err
+		for {
+			r := &frame.FileReply{ID: id, Entries: entries[:n], More: n < len(entries)}
+			p, err := frame.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if fc.mc.Fits(len(p)) {
+				if err := fc.mc.Send(frame.Reply, 0, fc.id, p); err != nil {
+					return err
+				}
+				break
+			}
+			if n == 1 {
+				return fc.send(&frame.FileReply{ID: id, Error: &frame.ErrorMsg{Code: frame.CodeTooLarge,
+					Message: fmt.Sprintf("the entry %s does not fit this client's payload limit of %d bytes", xfer.Display(entries[0].Name), fc.mc.PeerMax())}})
+			}
+			n /= 2
 		}
 		entries = entries[n:]
 		if len(entries) == 0 {

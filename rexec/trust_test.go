@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
@@ -335,4 +336,32 @@ func writeTemp(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "src")
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 	return p
+}
+
+// Item 6: with a client's payload limit at its minimum (4096), a reply
+// that cannot fit is refused with an error reply, and the file session
+// goes on.
+func TestSmallPayloadLimitRepliesFit(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	long := strings.Repeat("d/", 2040) // a 4080-byte target
+	require.NoError(t, os.Symlink(long, filepath.Join(home, "link")))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "small"), nil, 0o644))
+	d := daemontest.Start(t, &execd.Server{Dir: home}, false)
+	c, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), MaxPayload: frame.MinMaxPayload})
+	require.NoError(t, err)
+	defer func() { _ = c.Close() }()
+	fsys, err := c.OpenFS(t.Context(), "")
+	require.NoError(t, err)
+	_, err = fsys.Lstat(t.Context(), "link")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "payload limit")
+	_, err = fsys.ReadDir(t.Context(), ".")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "payload limit")
+	_, err = fsys.Stat(t.Context(), strings.Repeat("n", 4000))
+	require.Error(t, err, "an error naming a long path is shortened to fit")
+	fi, err := fsys.Stat(t.Context(), "small")
+	require.NoError(t, err, "the file session goes on")
+	assert.Equal(t, "small", fi.Name)
 }

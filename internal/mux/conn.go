@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,12 +257,29 @@ func (c *Conn) SendJSON(t frame.Type, channel uint32, msg any) error {
 }
 
 // SendError sends an Error frame; on channel 0 the caller closes afterwards.
+// A message too long for the peer's payload limit is shortened to fit.
 func (c *Conn) SendError(channel uint32, code frame.Code, msg string) error {
 	if len(msg) > frame.MaxMessageLen {
 		msg = msg[:frame.MaxMessageLen]
 	}
-	return c.SendJSON(frame.Error, channel, &frame.ErrorMsg{Code: code, Message: msg})
+	m := &frame.ErrorMsg{Code: code, Message: strings.ToValidUTF8(msg, "")}
+	for {
+		p, err := frame.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if len(p) <= int(c.PeerMax()) || m.Message == "" {
+			return c.Send(frame.Error, 0, channel, p)
+		}
+		m.Message = strings.ToValidUTF8(m.Message[:len(m.Message)/2], "") + "..."
+		if len(m.Message) <= 3 {
+			m.Message = ""
+		}
+	}
 }
+
+// Fits reports whether a payload of n bytes is within the peer's limit.
+func (c *Conn) Fits(n int) bool { return n <= int(c.PeerMax()) }
 
 // CloseWithError closes the connection once, remembering the first cause.
 func (c *Conn) CloseWithError(err error) {
