@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -319,4 +320,24 @@ func TestServeAfterClose(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	require.True(t, errors.Is(s.Serve(ln), execd.ErrServerClosed))
+}
+
+// Item 12: keys are matched exactly and once: a frame two implementations
+// could read differently is refused, and nothing runs.
+func TestLooseJSONRefused(t *testing.T) {
+	home := t.TempDir()
+	d := daemontest.Start(t, &execd.Server{Dir: home}, true)
+	for i, payload := range []string{
+		`{"KIND":"exec","ARGV":["touch","caps"],"WINDOW":1}`,
+		`{"kind":"exec","argv":["touch","first"],"argv":["touch","second"],"window":1}`,
+	} {
+		p := connect(t, d.Addr)
+		p.hello()
+		p.send(frame.Open, 0, uint32(2*i+1), []byte(payload))
+		em := p.expectError(uint32(2*i+1), frame.CodeMalformed)
+		assert.Contains(t, em.Message, "key")
+	}
+	entries, err := os.ReadDir(home)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing ran")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/xfer"
 )
 
 // Why a command was ended early; sent in the exit message.
@@ -119,23 +120,30 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 	return ch, nil
 }
 
-// workDir resolves the working directory a client asked for, relative to base.
+// workDir resolves the working directory a client asked for: a path
+// relative to base (the home), confined to it as file paths are: no
+// absolute path, no ".." above it, no symlink leading out of it.
 func workDir(base, req string) (string, error) {
 	if req == "" {
 		return base, nil
 	}
-	dir := req
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(base, dir)
-	}
-	fi, err := os.Stat(dir)
+	p, err := xfer.Resolve(".", req)
 	if err != nil {
 		return "", fmt.Errorf("working directory: %w", err)
 	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("working directory %s: not a directory", dir)
+	root, err := os.OpenRoot(base)
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
 	}
-	return dir, nil
+	defer root.Close()
+	fi, err := root.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("working directory: %s", xfer.ErrorFor(p, err).Message)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("working directory %s: not a directory", xfer.Display(p))
+	}
+	return filepath.Join(base, filepath.FromSlash(p)), nil
 }
 
 // mergeEnv appends extra KEY=VALUE entries to base, later keys replacing earlier ones.

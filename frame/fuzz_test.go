@@ -72,6 +72,7 @@ func FuzzControl(f *testing.F) {
 		`{"ok":false,"methods":["password"],"message":"wrong password"}`,
 		`{"software":"execd","max_payload":262144,"auth":["publickey","password"],"challenge":"` + strings.Repeat("A", 43) + `="}`,
 		`{`, `[]`, `null`, `{"argv":null}`,
+		`{"KIND":"exec","ARGV":["id"],"WINDOW":1}`, `{"kind":"exec","argv":["true"],"argv":["rm"],"window":1}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

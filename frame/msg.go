@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -573,7 +574,9 @@ func Marshal(m any) ([]byte, error) {
 
 // Unmarshal decodes a control payload into m and validates it. The payload
 // must be exactly one JSON object; unknown fields are ignored so that later
-// versions can add fields.
+// versions can add fields, but a key given twice, or differing from a
+// field's name only in case, is refused (ErrMalformed): the SPEC's names
+// are exact.
 func Unmarshal(p []byte, m Message) error {
 	p = bytes.TrimSpace(p)
 	if len(p) == 0 || p[0] != '{' {
@@ -585,6 +588,9 @@ func Unmarshal(p []byte, m Message) error {
 	}
 	if dec.More() {
 		return fmt.Errorf("%w: trailing data after JSON object", ErrMalformed)
+	}
+	if err := checkStrict(p, reflect.TypeOf(m)); err != nil {
+		return err
 	}
 	return m.Validate()
 }

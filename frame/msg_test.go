@@ -54,6 +54,13 @@ func TestUnmarshalTable(t *testing.T) {
 		{"error no code", `{"message":"x"}`, &frame.ErrorMsg{}, frame.ErrInvalid},
 		{"open_ok ok", `{"window":1024,"pid":7}`, &frame.OpenOKMsg{}, nil},
 		{"goaway ok", `{"reason":"bye"}`, &frame.GoAwayMsg{}, nil},
+		{"keys in capitals", `{"KIND":"exec","ARGV":["id"],"WINDOW":1}`, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"one key in another case", `{"kind":"exec","Argv":["id"],"window":1}`, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"duplicate key", `{"kind":"exec","argv":["true"],"argv":["rm","-rf","x"],"window":1}`, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"duplicate key nested", `{"kind":"exec","argv":["x"],"window":1,"pty":{"term":"a","term":"b","cols":1,"rows":1}}`, &frame.OpenMsg{}, frame.ErrMalformed},
+		{"case nested", `{"id":1,"entries":[{"NAME":"a","type":"file"}]}`, &frame.FileReply{}, frame.ErrMalformed},
+		{"duplicate in a list's object", `{"id":1,"entries":[{"name":"a","name":"b","type":"file"}]}`, &frame.FileReply{}, frame.ErrMalformed},
+		{"same key in two objects", `{"kind":"exec","argv":["x"],"window":1,"pty":{"term":"a","cols":1,"rows":1}}`, &frame.OpenMsg{}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -207,8 +207,15 @@ func TestE2EBasics(t *testing.T) {
 	r = c.run("ignored", "-n", d.addr, "wc", "-c")
 	assert.Equal(t, "0", strings.TrimSpace(r.stdout), "-n sends no stdin")
 
-	r = c.run("", "-e", "A=1 2", "-C", "/", d.addr, "sh", "-c", `echo "$A"; pwd`)
-	assert.Equal(t, "1 2\n/\n", r.stdout)
+	require.Equal(t, 0, c.run("", d.addr, "mkdir", "sub dir").code)
+	r = c.run("", "-e", "A=1 2", "-C", "sub dir", d.addr, "sh", "-c", `echo "$A"; basename "$(pwd)"`)
+	assert.Equal(t, "1 2\nsub dir\n", r.stdout, r.stderr)
+	require.Equal(t, 0, c.run("", d.addr, "ln", "-s", "/etc", "out").code)
+	for _, dir := range []string{"/", "/etc", "../../..", "sub dir/../..", "out", "~/../.."} {
+		r = c.run("", "-C", dir, d.addr, "pwd")
+		assert.Equal(t, 127, r.code, "-C %s", dir)
+		assert.Regexp(t, `^rexec: working directory: .*(leads outside the served directory|absolute paths are not served)`, r.stderr, "-C %s", dir)
+	}
 
 	r = c.run("", "-s", d.addr, "echo", "a", "|", "tr", "a", "b")
 	assert.Equal(t, "b\n", r.stdout, "-s runs through the shell")
