@@ -633,7 +633,7 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 			}
 		}
 	case frame.OpSymlink:
-		if !xfer.SafeLink(p, req.Target) {
+		if !xfer.SafeLinkIn(root, p, req.Target) {
 			return xfer.Errorf(frame.CodePathEscape, "%s -> %s: a link may only point inside the served directory, by a relative path", xfer.Display(p), req.Target)
 		}
 		if err := root.Symlink(req.Target, p); err != nil {

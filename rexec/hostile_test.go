@@ -85,3 +85,27 @@ func TestHostileListing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, inside, "nothing created from the hostile names")
 }
+
+// Item 18: a chain of links that each read as inside (b -> ., then a
+// climbing through b) is refused, and nothing outside the target changes.
+func TestHostileLinkChain(t *testing.T) {
+	addr := fakeDaemon(t, []frame.FileInfo{
+		{Name: "b", Type: frame.FileSymlink, Target: "."},
+		{Name: "a", Type: frame.FileSymlink, Target: "b/b/b/../../.."},
+		{Name: "c", Type: frame.FileSymlink, Target: "b/../x"},
+	})
+	c, err := rexec.Dial(t.Context(), addr, &rexec.Config{Plaintext: true})
+	require.NoError(t, err)
+	defer c.Close()
+	target := filepath.Join(t.TempDir(), "target")
+	st, err := c.Get(t.Context(), "tree", target, &rexec.TransferOptions{Recursive: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a -> b/b/b/../../..: points outside the copied tree")
+	assert.Contains(t, err.Error(), "c -> b/../x: points outside the copied tree")
+	assert.Equal(t, 2, st.Skipped)
+	_, err = os.Lstat(filepath.Join(target, "a"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	got, err := os.Readlink(filepath.Join(target, "b"))
+	require.NoError(t, err)
+	assert.Equal(t, ".", got, "a link that stays inside is kept")
+}

@@ -277,7 +277,7 @@ func (t *transfer) getTree(ctx context.Context, rdir string, root *os.Root, rel,
 				return nil
 			})
 		case frame.FileSymlink:
-			if !xfer.SafeLink(lrel, e.Target) {
+			if !xfer.SafeLinkIn(root, lrel, e.Target) {
 				t.skip("symlink %s -> %s: points outside the copied tree", rpath, e.Target)
 				continue
 			}

@@ -365,3 +365,34 @@ func TestSmallPayloadLimitRepliesFit(t *testing.T) {
 	require.NoError(t, err, "the file session goes on")
 	assert.Equal(t, "small", fi.Name)
 }
+
+// Item 10: a get/put-only user cannot plant a link that resolves outside
+// the home through a chain the names alone do not show.
+func TestLinkChainRefusedByDaemon(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, nil)
+	c := l.login(t, "carol") // get and put only
+	fsys, err := c.OpenFS(t.Context(), "")
+	require.NoError(t, err)
+	ctx := t.Context()
+	require.NoError(t, fsys.Symlink(ctx, ".", "b"))
+	require.NoError(t, fsys.Mkdir(ctx, "d", 0o755))
+	require.NoError(t, fsys.Symlink(ctx, "../x", "d/ok"), "a link that stays inside")
+	for _, tc := range []struct{ target, link string }{
+		{"b/b/b/../../..", "a"},
+		{"b/../..", "a2"},
+		{"../../etc", "b/b/e"}, // b/b/e is really at the top of the home
+		{"../..", "b/d/up"}, // b/d is really d, one level down
+	} {
+		err := fsys.Symlink(ctx, tc.target, tc.link)
+		require.Error(t, err, "%s -> %s", tc.link, tc.target)
+		assert.Contains(t, err.Error(), "a link may only point inside the served directory")
+	}
+	entries, err := os.ReadDir(l.home("carol"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.ElementsMatch(t, []string{"b", "d"}, names)
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -197,31 +198,96 @@ func ErrorFor(p string, err error) *frame.ErrorMsg {
 }
 
 // SafeLink reports whether a symlink at the clean served path link with
-// the given target stays inside the served directory: the target is
-// relative and, taken from the link's directory, never climbs above it.
+// the given target stays inside the served tree, judged by the names
+// alone: the target is relative, and its ".." come first, before any name
+// (a ".." after a name climbs out of whatever that name is, and a name may
+// be, or become, a link: "b/b/../.." with b -> "." climbs two levels
+// more than it reads), and they climb no higher than the link's depth.
+// SafeLinkIn judges against the real tree.
 func SafeLink(link, target string) bool {
+	_, ok := linkClimb(link, target)
+	return ok
+}
+
+// linkClimb checks a target's form and returns how many levels its
+// leading ".." climb.
+func linkClimb(link, target string) (int, bool) {
 	if target == "" || strings.HasPrefix(target, "/") || strings.IndexByte(target, '\\') >= 0 {
-		return false
+		return 0, false
 	}
 	if len(target) >= 2 && target[1] == ':' {
-		return false
+		return 0, false
 	}
 	dir := path.Dir(link)
 	depth := 0
 	if dir != "." {
 		depth = strings.Count(dir, "/") + 1
 	}
+	climb, named := 0, false
 	for _, el := range strings.Split(target, "/") {
 		switch el {
 		case "", ".":
 		case "..":
-			depth--
-			if depth < 0 {
-				return false
+			if named {
+				return 0, false
 			}
+			climb++
 		default:
-			depth++
+			named = true
 		}
 	}
-	return true
+	return climb, climb <= depth
+}
+
+// maxLinkHops bounds the symlinks followed while resolving one path, as
+// the kernel's ELOOP does.
+const maxLinkHops = 40
+
+// SafeLinkIn is SafeLink judged against the real tree under root: the
+// link's directory is resolved through the symlinks that exist (so that a
+// directory reached through "b -> ." counts at its real depth), and the
+// leading ".." of target may climb no higher than that.
+func SafeLinkIn(root *os.Root, link, target string) bool {
+	climb, ok := linkClimb(link, target)
+	if !ok {
+		return false
+	}
+	real, ok := resolveIn(root, path.Dir(link))
+	return ok && climb <= len(real)
+}
+
+// resolveIn follows p inside root as the kernel would, reading the
+// symlinks it meets, and returns the real components; false when it
+// leaves root, meets an absolute link, or loops.
+func resolveIn(root *os.Root, p string) ([]string, bool) {
+	var stack []string
+	comps := strings.Split(p, "/")
+	hops := 0
+	for i := 0; i < len(comps); i++ {
+		switch c := comps[i]; c {
+		case "", ".":
+		case "..":
+			if len(stack) == 0 {
+				return nil, false
+			}
+			stack = stack[:len(stack)-1]
+		default:
+			cand := path.Join(append(append([]string{}, stack...), c)...)
+			fi, err := root.Lstat(cand)
+			if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+				stack = append(stack, c)
+				continue
+			}
+			if hops++; hops > maxLinkHops {
+				return nil, false
+			}
+			t, err := root.Readlink(cand)
+			if err != nil || t == "" || strings.HasPrefix(t, "/") {
+				return nil, false
+			}
+			comps = append(strings.Split(t, "/"), comps[i+1:]...)
+			i = -1
+		}
+	}
+	return stack, true
 }

@@ -166,3 +166,69 @@ func TestSinkCommitAndResume(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hello world", string(b))
 }
+
+// linkTree is a home with links that make names lie about depth:
+// b -> ".", d/ a directory, d/up -> "..".
+func linkTree(t testing.TB) (string, *os.Root) {
+	dir := t.TempDir()
+	require.NoError(t, os.Symlink(".", filepath.Join(dir, "b")))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	require.NoError(t, os.Symlink("..", filepath.Join(dir, "d", "up")))
+	root, err := os.OpenRoot(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = root.Close() })
+	return dir, root
+}
+
+func TestSafeLinkIn(t *testing.T) {
+	_, root := linkTree(t)
+	tests := []struct {
+		link, target string
+		safe         bool
+	}{
+		{"l", "d", true},
+		{"d/l", "../x", true},
+		{"l", "b/b/b/../../..", false}, // the chain of the red team
+		{"l", "b/..", false},
+		{"b/b/l", "../x", false}, // b/b is the top: .. leaves the home
+		{"b/d/l", "../x", true},  // b/d is d
+		{"b/d/l", "../../x", false},
+		{"d/up/d/l", "../x", true},
+		{"d/up/l", "../x", false}, // d/up is the top
+		{"l", "d/up/..", false},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.safe, xfer.SafeLinkIn(root, tc.link, tc.target), "%s -> %s", tc.link, tc.target)
+	}
+}
+
+// FuzzSafeLinkIn: a link SafeLinkIn accepts, once created, never resolves
+// outside the tree, whatever links the tree holds.
+func FuzzSafeLinkIn(f *testing.F) {
+	for _, s := range [][2]string{{"l", "b/b/b/../../.."}, {"d/l", "../d/up/b"}, {"b/d/l", "../.."}, {"l", "d/up"}} {
+		f.Add(s[0], s[1])
+	}
+	dir, root := linkTree(f)
+	real, err := filepath.EvalSymlinks(dir)
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, link, target string) {
+		p, err := xfer.Resolve(".", link)
+		if err != nil || p == "." || strings.Contains(target, "\x00") || !xfer.SafeLinkIn(root, p, target) {
+			return
+		}
+		if err := root.Symlink(target, p); err != nil {
+			return // a missing directory, a name taken
+		}
+		defer func() { _ = root.Remove(p) }()
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		for _, probe := range []string{full, filepath.Join(full, "b"), filepath.Join(full, "d", "up")} {
+			got, err := filepath.EvalSymlinks(probe)
+			if err != nil {
+				continue // dangling or not a directory: nothing to reach
+			}
+			if got != real && !strings.HasPrefix(got, real+string(filepath.Separator)) {
+				t.Fatalf("%s -> %s resolves to %s, outside %s", p, target, got, real)
+			}
+		}
+	})
+}
