@@ -61,6 +61,11 @@ func startProcess(spec procSpec) (*process, error) {
 		if err != nil {
 			return nil, err
 		}
+		if tty, err = pollable(tty); err != nil {
+			_ = cmd.Process.Kill() // best effort: reaped by Wait
+			_ = cmd.Wait()
+			return nil, err
+		}
 		return &process{cmd: cmd, pgid: cmd.Process.Pid, tty: tty, stdout: tty, stdin: tty}, nil
 	}
 	pp, err := newPipes()
@@ -94,15 +99,40 @@ func (p *process) signal(name string) error {
 	if !ok {
 		return fmt.Errorf("unknown signal %q", name)
 	}
-	return p.kill(sig)
+	return p.killGroup(sig)
 }
 
-func (p *process) kill(sig syscall.Signal) error {
+// killGroup delivers sig to the process group alone.
+func (p *process) killGroup(sig syscall.Signal) error {
 	err := syscall.Kill(-p.pgid, sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil // the whole group is gone already
 	}
 	return err
+}
+
+// kill delivers sig to the process group; with a pty, to every process
+// group of the terminal's session (a shell's background jobs included),
+// as a hangup of the terminal would reach them.
+func (p *process) kill(sig syscall.Signal) error {
+	err := p.killGroup(sig)
+	if p.tty != nil {
+		for _, g := range sessionGroups(p.pgid) {
+			if g != p.pgid {
+				_ = syscall.Kill(-g, sig) // best effort: it may be gone
+			}
+		}
+	}
+	return err
+}
+
+// alive reports whether anything of the group (with a pty: the session)
+// is left.
+func (p *process) alive() bool {
+	if !errors.Is(syscall.Kill(-p.pgid, 0), syscall.ESRCH) {
+		return true
+	}
+	return p.tty != nil && len(sessionGroups(p.pgid)) > 0
 }
 
 // terminate sends TERM to the group and KILL after grace. Calling it
@@ -113,11 +143,14 @@ func (p *process) terminate(grace time.Duration) {
 	if p.killT != nil {
 		return
 	}
-	_ = p.kill(syscall.SIGTERM) // best effort: ESRCH means nothing is left
-	if p.tty == nil {
-		// A stopped process ignores TERM until continued.
-		_ = p.kill(syscall.SIGCONT)
+	if p.tty != nil {
+		// Hang up the terminal's session, as sshd's closing of the pty
+		// does: HUP to every group of it, not only the foreground one.
+		_ = p.kill(syscall.SIGHUP)
 	}
+	_ = p.kill(syscall.SIGTERM) // best effort: ESRCH means nothing is left
+	// A stopped process ignores TERM until continued.
+	_ = p.kill(syscall.SIGCONT)
 	p.killT = time.AfterFunc(grace, func() { _ = p.kill(syscall.SIGKILL) })
 }
 
@@ -125,7 +158,38 @@ func (p *process) resize(cols, rows uint16) error {
 	if p.tty == nil {
 		return errors.New("no pty on this channel")
 	}
-	return pty.Setsize(p.tty, &pty.Winsize{Cols: cols, Rows: rows})
+	// Through SyscallConn, not pty.Setsize, whose Fd call would make the
+	// master blocking again.
+	rc, err := p.tty.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	}); err != nil {
+		return err
+	}
+	return ierr
+}
+
+// pollable returns a pty master the runtime's poller serves: creack/pty
+// calls Fd on it, which puts it in blocking mode for good, and then
+// closing it no longer ends a pending read (a process that escaped with
+// the terminal would hold the exit back). The descriptor is duplicated,
+// set non-blocking, and the original closed.
+func pollable(tty *os.File) (*os.File, error) {
+	defer tty.Close()
+	fd, err := unix.Dup(int(tty.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("pty: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("pty: %w", err)
+	}
+	return os.NewFile(uintptr(fd), tty.Name()), nil
 }
 
 // stdinEOF passes the end of stdin on: a closed pipe, or the terminal's
@@ -190,7 +254,7 @@ func (p *process) closeOutput() {
 // cancels the pending KILL when nothing of the group is left.
 func (p *process) release() {
 	p.mu.Lock()
-	if p.killT != nil && errors.Is(syscall.Kill(-p.pgid, 0), syscall.ESRCH) {
+	if p.killT != nil && !p.alive() {
 		p.killT.Stop()
 	}
 	p.mu.Unlock()

@@ -3,6 +3,7 @@
 package rexec_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -382,7 +383,7 @@ func TestLinkChainRefusedByDaemon(t *testing.T) {
 		{"b/b/b/../../..", "a"},
 		{"b/../..", "a2"},
 		{"../../etc", "b/b/e"}, // b/b/e is really at the top of the home
-		{"../..", "b/d/up"}, // b/d is really d, one level down
+		{"../..", "b/d/up"},    // b/d is really d, one level down
 	} {
 		err := fsys.Symlink(ctx, tc.target, tc.link)
 		require.Error(t, err, "%s -> %s", tc.link, tc.target)
@@ -395,4 +396,42 @@ func TestLinkChainRefusedByDaemon(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	assert.ElementsMatch(t, []string{"b", "d"}, names)
+}
+
+// Item 8: when the client of a pty session goes away, the whole terminal
+// session ends: the shell's background jobs (each in its own group under
+// job control), nohup'd ones included. Only a process that left the
+// session (setsid) survives, as with sshd.
+func TestPtySessionEndsWhole(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
+	c := dial(t, d)
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, s.RequestPty("xterm", 24, 80))
+	out, err := s.StdoutPipe()
+	require.NoError(t, err)
+	stdin, err := s.StdinPipe()
+	require.NoError(t, err)
+	defer stdin.Close()
+	require.NoError(t, s.StartShell(t.Context(), `set -m; sleep 300 & echo "bg $!"; nohup sleep 301 >/dev/null 2>&1 & echo "nohup $!"; setsid sh -c 'echo "esc $$"; exec sleep 302' & sleep 303`))
+	pid := map[string]int{}
+	sc := bufio.NewScanner(out)
+	for len(pid) < 3 && sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), " "); ok {
+			n, err := strconv.Atoi(v)
+			require.NoError(t, err, sc.Text())
+			pid[k] = n
+		}
+	}
+	require.Len(t, pid, 3)
+	pids := []int{pid["bg"], pid["nohup"]}
+	escaped := pid["esc"]
+	t.Cleanup(func() { _ = syscall.Kill(escaped, syscall.SIGKILL) }) // started by this test; it left the session
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	require.NoError(t, c.Close()) // the client vanishes
+	require.Eventually(t, func() bool {
+		return !daemontest.ProcessAlive(pids[0]) && !daemontest.ProcessAlive(pids[1])
+	}, 10*time.Second, 20*time.Millisecond, "background jobs of the pty session outlived it")
+	assert.True(t, daemontest.ProcessAlive(escaped), "setsid leaves the session (as with sshd)")
 }

@@ -1,0 +1,6 @@
+//go:build unix && !linux
+
+package execd
+
+// sessionGroups knows no other groups of a session here than its leader's.
+func sessionGroups(int) []int { return nil }
