@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/execd-project/execd/internal/atomicfile"
 	"github.com/execd-project/execd/internal/tlsid"
 )
 
@@ -33,6 +34,27 @@ func Fingerprint(cert *x509.Certificate) string { return tlsid.Fingerprint(cert)
 // from dir, creating both (ed25519, key file mode 0600) on first start. It
 // reports whether it created them.
 func LoadOrCreateIdentity(dir string) (tls.Certificate, bool, error) {
+	return loadOrCreateIdentity(dir)
+}
+
+// waitIdentity loads the identity another process is creating: its key
+// exists, its certificate follows within moments.
+func waitIdentity(certPath, keyPath string) (tls.Certificate, bool, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err == nil {
+			cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
+			return cert, false, err
+		}
+		if time.Now().After(deadline) {
+			return tls.Certificate{}, false, fmt.Errorf("load identity: %s exists without %s (another execd creating it did not finish): %w", keyPath, certPath, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func loadOrCreateIdentity(dir string) (tls.Certificate, bool, error) {
 	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err == nil {
@@ -43,7 +65,7 @@ func LoadOrCreateIdentity(dir string) (tls.Certificate, bool, error) {
 		return tls.Certificate{}, false, fmt.Errorf("load identity from %s: %w", dir, err)
 	}
 	if _, serr := os.Stat(keyPath); serr == nil {
-		return tls.Certificate{}, false, fmt.Errorf("load identity: %s exists without %s", keyPath, certPath)
+		return waitIdentity(certPath, keyPath)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("create state directory: %w", err)
@@ -74,10 +96,16 @@ func LoadOrCreateIdentity(dir string) (tls.Certificate, bool, error) {
 	if err != nil {
 		return tls.Certificate{}, false, err
 	}
-	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	// Two daemons starting at once on one state directory: the first to
+	// create the key makes the identity; the other waits for its
+	// certificate and uses it.
+	if err := atomicfile.CreateExclusive(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return waitIdentity(certPath, keyPath)
+		}
 		return tls.Certificate{}, false, err
 	}
-	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return tls.Certificate{}, false, err
 	}
 	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
@@ -86,30 +114,4 @@ func LoadOrCreateIdentity(dir string) (tls.Certificate, bool, error) {
 	}
 	cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
 	return cert, true, err
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }() // best effort: gone after a successful rename
-	if err := f.Chmod(mode); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

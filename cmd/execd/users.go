@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -37,11 +38,20 @@ func firstStart(db *execd.UserDB, home string) (string, error) {
 	line, err := userkey.LoadPublic(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		host, _ := os.Hostname()
-		if _, err := userkey.Generate(keyPath, name+"@"+host, false); err != nil {
-			return "", fmt.Errorf("first start: make the rexec key: %w", err)
+		priv, gerr := userkey.Generate(keyPath, name+"@"+host, false)
+		switch {
+		case errors.Is(gerr, fs.ErrExist):
+			// Another first start made it a moment ago: use that key,
+			// read whole from the private file (its .pub may still be
+			// on its way).
+			priv, gerr = userkey.Load(keyPath)
+		case gerr == nil:
+			generated = ", generated now"
 		}
-		generated = ", generated now"
-		line, err = userkey.LoadPublic(keyPath)
+		if gerr != nil {
+			return "", fmt.Errorf("first start: make the rexec key: %w", gerr)
+		}
+		line, err = userkey.AuthorizedLine(priv.Public().(ed25519.PublicKey), name+"@"+host)
 	}
 	if err != nil {
 		return "", fmt.Errorf("first start: %w", err)

@@ -4,9 +4,13 @@ package main_test
 
 import (
 	"bufio"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,4 +95,49 @@ func TestE2EDaemonSurvivesHangup(t *testing.T) {
 	assert.Equal(t, "finished", sc.Text())
 	require.NoError(t, cmd.Wait())
 	assert.Contains(t, d.log.String(), "hangup received")
+}
+
+// Item 15: six daemons starting at the same moment, sharing the user's
+// config directory, agree on one rexec key: each lets the user in.
+func TestE2EParallelFirstStartsShareOneKey(t *testing.T) {
+	t.Parallel()
+	const n = 6
+	daemons := make([]*daemon, n)
+	cmds := make([]*exec.Cmd, n)
+	for i := range n {
+		d := &daemon{addr: freeAddr(t), log: &syncBuffer{}, done: make(chan error, 1)}
+		d.cmd = exec.Command(filepath.Join(binDir, "execd"), "--listen", d.addr, "--state-dir", t.TempDir(), "--kill-grace", "1s")
+		d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+userConfig(t))
+		d.cmd.Stderr = d.log
+		daemons[i], cmds[i] = d, d.cmd
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = cmd.Start() }()
+	}
+	wg.Wait()
+	for i, d := range daemons {
+		require.NoError(t, errs[i])
+		go func() { d.done <- d.cmd.Wait() }()
+		t.Cleanup(func() { d.stop(t) })
+	}
+	c := newClient(t)
+	for _, d := range daemons {
+		require.Eventually(t, func() bool {
+			nc, err := net.Dial("tcp", d.addr)
+			if err == nil {
+				_ = nc.Close()
+			}
+			return err == nil
+		}, 10*time.Second, 20*time.Millisecond, "daemon did not start: %s", d.log)
+		r := c.run("", d.addr, "echo", "in")
+		assert.Equal(t, "in\n", r.stdout, "daemon %s: %s\nlog: %s", d.addr, r.stderr, d.log)
+	}
+	generated := 0
+	for _, d := range daemons {
+		generated += strings.Count(d.log.String(), "generated now")
+	}
+	assert.Equal(t, 1, generated, "one daemon made the key")
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -70,12 +71,14 @@ func DefaultPath(getenv func(string) string) (string, error) {
 }
 
 // Generate makes a new key pair at path and path+".pub". It refuses to
-// replace an existing key unless force is set. The private key is written
-// with mode 0600 and renamed into place whole.
+// replace an existing key unless force is set, with an error wrapping
+// fs.ErrExist, also when another process creates it at the same moment
+// (exactly one of them wins). The private key is written with mode 0600
+// and appears whole.
 func Generate(path, comment string, force bool) (ed25519.PrivateKey, error) {
 	if !force {
 		if _, err := os.Lstat(path); err == nil {
-			return nil, fmt.Errorf("%s already exists (pass --force to replace it)", path)
+			return nil, fmt.Errorf("%s already exists (pass --force to replace it): %w", path, fs.ErrExist)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -93,10 +96,15 @@ func Generate(path, comment string, force bool) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+	if force {
+		err = atomicfile.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+	} else if err = atomicfile.CreateExclusive(path, pem.EncodeToMemory(block), 0o600); errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%s already exists (pass --force to replace it): %w", path, err)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return priv, nil
