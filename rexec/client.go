@@ -54,8 +54,14 @@ func InsecureIgnoreHostKey() HostKeyCallback { return func(string, string) error
 type Config struct {
 	// Plaintext speaks the protocol without TLS; the daemon must allow it.
 	Plaintext bool
-	// HostKeyCallback checks the daemon's identity; see KnownHosts.
+	// HostKeyCallback checks the daemon's identity during the TLS
+	// handshake; see KnownHosts.
 	HostKeyCallback HostKeyCallback
+	// HostKeyPin, when set, is called once the daemon has answered with a
+	// valid hello, with the identity HostKeyCallback accepted: the place
+	// to pin a new daemon (KnownHosts.Pin), so that an endpoint that is
+	// not execd is never pinned. An error aborts the connection.
+	HostKeyPin HostKeyCallback
 	// Timeout bounds connecting plus the TLS and hello handshakes; 0 means 10s.
 	Timeout time.Duration
 	// MaxPayload is the largest frame payload this side accepts; 0 means the default.
@@ -150,6 +156,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 	defer stop()
 	conn := nc
 	var below *mux.BufConn
+	var fingerprint string
 	binding := make([]byte, frame.BindingLen) // zeros: plaintext has no session to bind to
 	if !cfg.Plaintext {
 		if cfg.HostKeyCallback == nil {
@@ -179,6 +186,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		}
 		conn = tc
 		cs := tc.ConnectionState()
+		fingerprint = tlsid.Fingerprint(cs.PeerCertificates[0])
 		if binding, err = cs.ExportKeyingMaterial(frame.BindingLabel, nil, frame.BindingLen); err != nil {
 			return nil, fmt.Errorf("rexec: tls keying material: %w", err)
 		}
@@ -217,6 +225,11 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		return nil, fmt.Errorf("rexec: server hello: %w", err)
 	}
 	mc.SetPeerMax(hello.MaxPayload)
+	if cfg.HostKeyPin != nil && fingerprint != "" {
+		if err := cfg.HostKeyPin(addr, fingerprint); err != nil {
+			return nil, err
+		}
+	}
 	var auth frame.AuthReplyMsg
 	if len(hello.Auth) > 0 {
 		reply, err := login(ctx, mc, addr, cfg, &hello, binding)

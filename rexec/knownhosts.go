@@ -42,7 +42,10 @@ func (e *HostKeyError) Error() string {
 func (e *HostKeyError) Unwrap() error { return e.Err }
 
 // KnownHosts pins daemon fingerprints in a file of "host:port SHA256:..."
-// lines, trusting on first use like ssh's known_hosts. Safe for concurrent use.
+// lines, trusting on first use like ssh's known_hosts. Use Check as
+// Config.HostKeyCallback and Pin as Config.HostKeyPin: a new daemon is
+// pinned only once it has answered with a valid hello, so that an
+// endpoint that is not execd never gets pinned. Safe for concurrent use.
 type KnownHosts struct {
 	// Path of the file; created (with its directory) on first pin.
 	Path string
@@ -54,21 +57,23 @@ type KnownHosts struct {
 	mu sync.Mutex
 }
 
-// Check is a HostKeyCallback.
+// Check is a HostKeyCallback: nil for the pinned fingerprint, and for a
+// daemon not pinned yet (unless Strict), which Pin then pins.
 func (k *KnownHosts) Check(addr, fingerprint string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	want, line, err := k.lookup(addr)
-	if err != nil {
+	_, err := k.verify(addr, fingerprint)
+	return err
+}
+
+// Pin records fingerprint for addr unless it is pinned already; it is
+// Config.HostKeyPin, called after the daemon's hello.
+func (k *KnownHosts) Pin(addr, fingerprint string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	pinned, err := k.verify(addr, fingerprint)
+	if err != nil || pinned {
 		return err
-	}
-	switch {
-	case want == fingerprint:
-		return nil
-	case want != "":
-		return &HostKeyError{Addr: addr, Want: want, Got: fingerprint, Path: k.Path, Line: line, Err: ErrHostKeyChanged}
-	case k.Strict:
-		return &HostKeyError{Addr: addr, Got: fingerprint, Path: k.Path, Err: ErrHostKeyUnknown}
 	}
 	if err := os.MkdirAll(filepath.Dir(k.Path), 0o700); err != nil {
 		return fmt.Errorf("rexec: known hosts: %w", err)
@@ -88,6 +93,23 @@ func (k *KnownHosts) Check(addr, fingerprint string) error {
 		k.OnPin(addr, fingerprint)
 	}
 	return nil
+}
+
+// verify compares fingerprint with the file: pinned true when it is the
+// pinned one, false with nil for a new daemon that may be pinned.
+func (k *KnownHosts) verify(addr, fingerprint string) (pinned bool, err error) {
+	want, line, err := k.lookup(addr)
+	switch {
+	case err != nil:
+		return false, err
+	case want == fingerprint:
+		return true, nil
+	case want != "":
+		return false, &HostKeyError{Addr: addr, Want: want, Got: fingerprint, Path: k.Path, Line: line, Err: ErrHostKeyChanged}
+	case k.Strict:
+		return false, &HostKeyError{Addr: addr, Got: fingerprint, Path: k.Path, Err: ErrHostKeyUnknown}
+	}
+	return false, nil
 }
 
 // lookup returns the pinned fingerprint of addr and its line number.

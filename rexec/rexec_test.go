@@ -512,12 +512,12 @@ func TestHostKeyPinning(t *testing.T) {
 	kh := &rexec.KnownHosts{Path: filepath.Join(t.TempDir(), "known_hosts")}
 	var pinned []string
 	kh.OnPin = func(addr, fp string) { pinned = append(pinned, addr+" "+fp) }
-	c, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: kh.Check})
+	c, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: kh.Check, HostKeyPin: kh.Pin})
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
 	assert.Equal(t, []string{d.Addr + " " + d.Fingerprint}, pinned)
 	// same daemon again: accepted silently
-	c, err = rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: kh.Check})
+	c, err = rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: kh.Check, HostKeyPin: kh.Pin})
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
 	assert.Len(t, pinned, 1)

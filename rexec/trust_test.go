@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -434,4 +435,40 @@ func TestPtySessionEndsWhole(t *testing.T) {
 		return !daemontest.ProcessAlive(pids[0]) && !daemontest.ProcessAlive(pids[1])
 	}, 10*time.Second, 20*time.Millisecond, "background jobs of the pty session outlived it")
 	assert.True(t, daemontest.ProcessAlive(escaped), "setsid leaves the session (as with sshd)")
+}
+
+// Item 16: a TLS endpoint that is not execd is never pinned; a real daemon
+// later on that address is pinned as new, not refused as changed.
+func TestNotExecdIsNotPinned(t *testing.T) {
+	t.Parallel()
+	other := daemontest.Start(t, &execd.Server{}, false) // only for a certificate
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", other.Server.TLSConfig)
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = nc.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+			_ = nc.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close(); <-done })
+	kh := &rexec.KnownHosts{Path: filepath.Join(t.TempDir(), "known_hosts")}
+	cfg := &rexec.Config{HostKeyCallback: kh.Check, HostKeyPin: kh.Pin}
+	_, err = rexec.Dial(t.Context(), ln.Addr().String(), cfg)
+	require.Error(t, err)
+	_, err = os.Stat(kh.Path)
+	require.ErrorIs(t, err, os.ErrNotExist, "nothing pinned for an endpoint that is not execd")
+
+	d := daemontest.Start(t, &execd.Server{}, false)
+	c, err := rexec.Dial(t.Context(), d.Addr, cfg)
+	require.NoError(t, err)
+	_ = c.Close()
+	b, err := os.ReadFile(kh.Path)
+	require.NoError(t, err)
+	assert.Equal(t, d.Addr+" "+d.Fingerprint+"\n", string(b))
 }

@@ -143,6 +143,7 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 	cfg := &rexec.Config{
 		Plaintext:       cf.plaintext || tgt.plaintext,
 		HostKeyCallback: d.kh.Check,
+		HostKeyPin:      d.kh.Pin,
 		Timeout:         cf.connectTimeout,
 		Software:        "rexec/" + version,
 		User:            login,
