@@ -68,6 +68,18 @@ func (fc *fileChan) close() {
 
 var errClosed = errors.New("rexec: channel closed")
 
+// endWith ends the channel when ctx ends, in the middle of its data as
+// well: reads and writes fail with ctx's error (an interruption, so that
+// the partial copy is kept), and the daemon is told to stop. The returned
+// stop is context.AfterFunc's.
+func (fc *fileChan) endWith(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		fc.c.forget(fc.id)
+		_ = fc.c.mc.Send(frame.Close, 0, fc.id, nil) // best effort: a dead connection ends it anyway
+		fc.finish(nil, context.Cause(ctx))
+	})
+}
+
 func (fc *fileChan) handle(f frame.Frame) error {
 	switch f.Type {
 	case frame.OpenOK:

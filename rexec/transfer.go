@@ -326,6 +326,7 @@ func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, nam
 		}
 	}
 	tr := t.track(remote, info.Size, fc.ok.Offset)
+	defer fc.endWith(ctx)()
 	n, err := io.Copy(trackWriter{sink, tr}, fc.in)
 	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
 	var d *frame.DoneMsg
@@ -574,6 +575,7 @@ func (t *transfer) putOne(ctx context.Context, local, remote string) error {
 // hash of the whole file (size is told how many bytes r gave), and waits
 // for the daemon to confirm the same.
 func (t *transfer) send(ctx context.Context, fc *fileChan, r io.Reader, size func(sent uint64) uint64, sum func() string) error {
+	defer fc.endWith(ctx)()
 	n, err := fc.out.ReadFrom(r)
 	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
 	if err == nil {

@@ -246,8 +246,13 @@ func newFan(cf *connFlags, ff *fanFlags, e env) (*fan, int, error) {
 // run does job on every host, each within hostLimit (0: no limit), until
 // an INT, TERM or HUP ends them all.
 func (f *fan) run(ctx context.Context, hostLimit time.Duration, job func(ctx context.Context, host string, c *rexec.Client) error, done func(rexec.HostResult)) []rexec.HostResult {
-	ctx, stop := f.watchSignals(ctx)
-	defer stop()
+	ctx, stop := interruptible(ctx, f.e)
+	defer func() {
+		sig := stop()
+		f.mu.Lock()
+		f.signal = sig
+		f.mu.Unlock()
+	}()
 	fo := &rexec.Fanout{Limit: f.limit, Timeout: hostLimit, Dial: func(ctx context.Context, h string) (*rexec.Client, error) {
 		c, _, err := f.d.dial(ctx, h)
 		return c, err
@@ -268,47 +273,13 @@ func (f *fan) end(results []rexec.HostResult, summary bool) int {
 	sig := f.signal
 	f.mu.Unlock()
 	if sig != "" {
-		return 128 + rexec.SignalNumber(rexec.Signal(sig))
+		return signalStatus(sig)
 	}
 	worst := 0
 	for _, r := range results {
 		worst = max(worst, classify(r).status)
 	}
 	return worst
-}
-
-// watchSignals returns a context that the first INT, TERM or HUP
-// cancels: every host's command is ended (the daemons end what they
-// started) and the summary still says how far each host got.
-func (f *fan) watchSignals(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			case sig := <-f.e.signals:
-				switch name := signalName(sig); name {
-				case "INT", "TERM", "HUP":
-					f.mu.Lock()
-					if f.signal == "" {
-						f.signal = name
-					}
-					f.mu.Unlock()
-					cancel()
-				}
-			}
-		}
-	}()
-	return ctx, func() {
-		close(done)
-		wg.Wait()
-		cancel()
-	}
 }
 
 // spool holds stdin for every host.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -81,10 +82,21 @@ func splitRemote(arg string) (host, path string, ok bool) {
 		}
 		host, path = arg[:i], arg[i+1:]
 	}
+	// HOST:PORT:PATH, as rexec HOST:PORT takes a port: a path that starts
+	// with DIGITS: is a port (write ~/1234:x for a file of that name).
+	if port, rest, ok := strings.Cut(path, ":"); ok && isPort(port) {
+		host, path = host+":"+port, rest
+	}
 	if path == "" {
 		path = "~"
 	}
 	return host, path, true
+}
+
+// isPort reports whether s is a port number as written in HOST:PORT.
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536 && s[0] != '+' && s[0] != '-'
 }
 
 func getCommand(ctx context.Context, e env, code *int) *cobra.Command {
@@ -157,15 +169,22 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	}
 	defer func() { _ = client.Close() }() // best effort
 	opts, bars := tf.options(e)
+	ctx, stop := interruptible(ctx, e)
 	var errs []error
 	for _, r := range remotes {
 		_, err := client.Get(ctx, r, local, opts)
 		if err != nil {
 			errs = append(errs, err)
 		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	if bars != nil {
 		bars.Wait()
+	}
+	if sig := stop(); sig != "" {
+		return interrupted(e, sig)
 	}
 	return transferStatus(e, errs)
 }
@@ -231,6 +250,7 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	}
 	defer func() { _ = client.Close() }() // best effort
 	opts, bars := tf.options(e)
+	ctx, stop := interruptible(ctx, e)
 	var err error
 	if len(locals) == 1 && locals[0] == "-" {
 		// A stream: stdin, however long, into one remote file.
@@ -243,6 +263,9 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	}
 	if bars != nil {
 		bars.Wait()
+	}
+	if sig := stop(); sig != "" {
+		return interrupted(e, sig)
 	}
 	var errs []error
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -51,7 +52,8 @@ exit status is then 1 if any of them failed.`,
 
 // fileShell is one interactive file session.
 type fileShell struct {
-	ctx     context.Context
+	ctx     context.Context // of the command running; the session's between commands
+	root    context.Context // of the session
 	client  *rexec.Client
 	fsx     *rexec.FS
 	e       env
@@ -64,6 +66,66 @@ type fileShell struct {
 	// cooked runs f with the terminal in its normal mode (for progress
 	// bars and remote commands); a no-op without a terminal.
 	cooked func(f func())
+	// restore puts the terminal back as it was (a no-op without one).
+	restore func()
+
+	sigMu  sync.Mutex
+	cancel context.CancelFunc // of the command running, nil between commands
+	sig    string             // the signal that interrupted it
+	quit   string             // TERM or HUP: the session ends after the command
+}
+
+// watchSignals runs for the session's life: INT, TERM or HUP stop the
+// command running (a transfer keeps its partial copies, as get and put
+// do); TERM and HUP, and INT between commands of a script, end the
+// session with 128+N. Between commands on a terminal no INT arrives:
+// the line editor's raw mode reads ^C as a key.
+func (sh *fileShell) watchSignals(done <-chan struct{}, exit func(int)) {
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sh.e.signals:
+			name := signalName(s)
+			if name != "INT" && name != "TERM" && name != "HUP" {
+				continue
+			}
+			sh.sigMu.Lock()
+			cancel := sh.cancel
+			if cancel != nil {
+				sh.sig = name
+				if name != "INT" {
+					sh.quit = name
+				}
+			}
+			sh.sigMu.Unlock()
+			if cancel != nil {
+				cancel()
+				continue
+			}
+			// Idle, waiting for the next line: end the session now.
+			sh.restore()
+			_ = sh.client.Close() // best effort
+			exit(fail(sh.e.stderr, signalStatus(name), "ended by SIG%s", name))
+			return
+		}
+	}
+}
+
+// running runs one command under a context its signals can cancel, and
+// reports the signal that did ("" when none).
+func (sh *fileShell) running(f func()) string {
+	ctx, cancel := context.WithCancel(sh.root)
+	sh.sigMu.Lock()
+	sh.ctx, sh.cancel, sh.sig = ctx, cancel, ""
+	sh.sigMu.Unlock()
+	f()
+	sh.sigMu.Lock()
+	sig := sh.sig
+	sh.ctx, sh.cancel = sh.root, nil
+	sh.sigMu.Unlock()
+	cancel()
+	return sig
 }
 
 func runFiles(ctx context.Context, cf *connFlags, host string, e env) int {
@@ -81,8 +143,11 @@ func runFiles(ctx context.Context, cf *connFlags, host string, e env) int {
 	if err != nil {
 		lcwd = "."
 	}
-	sh := &fileShell{ctx: ctx, client: client, fsx: fsx, e: e, out: e.stdout, lcwd: lcwd, prevDir: fsx.Getwd(),
-		cooked: func(f func()) { f() }, cmds: commandTable()}
+	sh := &fileShell{ctx: ctx, root: ctx, client: client, fsx: fsx, e: e, out: e.stdout, lcwd: lcwd, prevDir: fsx.Getwd(),
+		cooked: func(f func()) { f() }, restore: func() {}, cmds: commandTable()}
+	done := make(chan struct{})
+	defer close(done)
+	go sh.watchSignals(done, os.Exit)
 	fd, tty := terminalFd(e.stdin)
 	if !tty {
 		return sh.batch(e.stdin)
@@ -98,6 +163,9 @@ func (sh *fileShell) batch(in io.Reader) int {
 			break
 		}
 	}
+	if sh.quit != "" {
+		return signalStatus(sh.quit)
+	}
 	if sh.failed {
 		return 1
 	}
@@ -110,6 +178,7 @@ func (sh *fileShell) interactive(fd int, host string) int {
 		return fail(sh.e.stderr, exitTransport, "raw terminal: %v", err)
 	}
 	defer func() { _ = term.Restore(fd, old) }() // every return path restores it
+	sh.restore = func() { _ = term.Restore(fd, old) }
 	t := term.NewTerminal(struct {
 		io.Reader
 		io.Writer
@@ -140,6 +209,9 @@ func (sh *fileShell) interactive(fd int, host string) int {
 			return fail(sh.e.stderr, exitTransport, "terminal: %v", err)
 		}
 		if quit := sh.exec(line); quit {
+			if sh.quit != "" {
+				return signalStatus(sh.quit)
+			}
 			return 0
 		}
 		if _, err := sh.client.Ping(sh.ctx); err != nil {
@@ -156,7 +228,9 @@ func (sh *fileShell) exec(line string) (quit bool) {
 		return false
 	}
 	if strings.HasPrefix(line, "!") {
-		sh.report(sh.remoteCommand(strings.TrimSpace(line[1:])))
+		if sig := sh.running(func() { sh.report(sh.remoteCommand(strings.TrimSpace(line[1:]))) }); sig != "" {
+			return sh.interrupted(sig)
+		}
 		return false
 	}
 	args, err := splitWords(line)
@@ -173,8 +247,17 @@ func (sh *fileShell) exec(line string) (quit bool) {
 		sh.report(fmt.Errorf("%s: unknown command (type help)", name))
 		return false
 	}
-	sh.report(cmd.run(sh, args))
+	if sig := sh.running(func() { sh.report(cmd.run(sh, args)) }); sig != "" {
+		return sh.interrupted(sig)
+	}
 	return false
+}
+
+// interrupted says what a signal stopped; the session ends on TERM and HUP.
+func (sh *fileShell) interrupted(sig string) (quit bool) {
+	sh.failed = true
+	fmt.Fprintf(sh.out, "interrupted by SIG%s (a partial copy is kept: the same get or put resumes it)\n", sig)
+	return sig != "INT"
 }
 
 func (sh *fileShell) report(err error) {

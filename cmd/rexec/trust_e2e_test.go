@@ -4,6 +4,7 @@ package main_test
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -140,4 +141,74 @@ func TestE2EParallelFirstStartsShareOneKey(t *testing.T) {
 		generated += strings.Count(d.log.String(), "generated now")
 	}
 	assert.Equal(t, 1, generated, "one daemon made the key")
+}
+
+// startSignalled starts rexec, waits until ready reports true, sends sig
+// and returns the result and how long rexec took after the signal.
+func (c *client) signalled(ready func() bool, sig syscall.Signal, stdin io.Reader, args ...string) (result, time.Duration) {
+	c.t.Helper()
+	cmd := c.command(args...)
+	cmd.Stdin = stdin
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(c.t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() { _ = cmd.Process.Kill(); <-done }()
+	require.Eventually(c.t, ready, 20*time.Second, 5*time.Millisecond, "transfer did not start: %s", &errb)
+	sent := time.Now()
+	require.NoError(c.t, cmd.Process.Signal(sig))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("rexec %v did not stop on %v: %s", args, sig, &errb)
+	}
+	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}, time.Since(sent)
+}
+
+// sizeAbove reports whether the file at path exists with more than n bytes.
+func sizeAbove(path string, n int64) func() bool {
+	return func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Size() > n
+	}
+}
+
+// Item 14: INT, TERM and HUP stop a single-host get, put and the file
+// shell's transfers at once, keep the partial copy, and exit 128+N.
+func TestE2ESignalsStopTransfers(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := newClient(t)
+	require.Equal(t, 0, c.run("", d.addr, "true").code)
+	const big = 8 << 30 // sparse: read as zeros, far more than moves in the time allowed
+	require.NoError(t, os.WriteFile(filepath.Join(home, "big.img"), nil, 0o644))
+	require.NoError(t, os.Truncate(filepath.Join(home, "big.img"), big))
+	local := t.TempDir()
+
+	part := filepath.Join(local, ".big.img.rexec-part")
+	r, took := c.signalled(sizeAbove(part, 0), syscall.SIGINT, nil, "get", d.addr+":big.img", local)
+	assert.Equal(t, 130, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "interrupted by SIGINT")
+	assert.Less(t, took, 3*time.Second)
+	assert.True(t, sizeAbove(part, 0)(), "the partial copy is kept")
+	_, err := os.Stat(filepath.Join(local, "big.img"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	src := filepath.Join(t.TempDir(), "up.img")
+	require.NoError(t, os.WriteFile(src, nil, 0o644))
+	require.NoError(t, os.Truncate(src, big))
+	remotePart := filepath.Join(home, ".up.img.rexec-part")
+	r, took = c.signalled(sizeAbove(remotePart, 0), syscall.SIGTERM, nil, "put", src, d.addr+":")
+	assert.Equal(t, 143, r.code, r.stderr)
+	assert.Less(t, took, 3*time.Second)
+	require.Eventually(t, sizeAbove(remotePart, 0), 5*time.Second, 10*time.Millisecond, "the daemon keeps the partial copy")
+
+	shellPart := filepath.Join(local, "sub", ".big.img.rexec-part")
+	require.NoError(t, os.Mkdir(filepath.Join(local, "sub"), 0o755))
+	r, took = c.signalled(sizeAbove(shellPart, 0), syscall.SIGHUP, strings.NewReader("lcd "+filepath.Join(local, "sub")+"\nget big.img\nls\n"), "files", d.addr)
+	assert.Equal(t, 129, r.code, "stdout %s stderr %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "interrupted by SIGHUP")
+	assert.Less(t, took, 3*time.Second)
 }
