@@ -149,7 +149,7 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 		}
 		var b strings.Builder
 		for _, line := range strings.Split(msg, "\n") {
-			fmt.Fprintf(&b, "%s: rexec: %s\n", r.Host, strings.TrimPrefix(line, "rexec: "))
+			fmt.Fprintf(&b, "%s: rexec: %s\n", r.Host, safe(strings.TrimPrefix(line, "rexec: ")))
 		}
 		errOut.write([]byte(b.String()))
 	})

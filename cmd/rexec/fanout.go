@@ -351,7 +351,7 @@ func printSummary(w io.Writer, results []rexec.HostResult) {
 			fmt.Fprintf(w, "rexec: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts))
 			continue
 		}
-		fmt.Fprintf(w, "rexec: %s: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts), f.reason)
+		fmt.Fprintf(w, "rexec: %s: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts), safe(f.reason))
 	}
 }
 

@@ -115,7 +115,7 @@ func (p *fanPrinter) done(r rexec.HostResult) {
 	case o.state == stateOK, o.state == stateInterrupted:
 	case !(o.state == stateFailed && o.signal == "" && !o.timedOut):
 		// a plain non-zero exit speaks for itself in the summary
-		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, o.message())))
+		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, safe(o.message()))))
 	}
 }
 

@@ -280,7 +280,7 @@ func transferStatus(e env, errs []error) int {
 	status := 0
 	for _, err := range errs {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(e.stderr, "rexec: %s\n", strings.TrimPrefix(line, "rexec: "))
+			fmt.Fprintf(e.stderr, "rexec: %s\n", safe(strings.TrimPrefix(line, "rexec: ")))
 		}
 		status = max(status, 1)
 		if isLost(err) {

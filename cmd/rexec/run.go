@@ -325,7 +325,7 @@ func fanCommandArgs(args []string, f *pflag.FlagSet) []string {
 
 // fail prints one line and returns the status.
 func fail(w io.Writer, status int, format string, args ...any) int {
-	fmt.Fprintf(w, "rexec: "+format+"\n", args...)
+	fmt.Fprintf(w, "rexec: %s\n", safe(fmt.Sprintf(format, args...)))
 	return status
 }
 
@@ -480,7 +480,7 @@ func exitStatus(err error, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &ee):
 		if ee.TimedOut || ee.Message != "" {
-			fmt.Fprintf(stderr, "rexec: %v\n", ee)
+			fmt.Fprintf(stderr, "rexec: %s\n", safe(ee.Error()))
 		}
 		st := ee.ExitStatus()
 		if st > 255 {

@@ -197,9 +197,9 @@ func (sh *fileShell) interactive(fd int, host string) int {
 		}()
 		f()
 	}
-	fmt.Fprintf(t, "Connected to %s (%s). Type help for commands.\n", host, sh.client.ServerSoftware())
+	fmt.Fprintf(t, "Connected to %s (%s). Type help for commands.\n", host, safe(sh.client.ServerSoftware()))
 	for {
-		t.SetPrompt(fmt.Sprintf("%s:%s> ", host, sh.fsx.Getwd()))
+		t.SetPrompt(fmt.Sprintf("%s:%s> ", host, safe(sh.fsx.Getwd())))
 		line, err := t.ReadLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -266,7 +266,7 @@ func (sh *fileShell) report(err error) {
 	}
 	sh.failed = true
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(sh.out, "error: %s\n", strings.TrimPrefix(line, "rexec: "))
+		fmt.Fprintf(sh.out, "error: %s\n", safe(strings.TrimPrefix(line, "rexec: ")))
 	}
 }
 
@@ -347,7 +347,7 @@ func flags(args []string, allowed string) (map[rune]bool, []string, error) {
 }
 
 func (sh *fileShell) pwd([]string) error {
-	fmt.Fprintln(sh.out, sh.fsx.Getwd())
+	fmt.Fprintln(sh.out, safe(sh.fsx.Getwd()))
 	return nil
 }
 
@@ -425,14 +425,14 @@ func lsTime(t time.Time) string {
 
 func lsName(fi *rexec.FileInfo) string {
 	name := fi.Name
-	if strings.ContainsAny(name, " \t'\"\\") {
-		name = fmt.Sprintf("%q", name)
+	if strings.ContainsAny(name, " '\"\\") || needsEscape(name) {
+		name = `"` + strings.ReplaceAll(safe(strings.ReplaceAll(name, `\`, `\\`)), `"`, `\"`) + `"`
 	}
 	switch fi.Type {
 	case "dir":
 		return name + "/"
 	case "symlink":
-		return name + " -> " + fi.Target
+		return name + " -> " + safe(fi.Target)
 	}
 	return name
 }
@@ -571,7 +571,7 @@ func (sh *fileShell) sum(args []string) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(sh.out, "%s  %s\n", sum, a)
+		fmt.Fprintf(sh.out, "%s  %s\n", safe(sum), safe(a))
 	}
 	return errors.Join(errs...)
 }

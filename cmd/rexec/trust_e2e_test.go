@@ -212,3 +212,28 @@ func TestE2ESignalsStopTransfers(t *testing.T) {
 	assert.Contains(t, r.stdout, "interrupted by SIGHUP")
 	assert.Less(t, took, 3*time.Second)
 }
+
+// Item 17: names, link targets and messages from a daemon reach the
+// terminal with their control characters escaped.
+func TestE2EHostileNamesEscaped(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	tree := filepath.Join(home, "tree")
+	require.NoError(t, os.Mkdir(tree, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "\x1b]0;pwned\x07"), []byte("x"), 0o644))
+	require.NoError(t, os.Symlink("/etc/\x1b[5m", filepath.Join(tree, "evil\x1b[2J")))
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := newClient(t)
+	local := t.TempDir()
+	r := c.run("", "get", "-r", d.addr+":tree", local)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "\x1b")
+	assert.Contains(t, r.stderr, `evil\033[2J -> /etc/\033[5m`)
+	_, err := os.Stat(filepath.Join(local, "tree", "\x1b]0;pwned\x07"))
+	require.NoError(t, err, "the file itself arrives under its real name")
+
+	r = c.run("cd tree\nls\nget nothing\x1b[2J\n", "files", d.addr)
+	assert.NotContains(t, r.stdout+r.stderr, "\x1b")
+	assert.Contains(t, r.stdout, `\033]0;pwned\007`)
+	assert.Contains(t, r.stdout, `nothing\033[2J`)
+}
