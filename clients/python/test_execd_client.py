@@ -6,10 +6,12 @@ tests (frame/testdata/golden), and, when EXECD_ADDR is set, a live daemon
 """
 
 import hashlib
+import io
 import json
 import os
 import pathlib
 import struct
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -70,6 +72,24 @@ class GoldenFrames(unittest.TestCase):
                     ec.parse_header(b[:12])
 
 
+class StrictPayloads(unittest.TestCase):
+    """Control payloads are read as strictly as execd reads them."""
+
+    def test_loads(self):
+        self.assertEqual(ec.loads(b'{"code":0,"duration_ms":1}'), {"code": 0, "duration_ms": 1})
+        for bad in (b'{"argv":["true"],"argv":["rm"]}', b'[1]', b'{', b'{"a":1} {}'):
+            with self.subTest(bad):
+                with self.assertRaises(ec.ProtocolError):
+                    ec.loads(bad)
+        self.assertNotIn("kind", ec.loads(b'{"KIND":"exec"}'), "names are exact")
+
+    def test_split_host(self):
+        self.assertEqual(ec.split_host("lab1"), ("lab1", 7022))
+        self.assertEqual(ec.split_host("lab1:7023"), ("lab1", 7023))
+        self.assertEqual(ec.split_host("[::1]:7023"), ("::1", 7023))
+        self.assertEqual(ec.host_port("::1", 7023), "[::1]:7023")
+
+
 @unittest.skipUnless(os.environ.get("EXECD_ADDR"), "set EXECD_ADDR (and EXECD_USER, EXECD_PASSWORD, EXECD_FINGERPRINT) to test against a daemon")
 class LiveDaemon(unittest.TestCase):
     """Against a real execd: TLS, hello, password login, exec, get."""
@@ -111,6 +131,65 @@ class LiveDaemon(unittest.TestCase):
                 c.get("../../etc/passwd", os.path.join(d, "x"))
             self.assertEqual(e.exception.code, "path_escape")
             self.assertEqual(os.listdir(d), ["copy.bin"])
+
+    def test_stdin_whole(self):
+        """3 MB of stdin arrive whole: sent under the daemon's flow control."""
+        with self.connect() as c:
+            data = os.urandom(3000000)
+            code, out, _ = c.run(["sha256sum"], stdin=data)
+            self.assertEqual((code, out.split()[0].decode()), (0, hashlib.sha256(data).hexdigest()))
+            code, out, _ = c.run(["wc", "-c"], stdin=io.BytesIO(b"\0" * 3000000))
+            self.assertEqual(out.strip(), b"3000000")
+
+    def test_trust_on_first_use(self):
+        host, _, port = os.environ["EXECD_ADDR"].rpartition(":")
+        with tempfile.TemporaryDirectory() as d:
+            kh = ec.KnownHosts(os.path.join(d, "rexec", "known_hosts"))
+            args = (host, int(port), os.environ["EXECD_USER"], os.environ["EXECD_PASSWORD"])
+            with ec.Client(*args, known_hosts=kh) as c:
+                self.assertTrue(c.pinned)
+            line = f"{host}:{port} {os.environ['EXECD_FINGERPRINT']}\n"
+            self.assertEqual(pathlib.Path(kh.path).read_text(), line, "rexec's format")
+            with ec.Client(*args, known_hosts=kh) as c:
+                self.assertFalse(c.pinned, "pinned once")
+            pathlib.Path(kh.path).write_text(f"{host}:{port} SHA256:{'A' * 43}\n")
+            with self.assertRaises(ec.HostKeyError) as e:
+                ec.Client(*args, known_hosts=kh)
+            self.assertIn("CHANGED", str(e.exception))
+            self.assertIn("remove line 1", str(e.exception))
+
+    def cli(self, *args, stdin=b"", password=True, new_session=False):
+        env = dict(os.environ, XDG_CONFIG_HOME=self.config)
+        if password:
+            env["REXEC_PASSWORD"] = os.environ["EXECD_PASSWORD"]
+        else:
+            env.pop("REXEC_PASSWORD", None)
+        p = subprocess.run([sys.executable, ec.__file__, "--user", os.environ["EXECD_USER"], os.environ["EXECD_ADDR"], *args],
+                           input=stdin, capture_output=True, env=env, timeout=60, start_new_session=new_session)
+        return p.returncode, p.stdout, p.stderr.decode()
+
+    def test_cli(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.config = d
+            code, out, err = self.cli("run", "--", "wc", "-c", stdin=b"\0" * 3000000)
+            self.assertEqual((code, out.strip()), (0, b"3000000"), err)
+            self.assertIn("pinned new host", err)
+            code, out, err = self.cli("run", "--", "no-such-command")
+            self.assertEqual(code, 127, err)
+            self.assertEqual(err.count("\n"), 1, err)
+            (pathlib.Path(os.environ["EXECD_HOME"]) / "cli.txt").write_bytes(b"hello")
+            code, _, err = self.cli("get", "cli.txt", d + "/")
+            self.assertEqual(code, 0, err)
+            self.assertEqual(pathlib.Path(d, "cli.txt").read_bytes(), b"hello")
+            code, _, err = self.cli("run", "true", password=False, new_session=True)
+            self.assertEqual(code, 255)
+            self.assertNotIn("Traceback", err)
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertIn("REXEC_PASSWORD", err)
+            code, _, err = self.cli("--fingerprint", "SHA256:" + "A" * 43, "run", "true")
+            self.assertEqual(code, 255)
+            self.assertNotIn("(", err.split(":", 1)[1][:2], "a sentence, not a tuple")
+            self.assertIn("is not the expected", err)
 
     def test_refused(self):
         with self.assertRaises(PermissionError):
