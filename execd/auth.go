@@ -132,6 +132,19 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 		}
 		return nil, err
 	}
+	// A key the user does not have, followed by a right password, is the
+	// usual path of a client that holds a key for other accounts: its
+	// refusal is audited only if the connection never logs in, so that
+	// the audit log holds no false alarms.
+	var keyFails []*AuditEvent
+	loggedIn := false
+	defer func() {
+		if !loggedIn {
+			for _, ev := range keyFails {
+				s.Audit.Log(ev)
+			}
+		}
+	}()
 	for fails := 0; ; {
 		f, err := mc.ReadFrame()
 		if err != nil {
@@ -201,6 +214,7 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 			release()
 			ev.Result = "ok"
 			s.Audit.Log(ev)
+			loggedIn = true
 			c.log.Info("login", "user", m.User, "method", m.Method, "key", keyFP)
 			err := mc.SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
 				OK: true, User: acct.user.Name, Allow: acct.user.Allow, Message: "logged in as " + acct.user.Name})
@@ -218,7 +232,11 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 		}
 		release()
 		ev.Event, ev.Result = "login_failed", reason
-		s.Audit.Log(ev)
+		if m.Method == frame.AuthPublicKey {
+			keyFails = append(keyFails, ev)
+		} else {
+			s.Audit.Log(ev)
+		}
 		c.log.Warn("login failed", "user", m.User, "method", m.Method, "reason", reason, "attempt", fails)
 		if fails >= maxTries {
 			return fatal(frame.CodeAuthFailed, errAuthTries, "%s; too many failed attempts (%d), closing", reason, fails)

@@ -133,7 +133,7 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("rexec: connect: %w", err)
+		return nil, connectError(err)
 	}
 	c, err := NewClient(ctx, nc, addr, cfg)
 	if err != nil {
@@ -141,6 +141,28 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ResolveError is returned by Dial when the host name does not resolve.
+// Its message names the host, not the resolver asked.
+type ResolveError struct {
+	Host string
+	Err  *net.DNSError
+}
+
+func (e *ResolveError) Error() string {
+	return fmt.Sprintf("rexec: could not resolve host %s: %s", e.Host, e.Err.Err)
+}
+
+func (e *ResolveError) Unwrap() error { return e.Err }
+
+// connectError words a failed connect.
+func connectError(err error) error {
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return &ResolveError{Host: de.Name, Err: de}
+	}
+	return fmt.Errorf("rexec: connect: %w", err)
 }
 
 // NewClient runs the handshakes over an established connection; addr is

@@ -379,6 +379,20 @@ func (w trackWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// readErr remembers the error its reader failed with.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
 type trackReader struct {
 	r  io.Reader
 	tr FileTracker
@@ -622,12 +636,17 @@ func (c *Client) PutStream(ctx context.Context, r io.Reader, remote string, opts
 		return t.finish()
 	}
 	tr := t.track(remote, 0, 0)
-	err = t.send(ctx, fc, trackReader{io.TeeReader(r, h), tr}, func(n uint64) uint64 { return n },
+	in := &readErr{r: r}
+	err = t.send(ctx, fc, trackReader{io.TeeReader(in, h), tr}, func(n uint64) uint64 { return n },
 		func() string { return hex.EncodeToString(h.Sum(nil)) })
 	tr.Done(err)
-	if err != nil {
+	switch {
+	case in.err != nil && errors.Is(err, in.err):
+		// The local side failed: say so, not as if the remote file had.
+		t.fail(fmt.Errorf("local input: %w (nothing was written to %s)", in.err, remote))
+	case err != nil:
 		t.fail(fmt.Errorf("%s: %w", remote, err))
-	} else {
+	default:
 		t.count(func(s *TransferStats) { s.Files++ })
 	}
 	return t.finish()

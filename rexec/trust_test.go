@@ -472,3 +472,28 @@ func TestNotExecdIsNotPinned(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, d.Addr+" "+d.Fingerprint+"\n", string(b))
 }
+
+// Item 21: a client that offers a key the user does not have, then the
+// right password, leaves no login_failed in the audit log; a connection
+// that never logs in still leaves its refused key there.
+func TestKeyThenPasswordNoFalseAlarm(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, nil)
+	c, err := l.dialAs(t, "carol", rexec.PublicKey(l.keys["bob"]), rexec.Password(l.pws["carol"]))
+	require.NoError(t, err)
+	_ = c.Close()
+	_, err = l.dialAs(t, "carol", rexec.PublicKey(l.keys["bob"]))
+	require.Error(t, err)
+	var failed []execd.AuditEvent
+	require.Eventually(t, func() bool {
+		failed = failed[:0]
+		for _, ev := range l.auditEvents(t) {
+			if ev.Event == "login_failed" {
+				failed = append(failed, ev)
+			}
+		}
+		return len(failed) > 0
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Len(t, failed, 1, "only the connection that never logged in: %+v", failed)
+	assert.Equal(t, "publickey", failed[0].Method)
+}

@@ -140,6 +140,9 @@ line each), 2 for a usage error, 255 when the connection failed (with
 }
 
 func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
+	if err := tf.fan.check(); err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
 	if tf.fan.active() {
 		return runGetFanout(ctx, tf, args, e)
 	}
@@ -231,6 +234,9 @@ line each), 2 for a usage error, 255 when the connection failed (with
 }
 
 func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
+	if err := tf.fan.check(); err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
 	if tf.fan.active() {
 		return runPutFanout(ctx, tf, args, e)
 	}

@@ -31,6 +31,15 @@ func (ff *fanFlags) register(f *pflag.FlagSet) {
 // active reports whether hosts were chosen with -H or -g.
 func (ff *fanFlags) active() bool { return len(ff.hosts)+len(ff.groups) > 0 }
 
+// check refuses -x without -H or -g: it would leave nothing out, and the
+// next word (a host to exclude) would be taken for something else.
+func (ff *fanFlags) check() error {
+	if len(ff.exclude) > 0 && !ff.active() {
+		return fmt.Errorf("-x leaves hosts out of -H or -g, and neither was given")
+	}
+	return nil
+}
+
 // resolve expands the flags into host names, in order, each once.
 func (ff *fanFlags) resolve(fc *fileConfig) ([]string, error) {
 	if ff.limit < 1 {

@@ -270,6 +270,7 @@ file of hosts, or a group from the config file.`,
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code), labCommand(ctx, e, &code))
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
 	cmd.SetArgs(fanCommandArgs(args, f))
 	cmd.SetIn(e.stdin)
 	cmd.SetOut(e.stdout)
@@ -323,6 +324,22 @@ func fanCommandArgs(args []string, f *pflag.FlagSet) []string {
 	return args
 }
 
+// plainFlagError words pflag's errors for a bad number without Go's
+// parser in them: `invalid argument "abc" for "-p, --port" flag: not a
+// number` rather than `...: strconv.ParseInt: parsing "abc": invalid syntax`.
+func plainFlagError(err error) error {
+	msg := err.Error()
+	i := strings.Index(msg, "strconv.Parse")
+	if i < 0 {
+		return err
+	}
+	what := "not a number"
+	if strings.HasSuffix(msg, "value out of range") {
+		what = "out of range"
+	}
+	return errors.New(msg[:i] + what)
+}
+
 // fail prints one line and returns the status.
 func fail(w io.Writer, status int, format string, args ...any) int {
 	fmt.Fprintf(w, "rexec: %s\n", safe(fmt.Sprintf(format, args...)))
@@ -330,6 +347,9 @@ func fail(w io.Writer, status int, format string, args ...any) int {
 }
 
 func remote(ctx context.Context, opts *options, args []string, e env) int {
+	if err := opts.fan.check(); err != nil {
+		return fail(e.stderr, exitUsage, "%v", err)
+	}
 	switch opts.framing {
 	case "on":
 	case "off":

@@ -520,7 +520,7 @@ func (sh *fileShell) get(args []string) error {
 			bars.Wait()
 		}
 	})
-	sh.summary(st)
+	sh.summary(st, "received")
 	return err
 }
 
@@ -544,15 +544,16 @@ func (sh *fileShell) put(args []string) error {
 			bars.Wait()
 		}
 	})
-	sh.summary(st)
+	sh.summary(st, "sent")
 	return err
 }
 
-func (sh *fileShell) summary(st *rexec.TransferStats) {
+// summary says what a transfer moved; verb is "received" or "sent".
+func (sh *fileShell) summary(st *rexec.TransferStats, verb string) {
 	if st == nil || st.Files+st.Dirs == 0 {
 		return
 	}
-	msg := fmt.Sprintf("%d file(s) verified (%s), %s sent", st.Files, st.Hash, units.Bytes(st.Bytes, " "))
+	msg := fmt.Sprintf("%d file(s) verified (%s), %s %s", st.Files, st.Hash, units.Bytes(st.Bytes, " "), verb)
 	if st.Resumed > 0 {
 		msg += fmt.Sprintf(", %s resumed", units.Bytes(st.Resumed, " "))
 	}

@@ -237,3 +237,30 @@ func TestE2EHostileNamesEscaped(t *testing.T) {
 	assert.Contains(t, r.stdout, `\033]0;pwned\007`)
 	assert.Contains(t, r.stdout, `nothing\033[2J`)
 }
+
+// Item 21: the file shell says "received" for a download; put - blames
+// the local input, not the remote file, when stdin fails.
+func TestE2ESmallWording(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(home, "f.txt"), []byte("hello"), 0o644))
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := newClient(t)
+	local := t.TempDir()
+	r := c.run("lcd "+local+"\nget f.txt\nput f.txt g.txt\n", "files", d.addr)
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	assert.Regexp(t, `1 file\(s\) verified \(\S+\), 5 B received\n`, r.stdout)
+	assert.Regexp(t, `1 file\(s\) verified \(\S+\), 5 B sent\n`, r.stdout)
+
+	dir, err := os.Open(t.TempDir()) // reading a directory fails: EISDIR
+	require.NoError(t, err)
+	defer dir.Close()
+	cmd := c.command("put", "-", d.addr+":x")
+	cmd.Stdin = dir
+	out, _ := cmd.CombinedOutput()
+	assert.Equal(t, 1, cmd.ProcessState.ExitCode())
+	assert.Contains(t, string(out), "rexec: local input: ")
+	assert.Contains(t, string(out), "nothing was written to x")
+	_, err = os.Stat(filepath.Join(home, "x"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
