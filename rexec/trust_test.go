@@ -110,25 +110,6 @@ func TestFinishedConnectionsAreFreed(t *testing.T) {
 	assert.Less(t, grew, int64(4<<20), "finished connections are still referenced")
 }
 
-// silentConns opens n TCP connections from the loopback address src that
-// never send a byte, and closes them when the test ends.
-func silentConns(t *testing.T, addr, src string, n int) []net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	conns := make([]net.Conn, 0, n)
-	for range n {
-		c, err := d.Dial("tcp", addr)
-		require.NoError(t, err)
-		conns = append(conns, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return conns
-}
-
 // memInUse is the heap and stacks in use after a collection.
 func memInUse() int64 {
 	runtime.GC()
@@ -148,7 +129,7 @@ func TestSilentConnectionsAreCheapAndSeparate(t *testing.T) {
 	})
 	before := memInUse()
 	const n = 300
-	silentConns(t, l.d.Addr, "127.0.0.2", n)
+	daemontest.SilentConns(t, l.d.Addr, "127.0.0.2", n)
 	require.Eventually(t, func() bool { return l.srv.NumConns() == n }, 10*time.Second, 10*time.Millisecond)
 	per := (memInUse() - before) / n
 	t.Logf("memory per silent connection: %d KiB", per>>10)
@@ -167,7 +148,7 @@ func TestSilentConnectionsAreCheapAndSeparate(t *testing.T) {
 func TestStartupsCappedPerSource(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, func(s *execd.Server) { s.MaxStartups = execd.Startups{PerSource: 8} })
-	conns := silentConns(t, l.d.Addr, "127.0.0.3", 20)
+	conns := daemontest.SilentConns(t, l.d.Addr, "127.0.0.3", 20)
 	closed := 0
 	for _, c := range conns {
 		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
@@ -62,23 +64,6 @@ func oneShot(t *testing.T, addr string, cfg *rexec.Config) {
 	require.NoError(t, c.Close())
 }
 
-func dialSilent(t *testing.T, addr, src string, n int) []net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	var conns []net.Conn
-	for range n {
-		c, err := d.Dial("tcp", addr)
-		require.NoError(t, err)
-		conns = append(conns, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return conns
-}
-
 func TestLoadSilentConnectionRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
@@ -89,7 +74,7 @@ func TestLoadSilentConnectionRSS(t *testing.T) {
 	oneShot(t, d.addr, cfg)
 	before := rssKiB(t, d.cmd.Process.Pid)
 	const n = 2000
-	dialSilent(t, d.addr, "127.0.0.2", n)
+	daemontest.SilentConns(t, d.addr, "127.0.0.2", n)
 	oneShot(t, d.addr, cfg) // accepted after the silent ones: they are all being served
 	after := rssKiB(t, d.cmd.Process.Pid)
 	per := (after - before) * 1024 / n
@@ -133,25 +118,17 @@ func TestLoadOpenFileLimit(t *testing.T) {
 	type running struct {
 		in  io.WriteCloser
 		out *bufio.Scanner
-		cmd interface{ Wait() error }
+		cmd *exec.Cmd
 	}
 	var cmds []running
 	for range 3 {
-		cmd := c.command(d.addr, "sh", "-c", "echo started; read x; echo got $x")
-		in, err := cmd.StdinPipe()
-		require.NoError(t, err)
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		sc := bufio.NewScanner(out)
-		require.True(t, sc.Scan())
-		require.Equal(t, "started", sc.Text())
+		cmd, in, sc, first := c.startHeld(d.addr, "echo started; read x; echo got $x")
+		require.Equal(t, "started", first)
 		cmds = append(cmds, running{in, sc, cmd})
 	}
 	var silent []net.Conn
 	for i := range 10 {
-		silent = append(silent, dialSilent(t, d.addr, fmt.Sprintf("127.0.0.%d", 10+i), 30)...)
+		silent = append(silent, daemontest.SilentConns(t, d.addr, fmt.Sprintf("127.0.0.%d", 10+i), 30)...)
 	}
 	// The daemon has reached its limit: it closes new connections at
 	// once, or lets them wait in the backlog while it backs off.

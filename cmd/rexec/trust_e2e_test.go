@@ -47,6 +47,23 @@ func (c *client) runBounded(limit time.Duration, args ...string) (result, time.D
 	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}, time.Since(start)
 }
 
+// startHeld starts rexec running script on addr with its stdin and stdout
+// piped, and returns them with the first line the script printed. The
+// process is killed by its pid at the end of the test.
+func (c *client) startHeld(addr, script string) (*exec.Cmd, io.WriteCloser, *bufio.Scanner, string) {
+	c.t.Helper()
+	cmd := c.command(addr, "sh", "-c", script)
+	in, err := cmd.StdinPipe()
+	require.NoError(c.t, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(c.t, err)
+	require.NoError(c.t, cmd.Start())
+	c.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(out)
+	require.True(c.t, sc.Scan(), "no first line from %q", script)
+	return cmd, in, sc, sc.Text()
+}
+
 // Item 13: a reset in the middle of output ends rexec at once with 255
 // and one line.
 func TestE2EResetMidOutputExits(t *testing.T) {
@@ -74,16 +91,8 @@ func TestE2EDaemonSurvivesHangup(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, t.TempDir())
 	c := newClient(t)
-	cmd := c.command(d.addr, "sh", "-c", "echo $$; read x; echo finished")
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	sc := bufio.NewScanner(out)
-	require.True(t, sc.Scan())
-	pid, err := strconv.Atoi(sc.Text())
+	cmd, stdin, sc, first := c.startHeld(d.addr, "echo $$; read x; echo finished")
+	pid, err := strconv.Atoi(first)
 	require.NoError(t, err)
 
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
