@@ -334,7 +334,7 @@ func (pc *putChan) run() {
 		}
 	}
 	if err != nil {
-		if pc.ctx.Err() != nil {
+		if pc.ctx.Err() != nil || errors.Is(err, mux.ErrLost) {
 			// Interrupted: keep what arrived so that the client can resume.
 			pc.c.log.Info("put interrupted", "channel", pc.id, "path", p, "kept", sink.Written(), "cause", err)
 			sink.Close()

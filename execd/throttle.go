@@ -118,7 +118,12 @@ func (t *throttle) failed(keys ...string) {
 		if e.fails > throttleFree {
 			d := min(t.base*time.Duration(e.fails-throttleFree), t.max)
 			if t.stack {
+				// Stacked, but bounded: a source is held back at most
+				// ten full delays from now.
 				e.next = later(e.next, now).Add(d)
+				if limit := now.Add(10 * t.max); e.next.After(limit) {
+					e.next = limit
+				}
 			} else {
 				e.next = now.Add(d)
 			}

@@ -102,8 +102,10 @@ func allBytes(n int) []byte {
 }
 
 func TestStdoutStderrByteExact(t *testing.T) {
-	_, c := start(t)
-	dir := t.TempDir()
+	home := t.TempDir()
+	c := dial(t, daemontest.Start(t, &execd.Server{Dir: home}, false))
+	dir := filepath.Join(home, "sub")
+	require.NoError(t, os.Mkdir(dir, 0o755))
 	outData := bytes.Repeat(allBytes(256), 1000)
 	rev := make([]byte, 256)
 	for i := range rev {
@@ -116,7 +118,7 @@ func TestStdoutStderrByteExact(t *testing.T) {
 	require.NoError(t, err)
 	var stdout, stderr bytes.Buffer
 	s.Stdout, s.Stderr = &stdout, &stderr
-	s.Dir = dir
+	s.Dir = "sub" // relative to the served directory
 	require.NoError(t, s.Run(t.Context(), "sh", "-c", "cat out; cat err >&2; cat out; exit 0"))
 	assert.Equal(t, append(append([]byte{}, outData...), outData...), stdout.Bytes())
 	assert.Equal(t, errData, stderr.Bytes())
@@ -365,12 +367,14 @@ func TestExecFailure(t *testing.T) {
 }
 
 func TestEnvAndDir(t *testing.T) {
-	_, c := start(t)
-	dir := t.TempDir()
+	home := t.TempDir()
+	c := dial(t, daemontest.Start(t, &execd.Server{Dir: home}, false))
+	dir := filepath.Join(home, "a b")
+	require.NoError(t, os.Mkdir(dir, 0o755))
 	s, err := c.NewSession()
 	require.NoError(t, err)
 	require.NoError(t, s.Setenv("GREETING", "hi there"))
-	s.Dir = dir
+	s.Dir = "a b"
 	out, err := s.Output(t.Context(), "sh", "-c", `echo "$GREETING"; pwd`)
 	require.NoError(t, err)
 	real, err := filepath.EvalSymlinks(dir)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/internal/xfer"
 )
 
@@ -154,7 +155,7 @@ func (nopTracker) Done(error) {}
 // isInterruption reports an error after which a partial copy is worth
 // keeping for a resume.
 func isInterruption(err error) bool {
-	return errors.Is(err, ErrConnectionLost) || errors.Is(err, context.Canceled) ||
+	return errors.Is(err, ErrConnectionLost) || errors.Is(err, mux.ErrLost) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errClosed)
 }
 
@@ -328,6 +329,9 @@ func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, nam
 	tr := t.track(remote, info.Size, fc.ok.Offset)
 	defer fc.endWith(ctx)()
 	n, err := io.Copy(trackWriter{sink, tr}, fc.in)
+	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
+		err = fmt.Errorf("%w: %w", ErrConnectionLost, t.c.mc.Err())
+	}
 	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
 	var d *frame.DoneMsg
 	if err == nil {

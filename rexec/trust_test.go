@@ -179,7 +179,10 @@ func dialFrom(ctx context.Context, addr, src string, cfg *rexec.Config) (*rexec.
 // from another address, get in within a second during the burst.
 func TestGuessingDoesNotLockOutTheUser(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, func(s *execd.Server) { s.AuthDelay, s.AuthDelayMax = 0, 0 }) // the defaults: 250ms steps up to 5s
+	l := startLab(t, func(s *execd.Server) {
+		s.AuthDelay, s.AuthDelayMax = 0, 0 // the defaults: 250ms steps up to 5s
+		s.AuthTimeout = 3 * time.Second    // guessers left waiting give up soon
+	})
 	ctx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	var guesses atomic.Int64
@@ -216,7 +219,11 @@ func TestGuessingDoesNotLockOutTheUser(t *testing.T) {
 	began = time.Now()
 	_, err = dialFrom(t.Context(), l.d.Addr, "127.0.0.4", &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), User: "bob", Auth: []rexec.AuthMethod{rexec.Password("guess")}})
 	require.Error(t, err)
-	assert.Greater(t, time.Since(began), time.Second, "the guessing address itself is slowed down")
+	// Refused at once while its earlier connections still hold their
+	// startup slots, or let in to guess, and then slowed down.
+	if ae := (*rexec.AuthError)(nil); errors.As(err, &ae) {
+		assert.Greater(t, time.Since(began), time.Second, "the guessing address itself is slowed down")
+	}
 }
 
 // Item 20: one Config serves many Dials, concurrently (as ssh.ClientConfig

@@ -162,9 +162,9 @@ func (c *Conn) Send(t frame.Type, flags frame.Flags, channel uint32, payload []b
 // deadline set, flushes it, and closes the connection if it failed.
 func (c *Conn) locked(write func() error) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	select {
 	case <-c.done:
+		c.wmu.Unlock()
 		return c.Err()
 	default:
 	}
@@ -173,7 +173,10 @@ func (c *Conn) locked(write func() error) error {
 	if err == nil {
 		err = c.flush()
 	}
+	c.wmu.Unlock()
 	if err != nil && !errors.Is(err, frame.ErrTooLarge) {
+		// After the unlock: closing fails every stream, whose locks a
+		// writer waiting here may hold.
 		c.CloseWithError(fmt.Errorf("write frame: %w", err))
 	}
 	return err

@@ -222,3 +222,36 @@ func TestConnEndWakesStreams(t *testing.T) {
 	_, err := late.Read(make([]byte, 1))
 	require.ErrorIs(t, err, mux.ErrLost, "a stream of a dead connection fails at once")
 }
+
+// A write that fails while other streams are taking credit closes the
+// connection without deadlocking: closing fails every stream, and no
+// stream holds its lock while waiting for the connection's.
+func TestFailedWriteWithBusyStreams(t *testing.T) {
+	for range 20 {
+		a, b := net.Pipe()
+		c := mux.NewConn(a, nil, 0, time.Second)
+		c.SetPeerMax(frame.DefaultMaxPayload)
+		go func() { _, _ = io.CopyN(io.Discard, b, 64<<10); _ = b.Close() }()
+		done := make(chan struct{})
+		for i := range 16 {
+			o := mux.NewOutbound(c, uint32(2*i+1), frame.Stdout, 1<<30)
+			go func() {
+				defer func() { done <- struct{}{} }()
+				chunk := make([]byte, 1024)
+				for {
+					if _, err := o.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		for range 16 {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("writers deadlocked on a failed connection")
+			}
+		}
+		_ = c.Close()
+	}
+}

@@ -102,6 +102,7 @@ func (o *Outbound) ReadFrom(r io.Reader) (int64, error) {
 
 // take waits for credit and reserves up to n bytes of it.
 func (o *Outbound) take(n int) (int, error) {
+	peerMax := int64(o.conn.PeerMax()) // before o.mu: never hold it while waiting for the connection's lock
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for o.credit == 0 && o.err == nil && !o.eof {
@@ -113,7 +114,7 @@ func (o *Outbound) take(n int) (int, error) {
 	if o.eof {
 		return 0, io.ErrClosedPipe
 	}
-	c := min(int64(n), o.credit, int64(DefaultChunk), int64(o.conn.PeerMax()))
+	c := min(int64(n), o.credit, int64(DefaultChunk), peerMax)
 	o.credit -= c
 	return int(c), nil
 }
