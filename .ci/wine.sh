@@ -29,7 +29,16 @@ mkdir -p "$WINEPREFIX"
 wineserver -p 2>/dev/null || true # 2: one is running already
 trap 'wineserver -k 2>/dev/null || true' EXIT
 SYS32="$WINEPREFIX/drive_c/windows/system32"
-[ -d "$SYS32" ] || wineboot -i </dev/null >/dev/null 2>&1
+if [ ! -d "$SYS32" ]; then
+  wineboot -i </dev/null >/dev/null 2>&1
+  # A new prefix comes up with two service managers (services.exe) that
+  # disagree about which services exist ("sc create" succeeds, then "net
+  # start" says "Could not get handle to service"): a fresh wineserver
+  # starts one.
+  wineserver -k 2>/dev/null || true
+  wineserver -w 2>/dev/null || true
+  wineserver -p 2>/dev/null || true
+fi
 
 # Wine 8.0 lacks bcryptprimitives.dll!ProcessPrng, which Go >= 1.22 needs:
 # a 2.5 KB shim forwards it to advapi32!SystemFunction036 (RtlGenRandom).
