@@ -15,9 +15,9 @@ const (
 	DefaultStartupsRate      = 30
 	DefaultStartupsFull      = 256
 	DefaultStartupsPerSource = 32
-	// fdReserve is the share of the open-file limit kept for running
-	// commands and logged-in users: past the rest, new connections are
-	// closed as soon as they are accepted.
+	// fdReserveMin is the least of the open-file limit kept for running
+	// commands (an eighth of it when that is more): past the rest, new
+	// connections are closed as soon as they are accepted.
 	fdReserveMin = 64
 )
 
@@ -60,7 +60,7 @@ type admission struct {
 	warnedAt time.Time
 }
 
-// admit decides, right after Accept, whether a connection from src may
+// admit decides, right after Accept, whether the connection c may
 // start its handshake; "" means yes, else why not. Called with s.mu held.
 func (s *Server) admit(c *serverConn) string {
 	a := &s.adm
