@@ -60,10 +60,13 @@ func (c *Client) openFile(ctx context.Context, m *frame.OpenMsg) (*fileChan, err
 }
 
 // close abandons the channel: the daemon stops and keeps what a put sent.
-func (fc *fileChan) close() {
+func (fc *fileChan) close() { fc.closeWith(errClosed) }
+
+// closeWith abandons the channel, ending it with err.
+func (fc *fileChan) closeWith(err error) {
 	fc.c.forget(fc.id)
 	_ = fc.c.mc.Send(frame.Close, 0, fc.id, nil) // best effort: a dead connection ends it anyway
-	fc.finish(nil, errClosed)
+	fc.finish(nil, err)
 }
 
 var errClosed = errors.New("rexec: channel closed")
@@ -73,11 +76,7 @@ var errClosed = errors.New("rexec: channel closed")
 // the partial copy is kept), and the daemon is told to stop. The returned
 // stop is context.AfterFunc's.
 func (fc *fileChan) endWith(ctx context.Context) (stop func() bool) {
-	return context.AfterFunc(ctx, func() {
-		fc.c.forget(fc.id)
-		_ = fc.c.mc.Send(frame.Close, 0, fc.id, nil) // best effort: a dead connection ends it anyway
-		fc.finish(nil, context.Cause(ctx))
-	})
+	return context.AfterFunc(ctx, func() { fc.closeWith(context.Cause(ctx)) })
 }
 
 func (fc *fileChan) handle(f frame.Frame) error {
