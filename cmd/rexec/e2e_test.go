@@ -350,7 +350,7 @@ func TestE2EKilledClientLeavesNoOrphans(t *testing.T) {
 func TestE2EInterruptReachesRemote(t *testing.T) {
 	d := startDaemon(t, t.TempDir())
 	c := newClient(t)
-	cmd, _ := remotePids(t, c, d.addr, `echo $$; trap 'exit 7' INT; sleep 60; echo not reached`, 1)
+	cmd, _ := remotePids(t, c, d.addr, `trap 'exit 7' INT; echo $$; sleep 60; echo not reached`, 1) // the trap is set before the pid is printed
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	err := cmd.Wait()
 	var ee *exec.ExitError
