@@ -2,6 +2,7 @@ package rexec
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/userkey"
 )
 
 // AuthMethod is one way to log in to a daemon that asks for it: see
@@ -42,25 +44,43 @@ func (e *AuthError) Error() string {
 }
 
 type keyAuth struct {
-	key ed25519.PrivateKey
+	signers []crypto.Signer
 }
 
 // PublicKey logs in with an ed25519 key: the client signs the daemon's
 // challenge together with keying material of this TLS session, so the
 // proof is worthless on any other connection.
-func PublicKey(key ed25519.PrivateKey) AuthMethod { return &keyAuth{key: key} }
+func PublicKey(key ed25519.PrivateKey) AuthMethod { return &keyAuth{signers: []crypto.Signer{key}} }
+
+// PublicKeySigners logs in with ed25519 keys held elsewhere (an ssh-agent,
+// a token), tried in order, one attempt each. A signer whose public key
+// is not ed25519 is skipped.
+func PublicKeySigners(signers ...crypto.Signer) AuthMethod {
+	var ed []crypto.Signer
+	for _, s := range signers {
+		if _, ok := s.Public().(ed25519.PublicKey); ok {
+			ed = append(ed, s)
+		}
+	}
+	return &keyAuth{signers: ed}
+}
 
 func (k *keyAuth) method() string { return frame.AuthPublicKey }
 
 func (k *keyAuth) attempts() attempts {
-	done := false
+	next := 0
 	return func(user string, challenge, binding []byte) (*frame.AuthMsg, bool, error) {
-		if done {
+		if next >= len(k.signers) {
 			return nil, false, nil
 		}
-		done = true
-		return &frame.AuthMsg{Method: frame.AuthPublicKey, User: user, Key: k.key.Public().(ed25519.PublicKey),
-			Sig: ed25519.Sign(k.key, frame.ProofBytes(user, challenge, binding))}, true, nil
+		s := k.signers[next]
+		next++
+		pub := s.Public().(ed25519.PublicKey)
+		sig, err := s.Sign(nil, frame.ProofBytes(user, challenge, binding), crypto.Hash(0))
+		if err != nil {
+			return nil, false, fmt.Errorf("rexec: sign with key %s: %w", userkey.Fingerprint(pub), err)
+		}
+		return &frame.AuthMsg{Method: frame.AuthPublicKey, User: user, Key: pub, Sig: sig}, true, nil
 	}
 }
 

@@ -39,6 +39,9 @@ var (
 	ErrGoAway = errors.New("rexec: server accepts no new commands")
 	// ErrNoHostKeyCheck is returned by Dial for TLS without a HostKeyCallback.
 	ErrNoHostKeyCheck = errors.New("rexec: Config.HostKeyCallback is required with TLS")
+	// ErrKeepAlive ends a connection whose daemon stopped answering
+	// keepalive pings (Config.KeepAlive).
+	ErrKeepAlive = errors.New("rexec: the daemon stopped answering keepalives")
 )
 
 // HostKeyCallback decides whether to trust the daemon at addr, whose
@@ -79,6 +82,15 @@ type Config struct {
 	Auth []AuthMethod
 	// Tracer, when set, sees every frame sent and received.
 	Tracer frame.Tracer
+	// Network is "tcp" (the default, either family), "tcp4" or "tcp6",
+	// as ssh's -4 and -6.
+	Network string
+	// KeepAlive, when positive, pings the daemon this often once logged
+	// in; KeepAliveMax pings in a row without an answer (default 3) end
+	// the connection with ErrKeepAlive, as ssh's ServerAliveInterval and
+	// ServerAliveCountMax do.
+	KeepAlive    time.Duration
+	KeepAliveMax int
 }
 
 // channel is the client side of one open channel: a Session, a file
@@ -130,8 +142,16 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	network := cfg.Network
+	switch network {
+	case "":
+		network = "tcp"
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("rexec: network %q: want tcp, tcp4 or tcp6", network)
+	}
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, connectError(err)
 	}
@@ -281,7 +301,40 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		nextID:   1,
 	}
 	go c.readLoop()
+	if cfg.KeepAlive > 0 {
+		go c.keepAlive(cfg.KeepAlive, cfg.KeepAliveMax)
+	}
 	return c, nil
+}
+
+// keepAlive pings the daemon every interval until the connection ends,
+// and ends it after max unanswered pings in a row.
+func (c *Client) keepAlive(interval time.Duration, max int) {
+	if max <= 0 {
+		max = 3
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-c.readDone:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		_, err := c.mc.Ping(ctx)
+		cancel()
+		if err == nil {
+			missed = 0
+			continue
+		}
+		if missed++; missed >= max {
+			c.log.Debug("keepalive: no answer", "missed", missed)
+			c.mc.CloseWithError(fmt.Errorf("%w (%d in a row, %v apart)", ErrKeepAlive, missed, interval))
+			return
+		}
+	}
 }
 
 func ctxErr(ctx context.Context, err error) error {

@@ -21,6 +21,7 @@ import (
 //	port = 7022
 //	plaintext = false
 //	user = "alice"
+//	ssh = false
 //
 //	[groups]
 //	lab = ["node[01-40]", "bob@web1:7023", "lab1"]
@@ -34,6 +35,9 @@ type hostEntry struct {
 	Port      int    `toml:"port"`
 	Plaintext bool   `toml:"plaintext"`
 	User      string `toml:"user"`
+	// SSH: rexec called with this host takes ssh's command line (see
+	// sshmode.go), so that a tool can run rexec where it runs ssh.
+	SSH bool `toml:"ssh"`
 }
 
 // configDir is $XDG_CONFIG_HOME/rexec, or ~/.config/rexec.

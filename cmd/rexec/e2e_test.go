@@ -44,6 +44,10 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// rexec called as ssh takes ssh's command line
+	if err := os.Symlink("rexec", filepath.Join(dir, "ssh")); err != nil {
+		panic(err)
+	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
@@ -163,8 +167,15 @@ func userConfig(t *testing.T) string {
 
 func (c *client) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(binDir, "rexec"), args...)
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+c.config, "TERM=xterm")
+	cmd.Env = append(os.Environ(), c.env()...)
 	return cmd
+}
+
+// env is the client's environment on top of the test's: its config
+// directory, a home of its own (no ~/.ssh key of the machine's user) and
+// no ssh-agent.
+func (c *client) env() []string {
+	return []string{"XDG_CONFIG_HOME=" + c.config, "HOME=" + c.config, "SSH_AUTH_SOCK=", "TERM=xterm"}
 }
 
 type result struct {

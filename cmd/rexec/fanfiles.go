@@ -119,6 +119,7 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 	if err != nil {
 		return fail(e.stderr, status, "%v", err)
 	}
+	defer f.d.close()
 	opts, _ := tf.options(e)
 	var bar *fanProgress
 	if opts.Observer != nil {

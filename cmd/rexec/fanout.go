@@ -155,6 +155,7 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 	if err != nil {
 		return fail(e.stderr, status, "%v", err)
 	}
+	defer f.d.close()
 	color, err := useColor(opts.fan.color, e)
 	if err != nil {
 		return fail(e.stderr, exitUsage, "%v", err)

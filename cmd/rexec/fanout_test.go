@@ -104,8 +104,11 @@ func (l *fleet) rexecSignals(t *testing.T, stdin string, sigs chan os.Signal, ar
 	code := run(context.Background(), args, env{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
 		signals: sigs, getenv: func(k string) string {
-			if k == "XDG_CONFIG_HOME" {
+			switch k {
+			case "XDG_CONFIG_HOME", "HOME": // no ~/.ssh key of the machine's user
 				return l.config
+			case "SSH_AUTH_SOCK":
+				return ""
 			}
 			return os.Getenv(k)
 		},

@@ -2,6 +2,9 @@
 //
 //	rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]
 //
+// Called as ssh (a link), or as "rexec --ssh", it takes ssh's command line
+// instead (see sshmode.go).
+//
 // Its exit status is the remote command's (128+N for a signal), 255 for a
 // connection or protocol failure, 2 for a usage error.
 package main
@@ -14,8 +17,8 @@ import (
 func main() {
 	sigs := make(chan os.Signal, 8)
 	notifySignals(sigs)
-	os.Exit(run(context.Background(), os.Args[1:], env{
+	os.Exit(start(context.Background(), os.Args[0], os.Args[1:], env{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		signals: sigs, getenv: os.Getenv,
+		signals: sigs, getenv: os.Getenv, listEnv: os.Environ,
 	}))
 }

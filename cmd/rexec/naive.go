@@ -27,6 +27,7 @@ func runNaive(ctx context.Context, opts *options, args []string, e env) int {
 	if err != nil {
 		return fail(e.stderr, status, "%v", err)
 	}
+	defer d.close()
 	_, hostport := splitUser(args[0])
 	tgt, err := resolveTarget(hostport, opts.port, d.fc)
 	if err != nil {

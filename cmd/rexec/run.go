@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,6 +40,15 @@ type env struct {
 	stderr  io.Writer
 	signals <-chan os.Signal
 	getenv  func(string) string
+	listEnv func() []string // the whole environment; nil: os.Environ
+}
+
+// environ lists the environment as KEY=VALUE.
+func (e env) environ() []string {
+	if e.listEnv == nil {
+		return os.Environ()
+	}
+	return e.listEnv()
 }
 
 // connFlags are the flags of every command that connects to a daemon.
@@ -50,9 +61,21 @@ type connFlags struct {
 	knownHosts     string
 	verbose        bool
 	user           string
-	identity       string
+	identities     []string
 	trace          bool
 	traceFile      string
+
+	// Set by ssh's options (see sshmode.go); rexec's flags leave them zero.
+	quiet          bool          // -q: no notes on stderr
+	batch          bool          // BatchMode: never ask for a secret
+	noPassword     bool          // PasswordAuthentication=no
+	noPubkey       bool          // PubkeyAuthentication=no
+	identitiesOnly bool          // IdentitiesOnly: only the agent's copies of the -i keys
+	lenientKeys    bool          // an unreadable -i key is a warning, as in ssh
+	agentSock      string        // IdentityAgent: the agent's socket, or "none"
+	network        string        // -4, -6: tcp4 or tcp6
+	keepAlive      time.Duration // ServerAliveInterval
+	keepAliveMax   int           // ServerAliveCountMax
 }
 
 func (cf *connFlags) register(f *pflag.FlagSet) {
@@ -64,7 +87,7 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&cf.knownHosts, "known-hosts", "", "known hosts file (default $XDG_CONFIG_HOME/rexec/known_hosts)")
 	f.BoolVarP(&cf.verbose, "verbose", "v", false, "log connection details to stderr")
 	f.StringVarP(&cf.user, "login", "l", "", "user to log in as (default: USER@ in HOST, the config file, then the local user)")
-	f.StringVarP(&cf.identity, "identity", "i", "", "private key file (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists)")
+	f.StringArrayVarP(&cf.identities, "identity", "i", nil, "private key file, repeatable (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists, else ~/.ssh/id_ed25519; then the keys of ssh-agent)")
 	f.BoolVar(&cf.trace, "trace", false, "print every frame sent and received on stderr (passwords masked)")
 	f.StringVar(&cf.traceFile, "trace-file", "", "append every frame sent and received to this file as JSON lines")
 }
@@ -79,6 +102,19 @@ type dialer struct {
 	shared *sharedPassword   // a fan-out asks for a password once, for all hosts
 	pinned func(addr string) // a fan-out notes new hosts to name them in one line
 	trace  trace.Pair        // --trace, --trace-file
+
+	keysOnce sync.Once       // the keys are read (and passphrases asked) once
+	signers  []crypto.Signer // for every host of a fan-out
+	keysErr  error
+	closers  []func() error // the agent's connection
+}
+
+// close releases what the dialer holds (the agent's connection); the
+// clients it made stay open.
+func (d *dialer) close() {
+	for _, c := range d.closers {
+		_ = c() // best effort
+	}
 }
 
 // newDialer reads the config file. On failure it returns the exit status
@@ -118,6 +154,9 @@ func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 			d.pinned(addr)
 			return
 		}
+		if cf.quiet {
+			return
+		}
 		fmt.Fprintf(e.stderr, "rexec: pinned new host %s (%s) in %s\n", addr, fp, khPath)
 	}}
 	return d, 0, nil
@@ -149,6 +188,9 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		User:            login,
 		Auth:            auth,
 		Tracer:          d.trace.For(traceLabel(host, d.shared != nil)),
+		Network:         cf.network,
+		KeepAlive:       cf.keepAlive,
+		KeepAliveMax:    cf.keepAliveMax,
 	}
 	if cf.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
@@ -177,6 +219,7 @@ func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Clien
 	if err != nil {
 		return nil, fail(e.stderr, status, "%v", err)
 	}
+	defer d.close()
 	c, status, err := d.dial(ctx, host)
 	if err != nil {
 		return nil, fail(e.stderr, status, "%s", strings.TrimPrefix(err.Error(), "rexec: "))

@@ -28,6 +28,8 @@ type Proxy struct {
 	cut    [2]int64 // bytes after which the next connection is cut, per direction (0: never)
 	reset  bool     // the next cut is a reset (RST), not a close (FIN)
 	tamper func(toClient bool, f *frame.Frame)
+	stall  chan struct{} // closed by Stall
+	ended  chan struct{} // closed when the test ends
 }
 
 // StartProxy listens on 127.0.0.1 and forwards to target.
@@ -41,7 +43,7 @@ func StartProxyAt(t testing.TB, addr, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
-	p := &Proxy{Addr: ln.Addr().String(), target: target}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, stall: make(chan struct{}), ended: make(chan struct{})}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var open []net.Conn
@@ -76,6 +78,7 @@ func StartProxyAt(t testing.TB, addr, target string) *Proxy {
 		}
 	}()
 	t.Cleanup(func() {
+		close(p.ended)
 		_ = ln.Close()
 		<-done
 		mu.Lock()
@@ -107,6 +110,19 @@ func (p *Proxy) ResetNext(toClient bool, n int64) {
 	p.mu.Lock()
 	p.reset = true
 	p.mu.Unlock()
+}
+
+// Stall stops forwarding on every connection, from now until the test
+// ends, with the sockets left open: a peer that went silent, as behind a
+// link that died without a reset.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.stall:
+	default:
+		close(p.stall)
+	}
 }
 
 // Tamper parses the frames of later connections and lets fn change them
@@ -144,7 +160,7 @@ func (p *Proxy) pipe(src, dst net.Conn, toClient bool, cut int64, tamper func(bo
 			err = errors.New("cut")
 		}
 	default:
-		_, err = io.Copy(countingWriter{dst, counter}, src)
+		_, err = io.Copy(stallingWriter{countingWriter{dst, counter}, p}, src)
 	}
 	if err != nil && cut > 0 {
 		// An abrupt end in both directions, as a dropped link looks.
@@ -155,6 +171,23 @@ func (p *Proxy) pipe(src, dst net.Conn, toClient bool, cut int64, tamper func(bo
 	if tc, ok := dst.(*net.TCPConn); ok {
 		_ = tc.CloseWrite() // pass the half-close on
 	}
+}
+
+// stallingWriter forwards until the proxy stalls, then holds every
+// write until the test ends.
+type stallingWriter struct {
+	w io.Writer
+	p *Proxy
+}
+
+func (s stallingWriter) Write(b []byte) (int, error) {
+	select {
+	case <-s.p.stall:
+		<-s.p.ended
+		return 0, errors.New("stalled")
+	default:
+	}
+	return s.w.Write(b)
 }
 
 // countingWriter counts what it forwards as it goes.

@@ -5,8 +5,11 @@
 package userkey
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -110,19 +113,44 @@ func Generate(path, comment string, force bool) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
+// ErrPassphrase is wrapped by Load for a key protected by a passphrase
+// when no passphrase can be asked for.
+var ErrPassphrase = errors.New("protected by a passphrase")
+
 // Load reads an unencrypted ed25519 private key in OpenSSH or PKCS#8 PEM.
-// A missing file gives an error wrapping fs.ErrNotExist.
+// A missing file gives an error wrapping fs.ErrNotExist; a key protected
+// by a passphrase one wrapping ErrPassphrase.
 func Load(path string) (ed25519.PrivateKey, error) {
+	return LoadAsking(path, nil)
+}
+
+// LoadAsking reads an ed25519 private key as Load does; for a key
+// protected by a passphrase it calls ask for it (at most three times
+// while the passphrase is wrong, as ssh does). ask may be nil.
+func LoadAsking(path string, ask func(prompt string) (string, error)) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	k, err := ssh.ParseRawPrivateKey(b)
-	if err != nil {
-		var pp *ssh.PassphraseMissingError
-		if errors.As(err, &pp) {
-			return nil, fmt.Errorf("key %s is protected by a passphrase, which rexec does not read; make one with rexec keygen", path)
+	var pp *ssh.PassphraseMissingError
+	for try := 0; errors.As(err, &pp); try++ {
+		if ask == nil {
+			return nil, fmt.Errorf("key %s is %w and there is no terminal to ask for it on (use ssh-agent, or SSH_ASKPASS)", path, ErrPassphrase)
 		}
+		if try == 3 {
+			return nil, fmt.Errorf("key %s: wrong passphrase, three times", path)
+		}
+		phrase, aerr := ask(fmt.Sprintf("Enter passphrase for key '%s': ", path))
+		if aerr != nil {
+			return nil, fmt.Errorf("key %s: passphrase: %w", path, aerr)
+		}
+		k, err = ssh.ParseRawPrivateKeyWithPassphrase(b, []byte(phrase))
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			err = pp // ask again
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
 	switch k := k.(type) {
@@ -131,7 +159,18 @@ func Load(path string) (ed25519.PrivateKey, error) {
 	case *ed25519.PrivateKey:
 		return *k, nil
 	}
-	return nil, fmt.Errorf("key %s is %T; rexec uses ed25519 keys", path, k)
+	return nil, fmt.Errorf("key %s is %s; rexec uses ed25519 keys", path, keyKind(k))
+}
+
+// keyKind names a private key's algorithm for a message.
+func keyKind(k any) string {
+	switch k.(type) {
+	case *rsa.PrivateKey:
+		return "an RSA key"
+	case *ecdsa.PrivateKey:
+		return "an ECDSA key"
+	}
+	return fmt.Sprintf("a %T", k)
 }
 
 // LoadPublic reads the public key beside a private key file (path+".pub").
