@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """A reference client for execd's wire protocol, in Python's standard library.
 
-It speaks the real protocol (frame/SPEC.md): TLS 1.3, hello, password login,
-running a command (exec) and fetching a file (get, verified with SHA-256),
-with the same 12-byte header every frame starts with:
+It speaks the real protocol (frame/SPEC.md): TLS 1.3, hello, key or
+password login, commands (exec), files (get, put, a file session), with
+the same 12-byte header every frame starts with:
 
     version u8 | type u8 | flags u8 | reserved u8 | channel u32 | length u32
 
     struct.pack(">BBBBII", 1, TYPE, FLAGS, 0, CHANNEL, len(payload)) + payload
 
-It is written to be read: one function per step, no third-party package,
-so that students can compare it with their own struct code.
+It is a library (see README.md beside it) and a command, written to be
+read: one function per step, no third-party package required, so that
+students can compare it with their own struct code.
 
     python3 execd_client.py --user alice HOST[:PORT] run -- uname -a
     python3 execd_client.py --user alice HOST get logs/app.log app.log
+    python3 execd_client.py --user alice HOST put app.conf etc/app.conf
 
-The password comes from $REXEC_PASSWORD or is asked for on the terminal.
+A key (rexec's, or ~/.ssh/id_ed25519, or -i) is used when the cryptography
+package is importable; the password comes from $REXEC_PASSWORD or is asked
+for on the terminal.
 The daemon's identity is pinned on first use in rexec's known_hosts file
 ($XDG_CONFIG_HOME/rexec/known_hosts, one "host:port SHA256:..." line per
 daemon), shared with rexec; a changed identity is refused. --fingerprint
@@ -29,11 +33,13 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import socket
 import ssl
+import stat
 import struct
 import sys
-import tempfile
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 VERSION = 1
 HEADER = struct.Struct(">BBBBII")  # 12 bytes, big-endian
@@ -218,23 +224,71 @@ class KnownHosts:
 
 # --- the client ---------------------------------------------------------------
 
-class Client:
-    """One connection to execd, logged in with a password."""
+class ExecResult:
+    """What a command left: its exit status as rexec reports it (0..255,
+    128+N for signal N), the output that was captured (empty when it went
+    to a callback or a file), and how it ended."""
 
-    def __init__(self, host, port=DEFAULT_PORT, user=None, password=None,
-                 fingerprint=None, plaintext=False, timeout=10.0, known_hosts=None):
+    def __init__(self, code: int, stdout: bytes, stderr: bytes, signal: Optional[str] = None,
+                 timed_out: bool = False, message: str = "", duration_ms: int = 0) -> None:
+        self.code = code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.signal = signal
+        self.timed_out = timed_out
+        self.message = message
+        self.duration_ms = duration_ms
+
+    def __iter__(self):  # code, out, err = client.run(...)
+        return iter((self.code, self.stdout, self.stderr))
+
+    def __repr__(self) -> str:
+        return f"ExecResult(code={self.code}, stdout={len(self.stdout)} bytes, stderr={len(self.stderr)} bytes)"
+
+
+Sink = Union[None, Callable[[bytes], Any], BinaryIO]
+
+
+def _sink(target: Sink, buf: bytearray) -> Callable[[bytes], Any]:
+    """Where a stream's chunks go: a callback, a binary file, or buf."""
+    if target is None:
+        return buf.extend
+    if callable(target):
+        return target
+    return target.write
+
+
+class Client:
+    """One connection to execd: TLS, the daemon's identity pinned, logged in
+    with a key or a password. One operation at a time."""
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, user: Optional[str] = None,
+                 password: Optional[str] = None, fingerprint: Optional[str] = None,
+                 plaintext: bool = False, timeout: float = 10.0,
+                 known_hosts: Optional["KnownHosts"] = None, key: Union[None, str, Any] = "default",
+                 strict: bool = False) -> None:
         """Connect, check the daemon's identity and log in.
 
         With fingerprint, the daemon must have that identity. Without it the
         identity is checked against known_hosts (a KnownHosts; by default
-        rexec's file): a pinned daemon must match, a new one is pinned once
-        it has answered with a valid hello (trust on first use, as rexec)."""
+        rexec's file): a pinned daemon must match, a changed one is refused
+        (HostKeyError), a new one is pinned once it has answered with a
+        valid hello (trust on first use, as rexec), or refused with strict.
+
+        key: a private key file (OpenSSH or PKCS#8 ed25519), an ed25519 key
+        object of the cryptography package, None for none, or "default":
+        rexec's key ($XDG_CONFIG_HOME/rexec/id_ed25519), else
+        ~/.ssh/id_ed25519, when it exists. A key is tried before the
+        password; KeyLoginUnavailable says why a key could not be used."""
+        self.user = user
+        self.key_note = ""  # why a key was not used, when it was not
         raw = socket.create_connection((host, port), timeout=timeout)
         self.fingerprint = None
         self.pinned = False  # True when this connection pinned a new daemon
         known = True  # pinned already, or not checked against known_hosts
         addr = host_port(host, port)
         self.sock = raw
+        self.plaintext = plaintext
         try:
             if not plaintext:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -248,14 +302,18 @@ class Client:
                 if not fingerprint:
                     known_hosts = known_hosts or KnownHosts()
                     known = known_hosts.check(addr, self.fingerprint)
+                    if not known and strict:
+                        raise HostKeyError(f"{addr} is not in {known_hosts.path} and strict checking is on "
+                                           f"(its identity is {self.fingerprint})")
             self.sock.settimeout(timeout)
             self.next_channel = 1
             self.hello = self._handshake()
+            self.peer_max = min(int(self.hello.get("max_payload") or MAX_PAYLOAD), 16 << 20)
             if not plaintext and not fingerprint and not known:
                 known_hosts.pin(addr, self.fingerprint)  # only now: it speaks execd
                 self.pinned = True
             if self.hello.get("auth"):
-                self._login(user, password)
+                self._login(user, password, key)
             self.sock.settimeout(None)
         except BaseException:
             self.sock.close()
@@ -264,11 +322,12 @@ class Client:
 
     # frames on the wire
 
-    def send(self, ftype, channel, payload=b"", flags=0):
+    def send(self, ftype: str, channel: int, payload: Union[bytes, dict] = b"", flags: int = 0) -> None:
         self.sock.sendall(encode(ftype, channel, payload, flags))
 
-    def recv(self):
-        """The next frame as (type name, flags, channel, payload); pings are answered here."""
+    def recv(self) -> Tuple[str, int, int, bytes]:
+        """The next frame as (type name, flags, channel, payload); pings are
+        answered here, an error frame is raised as RemoteError."""
         while True:
             name, flags, channel, length = parse_header(recv_exactly(self.sock, HEADER_SIZE))
             payload = recv_exactly(self.sock, length) if length else b""
@@ -280,64 +339,137 @@ class Client:
                 raise RemoteError(msg.get("code"), msg.get("message"))
             return name, flags, channel, payload
 
+    def recv_on(self, channel: int) -> Tuple[str, int, bytes]:
+        """The next frame of one channel; late frames of ended channels are dropped."""
+        while True:
+            name, flags, ch, payload = self.recv()
+            if ch == channel:
+                return name, flags, payload
+
     # steps
 
-    def _handshake(self):
-        self.send("hello", 0, {"software": "execd_client.py/1", "max_payload": MAX_PAYLOAD})
+    def _handshake(self) -> dict:
+        self.send("hello", 0, {"software": "execd_client.py/2", "max_payload": MAX_PAYLOAD})
         name, _, _, payload = self.recv()
         if name != "hello":
             raise ProtocolError(f"expected hello, got {name}")
         return loads(payload)
 
-    def _login(self, user, password):
-        if "password" not in self.hello["auth"]:
-            raise ProtocolError(f"the daemon accepts {self.hello['auth']}, and this client only passwords")
-        if not user or password is None:
-            raise NeedPassword("the daemon requires a login: give a user and a password")
-        self.send("auth", 0, {"method": "password", "user": user, "password": password})
+    def _login(self, user: Optional[str], password: Optional[str], key: Any) -> None:
+        methods = self.hello["auth"]
+        if not user:
+            raise NeedPassword("the daemon requires a login: give a user name")
+        reasons = []
+        if "publickey" in methods and key is not None:
+            try:
+                signer = load_key(key)
+            except KeyLoginUnavailable as e:
+                self.key_note = str(e)
+                signer = None
+            if signer is not None:
+                binding = b"\0" * 32 if self.plaintext else export_binding(self.sock)
+                if binding is None:
+                    self.key_note = ("key login needs the TLS session's keying material, which this Python's "
+                                     "ssl module does not give; logging in with a password")
+                else:
+                    pub, sign = signer
+                    proof = proof_bytes(user, base64.b64decode(self.hello["challenge"]), binding)
+                    reply = self._auth({"method": "publickey", "user": user,
+                                        "key": base64.b64encode(pub).decode(),
+                                        "sig": base64.b64encode(sign(proof)).decode()})
+                    if reply.get("ok"):
+                        return
+                    reasons.append(reply.get("message", "refused"))
+        if "password" in methods and password is not None:
+            reply = self._auth({"method": "password", "user": user, "password": password})
+            if reply.get("ok"):
+                return
+            reasons.append(reply.get("message", "refused"))
+        if reasons:
+            raise PermissionError(f"login refused: {'; '.join(reasons)}")
+        if "password" in methods:
+            why = f" ({self.key_note})" if self.key_note else ""
+            raise NeedPassword(f"the daemon requires a login and no usable key or password was given{why}")
+        raise KeyLoginUnavailable(self.key_note or f"the daemon accepts only {', '.join(methods)} and no key was given")
+
+    def _auth(self, msg: dict) -> dict:
+        self.send("auth", 0, msg)
         name, _, _, payload = self.recv()
         reply = loads(payload)
-        if name != "auth_reply" or not reply.get("ok"):
-            raise PermissionError(f"login refused: {reply.get('message', name)}")
-        self.user = reply["user"]
+        if name != "auth_reply":
+            raise ProtocolError(f"expected auth_reply, got {name}")
+        if reply.get("ok"):
+            self.user = reply["user"]
+            self.allow = reply.get("allow", [])
+        return reply
 
-    def _open(self, msg):
+    def _open(self, msg: dict) -> Tuple[int, dict]:
         channel = self.next_channel
         self.next_channel += 2  # client channels are odd and increasing
         self.send("open", channel, msg)
-        name, _, ch, payload = self.recv()
-        if name != "open_ok" or ch != channel:
-            raise ProtocolError(f"expected open_ok on channel {channel}, got {name} on {ch}")
+        name, _, payload = self.recv_on(channel)
+        if name != "open_ok":
+            raise ProtocolError(f"expected open_ok on channel {channel}, got {name}")
         return channel, loads(payload)
 
-    def run(self, argv=None, shell=None, stdin=b""):
-        """Run a command; return (exit code, stdout bytes, stderr bytes).
+    def run(self, argv: Optional[Sequence[str]] = None, shell: Optional[str] = None,
+            stdin: Union[None, bytes, BinaryIO] = b"", **kw: Any) -> ExecResult:
+        """exec, with stdin given as bytes by default: (code, out, err) = run(...)."""
+        return self.exec(argv, shell=shell, stdin=stdin, **kw)
+
+    def exec(self, argv: Optional[Sequence[str]] = None, *, shell: Optional[str] = None,
+             stdin: Union[None, bytes, BinaryIO] = None, stdout: Sink = None, stderr: Sink = None,
+             env: Optional[Dict[str, str]] = None, dir: Optional[str] = None,
+             timeout: Optional[float] = None, pty: Union[bool, dict, None] = None,
+             encoding: Optional[str] = None) -> ExecResult:
+        """Run a command: argv without a shell, or a shell command line.
 
         stdin is bytes or a binary file object, sent whole under the
-        daemon's flow control (window frames give more credit), and its
-        end reaches the command. The exit code is 128+N for a command
-        killed by signal N's name (reported in the exit message), as a
-        shell would say."""
-        msg = {"kind": "exec", "window": WINDOW}
+        daemon's flow control, its end reaching the command; None sends
+        only the end. stdout and stderr go to a callback taking each chunk,
+        to a binary file, or (None) into the result. env adds variables;
+        dir is the working directory under the home; timeout (seconds) is
+        enforced by the daemon; pty True (or {"term", "cols", "rows"})
+        runs the command on a terminal, stderr merged into stdout.
+
+        A command that cannot start raises ExecFailed (status 127)."""
+        msg: Dict[str, Any] = {"kind": "exec", "window": WINDOW}
         if shell is not None:
             msg["shell"] = shell
         else:
-            msg["argv"] = list(argv)
-        channel, ok = self._open(msg)
+            msg["argv"] = list(argv or [])
+        if env:
+            msg["env"] = [f"{k}={v}" for k, v in env.items()]
+        if dir:
+            msg["dir"] = dir
+        if timeout:
+            msg["timeout_ms"] = max(1, int(timeout * 1000))
+        if pty:
+            p = pty if isinstance(pty, dict) else {}
+            msg["pty"] = {"term": p.get("term", "xterm-256color"), "cols": p.get("cols", 80), "rows": p.get("rows", 24)}
+        if encoding:
+            msg["encoding"] = encoding
+        try:
+            channel, ok = self._open(msg)
+        except RemoteError as e:
+            if e.code == "exec_failed":
+                raise ExecFailed(e.code, e.message) from None
+            raise
         credit = ok["window"]
         if isinstance(stdin, (bytes, bytearray, memoryview)):
             stdin = io.BytesIO(bytes(stdin))
         pending = b""   # read from stdin, not sent yet
         in_eof = stdin is None
         eof_sent = False
-        out = {"stdout": bytearray(), "stderr": bytearray()}
+        bufs = {"stdout": bytearray(), "stderr": bytearray()}
+        sinks = {"stdout": _sink(stdout, bufs["stdout"]), "stderr": _sink(stderr, bufs["stderr"])}
         unacked = {"stdout": 0, "stderr": 0}
         while True:
             # Send what the credit allows; then read what the daemon says
             # (output, more credit, the exit), never waiting on one side only.
             while credit > 0 and not eof_sent:
                 if not pending and not in_eof:
-                    pending = stdin.read(min(credit, MAX_PAYLOAD, 64 << 10)) or b""
+                    pending = stdin.read(min(credit, self.peer_max, 64 << 10)) or b""
                     in_eof = not pending
                 if pending:
                     chunk, pending = pending[:credit], pending[credit:]
@@ -346,11 +478,10 @@ class Client:
                 elif in_eof:
                     self.send("stdin", channel, b"", FLAG_EOF)
                     eof_sent = True
-            name, flags, ch, payload = self.recv()
-            if ch != channel:
-                continue
-            if name in out:
-                out[name] += payload
+            name, flags, payload = self.recv_on(channel)
+            if name in sinks:
+                if payload:
+                    sinks[name](payload)
                 unacked[name] += len(payload)
                 if unacked[name] >= WINDOW // 2:  # give credit back at half the window
                     self.send("window", channel, {"stream": name, "credit": unacked[name]})
@@ -362,27 +493,45 @@ class Client:
             elif name == "exit":
                 ex = loads(payload)
                 code = ex.get("code", 0)
+                sig = ex.get("signal") or None
                 if code < 0:
-                    code = 128 + SIGNALS.get(ex.get("signal", ""), 0)
-                return code, bytes(out["stdout"]), bytes(out["stderr"])
+                    code = 128 + SIGNALS.get(sig or "", 0)
+                elif code > 255:  # a Windows code: its low byte, never 0 for a failure
+                    code = (code & 0xFF) or 1
+                return ExecResult(code, bytes(bufs["stdout"]), bytes(bufs["stderr"]), sig,
+                                  bool(ex.get("timed_out")), ex.get("message", ""), ex.get("duration_ms", 0))
 
-    def get(self, remote, local):
-        """Fetch a remote file (relative to the home) to local, verified with
-        SHA-256, written under a temporary name and renamed when whole."""
-        channel, ok = self._open({"kind": "get", "path": remote, "hash": "sha256", "window": WINDOW})
-        size = ok.get("info", {}).get("size", 0)
+    # files
+
+    def get(self, remote: str, local: str, resume: bool = True) -> int:
+        """Fetch a remote file (relative to the home) to local (into it when
+        it is a directory), verified with SHA-256: written to a partial copy
+        .<name>.rexec-part beside it and renamed into place when whole. An
+        interrupted get keeps the partial copy, and the next one resumes
+        from it, as rexec's. Returns the size."""
         if os.path.isdir(local) or local.endswith(("/", os.sep)):
             local = os.path.join(local, remote.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1])
-        folder = os.path.dirname(os.path.abspath(local))
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(local) + ".", suffix=".part", dir=folder)
+        part = _partial(local)
+        msg: Dict[str, Any] = {"kind": "get", "path": remote, "hash": "sha256", "window": WINDOW}
         h = hashlib.sha256()
-        got = unacked = 0
+        offset = 0
+        if resume and os.path.isfile(part):
+            offset = _hash_file(part, h)
+            if offset:
+                msg["offset"], msg["prefix_hash"] = offset, h.hexdigest()
+        channel, ok = self._open(msg)
+        size = ok.get("info", {}).get("size", 0)
+        if ok.get("offset", 0) != offset:  # the daemon's file does not start with our copy: from the start
+            offset, h = 0, hashlib.sha256()
+        self.last_offset = offset
+        got = offset
+        unacked = 0
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(part, "r+b" if offset else "wb") as f:
+                f.seek(offset)
+                f.truncate()
                 while True:
-                    name, flags, ch, payload = self.recv()
-                    if ch != channel:
-                        continue
+                    name, flags, payload = self.recv_on(channel)
                     if name == "data":
                         f.write(payload)
                         h.update(payload)
@@ -394,29 +543,315 @@ class Client:
                     elif name == "done":
                         done = loads(payload)
                         break
-            if got != size or done["size"] != size:
-                raise ProtocolError(f"{remote}: got {got} bytes of {size}")
-            if h.hexdigest() != done["hash"]:
-                raise ProtocolError(f"{remote}: SHA-256 mismatch: the copy is damaged")
-            os.replace(tmp, local)
-        except BaseException:
-            os.unlink(tmp)
+        except RemoteError:
+            _unlink(part)  # the daemon gave up on the file: nothing to resume
             raise
+        # any other interruption keeps the partial copy for the next get
+        if got != size or done["size"] != size or h.hexdigest() != done["hash"]:
+            _unlink(part)
+            raise IntegrityError(f"{remote}: the copy differs from the daemon's file "
+                                 f"({got} bytes of {size}): deleted")
+        os.replace(part, local)
         self.last_local = local
         return size
 
-    def close(self):
+    def put(self, local: Union[str, BinaryIO], remote: str, resume: bool = True,
+            mode: Optional[int] = None) -> int:
+        """Send a local file (or a binary stream, such as a pipe) to remote,
+        relative to the home. The daemon writes a partial copy, checks the
+        SHA-256 of the whole and renames it over the destination: a reader
+        sees the old file or the new one. An interrupted put of a file
+        resumes from what the daemon kept. Returns the size."""
+        if not isinstance(local, (str, os.PathLike)):
+            return self._put_stream(local, remote, mode)
+        st = os.stat(local)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(f"{local}: not a regular file")
+        msg = {"kind": "put", "path": remote, "hash": "sha256", "size": st.st_size,
+               "mode": mode if mode is not None else st.st_mode & 0o7777,
+               "mtime_ns": st.st_mtime_ns, "resume": resume, "window": 1}
+        channel, ok = self._open(msg)
+        offset = ok.get("offset", 0)
+        h = hashlib.sha256()
+        if offset:
+            with open(local, "rb") as f:
+                _hash_file(f, h, offset)
+            if h.hexdigest() != ok.get("prefix_hash"):  # the daemon's partial copy is not ours: start over
+                self.send("close", channel)
+                msg["resume"] = False
+                channel, ok = self._open(msg)
+                offset, h = 0, hashlib.sha256()
+        self.last_offset = offset
+        with open(local, "rb") as f:
+            f.seek(offset)
+            self._send_data(channel, ok["window"], f, h)
+        return self._finish_put(channel, remote, st.st_size, h)
+
+    def _put_stream(self, f: BinaryIO, remote: str, mode: Optional[int]) -> int:
+        msg: Dict[str, Any] = {"kind": "put", "path": remote, "hash": "sha256", "stream": True, "window": 1}
+        if mode is not None:
+            msg["mode"] = mode
+        channel, ok = self._open(msg)
+        h = hashlib.sha256()
+        size = self._send_data(channel, ok["window"], f, h)
+        return self._finish_put(channel, remote, size, h)
+
+    def _send_data(self, channel: int, credit: int, f: BinaryIO, h: Any) -> int:
+        """Send f to its end as data frames under the daemon's credit, then EOF."""
+        sent = 0
+        while True:
+            while credit <= 0:
+                name, _, payload = self.recv_on(channel)
+                if name == "window":
+                    credit += loads(payload)["credit"]
+            chunk = f.read(min(credit, self.peer_max, 256 << 10))
+            if not chunk:
+                self.send("data", channel, b"", FLAG_EOF)
+                return sent
+            h.update(chunk)
+            self.send("data", channel, chunk)
+            credit -= len(chunk)
+            sent += len(chunk)
+
+    def _finish_put(self, channel: int, remote: str, size: int, h: Any) -> int:
+        self.send("done", channel, {"size": size, "hash": h.hexdigest()})
+        while True:
+            name, _, payload = self.recv_on(channel)
+            if name == "done":
+                done = loads(payload)
+                if done.get("size") != size or done.get("hash") != h.hexdigest():
+                    raise IntegrityError(f"{remote}: the daemon confirmed {done.get('size')} bytes, {size} were sent")
+                return size
+
+    def fs(self, dir: Optional[str] = None) -> "FileSession":
+        """A file session: list, stat, mkdir, remove, rename, checksum..."""
+        msg: Dict[str, Any] = {"kind": "fs", "window": 1}
+        if dir:
+            msg["dir"] = dir
+        channel, ok = self._open(msg)
+        return FileSession(self, channel, ok.get("cwd", "~"))
+
+    def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
+class FileSession:
+    """Requests on an fs channel, answered in order; paths are relative to
+    the session's directory (cwd), inside the user's home."""
+
+    def __init__(self, client: Client, channel: int, cwd: str) -> None:
+        self.client, self.channel, self.cwd = client, channel, cwd
+        self.next_id = 1
+
+    def request(self, op: str, path: str = "", **fields: Any) -> List[dict]:
+        """One request; the replies (several for a long listing)."""
+        rid = self.next_id
+        self.next_id += 1
+        self.client.send("request", self.channel, dict(fields, id=rid, op=op, path=path))
+        replies = []
+        while True:
+            name, _, payload = self.client.recv_on(self.channel)
+            if name != "reply":
+                continue
+            r = loads(payload)
+            if r.get("id") != rid:
+                raise ProtocolError(f"reply for request {r.get('id')}, want {rid}")
+            if r.get("error"):
+                raise RemoteError(r["error"].get("code"), r["error"].get("message"))
+            replies.append(r)
+            if not r.get("more"):
+                return replies
+
+    def list(self, path: str = ".") -> List[dict]:
+        return [e for r in self.request("list", path) for e in r.get("entries", [])]
+
+    def stat(self, path: str) -> dict:
+        return self.request("stat", path)[0]["info"]
+
+    def lstat(self, path: str) -> dict:
+        return self.request("lstat", path)[0]["info"]
+
+    def mkdir(self, path: str, parents: bool = False, mode: Optional[int] = None) -> None:
+        extra = {"mode": mode, "has_mode": True} if mode is not None else {}
+        self.request("mkdir", path, parents=parents, **extra)
+
+    def remove(self, path: str, recursive: bool = False) -> None:
+        self.request("remove", path, recursive=recursive)
+
+    def rename(self, path: str, to: str) -> None:
+        self.request("rename", path, to=to)
+
+    def checksum(self, path: str) -> str:
+        return self.request("checksum", path)[0]["hash"]
+
+    def chdir(self, path: str) -> str:
+        self.cwd = self.request("chdir", path)[0]["cwd"]
+        return self.cwd
+
+    def symlink(self, path: str, target: str) -> None:
+        self.request("symlink", path, target=target)
+
+    def setattr(self, path: str, mode: Optional[int] = None, mtime_ns: int = 0) -> None:
+        extra = {"mode": mode, "has_mode": True} if mode is not None else {}
+        self.request("setattr", path, mtime_ns=mtime_ns, **extra)
+
+    def close(self) -> None:
+        self.client.send("close", self.channel)
+
+
+def _partial(local: str) -> str:
+    """The partial copy of a get, as rexec names it."""
+    d, name = os.path.split(local)
+    return os.path.join(d, "." + name + ".rexec-part")
+
+
+def _hash_file(f: Union[str, BinaryIO], h: Any, limit: Optional[int] = None) -> int:
+    """Feed f (a path or a file) to h, up to limit bytes; return how many."""
+    if isinstance(f, str):
+        with open(f, "rb") as fo:
+            return _hash_file(fo, h, limit)
+    n = 0
+    while limit is None or n < limit:
+        chunk = f.read(1 << 20 if limit is None else min(1 << 20, limit - n))
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    return n
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --- key login --------------------------------------------------------------------
+
+def proof_bytes(user: str, challenge: bytes, binding: bytes) -> bytes:
+    """What a key signs (frame/SPEC.md, Authentication): each part after its length as one byte."""
+    out = bytearray()
+    for part in (b"execd-auth-v1", user.encode(), challenge, binding):
+        out.append(len(part))
+        out += part
+    return bytes(out)
+
+
+def default_key_paths() -> List[str]:
+    """rexec's key, then ssh's, as rexec looks for them."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return [os.path.join(base, "rexec", "id_ed25519"), os.path.join(os.path.expanduser("~"), ".ssh", "id_ed25519")]
+
+
+def load_key(key: Any, passphrase: Optional[bytes] = None) -> Optional[Tuple[bytes, Callable[[bytes], bytes]]]:
+    """(raw public key, sign function) of an ed25519 key: a file, a key
+    object of the cryptography package, or "default" (the first of
+    default_key_paths that exists; None when none does). Raises
+    KeyLoginUnavailable with the reason a key cannot be used."""
+    if key == "default":
+        key = next((p for p in default_key_paths() if os.path.exists(p)), None)
+        if key is None:
+            return None
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError:
+        raise KeyLoginUnavailable("key login needs the cryptography package, which is not installed; "
+                                  "logging in with a password") from None
+    if isinstance(key, (str, os.PathLike)):
+        try:
+            data = pathlib.Path(key).read_bytes()
+        except OSError as e:
+            raise KeyLoginUnavailable(f"key {key}: {e.strerror}") from None
+        try:
+            if b"OPENSSH PRIVATE KEY" in data:
+                obj = serialization.load_ssh_private_key(data, passphrase)
+            else:
+                obj = serialization.load_pem_private_key(data, passphrase)
+        except (ValueError, TypeError) as e:
+            raise KeyLoginUnavailable(f"key {key}: {e}") from None
+        key = obj
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise KeyLoginUnavailable(f"a {type(key).__name__} key: execd takes ed25519 keys")
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return pub, key.sign
+
+
+def export_binding(sock: ssl.SSLSocket) -> Optional[bytes]:
+    """The TLS keying material a key proof binds to (RFC 8446 7.5, label
+    EXPORTER-execd-auth, 32 bytes), or None where it cannot be had.
+
+    Python's ssl module does not export keying material, so this asks the
+    OpenSSL library it runs on, through ctypes, for the SSL object of the
+    socket. That object's place in CPython's _ssl socket is checked first:
+    the field before it must be the weak reference to this very socket;
+    anything else (another Python, another layout) gives None, and the
+    login falls back to the password."""
+    try:
+        import _ssl
+        import ctypes
+        import weakref
+        obj = sock._sslobj
+        ptr = ctypes.sizeof(ctypes.c_void_p)
+        if sys.implementation.name != "cpython" or not getattr(sys, "_is_gil_enabled", lambda: True)():
+            return None
+        if ctypes.c_void_p.from_address(id(obj) + 2 * ptr).value != id(weakref.ref(sock)):
+            return None
+        ssl_ptr = ctypes.c_void_p.from_address(id(obj) + 3 * ptr).value
+        lib = ctypes.CDLL(_ssl.__file__)
+        export = lib.SSL_export_keying_material
+        export.restype = ctypes.c_int
+        export.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                           ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        out = ctypes.create_string_buffer(32)
+        label = b"EXPORTER-execd-auth"
+        if export(ssl_ptr, out, 32, label, len(label), None, 0, 0) != 1:
+            return None
+        return out.raw
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+
+
 class NeedPassword(ValueError):
-    """The daemon asks for a login and no password was given."""
+    """The daemon asks for a login and no usable key or password was given."""
+
+
+class KeyLoginUnavailable(Exception):
+    """A key cannot be used here: why, in one line."""
+
+
+class ExecFailed(RemoteError):
+    """The command could not be started (status 127, as a shell says)."""
+
+
+class IntegrityError(Exception):
+    """A transferred file differs from its source; no copy was kept."""
+
+
+def exit_status(e: BaseException) -> int:
+    """rexec's exit status for an exception: 127 for a command that could
+    not start, 255 for a failure of the connection, the login or the
+    protocol, 1 for a failed file operation."""
+    if isinstance(e, ExecFailed):
+        return 127
+    if isinstance(e, RemoteError) and e.code in FILE_ERRORS:
+        return 1
+    if isinstance(e, (IntegrityError, OSError)) and not isinstance(e, (ConnectionError, socket.timeout)):
+        return 1
+    return 255
+
+
+# File error codes (frame/SPEC.md): a failed operation, not a failed connection.
+FILE_ERRORS = {"not_found", "exists", "permission_denied", "not_a_directory", "is_a_directory",
+               "directory_not_empty", "bad_path", "path_escape", "integrity", "file_changed",
+               "no_space", "not_supported", "io_error", "quota_exceeded", "not_permitted"}
 
 
 # Linux signal numbers, for 128+N.
@@ -448,11 +883,13 @@ def tty_password(prompt):
     return getpass.getpass(prompt)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Reference client for execd (standard library only).")
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="Client of execd (Python's standard library; key login with the cryptography package).")
     p.add_argument("--user", "-l", default=os.environ.get("USER"))
+    p.add_argument("--identity", "-i", help="private key file (default: rexec's key, else ~/.ssh/id_ed25519)")
     p.add_argument("--fingerprint", help="the daemon's SHA256:... identity (execd fingerprint); refused if it differs")
     p.add_argument("--known-hosts", help="pinned identities (default: rexec's known_hosts)")
+    p.add_argument("--strict-host-key", action="store_true", help="refuse a daemon that is not pinned yet")
     p.add_argument("--plaintext", action="store_true", help="no TLS (execd --insecure-plaintext)")
     p.add_argument("host", help="HOST or HOST:PORT")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -461,49 +898,67 @@ def main(argv=None):
     g = sub.add_parser("get", help="fetch a file (into LOCAL when it is a directory)")
     g.add_argument("remote")
     g.add_argument("local")
+    u = sub.add_parser("put", help="send a file (- for stdin)")
+    u.add_argument("local")
+    u.add_argument("remote")
+    ls = sub.add_parser("ls", help="list a directory of the home")
+    ls.add_argument("path", nargs="?", default=".")
     a = p.parse_args(argv)
 
-    def say(msg):
+    def say(msg: str) -> None:
         print(f"execd_client: {msg}", file=sys.stderr)
 
-    def work(c):
+    def work(c: Client) -> int:
         if c.pinned:
             say(f"pinned new host {host_port(host, port)} ({c.fingerprint}) in {kh.path}")
         if a.cmd == "run":
             stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer
-            try:
-                code, out, err = c.run(a.argv, stdin=stdin)
-            except RemoteError as e:
-                if e.code == "exec_failed":
-                    say(e.message)
-                    return 127  # as rexec and a shell: the command could not be started
-                raise
-            sys.stdout.buffer.write(out)
-            sys.stderr.buffer.write(err)
-            return code
-        size = c.get(a.remote, a.local)
-        say(f"{c.last_local}: {size} bytes, SHA-256 verified")
+            # output streams as it comes, byte for byte
+            res = c.exec(a.argv, stdin=stdin, stdout=_flushing(sys.stdout.buffer), stderr=_flushing(sys.stderr.buffer))
+            if res.timed_out or res.message:
+                say(res.message or "the command overran its time limit")
+            return res.code
+        if a.cmd == "get":
+            size = c.get(a.remote, a.local)
+            say(f"{c.last_local}: {size} bytes, SHA-256 verified")
+        elif a.cmd == "put":
+            size = c.put(sys.stdin.buffer if a.local == "-" else a.local, a.remote)
+            say(f"{a.remote}: {size} bytes, SHA-256 verified")
+        else:
+            for e in c.fs().list(a.path):
+                print(f"{e['type']:8} {e.get('size', 0):>12} {e['name']}")
         return 0
 
     try:
         host, port = split_host(a.host)
         kh = KnownHosts(a.known_hosts)
+        key = a.identity or "default"
         password = os.environ.get("REXEC_PASSWORD")
+        opts = dict(fingerprint=a.fingerprint, plaintext=a.plaintext, known_hosts=kh, key=key, strict=a.strict_host_key)
         try:
-            with Client(host, port, a.user, password, a.fingerprint, a.plaintext, known_hosts=kh) as c:
+            with Client(host, port, a.user, password, **opts) as c:
                 return work(c)
-        except NeedPassword:
+        except NeedPassword as e:
+            if password is not None:
+                raise
             password = tty_password(f"{a.user}@{a.host}'s password: ")
             if password is None:
-                say("the daemon requires a login and there is no terminal to ask for a password: set REXEC_PASSWORD")
+                say(f"{e}; there is no terminal to ask for a password on: set REXEC_PASSWORD")
                 return 255
-            with Client(host, port, a.user, password, a.fingerprint, a.plaintext, known_hosts=kh) as c:
+            with Client(host, port, a.user, password, **opts) as c:
                 return work(c)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # one line, never a traceback: the error says what went wrong
         say(str(e) or type(e).__name__)
-        return 255
+        return exit_status(e)
+
+
+def _flushing(f: BinaryIO) -> Callable[[bytes], None]:
+    def write(b: bytes) -> None:
+        f.write(b)
+        f.flush()
+    return write
 
 
 if __name__ == "__main__":

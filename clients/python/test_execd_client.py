@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -190,6 +191,111 @@ class LiveDaemon(unittest.TestCase):
             self.assertEqual(code, 255)
             self.assertNotIn("(", err.split(":", 1)[1][:2], "a sentence, not a tuple")
             self.assertIn("is not the expected", err)
+
+    def test_exec_options(self):
+        """Streaming callbacks and files, env, dir, timeout, pty, statuses."""
+        with self.connect() as c:
+            chunks = []
+            with tempfile.TemporaryFile() as errf:
+                res = c.exec(["sh", "-c", "head -c 5000000 /dev/zero; echo oops >&2; exit 9"],
+                             stdout=chunks.append, stderr=errf)
+                errf.seek(0)
+                self.assertEqual(errf.read(), b"oops\n")
+            self.assertEqual(res.code, 9)
+            self.assertEqual(res.stdout, b"", "streamed, not kept")
+            self.assertEqual(sum(map(len, chunks)), 5000000)
+            self.assertGreater(len(chunks), 1, "delivered as it came")
+            pathlib.Path(os.environ["EXECD_HOME"], "sub dir").mkdir(exist_ok=True)
+            res = c.exec(shell='echo "$GREETING"; pwd', env={"GREETING": "hi there"}, dir="sub dir")
+            self.assertEqual(res.stdout.decode().splitlines(), ["hi there", os.path.join(os.environ["EXECD_HOME"], "sub dir")])
+            res = c.exec(["sleep", "30"], timeout=0.3)
+            self.assertTrue(res.timed_out)
+            self.assertEqual((res.code, res.signal), (143, "TERM"))
+            res = c.exec(shell="test -t 0 && echo tty; echo err >&2", pty={"cols": 100, "rows": 30})
+            self.assertEqual(res.stdout, b"tty\r\nerr\r\n", "a pty merges the streams")
+            with self.assertRaises(ec.ExecFailed) as e:
+                c.exec(["no-such-program-here"])
+            self.assertEqual(ec.exit_status(e.exception), 127)
+
+    def test_put_get_50mib(self):
+        """A 50 MiB file each way, verified, atomic, and resumed."""
+        served = pathlib.Path(os.environ["EXECD_HOME"])
+        data = os.urandom(50 << 20)
+        with tempfile.TemporaryDirectory() as d, self.connect() as c:
+            src = pathlib.Path(d, "src.bin")
+            src.write_bytes(data)
+            self.assertEqual(c.put(str(src), "big.bin"), len(data))
+            self.assertEqual(hashlib.sha256((served / "big.bin").read_bytes()).digest(), hashlib.sha256(data).digest())
+            self.assertEqual([p.name for p in served.glob(".big.bin*")], [], "no partial copy left")
+            self.assertEqual(c.get("big.bin", d + "/"), len(data))
+            self.assertEqual(pathlib.Path(d, "big.bin").read_bytes(), data)
+            # a get resumes from a partial copy that matches, and starts over from one that does not
+            part = pathlib.Path(d, ".again.bin.rexec-part")
+            part.write_bytes(data[:20 << 20])
+            (served / "again.bin").write_bytes(data)
+            c.get("again.bin", os.path.join(d, "again.bin"))
+            self.assertEqual(c.last_offset, 20 << 20)
+            self.assertEqual(pathlib.Path(d, "again.bin").read_bytes(), data)
+            part.write_bytes(b"x" * 1000)
+            c.get("again.bin", os.path.join(d, "again.bin"))
+            self.assertEqual(c.last_offset, 0)
+            self.assertEqual(pathlib.Path(d, "again.bin").read_bytes(), data)
+            # a put cut off keeps the daemon's partial copy; the next put resumes it
+            raw = self.connect()
+            msg = {"kind": "put", "path": "cut.bin", "hash": "sha256", "size": len(data), "mode": 0o644, "window": 1}
+            ch, ok = raw._open(msg)
+            raw.send("data", ch, data[:min(ok["window"], 200000)])
+            raw.sock.shutdown(2)
+            raw.close()
+            deadline = time.time() + 10
+            while not (served / ".cut.bin.rexec-part").exists() and time.time() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)  # the daemon finishes writing what arrived
+            src.write_bytes(data)
+            c.put(str(src), "cut.bin")
+            self.assertGreater(c.last_offset, 0, "resumed")
+            self.assertEqual((served / "cut.bin").read_bytes(), data)
+            # a stream of unknown size
+            c.put(io.BytesIO(b"streamed\n"), "stream.txt")
+            self.assertEqual((served / "stream.txt").read_bytes(), b"streamed\n")
+
+    def test_file_session(self):
+        served = pathlib.Path(os.environ["EXECD_HOME"])
+        with self.connect() as c:
+            fs = c.fs()
+            fs.mkdir("fs/a/b", parents=True)
+            (served / "fs" / "a" / "f.txt").write_bytes(b"abc")
+            self.assertEqual([e["name"] for e in fs.list("fs/a")], ["b", "f.txt"])
+            self.assertEqual(fs.stat("fs/a/f.txt")["size"], 3)
+            self.assertEqual(fs.checksum("fs/a/f.txt"), hashlib.sha256(b"abc").hexdigest())
+            fs.rename("fs/a/f.txt", "fs/g.txt")
+            self.assertEqual(fs.chdir("fs"), "~/fs")
+            self.assertEqual(sorted(e["name"] for e in fs.list()), ["a", "g.txt"])
+            fs.remove("a", recursive=True)
+            with self.assertRaises(ec.RemoteError) as e:
+                fs.stat("a")
+            self.assertEqual(e.exception.code, "not_found")
+            self.assertEqual(ec.exit_status(e.exception), 1)
+            with self.assertRaises(ec.RemoteError) as e:
+                fs.list("../..")
+            self.assertEqual(e.exception.code, "path_escape")
+
+    def test_key_login(self):
+        key, user = os.environ.get("EXECD_KEY"), os.environ.get("EXECD_KEY_USER")
+        host, _, port = os.environ["EXECD_ADDR"].rpartition(":")
+        try:
+            import cryptography  # noqa: F401
+        except ImportError:
+            with self.assertRaises(ec.NeedPassword) as e:
+                ec.Client(host, int(port), user, fingerprint=os.environ["EXECD_FINGERPRINT"], key=key)
+            self.assertIn("cryptography package", str(e.exception))
+            return
+        with ec.Client(host, int(port), user, fingerprint=os.environ["EXECD_FINGERPRINT"], key=key) as c:
+            self.assertEqual(c.user, user)
+            self.assertEqual(c.run(["echo", "by key"]).stdout, b"by key\n")
+        with self.assertRaises(PermissionError):
+            # the key proves nothing for another user
+            ec.Client(host, int(port), os.environ["EXECD_USER"], fingerprint=os.environ["EXECD_FINGERPRINT"], key=key)
 
     def test_refused(self):
         with self.assertRaises(PermissionError):

@@ -26,12 +26,20 @@ func TestE2EPythonClient(t *testing.T) {
 	require.NoError(t, err, string(out))
 	fp, err := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "fingerprint").Output()
 	require.NoError(t, err)
+	// a user who logs in with a key only
+	key := filepath.Join(t.TempDir(), "id_ed25519")
+	out, err = exec.Command(filepath.Join(binDir, "rexec"), "keygen", "-f", key, "-C", "py").CombinedOutput()
+	require.NoError(t, err, string(out))
+	out, err = exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "keyed", "--no-password",
+		"--add-key", "@"+key+".pub", "--home", home).CombinedOutput()
+	require.NoError(t, err, string(out))
 
 	cmd := exec.Command(python, "-m", "unittest", "-v", "test_execd_client.py")
 	cmd.Dir = filepath.Join("..", "..", "clients", "python")
 	cmd.Env = append(os.Environ(),
 		"EXECD_ADDR="+d.addr, "EXECD_USER=student", "EXECD_PASSWORD=lab pass 1",
-		"EXECD_FINGERPRINT="+strings.TrimSpace(string(fp)), "EXECD_HOME="+home)
+		"EXECD_FINGERPRINT="+strings.TrimSpace(string(fp)), "EXECD_HOME="+home,
+		"EXECD_KEY="+key, "EXECD_KEY_USER=keyed", "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	out, err = cmd.CombinedOutput()
 	t.Logf("%s", out)
 	require.NoError(t, err, "the Python tests failed")
