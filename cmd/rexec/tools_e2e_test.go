@@ -158,13 +158,17 @@ func TestE2EAnsibleThroughSSHMode(t *testing.T) {
 	c := newClient(t)
 	tg := startSSHTarget(t, c, "")
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	// The stock ssh connection plugin, with rexec called as ssh. Its
-	// sftp and scp would run OpenSSH's own programs: files go through
-	// rexec with the piped method (dd on the remote side).
-	require.NoError(t, os.WriteFile(inv, fmt.Appendf(nil, `[lab]
-box ansible_host=127.0.0.1 ansible_port=%s ansible_user=%s ansible_ssh_executable=%s ansible_ssh_transfer_method=piped ansible_python_interpreter=%s
-`, tg.port, localUser(t), filepath.Join(binDir, "ssh"), python), 0o644))
+	plugins, err := filepath.Abs(filepath.Join("..", "..", "clients", "ansible", "connection_plugins"))
+	require.NoError(t, err)
+	inventories := map[string]string{
+		// The stock ssh connection plugin, with rexec called as ssh. Its
+		// sftp and scp would run OpenSSH's own programs: files go through
+		// rexec with the piped method (dd on the remote side).
+		"ssh": fmt.Sprintf("box ansible_host=127.0.0.1 ansible_port=%s ansible_user=%s ansible_ssh_executable=%s ansible_ssh_transfer_method=piped ansible_python_interpreter=%s",
+			tg.port, localUser(t), filepath.Join(binDir, "ssh"), python),
+		// Our own connection plugin, on the Python client.
+		"execd": fmt.Sprintf("box ansible_host=127.0.0.1 ansible_port=%s ansible_connection=execd ansible_python_interpreter=%s", tg.port, python),
+	}
 	big := make([]byte, 3<<20+12345)
 	for i := range big {
 		big[i] = byte(i * 13 % 253)
@@ -189,35 +193,70 @@ box ansible_host=127.0.0.1 ansible_port=%s ansible_user=%s ansible_ssh_executabl
     - assert:
         that: bad.rc == 3
 `), 0o644))
-	for _, pipelining := range []string{"False", "True"} {
-		t.Run("pipelining="+pipelining, func(t *testing.T) {
-			env := []string{"ANSIBLE_PIPELINING=" + pipelining, "ANSIBLE_HOST_KEY_CHECKING=False",
-				"ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP=" + filepath.Join(dir, "tmp")}
-			dest := filepath.Join(tg.home, "p"+pipelining)
-			require.NoError(t, os.MkdirAll(dest, 0o755))
-			adhoc := func(args ...string) string {
-				t.Helper()
-				r := c.tool(120*time.Second, dir, env, "", ansible, append([]string{"-i", inv, "lab"}, args...)...)
-				require.Equal(t, 0, r.code, "ansible %s: %s %s", strings.Join(args, " "), r.stdout, r.stderr)
-				return r.stdout
-			}
-			assert.Contains(t, adhoc("-m", "ping"), `"ping": "pong"`)
-			assert.Regexp(t, `(?s)CHANGED \| rc=0 >>\n.*hello there`, adhoc("-m", "shell", "-a", "echo hello  there | tr -s ' '"))
-			adhoc("-m", "copy", "-a", "src="+filepath.Join(dir, "big.bin")+" dest="+dest+"/big.bin")
-			got, err := os.ReadFile(filepath.Join(dest, "big.bin"))
-			require.NoError(t, err)
-			assert.True(t, bytes.Equal(big, got), "copy")
-			fetched := filepath.Join(dir, "fetched-"+pipelining)
-			adhoc("-m", "fetch", "-a", "src="+dest+"/big.bin dest="+fetched+" flat=yes")
-			got, err = os.ReadFile(fetched)
-			require.NoError(t, err)
-			assert.True(t, bytes.Equal(big, got), "fetch")
-			r := c.tool(120*time.Second, dir, env, "", playbook, "-i", inv, "-e", "dest="+dest, "play.yml")
-			require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
-			assert.Regexp(t, `box\s+: ok=5\s+changed=\d+\s+unreachable=0\s+failed=0`, r.stdout)
-			assert.Contains(t, r.stdout, "...ignoring")
-		})
+	for _, conn := range []string{"ssh", "execd"} {
+		inv := filepath.Join(dir, conn+".ini")
+		require.NoError(t, os.WriteFile(inv, []byte("[lab]\n"+inventories[conn]+"\n"), 0o644))
+		for _, pipelining := range []string{"False", "True"} {
+			t.Run(conn+"/pipelining="+pipelining, func(t *testing.T) {
+				t.Parallel()
+				ansibleRun(t, c, conn, pipelining, dir, inv, plugins, ansible, playbook, tg.home, big)
+			})
+		}
 	}
+}
+
+// The plugin refuses a daemon whose identity is not the one given: the
+// host is unreachable, with the reason.
+func TestE2EAnsiblePluginRefusesChangedIdentity(t *testing.T) {
+	t.Parallel()
+	ansible := needTool(t, "ansible")
+	c := newClient(t)
+	tg := startSSHTarget(t, c, "")
+	plugins, err := filepath.Abs(filepath.Join("..", "..", "clients", "ansible", "connection_plugins"))
+	require.NoError(t, err)
+	inv := filepath.Join(t.TempDir(), "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, fmt.Appendf(nil, "[lab]\nbox ansible_host=127.0.0.1 ansible_port=%s ansible_connection=execd ansible_execd_fingerprint=SHA256:%s\n",
+		tg.port, strings.Repeat("A", 43)), 0o644))
+	r := c.tool(60*time.Second, "", []string{"ANSIBLE_CONNECTION_PLUGINS=" + plugins, "ANSIBLE_NOCOLOR=1"}, "", ansible, "-i", inv, "lab", "-m", "ping")
+	assert.Equal(t, 4, r.code, "ansible's status for an unreachable host: %s %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "UNREACHABLE")
+	assert.Contains(t, r.stdout, "is not the expected SHA256:AAAA")
+}
+
+// ansibleRun drives ad-hoc modules and a playbook through one connection.
+func ansibleRun(t *testing.T, c *client, conn, pipelining, dir, inv, plugins, ansible, playbook, home string, big []byte) {
+	env := []string{"ANSIBLE_PIPELINING=" + pipelining, "ANSIBLE_HOST_KEY_CHECKING=False",
+		"ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP=" + filepath.Join(dir, "tmp"),
+		"ANSIBLE_CONNECTION_PLUGINS=" + plugins}
+	dest := filepath.Join(home, conn+"-p"+pipelining)
+	require.NoError(t, os.MkdirAll(dest, 0o755))
+	adhoc := func(args ...string) string {
+		t.Helper()
+		r := c.tool(120*time.Second, dir, env, "", ansible, append([]string{"-i", inv, "lab"}, args...)...)
+		require.Equal(t, 0, r.code, "ansible %s: %s %s", strings.Join(args, " "), r.stdout, r.stderr)
+		return r.stdout
+	}
+	assert.Contains(t, adhoc("-m", "ping"), `"ping": "pong"`)
+	assert.Regexp(t, `(?s)CHANGED \| rc=0 >>\n.*hello there`, adhoc("-m", "shell", "-a", "echo hello  there | tr -s ' '"))
+	adhoc("-m", "copy", "-a", "src="+filepath.Join(dir, "big.bin")+" dest="+dest+"/big.bin")
+	got, err := os.ReadFile(filepath.Join(dest, "big.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got), "copy")
+	fetched := filepath.Join(dir, "fetched-"+conn+pipelining)
+	adhoc("-m", "fetch", "-a", "src="+dest+"/big.bin dest="+fetched+" flat=yes")
+	got, err = os.ReadFile(fetched)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got), "fetch")
+	r := c.tool(120*time.Second, dir, env, "", playbook, "-i", inv, "-e", "dest="+dest, "play.yml")
+	require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Regexp(t, `box\s+: ok=5\s+changed=\d+\s+unreachable=0\s+failed=0`, r.stdout)
+	assert.Contains(t, r.stdout, "...ignoring")
+	// a file outside the home, both ways
+	outside := filepath.Join(t.TempDir(), "outside.bin")
+	adhoc("-m", "copy", "-a", "src="+filepath.Join(dir, "big.bin")+" dest="+outside)
+	got, err = os.ReadFile(outside)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got), "copy outside the home")
 }
 
 func TestE2EPdshThroughSSHMode(t *testing.T) {
