@@ -283,6 +283,10 @@ class Client:
         self.user = user
         self.key_note = ""  # why a key was not used, when it was not
         raw = socket.create_connection((host, port), timeout=timeout)
+        # Small frames go at once: with Nagle's algorithm the hello, written
+        # right after TLS's last handshake message, waits for the daemon's
+        # delayed ACK (40 ms on Linux).
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fingerprint = None
         self.pinned = False  # True when this connection pinned a new daemon
         known = True  # pinned already, or not checked against known_hosts
@@ -754,34 +758,158 @@ def load_key(key: Any, passphrase: Optional[bytes] = None) -> Optional[Tuple[byt
     """(raw public key, sign function) of an ed25519 key: a file, a key
     object of the cryptography package, or "default" (the first of
     default_key_paths that exists; None when none does). Raises
-    KeyLoginUnavailable with the reason a key cannot be used."""
+    KeyLoginUnavailable with the reason a key cannot be used.
+
+    An unencrypted key file (OpenSSH or PKCS#8) is read here and signed
+    with by the OpenSSL library CPython's ssl module runs on, so that no
+    package is needed; a key protected by a passphrase, or a Python whose
+    OpenSSL cannot be reached, needs the cryptography package."""
     if key == "default":
         key = next((p for p in default_key_paths() if os.path.exists(p)), None)
         if key is None:
             return None
-    try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError:
-        raise KeyLoginUnavailable("key login needs the cryptography package, which is not installed; "
-                                  "logging in with a password") from None
     if isinstance(key, (str, os.PathLike)):
         try:
             data = pathlib.Path(key).read_bytes()
         except OSError as e:
             raise KeyLoginUnavailable(f"key {key}: {e.strerror}") from None
+        seed_pub = _ed25519_seed(data)
+        if seed_pub is not None:
+            signer = _openssl_signer(*seed_pub)
+            if signer is not None:
+                return signer
+        return _cryptography_key(data, passphrase, str(key))
+    return _cryptography_key(key, passphrase, "the key")
+
+
+def _cryptography_key(key: Any, passphrase: Optional[bytes], name: str) -> Tuple[bytes, Callable[[bytes], bytes]]:
+    """load_key through the cryptography package: key is file bytes or a key object."""
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError:
+        raise KeyLoginUnavailable(f"{name} needs the cryptography package (a passphrase, or no OpenSSL "
+                                  "reachable from Python), which is not installed") from None
+    if isinstance(key, bytes):
         try:
-            if b"OPENSSH PRIVATE KEY" in data:
-                obj = serialization.load_ssh_private_key(data, passphrase)
+            if b"OPENSSH PRIVATE KEY" in key:
+                key = serialization.load_ssh_private_key(key, passphrase)
             else:
-                obj = serialization.load_pem_private_key(data, passphrase)
+                key = serialization.load_pem_private_key(key, passphrase)
         except (ValueError, TypeError) as e:
-            raise KeyLoginUnavailable(f"key {key}: {e}") from None
-        key = obj
+            raise KeyLoginUnavailable(f"{name}: {e}") from None
+        except Exception as e:  # UnsupportedAlgorithm: OpenSSH's passphrases need the bcrypt package too
+            raise KeyLoginUnavailable(f"{name}: {e} (a passphrase of OpenSSH's format needs the bcrypt package)") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise KeyLoginUnavailable(f"a {type(key).__name__} key: execd takes ed25519 keys")
+        raise KeyLoginUnavailable(f"{name} is a {type(key).__name__}: execd takes ed25519 keys")
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return pub, key.sign
+
+
+def _ssh_string(b: bytes, i: int) -> Tuple[bytes, int]:
+    n = struct.unpack(">I", b[i:i + 4])[0]
+    if i + 4 + n > len(b):
+        raise ValueError("truncated")
+    return b[i + 4:i + 4 + n], i + 4 + n
+
+
+def _ed25519_seed(data: bytes) -> Optional[Tuple[bytes, bytes]]:
+    """(32-byte seed, 32-byte public key or b"") of an unencrypted ed25519
+    key file: OpenSSH's format or PKCS#8 PEM; None for anything else."""
+    try:
+        text = data.decode("ascii")
+        body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
+        der = base64.b64decode(body, validate=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if "BEGIN OPENSSH PRIVATE KEY" in text:
+        magic = b"openssh-key-v1\0"
+        try:
+            if not der.startswith(magic):
+                return None
+            i = len(magic)
+            cipher, i = _ssh_string(der, i)
+            kdf, i = _ssh_string(der, i)
+            _, i = _ssh_string(der, i)
+            if cipher != b"none" or kdf != b"none" or struct.unpack(">I", der[i:i + 4])[0] != 1:
+                return None  # protected by a passphrase
+            _, i = _ssh_string(der, i + 4)  # the public key blob
+            priv, _ = _ssh_string(der, i)
+            if priv[0:4] != priv[4:8]:
+                return None
+            kind, j = _ssh_string(priv, 8)
+            pub, j = _ssh_string(priv, j)
+            sk, _ = _ssh_string(priv, j)
+            if kind != b"ssh-ed25519" or len(pub) != 32 or len(sk) != 64 or sk[32:] != pub:
+                return None
+            return sk[:32], pub
+        except (ValueError, struct.error, IndexError):
+            return None
+    if "BEGIN PRIVATE KEY" in text:
+        prefix = bytes.fromhex("302e020100300506032b657004220420")  # PKCS#8, ed25519, a 32-byte seed
+        if len(der) == 48 and der.startswith(prefix):
+            return der[16:], b""
+    return None
+
+
+_libcrypto: Any = None
+
+
+def _openssl() -> Any:
+    """The OpenSSL library of CPython's ssl module, through ctypes; None
+    where it cannot be reached."""
+    global _libcrypto
+    if _libcrypto is None:
+        try:
+            import _ssl
+            import ctypes
+            _libcrypto = ctypes.CDLL(_ssl.__file__)
+            _libcrypto.EVP_PKEY_new_raw_private_key  # present from OpenSSL 1.1.1
+        except (ImportError, OSError, AttributeError):
+            _libcrypto = False
+    return _libcrypto or None
+
+
+def _openssl_signer(seed: bytes, pub: bytes) -> Optional[Tuple[bytes, Callable[[bytes], bytes]]]:
+    """An ed25519 signer on OpenSSL's EVP interface; its public key must
+    be the file's (when the file gives one)."""
+    lib = _openssl()
+    if lib is None:
+        return None
+    import ctypes
+    c_size = ctypes.c_size_t
+    lib.EVP_PKEY_new_raw_private_key.restype = ctypes.c_void_p
+    lib.EVP_PKEY_new_raw_private_key.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, c_size]
+    lib.EVP_PKEY_get_raw_public_key.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(c_size)]
+    lib.EVP_PKEY_free.argtypes = [ctypes.c_void_p]
+    lib.EVP_MD_CTX_new.restype = ctypes.c_void_p
+    lib.EVP_MD_CTX_free.argtypes = [ctypes.c_void_p]
+    lib.EVP_DigestSignInit.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.EVP_DigestSign.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(c_size), ctypes.c_char_p, c_size]
+    nid_ed25519 = 1087
+    pkey = lib.EVP_PKEY_new_raw_private_key(nid_ed25519, None, seed, 32)
+    if not pkey:
+        return None
+    raw = ctypes.create_string_buffer(32)
+    n = c_size(32)
+    if lib.EVP_PKEY_get_raw_public_key(pkey, raw, ctypes.byref(n)) != 1 or n.value != 32 or (pub and raw.raw != pub):
+        lib.EVP_PKEY_free(pkey)
+        return None
+    public = raw.raw
+
+    def sign(msg: bytes) -> bytes:
+        ctx = lib.EVP_MD_CTX_new()
+        try:
+            sig = ctypes.create_string_buffer(64)
+            size = c_size(64)
+            if (lib.EVP_DigestSignInit(ctx, None, None, None, pkey) != 1 or
+                    lib.EVP_DigestSign(ctx, sig, ctypes.byref(size), msg, len(msg)) != 1 or size.value != 64):
+                raise KeyLoginUnavailable("OpenSSL could not sign with the key")
+            return sig.raw
+        finally:
+            lib.EVP_MD_CTX_free(ctx)
+
+    return public, sign
 
 
 def export_binding(sock: ssl.SSLSocket) -> Optional[bytes]:

@@ -91,6 +91,24 @@ class StrictPayloads(unittest.TestCase):
         self.assertEqual(ec.host_port("::1", 7023), "[::1]:7023")
 
 
+def unlocked(path):
+    """True when path exists and nobody holds its flock (execd locks a
+    partial copy while it writes it)."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
 @unittest.skipUnless(os.environ.get("EXECD_ADDR"), "set EXECD_ADDR (and EXECD_USER, EXECD_PASSWORD, EXECD_FINGERPRINT) to test against a daemon")
 class LiveDaemon(unittest.TestCase):
     """Against a real execd: TLS, hello, password login, exec, get."""
@@ -247,10 +265,12 @@ class LiveDaemon(unittest.TestCase):
             raw.send("data", ch, data[:min(ok["window"], 200000)])
             raw.sock.shutdown(2)
             raw.close()
+            # the daemon holds a lock on its partial copy until it has
+            # written what arrived and seen the connection end
             deadline = time.time() + 10
-            while not (served / ".cut.bin.rexec-part").exists() and time.time() < deadline:
+            while not unlocked(served / ".cut.bin.rexec-part"):
+                self.assertLess(time.time(), deadline, "the daemon kept its partial copy locked")
                 time.sleep(0.02)
-            time.sleep(0.2)  # the daemon finishes writing what arrived
             src.write_bytes(data)
             c.put(str(src), "cut.bin")
             self.assertGreater(c.last_offset, 0, "resumed")
@@ -281,21 +301,59 @@ class LiveDaemon(unittest.TestCase):
             self.assertEqual(e.exception.code, "path_escape")
 
     def test_key_login(self):
+        """An unencrypted key signs through OpenSSL with no package; a
+        protected one needs cryptography and its passphrase."""
         key, user = os.environ.get("EXECD_KEY"), os.environ.get("EXECD_KEY_USER")
         host, _, port = os.environ["EXECD_ADDR"].rpartition(":")
-        try:
-            import cryptography  # noqa: F401
-        except ImportError:
-            with self.assertRaises(ec.NeedPassword) as e:
-                ec.Client(host, int(port), user, fingerprint=os.environ["EXECD_FINGERPRINT"], key=key)
-            self.assertIn("cryptography package", str(e.exception))
-            return
-        with ec.Client(host, int(port), user, fingerprint=os.environ["EXECD_FINGERPRINT"], key=key) as c:
+        fp = os.environ["EXECD_FINGERPRINT"]
+        with ec.Client(host, int(port), user, fingerprint=fp, key=key) as c:
             self.assertEqual(c.user, user)
             self.assertEqual(c.run(["echo", "by key"]).stdout, b"by key\n")
         with self.assertRaises(PermissionError):
             # the key proves nothing for another user
-            ec.Client(host, int(port), os.environ["EXECD_USER"], fingerprint=os.environ["EXECD_FINGERPRINT"], key=key)
+            ec.Client(host, int(port), os.environ["EXECD_USER"], fingerprint=fp, key=key)
+        # the proof is the standard ed25519 signature: cryptography agrees, when it is here
+        pub, sign = ec.load_key(key)
+        protected = os.environ["EXECD_KEY_PROTECTED"]
+        try:
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+        except ImportError:
+            with self.assertRaises(ec.KeyLoginUnavailable) as e:
+                ec.load_key(protected, b"py pass")
+            self.assertIn("cryptography package", str(e.exception))
+            return
+        ed25519.Ed25519PublicKey.from_public_bytes(pub).verify(sign(b"message"), b"message")
+        try:
+            import bcrypt  # noqa: F401
+        except ImportError:
+            with self.assertRaises(ec.KeyLoginUnavailable) as e:
+                ec.load_key(protected, b"py pass")
+            self.assertIn("bcrypt package", str(e.exception))
+            return
+        with self.assertRaises(ec.KeyLoginUnavailable):
+            ec.load_key(protected, b"wrong")
+        kobj = ec.load_key(protected, b"py pass")
+        self.assertEqual(len(kobj[0]), 32)
+        from cryptography.hazmat.primitives import serialization
+        obj = serialization.load_ssh_private_key(pathlib.Path(protected).read_bytes(), b"py pass")
+        with ec.Client(host, int(port), user, fingerprint=fp, key=obj) as c:
+            self.assertEqual(c.run(["echo", "protected"]).stdout, b"protected\n")
+
+    def test_key_formats(self):
+        """PKCS#8 and OpenSSH files give the same seed."""
+        try:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+        except ImportError:
+            self.skipTest("cryptography makes the PKCS#8 file")
+        k = ed25519.Ed25519PrivateKey.generate()
+        raw = k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        ssh = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        self.assertEqual(ec._ed25519_seed(pem)[0], raw)
+        self.assertEqual(ec._ed25519_seed(ssh)[0], raw)
+        for bad in (b"", b"junk", pem[:-40], ssh.replace(b"A", b"B", 5)):
+            ec._ed25519_seed(bad)  # None or a seed, never an exception
 
     def test_refused(self):
         with self.assertRaises(PermissionError):

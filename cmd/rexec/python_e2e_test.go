@@ -30,8 +30,11 @@ func TestE2EPythonClient(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "id_ed25519")
 	out, err = exec.Command(filepath.Join(binDir, "rexec"), "keygen", "-f", key, "-C", "py").CombinedOutput()
 	require.NoError(t, err, string(out))
+	protected := filepath.Join(t.TempDir(), "id_protected")
+	out, err = exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "py pass", "-f", protected).CombinedOutput()
+	require.NoError(t, err, string(out))
 	out, err = exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "keyed", "--no-password",
-		"--add-key", "@"+key+".pub", "--home", home).CombinedOutput()
+		"--add-key", "@"+key+".pub", "--add-key", "@"+protected+".pub", "--home", home).CombinedOutput()
 	require.NoError(t, err, string(out))
 
 	cmd := exec.Command(python, "-m", "unittest", "-v", "test_execd_client.py")
@@ -39,7 +42,7 @@ func TestE2EPythonClient(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"EXECD_ADDR="+d.addr, "EXECD_USER=student", "EXECD_PASSWORD=lab pass 1",
 		"EXECD_FINGERPRINT="+strings.TrimSpace(string(fp)), "EXECD_HOME="+home,
-		"EXECD_KEY="+key, "EXECD_KEY_USER=keyed", "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+		"EXECD_KEY="+key, "EXECD_KEY_USER=keyed", "EXECD_KEY_PROTECTED="+protected, "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	out, err = cmd.CombinedOutput()
 	t.Logf("%s", out)
 	require.NoError(t, err, "the Python tests failed")
