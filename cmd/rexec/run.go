@@ -268,7 +268,13 @@ host. A summary on stderr counts hosts ok, failed, timed out,
 unreachable and refused. The exit status is the worst of all hosts:
 255 when any was unreachable or refused, else the highest remote status.
 HOSTS is a list such as node[01-40],web1,alice@db:7023, @FILE for a
-file of hosts, or a group from the config file.`,
+file of hosts, or a group from the config file.
+
+Called as ssh (a link), as "rexec --ssh ...", or for a host with
+ssh = true in the config file, rexec takes OpenSSH's command line
+instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
+-G -F and -o Key=Value, the command's words joined for the remote shell,
+255 for any failure of its own.`,
 		Example: `  rexec lab1 -- uname -a
   rexec -s lab1 'ls /var/log | wc -l'
   rexec -t lab1 top
