@@ -45,6 +45,6 @@ func TestE2EPythonClient(t *testing.T) {
 		"EXECD_KEY="+key, "EXECD_KEY_USER=keyed", "EXECD_KEY_PROTECTED="+protected, "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	out, err = cmd.CombinedOutput()
 	t.Logf("%s", out)
-	require.NoError(t, err, "the Python tests failed")
+	require.NoError(t, err, "the Python tests failed; the daemon's log:\n%s", d.log)
 	require.NotContains(t, string(out), "skipped", "every Python test ran against the daemon")
 }
