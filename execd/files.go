@@ -261,7 +261,9 @@ func (g *sizeGuard) Write(p []byte) (int, error) {
 
 func (pc *putChan) run() {
 	defer pc.finish()
-	stop := context.AfterFunc(pc.ctx, func() { pc.in.CloseWithError(context.Cause(pc.ctx)) })
+	// The channel's end (close, the connection's end, shutdown) stops the
+	// data after what has arrived, which is written and kept for a resume.
+	stop := context.AfterFunc(pc.ctx, func() { pc.in.Interrupt(context.Cause(pc.ctx)) })
 	defer stop()
 	start := time.Now()
 	root, err := pc.openRoot()

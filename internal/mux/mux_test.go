@@ -1,6 +1,7 @@
 package mux_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -123,6 +124,35 @@ func TestInboundCloseWithError(t *testing.T) {
 	in.CloseWithError(cause)
 	require.ErrorIs(t, <-read, cause)
 	require.NoError(t, in.Push([]byte("late"), false), "late data is dropped, not an error")
+}
+
+// Interrupt keeps what has arrived: it drains before the cause, later data
+// is dropped, and reading grants no more credit.
+func TestInboundInterruptDrains(t *testing.T) {
+	c, r, _ := pair(t)
+	in := mux.NewInbound(c, 1, frame.Data, 100)
+	require.NoError(t, in.Push([]byte("arrived "), false))
+	require.NoError(t, in.Push(make([]byte, 60), false))
+	cause := errors.New("connection closed")
+	in.Interrupt(cause)
+	require.NoError(t, in.Push([]byte("late"), false), "late data is dropped, not an error")
+	var got bytes.Buffer
+	n, err := io.Copy(&got, in)
+	require.ErrorIs(t, err, cause)
+	assert.Equal(t, int64(68), n, "everything that arrived before the interruption")
+	assert.True(t, bytes.HasPrefix(got.Bytes(), []byte("arrived ")))
+	// no window frame was sent for the 68 bytes read
+	frames := make(chan frame.Frame, 1)
+	go func() {
+		if f, err := r.ReadFrame(); err == nil {
+			frames <- f
+		}
+	}()
+	select {
+	case f := <-frames:
+		t.Fatalf("credit granted after the interruption: %s", f.Type)
+	case <-time.After(100 * time.Millisecond):
+	}
 }
 
 // failingConn accepts n bytes, then fails every write.

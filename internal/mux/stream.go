@@ -197,6 +197,7 @@ type Inbound struct {
 	eof         bool
 	err         error // reads fail with it at once
 	lost        error // reads fail with it once the buffered data is read
+	stopped     bool  // Interrupt: later data is dropped, no credit granted
 }
 
 // NewInbound returns a stream of type t on channel whose peer starts with
@@ -231,7 +232,7 @@ func (in *Inbound) PushOwned(p []byte, eof bool) error {
 		return fmt.Errorf("%w: %d bytes of %s with %d credit", ErrFlowControl, len(p), in.typ, in.outstanding)
 	}
 	in.outstanding -= int64(len(p))
-	if in.err == nil && len(p) > 0 {
+	if in.err == nil && !in.stopped && len(p) > 0 {
 		in.chunks = append(in.chunks, p)
 		in.buffered += len(p)
 	}
@@ -277,7 +278,7 @@ func (in *Inbound) next(max int) (p []byte, whole bool, err error) {
 func (in *Inbound) consume(n int) {
 	in.mu.Lock()
 	var grant uint32
-	if !in.eof && in.err == nil {
+	if !in.eof && in.err == nil && !in.stopped {
 		in.consumed += uint32(n)
 		if in.consumed >= in.window/2 {
 			grant = in.consumed
@@ -344,6 +345,22 @@ func (in *Inbound) CloseWithError(err error) {
 		}
 		in.chunks, in.buffered = nil, 0
 	}
+	in.cond.Broadcast()
+	in.mu.Unlock()
+	in.conn.untrack(in)
+}
+
+// Interrupt ends the stream early without losing what has arrived:
+// readers drain the buffered data, then get err; data that arrives later
+// is dropped and no more credit is granted. A put uses it when its
+// connection or the daemon ends, so that every byte that reached the
+// daemon is kept for a resume.
+func (in *Inbound) Interrupt(err error) {
+	in.mu.Lock()
+	if in.lost == nil {
+		in.lost = err
+	}
+	in.stopped = true
 	in.cond.Broadcast()
 	in.mu.Unlock()
 	in.conn.untrack(in)
