@@ -364,7 +364,10 @@ func TestLoginThrottle(t *testing.T) {
 	}
 	first, last := mean(took[:2]), mean(took[15:])
 	t.Logf("first two attempts %v each, last five %v each", first, last)
-	assert.Greater(t, last-first, 300*time.Millisecond, "the last attempts must be slowed down")
+	// The delay reaches its cap, 400 ms; what argon2id takes beside it
+	// under -race and the other packages' tests varies by ±100 ms (first
+	// attempts of 261 ms were seen in CI), so the bound leaves room.
+	assert.Greater(t, last-first, 200*time.Millisecond, "the last attempts must be slowed down")
 	// The right password still gets in after the wait, and resets the count.
 	start := time.Now()
 	_, err := l.dialAs(t, "bob", rexec.Password("bob-secret"))

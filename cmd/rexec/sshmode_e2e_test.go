@@ -23,9 +23,12 @@ import (
 
 // needTool finds a program the test drives. CI installs every one and
 // sets EXECD_TOOLS_REQUIRED, so that there a missing program fails the
-// test rather than skipping it.
+// test rather than skipping it. -short leaves them to the full run.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("third-party programs run in the full suite (README's test command), not with -short")
+	}
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("EXECD_TOOLS_REQUIRED") != "" {
