@@ -204,8 +204,8 @@ func (g *getChan) run() {
 	}
 	_ = g.out.Close() // best effort: a dead connection fails the next send too
 	sum := src.Sum()
+	g.audit(frame.KindGet, p, "", &size, sum, nil) // before the client hears of it, as a put's
 	_ = g.mc.SendJSON(frame.Done, g.id, &frame.DoneMsg{Size: size, Hash: sum})
-	g.audit(frame.KindGet, p, "", &size, sum, nil)
 	g.c.log.Info("file sent", "channel", g.id, "path", p, "size", size, "resumed_at", off,
 		"sent", n, "hash", g.m.Hash, "sum", sum, "duration_ms", time.Since(start).Milliseconds())
 }
@@ -373,8 +373,10 @@ func (pc *putChan) run() {
 	if err := giveTo(root, p, pc.c.acct.user.RunAs); err != nil {
 		pc.c.log.Warn("could not give the file to its user's account", "path", p, "run_as", pc.c.acct.user.RunAs, "err", err)
 	}
-	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
+	// Recorded before the client hears of it: the audit log's order is
+	// the order in which the client saw its operations complete.
 	pc.audit(frame.KindPut, p, "", &d.Size, d.Hash, nil)
+	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
 	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
 		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())
 }
