@@ -38,8 +38,8 @@ func sshTakesValue(c byte) (value, known bool) {
 // sshCall is an ssh command line, parsed.
 type sshCall struct {
 	host    string   // as given, USER@ and ssh:// taken off
-	user    string   // from USER@HOST or ssh://USER@HOST
-	port    int      // from ssh://HOST:PORT
+	user    string   // from USER@HOST or ssh://USER@HOST (also in opts)
+	port    int      // from ssh://HOST:PORT (also in opts)
 	command []string // the words after the host
 	opts    []sshOpt // in the order given: the first value of a key wins
 	ttys    int      // -t count
@@ -157,6 +157,14 @@ func (c *sshCall) setHost(h string) error {
 		return sshUsagef("no host in %q", h)
 	}
 	c.host = h
+	// As settings at this place in the command line: the first value
+	// wins, so "-l bob alice@lab1" logs in as bob, as with ssh.
+	if c.user != "" {
+		c.opts = append(c.opts, sshOpt{"user", c.user})
+	}
+	if c.port != 0 {
+		c.opts = append(c.opts, sshOpt{"port", strconv.Itoa(c.port)})
+	}
 	return nil
 }
 
@@ -418,12 +426,6 @@ func runSSHCall(ctx context.Context, args []string, e env) int {
 		return 0
 	}
 	st := &sshSettings{first: map[string]string{}, lists: map[string][]string{}}
-	if c.port != 0 {
-		st.add(sshOpt{"port", strconv.Itoa(c.port)})
-	}
-	if c.user != "" {
-		st.add(sshOpt{"user", c.user})
-	}
 	for _, o := range c.opts {
 		st.add(o)
 	}
@@ -612,7 +614,7 @@ func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e e
 	if err != nil {
 		return fail(e.stderr, exitTransport, "%v", err)
 	}
-	user, err := opts.loginUser(c.user, tgt.user, e)
+	user, err := opts.loginUser("", tgt.user, e)
 	if err != nil {
 		return fail(e.stderr, exitTransport, "%v", err)
 	}
