@@ -76,6 +76,24 @@ type connFlags struct {
 	network        string        // -4, -6: tcp4 or tcp6
 	keepAlive      time.Duration // ServerAliveInterval
 	keepAliveMax   int           // ServerAliveCountMax
+	sshMode        bool          // rexec's own failures exit 255, usage errors too
+}
+
+// status maps a status of rexec's own: a usage error is cf.usage().
+func (cf *connFlags) status(st int) int {
+	if st == exitUsage {
+		return cf.usage()
+	}
+	return st
+}
+
+// usage is the exit status of a usage error: 2, or 255 in ssh mode, where
+// every failure of rexec's own is 255 and a remote 2 stays 2.
+func (cf *connFlags) usage() int {
+	if cf.sshMode {
+		return exitTransport
+	}
+	return exitUsage
 }
 
 func (cf *connFlags) register(f *pflag.FlagSet) {
@@ -217,12 +235,12 @@ func traceLabel(host string, many bool) string {
 func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, int) {
 	d, status, err := cf.newDialer(e)
 	if err != nil {
-		return nil, fail(e.stderr, status, "%v", err)
+		return nil, fail(e.stderr, cf.status(status), "%v", err)
 	}
 	defer d.close()
 	c, status, err := d.dial(ctx, host)
 	if err != nil {
-		return nil, fail(e.stderr, status, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+		return nil, fail(e.stderr, cf.status(status), "%s", strings.TrimPrefix(err.Error(), "rexec: "))
 	}
 	return c, 0
 }
@@ -397,17 +415,17 @@ func fail(w io.Writer, status int, format string, args ...any) int {
 
 func remote(ctx context.Context, opts *options, args []string, e env) int {
 	if err := opts.fan.check(); err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
+		return fail(e.stderr, opts.usage(), "%v", err)
 	}
 	switch opts.framing {
 	case "on":
 	case "off":
 		if opts.fan.active() {
-			return fail(e.stderr, exitUsage, "--framing=off talks to one host")
+			return fail(e.stderr, opts.usage(), "--framing=off talks to one host")
 		}
 		return runNaive(ctx, opts, args, e)
 	default:
-		return fail(e.stderr, exitUsage, "--framing wants on or off, got %q", opts.framing)
+		return fail(e.stderr, opts.usage(), "--framing wants on or off, got %q", opts.framing)
 	}
 	if opts.fan.active() {
 		return runFanout(ctx, opts, args, e)
@@ -418,11 +436,11 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 	}
 	for _, kv := range opts.envs {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fail(e.stderr, exitUsage, "-e wants KEY=VALUE, got %q", kv)
+			return fail(e.stderr, opts.usage(), "-e wants KEY=VALUE, got %q", kv)
 		}
 	}
 	if err := transcode.Check(opts.encoding); err != nil {
-		return fail(e.stderr, exitUsage, "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
+		return fail(e.stderr, opts.usage(), "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
 	}
 	opts.encoding = strings.ToLower(opts.encoding)
 	stdinFd, stdinTTY := terminalFd(e.stdin)
@@ -446,7 +464,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 	for _, kv := range opts.envs {
 		k, v, _ := strings.Cut(kv, "=")
 		if err := s.Setenv(k, v); err != nil {
-			return fail(e.stderr, exitUsage, "%v", err)
+			return fail(e.stderr, opts.usage(), "%v", err)
 		}
 	}
 	if wantPty {
@@ -461,7 +479,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 			}
 		}
 		if err := s.RequestPty(termName, h, w); err != nil {
-			return fail(e.stderr, exitUsage, "%v", err)
+			return fail(e.stderr, opts.usage(), "%v", err)
 		}
 		if stdinTTY {
 			old, err := term.MakeRaw(stdinFd)

@@ -409,14 +409,6 @@ func sshEnvs(st *sshSettings, environ []string) ([]string, error) {
 // runSSH runs rexec in the ssh-compatible mode. Its exit status is the
 // remote command's, or 255 for any failure of its own, as ssh's.
 func runSSH(ctx context.Context, args []string, e env) int {
-	status := runSSHCall(ctx, args, e)
-	if status == exitUsage {
-		return exitTransport
-	}
-	return status
-}
-
-func runSSHCall(ctx context.Context, args []string, e env) int {
 	c, err := parseSSH(args)
 	if err != nil {
 		return fail(e.stderr, exitTransport, "%v", err)
@@ -464,6 +456,7 @@ func runSSHCall(ctx context.Context, args []string, e env) int {
 func sshOptions(c *sshCall, st *sshSettings, e env) (*options, error) {
 	opts := &options{framing: "on", recvBuffer: 1024}
 	cf := &opts.connFlags
+	cf.sshMode = true
 	cf.connectTimeout = 10 * time.Second
 	cf.quiet = c.quiet || slices.Contains([]string{"quiet", "fatal", "error"}, strings.ToLower(st.get("loglevel")))
 	cf.verbose = c.verbose > 0 || strings.HasPrefix(strings.ToLower(st.get("loglevel")), "debug")
@@ -607,7 +600,7 @@ func sshRefusals(c *sshCall, st *sshSettings) error {
 func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e env) int {
 	d, status, err := opts.newDialer(e)
 	if err != nil {
-		return fail(e.stderr, status, "%v", err)
+		return fail(e.stderr, opts.status(status), "%v", err)
 	}
 	defer d.close()
 	tgt, err := resolveTarget(host, opts.port, d.fc)
