@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -440,9 +441,6 @@ func runSSH(ctx context.Context, args []string, e env) int {
 	if err := sshRefusals(c, st); err != nil {
 		return fail(e.stderr, exitTransport, "%v", err)
 	}
-	if u := st.get("user"); u != "" && opts.user == "" {
-		opts.user = u
-	}
 	argv := []string{host}
 	if len(c.command) > 0 {
 		// sshd's way: the words joined by single spaces, run by the shell.
@@ -611,7 +609,10 @@ func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e e
 	if err != nil {
 		return fail(e.stderr, exitTransport, "%v", err)
 	}
-	hostname, port := splitHostPort(tgt.addr)
+	hostname, port, err := net.SplitHostPort(tgt.addr)
+	if err != nil {
+		return fail(e.stderr, exitTransport, "%v", err)
+	}
 	var b strings.Builder
 	line := func(k string, v any) { fmt.Fprintf(&b, "%s %v\n", k, v) }
 	line("host", c.host)
@@ -659,12 +660,6 @@ func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e e
 	}
 	_, _ = io.WriteString(e.stdout, b.String())
 	return 0
-}
-
-// splitHostPort splits an address made by resolveTarget.
-func splitHostPort(addr string) (string, string) {
-	i := strings.LastIndexByte(addr, ':')
-	return strings.Trim(addr[:i], "[]"), addr[i+1:]
 }
 
 func yesNo(b bool) string {
