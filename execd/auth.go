@@ -116,7 +116,8 @@ func addrHost(a net.Addr) string {
 // authenticate runs the authentication phase: Auth frames until one
 // succeeds, the attempts run out, or the time does. Nothing but Auth,
 // Ping and Pong is accepted before it succeeds.
-func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*account, error) {
+func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account, error) {
+	mc, binding := sess.Conn(), sess.Binding()
 	s := c.srv
 	s.authInit()
 	timeout := durOr(s.AuthTimeout, DefaultAuthTimeout)
@@ -127,9 +128,7 @@ func (c *serverConn) authenticate(mc *mux.Conn, challenge, binding []byte) (*acc
 	host := addrHost(c.nc.RemoteAddr())
 	maxTries := orDefault(s.MaxAuthTries, DefaultMaxAuthTries)
 	fatal := func(code frame.Code, err error, format string, args ...any) (*account, error) {
-		if mc.SendError(frame.ConnChannel, code, fmt.Sprintf(format, args...)) == nil {
-			mc.Linger(lingerTime)
-		}
+		sess.Refuse(code, fmt.Sprintf(format, args...))
 		return nil, err
 	}
 	// A key the user does not have, followed by a right password, is the

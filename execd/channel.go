@@ -26,10 +26,10 @@ var (
 // execChan is one command on one channel.
 type execChan struct {
 	c           *serverConn
+	ch          *mux.Channel
 	id          uint32
 	p           *process
 	stdin       *mux.Inbound
-	stdinWindow uint32
 	stdout      *mux.Outbound
 	stderr      *mux.Outbound // nil with a pty: the terminal merges the streams
 	started     time.Time
@@ -44,9 +44,25 @@ type execChan struct {
 	cancel context.CancelCauseFunc
 }
 
-// startChannel starts the command an Open asked for, as the connection's account.
-func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*execChan, error) {
-	s := c.srv
+// openExec is the handler of exec channels: it starts the command the
+// open asks for, as the connection's account, confirms the channel with
+// the command's pid and runs it.
+func (c *serverConn) openExec(nc mux.NewChannel) {
+	ch, err := c.startCommand(nc)
+	if err != nil {
+		c.reject(nc, frame.CodeExecFailed, err.Error())
+		return
+	}
+	// A failed confirmation means the connection is gone: run ends the
+	// command, as the channel's end cancelled its context.
+	_, _ = nc.Accept(&frame.OpenOKMsg{Window: ch.stdin.Window(), PID: ch.p.pid(), Encoding: ch.encoding})
+	c.wg.Add(1)
+	go ch.run()
+}
+
+// startCommand starts the command of an exec open and sets up its streams.
+func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
+	s, m, id := c.srv, nc.OpenMsg(), nc.ID()
 	acct := c.acct
 	argv0 := "shell"
 	if len(m.Argv) > 0 {
@@ -91,14 +107,14 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 	if win == 0 {
 		win = DefaultWindow
 	}
-	ctx, cancel := context.WithCancelCause(c.ctx)
+	ctx, cancel := context.WithCancelCause(nc.Context())
 	ch := &execChan{
 		c:           c,
+		ch:          nc.Channel,
 		id:          id,
 		p:           p,
-		stdin:       mux.NewInbound(mc, id, frame.Stdin, win),
-		stdinWindow: win,
-		stdout:      mux.NewOutbound(mc, id, frame.Stdout, m.Window),
+		stdin:       nc.Inbound(frame.Stdin, win),
+		stdout:      nc.Outbound(frame.Stdout, m.Window),
 		started:     time.Now(),
 		timeout:     timeout,
 		argv0:       argv0,
@@ -108,8 +124,9 @@ func (c *serverConn) startChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) (*e
 		encoding:    encoding,
 	}
 	if m.Pty == nil {
-		ch.stderr = mux.NewOutbound(mc, id, frame.Stderr, m.Window)
+		ch.stderr = nc.Outbound(frame.Stderr, m.Window)
 	}
+	nc.SetControl(ch.control)
 	if acct.st != nil && acct.user.Quota > 0 {
 		s.quotas.get(acct.home).markDirty() // a command may write anywhere in the home
 	}
@@ -162,32 +179,9 @@ func mergeEnv(base, extra []string) []string {
 	return out
 }
 
-func (ch *execChan) outbound(t frame.Type) *mux.Outbound {
-	switch t {
-	case frame.Stdout:
-		return ch.stdout
-	case frame.Stderr:
-		if ch.stderr != nil {
-			return ch.stderr
-		}
-	}
-	return nil
-}
-
-func (ch *execChan) handle(f frame.Frame) error {
+// control takes the command's signal and resize frames.
+func (ch *execChan) control(f frame.Frame) error {
 	switch f.Type {
-	case frame.Stdin:
-		return ch.stdin.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
-	case frame.Window:
-		var m frame.WindowMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		o := ch.outbound(m.Stream)
-		if o == nil {
-			return protoErrf(frame.CodeInvalid, "window for %s, which the server does not send on channel %d", m.Stream, f.Channel)
-		}
-		return o.AddCredit(m.Credit)
 	case frame.Signal:
 		var m frame.SignalMsg
 		if err := frame.Unmarshal(f.Payload, &m); err != nil {
@@ -201,20 +195,10 @@ func (ch *execChan) handle(f frame.Frame) error {
 		}
 		ch.resize(m.Cols, m.Rows)
 	default:
-		return protoErrf(frame.CodeUnexpected, "%s frame on command channel %d", f.Type, f.Channel)
+		return mux.Violationf(frame.CodeUnexpected, "%s frame on command channel %d", f.Type, f.Channel)
 	}
 	return nil
 }
-
-func (ch *execChan) pushData(h frame.Header, p []byte) error {
-	if h.Type != frame.Stdin {
-		return protoErrf(frame.CodeUnexpected, "%s frame on command channel %d", h.Type, h.Channel)
-	}
-	return ch.stdin.PushOwned(p, h.Flags&frame.FlagEOF != 0)
-}
-
-// end asks for the command to be ended with cause.
-func (ch *execChan) end(cause error) { ch.cancel(cause) }
 
 func (ch *execChan) signal(name string) {
 	if err := ch.p.signal(name); err != nil {
@@ -321,14 +305,17 @@ func (ch *execChan) run() {
 	}
 	exit := st.exitMsg(time.Since(ch.started))
 	exit.Encoding = ch.encoding
+	var re *mux.RemoteError
 	switch cause := context.Cause(ch.ctx); {
 	case errors.Is(cause, errTimeLimit):
 		exit.TimedOut = true
 		exit.Message = fmt.Sprintf("time limit of %s reached", ch.timeout)
-	case cause != nil && ch.c.ctx.Err() == nil:
-		exit.Message = cause.Error()
+	case errors.Is(cause, mux.ErrAbandoned):
+		exit.Message = errAbandoned.Error()
+	case errors.As(cause, &re):
+		exit.Message = "the client reported: " + re.Message
 	}
-	_ = c.mc.SendJSON(frame.Exit, ch.id, exit)
+	_ = ch.ch.SendJSON(frame.Exit, exit)
 	c.log.Info("command exited", "channel", ch.id, "argv0", ch.argv0, "code", exit.Code,
 		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
 
@@ -342,5 +329,5 @@ func (ch *execChan) run() {
 	if acct := c.acct; acct.st != nil && acct.user.Quota > 0 {
 		c.srv.quotas.get(acct.home).markDirty()
 	}
-	c.removeChannel(ch.id)
+	ch.ch.Finish()
 }

@@ -33,35 +33,46 @@ func (s *Server) servedDir() string {
 
 // fileBase is what get, put and fs channels share.
 type fileBase struct {
-	c      *serverConn
-	mc     *mux.Conn
-	id     uint32
-	m      *frame.OpenMsg
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	c   *serverConn
+	nc  mux.NewChannel // accepted in run, after the file system has answered
+	ch  *mux.Channel
+	id  uint32
+	m   *frame.OpenMsg
+	ctx context.Context
 }
 
-func (c *serverConn) newFileChannel(mc *mux.Conn, id uint32, m *frame.OpenMsg) channel {
-	ctx, cancel := context.WithCancelCause(c.ctx)
-	b := fileBase{c: c, mc: mc, id: id, m: m, ctx: ctx, cancel: cancel}
-	win := max(c.srv.Window, DefaultFileWindow)
-	switch m.Kind {
+// openFile is the handler of get, put and fs channels. Each does its
+// work (and its file system calls) in run, which confirms or refuses the
+// open: the read loop never waits for a disk.
+func (c *serverConn) openFile(nc mux.NewChannel) {
+	b := fileBase{c: c, nc: nc, ch: nc.Channel, id: nc.ID(), m: nc.OpenMsg(), ctx: nc.Context()}
+	var run func()
+	switch b.m.Kind {
 	case frame.KindGet:
-		return &getChan{fileBase: b, out: mux.NewOutbound(mc, id, frame.Data, m.Window)}
+		g := &getChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}
+		run = g.run
 	case frame.KindPut:
-		return &putChan{fileBase: b, in: mux.NewInbound(mc, id, frame.Data, win), win: win, done: make(chan frame.DoneMsg, 1)}
+		win := max(c.srv.Window, DefaultFileWindow)
+		pc := &putChan{fileBase: b, in: nc.Inbound(frame.Data, win), done: make(chan frame.DoneMsg, 1)}
+		nc.SetControl(pc.control)
+		run = pc.run
 	default:
-		return &fsChan{fileBase: b, reqs: make(chan *frame.FileRequest, maxPendingRequests)}
+		fc := &fsChan{fileBase: b, reqs: make(chan *frame.FileRequest, maxPendingRequests)}
+		nc.SetControl(fc.control)
+		run = fc.run
 	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer b.ch.Finish() // a no-op after fail or the peer's close
+		run()
+	}()
 }
 
-func (b *fileBase) end(cause error) { b.cancel(cause) }
-
-// finish ends the channel's life on the connection.
-func (b *fileBase) finish() {
-	b.cancel(nil)
-	b.c.removeChannel(b.id)
-	b.c.wg.Done()
+// accept confirms the channel; false means the connection is gone.
+func (b *fileBase) accept(ok *frame.OpenOKMsg) bool {
+	_, err := b.nc.Accept(ok)
+	return err == nil
 }
 
 // fail reports err on the channel, which ends it for the client.
@@ -71,7 +82,7 @@ func (b *fileBase) fail(err error) {
 		b.audit(b.m.Kind, b.m.Path, "", nil, "", em)
 	}
 	b.c.log.Info("file operation failed", "channel", b.id, "kind", b.m.Kind, "path", b.m.Path, "code", em.Code, "err", em.Message)
-	_ = b.mc.SendError(b.id, em.Code, em.Message) // a failure closes the connection
+	b.ch.Fail(em.Code, em.Message)
 }
 
 // audit records a file operation in the audit log.
@@ -98,10 +109,6 @@ func (b *fileBase) quota() *quota {
 	return nil
 }
 
-func (b *fileBase) unexpected(t frame.Type) error {
-	return protoErrf(frame.CodeUnexpected, "%s frame on %s channel %d", t, b.m.Kind, b.id)
-}
-
 // openRoot opens the served directory. Every path of a file channel is
 // resolved through it, so nothing outside can be reached.
 func (b *fileBase) openRoot() (*os.Root, error) {
@@ -118,24 +125,7 @@ type getChan struct {
 	out *mux.Outbound
 }
 
-func (g *getChan) handle(f frame.Frame) error {
-	if f.Type != frame.Window {
-		return g.unexpected(f.Type)
-	}
-	var m frame.WindowMsg
-	if err := frame.Unmarshal(f.Payload, &m); err != nil {
-		return err
-	}
-	if m.Stream != frame.Data {
-		return protoErrf(frame.CodeInvalid, "window for %s on get channel %d", m.Stream, g.id)
-	}
-	return g.out.AddCredit(m.Credit)
-}
-
-func (g *getChan) pushData(h frame.Header, _ []byte) error { return g.unexpected(h.Type) }
-
 func (g *getChan) run() {
-	defer g.finish()
 	stop := context.AfterFunc(g.ctx, func() { g.out.Abort(context.Cause(g.ctx)) })
 	defer stop()
 	start := time.Now()
@@ -190,7 +180,7 @@ func (g *getChan) run() {
 	}
 	defer src.Close()
 	info := xfer.Info(path.Base(p), fi, "")
-	if err := g.mc.SendJSON(frame.OpenOK, g.id, &frame.OpenOKMsg{Window: 1, Offset: off, Info: &info}); err != nil {
+	if !g.accept(&frame.OpenOKMsg{Window: 1, Offset: off, Info: &info}) {
 		return
 	}
 	n, err := g.out.ReadFrom(src)
@@ -205,7 +195,7 @@ func (g *getChan) run() {
 	_ = g.out.Close() // best effort: a dead connection fails the next send too
 	sum := src.Sum()
 	g.audit(frame.KindGet, p, "", &size, sum, nil) // before the client hears of it, as a put's
-	_ = g.mc.SendJSON(frame.Done, g.id, &frame.DoneMsg{Size: size, Hash: sum})
+	_ = g.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: size, Hash: sum})
 	g.c.log.Info("file sent", "channel", g.id, "path", p, "size", size, "resumed_at", off,
 		"sent", n, "hash", g.m.Hash, "sum", sum, "duration_ms", time.Since(start).Milliseconds())
 }
@@ -214,34 +204,24 @@ func (g *getChan) run() {
 type putChan struct {
 	fileBase
 	in   *mux.Inbound
-	win  uint32
 	done chan frame.DoneMsg
 }
 
-func (pc *putChan) handle(f frame.Frame) error {
-	switch f.Type {
-	case frame.Data:
-		return pc.in.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
-	case frame.Done:
-		var m frame.DoneMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		select {
-		case pc.done <- m:
-			return nil
-		default:
-			return protoErrf(frame.CodeUnexpected, "second done on put channel %d", pc.id)
-		}
+// control takes the client's done frame.
+func (pc *putChan) control(f frame.Frame) error {
+	if f.Type != frame.Done {
+		return mux.Violationf(frame.CodeUnexpected, "%s frame on put channel %d", f.Type, pc.id)
 	}
-	return pc.unexpected(f.Type)
-}
-
-func (pc *putChan) pushData(h frame.Header, p []byte) error {
-	if h.Type != frame.Data {
-		return pc.unexpected(h.Type)
+	var m frame.DoneMsg
+	if err := frame.Unmarshal(f.Payload, &m); err != nil {
+		return err
 	}
-	return pc.in.PushOwned(p, h.Flags&frame.FlagEOF != 0)
+	select {
+	case pc.done <- m:
+		return nil
+	default:
+		return mux.Violationf(frame.CodeUnexpected, "second done on put channel %d", pc.id)
+	}
 }
 
 // sizeGuard stops a put whose data runs past the size it announced.
@@ -260,7 +240,6 @@ func (g *sizeGuard) Write(p []byte) (int, error) {
 }
 
 func (pc *putChan) run() {
-	defer pc.finish()
 	// The channel's end (close, the connection's end, shutdown) stops the
 	// data after what has arrived, which is written and kept for a resume.
 	stop := context.AfterFunc(pc.ctx, func() { pc.in.Interrupt(context.Cause(pc.ctx)) })
@@ -317,7 +296,7 @@ func (pc *putChan) run() {
 			qc.end(-n)
 		}
 	}
-	if err := pc.mc.SendJSON(frame.OpenOK, pc.id, &frame.OpenOKMsg{Window: pc.win, Offset: off, PrefixHash: sink.PrefixSum()}); err != nil {
+	if !pc.accept(&frame.OpenOKMsg{Window: pc.in.Window(), Offset: off, PrefixHash: sink.PrefixSum()}) {
 		sink.Close()
 		qc.end(0)
 		return
@@ -376,7 +355,7 @@ func (pc *putChan) run() {
 	// Recorded before the client hears of it: the audit log's order is
 	// the order in which the client saw its operations complete.
 	pc.audit(frame.KindPut, p, "", &d.Size, d.Hash, nil)
-	_ = pc.mc.SendJSON(frame.Done, pc.id, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
+	_ = pc.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
 	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
 		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())
 }
@@ -412,9 +391,10 @@ type fsChan struct {
 	cwd  string
 }
 
-func (fc *fsChan) handle(f frame.Frame) error {
+// control takes the client's requests, which run answers in order.
+func (fc *fsChan) control(f frame.Frame) error {
 	if f.Type != frame.Request {
-		return fc.unexpected(f.Type)
+		return mux.Violationf(frame.CodeUnexpected, "%s frame on fs channel %d", f.Type, fc.id)
 	}
 	var m frame.FileRequest
 	if err := frame.Unmarshal(f.Payload, &m); err != nil {
@@ -424,14 +404,11 @@ func (fc *fsChan) handle(f frame.Frame) error {
 	case fc.reqs <- &m:
 		return nil
 	default:
-		return protoErrf(frame.CodeFlowControl, "more than %d requests outstanding on channel %d", maxPendingRequests, fc.id)
+		return mux.Violationf(frame.CodeFlowControl, "more than %d requests outstanding on channel %d", maxPendingRequests, fc.id)
 	}
 }
 
-func (fc *fsChan) pushData(h frame.Header, _ []byte) error { return fc.unexpected(h.Type) }
-
 func (fc *fsChan) run() {
-	defer fc.finish()
 	root, err := fc.openRoot()
 	if err != nil {
 		fc.fail(err)
@@ -451,7 +428,7 @@ func (fc *fsChan) run() {
 		}
 		fc.cwd = d
 	}
-	if err := fc.mc.SendJSON(frame.OpenOK, fc.id, &frame.OpenOKMsg{Window: 1, Cwd: xfer.Display(fc.cwd)}); err != nil {
+	if !fc.accept(&frame.OpenOKMsg{Window: 1, Cwd: xfer.Display(fc.cwd)}) {
 		return
 	}
 	for {
@@ -525,8 +502,8 @@ func (fc *fsChan) serve(root *os.Root, req *frame.FileRequest) error {
 // shortened one): the channel goes on either way.
 func (fc *fsChan) send(r *frame.FileReply) error {
 	p, err := frame.Marshal(r)
-	if err == nil && fc.mc.Fits(len(p)) {
-		return fc.mc.Send(frame.Reply, 0, fc.id, p)
+	if err == nil && fc.ch.Fits(len(p)) {
+		return fc.ch.Send(frame.Reply, p)
 	}
 	var em frame.ErrorMsg
 	switch {
@@ -535,7 +512,7 @@ func (fc *fsChan) send(r *frame.FileReply) error {
 	case r.Error != nil:
 		em = *r.Error
 	default:
-		em = frame.ErrorMsg{Code: frame.CodeTooLarge, Message: fmt.Sprintf("the reply (%d bytes) exceeds this client's payload limit of %d bytes", len(p), fc.mc.PeerMax())}
+		em = frame.ErrorMsg{Code: frame.CodeTooLarge, Message: fmt.Sprintf("the reply (%d bytes) exceeds this client's payload limit of %d bytes", len(p), fc.ch.PeerMax())}
 	}
 	if len(em.Message) > 512 {
 		em.Message = strings.ToValidUTF8(em.Message[:512], "") + "..."
@@ -543,7 +520,7 @@ func (fc *fsChan) send(r *frame.FileReply) error {
 	if p, err = frame.Marshal(&frame.FileReply{ID: r.ID, Error: &em}); err != nil {
 		return err
 	}
-	return fc.mc.Send(frame.Reply, 0, fc.id, p)
+	return fc.ch.Send(frame.Reply, p)
 }
 
 func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *frame.FileReply) error {
@@ -698,7 +675,7 @@ func (fc *fsChan) list(root *os.Root, p string, reply *frame.FileReply) error {
 // sendList sends a listing in replies that fit the peer's payload limit;
 // an entry that cannot fit alone ends the listing with an error reply.
 func (fc *fsChan) sendList(id uint32, entries []frame.FileInfo) error {
-	budget := int(fc.mc.PeerMax()) / 2
+	budget := int(fc.ch.PeerMax()) / 2
 	for {
 		n, size := 0, 64
 		for n < len(entries) && n < frame.MaxEntries {
@@ -715,15 +692,15 @@ func (fc *fsChan) sendList(id uint32, entries []frame.FileInfo) error {
 			if err != nil {
 				return err
 			}
-			if fc.mc.Fits(len(p)) {
-				if err := fc.mc.Send(frame.Reply, 0, fc.id, p); err != nil {
+			if fc.ch.Fits(len(p)) {
+				if err := fc.ch.Send(frame.Reply, p); err != nil {
 					return err
 				}
 				break
 			}
 			if n == 1 {
 				return fc.send(&frame.FileReply{ID: id, Error: &frame.ErrorMsg{Code: frame.CodeTooLarge,
-					Message: fmt.Sprintf("the entry %s does not fit this client's payload limit of %d bytes", xfer.Display(entries[0].Name), fc.mc.PeerMax())}})
+					Message: fmt.Sprintf("the entry %s does not fit this client's payload limit of %d bytes", xfer.Display(entries[0].Name), fc.ch.PeerMax())}})
 			}
 			n /= 2
 		}

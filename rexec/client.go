@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -93,38 +92,23 @@ type Config struct {
 	KeepAliveMax int
 }
 
-// channel is the client side of one open channel: a Session, a file
-// transfer or a file session.
-type channel interface {
-	// handle takes a frame for the channel; the payload is borrowed.
-	handle(f frame.Frame) error
-	// pushData takes a data payload the channel may keep.
-	pushData(h frame.Header, chunk []byte) error
-	// failed takes an Error frame for the channel.
-	failed(m *frame.ErrorMsg)
-	// lost ends the channel when the connection ended.
-	lost(err error)
-}
+// RemoteError is a failure the daemon reported, with its protocol code:
+// a refused open (a command that could not start, a path outside the
+// home, a quota), a failed transfer, or the end of the connection.
+// errors.As also finds the wire message, *frame.ErrorMsg, through it.
+type RemoteError = mux.RemoteError
 
 // Client is a connection to one daemon, carrying any number of concurrent
 // sessions. It is safe for concurrent use.
 type Client struct {
-	mc       *mux.Conn
-	addr     string
-	window   uint32
-	hello    frame.HelloMsg
-	auth     frame.AuthReplyMsg // zero when the daemon asked for no login
-	log      *slog.Logger
-	readDone chan struct{}
+	sess   *mux.Session
+	addr   string
+	window uint32
+	hello  frame.HelloMsg
+	auth   frame.AuthReplyMsg // zero when the daemon asked for no login
+	log    *slog.Logger
 
-	locks  xfer.Locks // partial copies being written by gets
-	openMu sync.Mutex // orders channel ids on the wire
-
-	mu       sync.Mutex
-	sessions map[uint32]channel
-	nextID   uint32
-	goAway   string
-	err      error
+	locks xfer.Locks // partial copies being written by gets
 }
 
 // Dial connects to the daemon at addr ("host:port") and completes the TLS
@@ -191,150 +175,80 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(deadline) // best effort
-	}
+	// A cancelled ctx ends the handshakes and the login at once.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	conn := nc
-	var below *mux.BufConn
-	var fingerprint string
-	binding := make([]byte, frame.BindingLen) // zeros: plaintext has no session to bind to
+	var tc *tls.Config
 	if !cfg.Plaintext {
 		if cfg.HostKeyCallback == nil {
 			return nil, ErrNoHostKeyCheck
 		}
 		check := cfg.HostKeyCallback
-		below = mux.NewBufConn(nc)
-		tc := tls.Client(below, &tls.Config{
-			MinVersion:                  tls.VersionTLS13,
-			DynamicRecordSizingDisabled: true,
-			InsecureSkipVerify:          true, // identity is checked by pinning, below
+		tc = &tls.Config{
+			InsecureSkipVerify: true, // identity is checked by pinning, below
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) == 0 {
 					return errors.New("daemon sent no certificate")
 				}
 				return check(addr, tlsid.Fingerprint(cs.PeerCertificates[0]))
 			},
-		})
-		err := tc.HandshakeContext(ctx)
-		below.Buffer()
-		if err != nil {
-			var hk *HostKeyError
-			if errors.As(err, &hk) {
-				return nil, hk
-			}
-			return nil, fmt.Errorf("rexec: tls handshake with %s: %w", addr, err)
 		}
-		conn = tc
-		cs := tc.ConnectionState()
-		fingerprint = tlsid.Fingerprint(cs.PeerCertificates[0])
-		if binding, err = cs.ExportKeyingMaterial(frame.BindingLabel, nil, frame.BindingLen); err != nil {
-			return nil, fmt.Errorf("rexec: tls keying material: %w", err)
-		}
-	}
-	mc := mux.NewConn(conn, below, cfg.MaxPayload, 0)
-	if cfg.Tracer != nil {
-		mc.SetTracer(cfg.Tracer)
-	}
-	software := cfg.Software
-	if software == "" {
-		software = "rexec"
-	}
-	if err := mc.SendJSON(frame.Hello, frame.ConnChannel, &frame.HelloMsg{Software: software, MaxPayload: mc.MaxRecv()}); err != nil {
-		return nil, fmt.Errorf("rexec: send hello: %w", ctxErr(ctx, err))
-	}
-	f, err := mc.ReadFrame()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("rexec: %s closed the connection during the handshake (is it an execd daemon, with TLS as this client expects?)", addr)
-		}
-		return nil, fmt.Errorf("rexec: handshake with %s: %w", addr, ctxErr(ctx, err))
-	}
-	switch f.Type {
-	case frame.Hello:
-	case frame.Error:
-		var m frame.ErrorMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return nil, fmt.Errorf("rexec: handshake: %w", err)
-		}
-		return nil, fmt.Errorf("rexec: %s refused the connection: %w", addr, &m)
-	default:
-		return nil, fmt.Errorf("rexec: handshake: expected hello, got %s frame", f.Type)
-	}
-	var hello frame.HelloMsg
-	if err := frame.Unmarshal(f.Payload, &hello); err != nil {
-		return nil, fmt.Errorf("rexec: server hello: %w", err)
-	}
-	mc.SetPeerMax(hello.MaxPayload)
-	if cfg.HostKeyPin != nil && fingerprint != "" {
-		if err := cfg.HostKeyPin(addr, fingerprint); err != nil {
-			return nil, err
-		}
-	}
-	var auth frame.AuthReplyMsg
-	if len(hello.Auth) > 0 {
-		reply, err := login(ctx, mc, addr, cfg, &hello, binding)
-		if err != nil {
-			return nil, err
-		}
-		auth = *reply
-	}
-	_ = nc.SetDeadline(time.Time{}) // best effort
-	window := cfg.Window
-	if window == 0 {
-		window = DefaultWindow
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{
-		mc:       mc,
-		addr:     addr,
-		window:   window,
-		hello:    hello,
-		auth:     auth,
-		log:      log,
-		readDone: make(chan struct{}),
-		sessions: make(map[uint32]channel),
-		nextID:   1,
+	software := cfg.Software
+	if software == "" {
+		software = "rexec"
 	}
-	go c.readLoop()
-	if cfg.KeepAlive > 0 {
-		go c.keepAlive(cfg.KeepAlive, cfg.KeepAliveMax)
+	sess, err := mux.Dial(ctx, nc, tc, mux.Config{
+		MaxPayload:     cfg.MaxPayload,
+		Tracer:         cfg.Tracer,
+		KeepAlive:      cfg.KeepAlive,
+		KeepAliveMax:   cfg.KeepAliveMax,
+		KeepAliveError: ErrKeepAlive,
+		Logger:         log,
+	}, &frame.HelloMsg{Software: software})
+	if err != nil {
+		return nil, handshakeError(ctx, addr, err)
 	}
+	if cs := sess.TLS(); cs != nil && cfg.HostKeyPin != nil {
+		if err := cfg.HostKeyPin(addr, tlsid.Fingerprint(cs.PeerCertificates[0])); err != nil {
+			return nil, err
+		}
+	}
+	hello := *sess.Peer()
+	var auth frame.AuthReplyMsg
+	if len(hello.Auth) > 0 {
+		reply, err := login(ctx, sess.Conn(), addr, cfg, &hello, sess.Binding())
+		if err != nil {
+			return nil, err
+		}
+		auth = *reply
+	}
+	window := cfg.Window
+	if window == 0 {
+		window = DefaultWindow
+	}
+	c := &Client{sess: sess, addr: addr, window: window, hello: hello, auth: auth, log: log}
+	sess.Start(context.Background())
 	return c, nil
 }
 
-// keepAlive pings the daemon every interval until the connection ends,
-// and ends it after max unanswered pings in a row.
-func (c *Client) keepAlive(interval time.Duration, max int) {
-	if max <= 0 {
-		max = 3
+// handshakeError words a failed TLS or hello handshake.
+func handshakeError(ctx context.Context, addr string, err error) error {
+	var hk *HostKeyError
+	var re *RemoteError
+	switch {
+	case errors.As(err, &hk):
+		return hk
+	case errors.As(err, &re):
+		return fmt.Errorf("rexec: %s refused the connection: %w", addr, re)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("rexec: %s closed the connection during the handshake (is it an execd daemon, with TLS as this client expects?)", addr)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	missed := 0
-	for {
-		select {
-		case <-c.readDone:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
-		_, err := c.mc.Ping(ctx)
-		cancel()
-		if err == nil {
-			missed = 0
-			continue
-		}
-		if missed++; missed >= max {
-			c.log.Debug("keepalive: no answer", "missed", missed)
-			c.mc.CloseWithError(fmt.Errorf("%w (%d in a row, %v apart)", ErrKeepAlive, missed, interval))
-			return
-		}
-	}
+	return fmt.Errorf("rexec: handshake with %s: %w", addr, ctxErr(ctx, err))
 }
 
 func ctxErr(ctx context.Context, err error) error {
@@ -352,167 +266,71 @@ func (c *Client) User() (string, []string) { return c.auth.User, c.auth.Allow }
 func (c *Client) ServerSoftware() string { return c.hello.Software }
 
 // Ping measures one round trip to the daemon.
-func (c *Client) Ping(ctx context.Context) (time.Duration, error) { return c.mc.Ping(ctx) }
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) { return c.sess.Ping(ctx) }
 
 // Close closes the connection; running sessions end with ErrConnectionLost
 // and the daemon ends their commands.
 func (c *Client) Close() error {
-	c.mc.CloseWithError(ErrClientClosed)
-	<-c.readDone
+	c.sess.CloseWithError(ErrClientClosed)
+	<-c.sess.Done()
 	return nil
 }
 
 // Wait blocks until the connection ends and returns why.
 func (c *Client) Wait() error {
-	<-c.readDone
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	<-c.sess.Done()
+	return c.cause()
 }
 
-// lostCause is why the connection ended, once its read loop has.
-func (c *Client) lostCause() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
+// cause is why the connection ended (ErrClientClosed while it has not).
+func (c *Client) cause() error {
+	err := c.sess.Err()
+	var v *mux.Violation
+	switch {
+	case err == nil:
 		return ErrClientClosed
+	case errors.Is(err, mux.ErrPeerClosed):
+		if reason := c.sess.GoneAway(); reason != "" {
+			return fmt.Errorf("connection closed by %s: %s", c.addr, reason)
+		}
+		return fmt.Errorf("connection closed by %s", c.addr)
+	case errors.As(err, &v):
+		c.log.Debug("protocol error from daemon", "err", err)
 	}
-	return c.err
+	return err
 }
+
+// lost wraps the connection's end in ErrConnectionLost.
+func (c *Client) lost() error { return fmt.Errorf("%w: %w", ErrConnectionLost, c.cause()) }
 
 // NewSession returns a session for one command.
 func (c *Client) NewSession() (*Session, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return nil, c.err
+	if c.sess.Err() != nil {
+		return nil, c.cause()
 	}
 	return &Session{c: c, started: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// register assigns the next channel id to s.
-// open registers ch under a new channel id and sends its Open. The daemon
-// requires ids in increasing order, so choosing the id and sending happen
-// under one lock; setup prepares ch with its id before the Open leaves.
-func (c *Client) open(ch channel, m *frame.OpenMsg, setup func(id uint32)) (uint32, error) {
-	c.openMu.Lock()
-	defer c.openMu.Unlock()
-	id, err := c.register(ch)
-	if err != nil {
-		return 0, err
-	}
-	setup(id)
-	if err := c.mc.SendJSON(frame.Open, id, m); err != nil {
-		c.forget(id)
-		return 0, fmt.Errorf("rexec: open: %w", err)
-	}
-	return id, nil
-}
-
-func (c *Client) register(s channel) (uint32, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, c.err
-	}
-	if c.goAway != "" {
-		return 0, fmt.Errorf("%w: %s", ErrGoAway, c.goAway)
-	}
-	id := c.nextID
-	c.nextID += 2
-	c.sessions[id] = s
-	return id, nil
-}
-
-func (c *Client) session(id uint32) channel {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sessions[id]
-}
-
-func (c *Client) forget(id uint32) {
-	c.mu.Lock()
-	delete(c.sessions, id)
-	c.mu.Unlock()
-}
-
-func (c *Client) readLoop() {
-	defer close(c.readDone)
-	err := c.mc.ReadFrames(func(h frame.Header) func([]byte) error {
-		s := c.session(h.Channel)
-		if s == nil {
-			return nil
-		}
-		// Output goes into a buffer the channel keeps: no copy on the way out.
-		return func(chunk []byte) error { return s.pushData(h, chunk) }
-	}, c.dispatch)
-	var em *frame.ErrorMsg
+// open opens a channel and waits for the daemon to confirm it; setup
+// prepares it before the open leaves (see mux.Session.Open). A refusal is
+// a *RemoteError.
+func (c *Client) open(ctx context.Context, m *frame.OpenMsg, setup func(*mux.Channel)) (*mux.Channel, error) {
+	ch, err := c.sess.Open(ctx, m, setup)
+	var re *RemoteError
 	switch {
-	case errors.As(err, &em):
-		// the daemon said why
-	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || c.mc.Err() != nil:
-		if cause := c.mc.Err(); cause != nil {
-			err = cause
-		} else {
-			err = fmt.Errorf("connection closed by %s", c.addr)
+	case err == nil:
+		return ch, nil
+	case errors.As(err, &re):
+		return nil, re
+	case errors.Is(err, mux.ErrGoAway):
+		return nil, fmt.Errorf("%w: %s", ErrGoAway, c.sess.GoneAway())
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case c.sess.Err() != nil:
+		if errors.Is(c.sess.Err(), ErrClientClosed) {
+			return nil, ErrClientClosed
 		}
-		c.mu.Lock()
-		if c.goAway != "" && !errors.Is(err, ErrClientClosed) {
-			err = fmt.Errorf("connection closed by %s: %s", c.addr, c.goAway)
-		}
-		c.mu.Unlock()
-	default:
-		c.log.Debug("protocol error from daemon", "err", err)
-		_ = c.mc.SendError(frame.ConnChannel, frame.CodeOf(err), err.Error()) // best effort
+		return nil, c.lost()
 	}
-	c.mc.CloseWithError(err)
-	c.mu.Lock()
-	c.err = err
-	sessions := c.sessions
-	c.sessions = map[uint32]channel{}
-	c.mu.Unlock()
-	for _, s := range sessions {
-		s.lost(err)
-	}
-}
-
-func (c *Client) dispatch(f frame.Frame) error {
-	switch f.Type {
-	case frame.Ping:
-		return c.mc.HandlePing(f.Payload)
-	case frame.Pong:
-		c.mc.HandlePong(f.Payload)
-		return nil
-	case frame.GoAway:
-		var m frame.GoAwayMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.goAway = m.Reason
-		if c.goAway == "" {
-			c.goAway = "going away"
-		}
-		c.mu.Unlock()
-		return nil
-	case frame.Error:
-		var m frame.ErrorMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		if f.Channel == frame.ConnChannel {
-			return &m
-		}
-		if s := c.session(f.Channel); s != nil {
-			s.failed(&m)
-		}
-		return nil
-	case frame.OpenOK, frame.Stdout, frame.Stderr, frame.Window, frame.Exit, frame.Data, frame.Done, frame.Reply:
-		s := c.session(f.Channel)
-		if s == nil {
-			return nil // a session that was abandoned or finished: late frames are dropped
-		}
-		return s.handle(f)
-	}
-	return fmt.Errorf("%w: a server may not send %s frames", frame.ErrInvalid, f.Type)
+	return nil, fmt.Errorf("rexec: open: %w", err)
 }

@@ -82,7 +82,7 @@ func (f *FS) do(ctx context.Context, req *frame.FileRequest) ([]*frame.FileReply
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("rexec: %w", err)
 	}
-	if err := f.fc.c.mc.SendJSON(frame.Request, f.fc.id, req); err != nil {
+	if err := f.fc.ch.SendJSON(frame.Request, req); err != nil {
 		return nil, fmt.Errorf("rexec: %s: %w", req.Op, err)
 	}
 	var out []*frame.FileReply
@@ -110,7 +110,7 @@ func (f *FS) do(ctx context.Context, req *frame.FileRequest) ([]*frame.FileReply
 		f.fc.mu.Unlock()
 		select {
 		case <-f.fc.replyCh:
-		case <-f.fc.done:
+		case <-f.fc.ch.Done():
 			_, err := f.fc.wait(ctx)
 			if err == nil {
 				err = errClosed

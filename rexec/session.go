@@ -52,14 +52,12 @@ type Session struct {
 	env []string
 	pty *frame.PtyRequest
 
-	id      uint32
+	ch      *mux.Channel  // set before started is closed
 	started chan struct{} // closed once the daemon confirmed the open
 	done    chan struct{} // closed at exit or connection loss
 
 	mu        sync.Mutex
 	opening   bool
-	confirmed bool
-	openErr   chan error
 	stdin     *mux.Outbound
 	stdout    *mux.Inbound
 	stderr    *mux.Inbound
@@ -97,7 +95,7 @@ func (s *Session) WindowChange(h, w int) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	return s.c.mc.SendJSON(frame.Resize, s.id, &frame.ResizeMsg{Rows: uint16(h), Cols: uint16(w)})
+	return s.ch.SendJSON(frame.Resize, &frame.ResizeMsg{Rows: uint16(h), Cols: uint16(w)})
 }
 
 // Signal delivers sig to the command's process group on the daemon.
@@ -105,7 +103,7 @@ func (s *Session) Signal(sig Signal) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	return s.c.mc.SendJSON(frame.Signal, s.id, &frame.SignalMsg{Signal: string(sig)})
+	return s.ch.SendJSON(frame.Signal, &frame.SignalMsg{Signal: string(sig)})
 }
 
 func (s *Session) ready() error {
@@ -192,7 +190,6 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 		return errors.New("rexec: session already started")
 	}
 	s.opening = true
-	s.openErr = make(chan error, 1)
 	s.mu.Unlock()
 
 	m.Kind = frame.KindExec
@@ -208,34 +205,27 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("rexec: %w", err)
 	}
-	id, err := s.c.open(s, m, func(id uint32) {
+	ch, err := s.c.open(ctx, m, func(ch *mux.Channel) {
 		s.mu.Lock()
-		s.id = id
-		s.stdout = mux.NewInbound(s.c.mc, id, frame.Stdout, s.c.window)
+		s.stdout = ch.Inbound(frame.Stdout, s.c.window)
 		if s.pty == nil {
-			s.stderr = mux.NewInbound(s.c.mc, id, frame.Stderr, s.c.window)
+			s.stderr = ch.Inbound(frame.Stderr, s.c.window)
 		}
 		s.mu.Unlock()
+		ch.Sends(frame.Stdin)
+		ch.SetControl(s.control)
 	})
 	if err != nil {
 		return err
 	}
-	select {
-	case err = <-s.openErr:
-	case <-ctx.Done():
-		_ = s.c.mc.Send(frame.Close, 0, id, nil) // best effort: the daemon ends what it started
-		s.c.forget(id)
-		return ctx.Err()
-	}
-	if err != nil {
-		s.c.forget(id)
-		return err
-	}
+	s.mu.Lock()
+	s.ch, s.stdin = ch, ch.Out(frame.Stdin)
+	s.mu.Unlock()
 	s.stopCtx = context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		s.cancelled = ctx.Err()
 		s.mu.Unlock()
-		_ = s.c.mc.Send(frame.Close, 0, id, nil) // best effort
+		s.abandon()
 	})
 	s.copyOut(s.Stdout, s.stdout, 1)
 	if s.stderr != nil {
@@ -269,7 +259,7 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 		defer s.copies.Done()
 		_, err := io.Copy(w, in)
 		if errors.Is(err, mux.ErrLost) {
-			s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, s.c.mc.Err()))
+			s.finish(nil, s.c.lost())
 			return
 		}
 		if err != nil {
@@ -281,100 +271,27 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 			}
 			s.mu.Unlock()
 			in.CloseWithError(err)
-			_ = s.c.mc.Send(frame.Close, 0, s.id, nil) // best effort
+			s.abandon()
 		}
 	}()
 }
 
-// handle takes a frame of this session from the client's read loop.
-func (s *Session) handle(f frame.Frame) error {
-	switch f.Type {
-	case frame.OpenOK:
-		var m frame.OpenOKMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		if s.stdin != nil {
-			s.mu.Unlock()
-			return fmt.Errorf("%w: second open_ok on channel %d", frame.ErrInvalid, s.id)
-		}
-		s.stdin = mux.NewOutbound(s.c.mc, s.id, frame.Stdin, m.Window)
-		s.confirmed = true
-		s.mu.Unlock()
-		s.openErr <- nil
-	case frame.Stdout, frame.Stderr:
-		in := s.stdout
-		if f.Type == frame.Stderr {
-			in = s.stderr
-		}
-		if in == nil {
-			return fmt.Errorf("%w: stderr on a pty channel", frame.ErrInvalid)
-		}
-		return in.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
-	case frame.Window:
-		var m frame.WindowMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		o := s.stdin
-		s.mu.Unlock()
-		if m.Stream != frame.Stdin || o == nil {
-			return fmt.Errorf("%w: window for %s from the daemon", frame.ErrInvalid, m.Stream)
-		}
-		return o.AddCredit(m.Credit)
-	case frame.Exit:
-		var m frame.ExitMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		s.c.forget(s.id)
-		s.finish(&m, nil)
-	default:
+// abandon asks the daemon to end the command; its exit (with the reason)
+// still ends the session.
+func (s *Session) abandon() { _ = s.ch.Send(frame.Close, nil) } // best effort
+
+// control takes the exit of the command from the read loop.
+func (s *Session) control(f frame.Frame) error {
+	if f.Type != frame.Exit {
 		return fmt.Errorf("%w: %s frame on a command channel", frame.ErrInvalid, f.Type)
 	}
+	var m frame.ExitMsg
+	if err := frame.Unmarshal(f.Payload, &m); err != nil {
+		return err
+	}
+	s.finish(&m, nil)
+	s.ch.Finish()
 	return nil
-}
-
-// pushData takes an output payload read into a buffer the stream keeps.
-func (s *Session) pushData(h frame.Header, chunk []byte) error {
-	if h.Type != frame.Stdout && h.Type != frame.Stderr {
-		return fmt.Errorf("%w: %s frame on a command channel", frame.ErrInvalid, h.Type)
-	}
-	in := s.stdout
-	if h.Type == frame.Stderr {
-		in = s.stderr
-	}
-	if in == nil {
-		return fmt.Errorf("%w: stderr on a pty channel", frame.ErrInvalid)
-	}
-	return in.PushOwned(chunk, h.Flags&frame.FlagEOF != 0)
-}
-
-// failed takes an Error frame for this channel.
-func (s *Session) failed(m *frame.ErrorMsg) {
-	s.c.forget(s.id)
-	if s.isConfirmed() {
-		s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, m))
-		return
-	}
-	s.openErr <- fmt.Errorf("rexec: %w", m)
-}
-
-func (s *Session) isConfirmed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.confirmed
-}
-
-// lost ends the session when the connection ended.
-func (s *Session) lost(err error) {
-	if s.isConfirmed() {
-		s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, err))
-		return
-	}
-	s.openErr <- fmt.Errorf("rexec: connection lost: %w", err)
 }
 
 func (s *Session) finish(exit *frame.ExitMsg, lost error) {
@@ -413,10 +330,14 @@ func (s *Session) Wait() error {
 	}
 	select {
 	case <-s.done:
-	case <-s.c.readDone:
-		// The connection ended: whatever the read loop did, nothing more
-		// can arrive for this command.
-		s.finish(nil, fmt.Errorf("%w: %w", ErrConnectionLost, s.c.lostCause()))
+	case <-s.ch.Done():
+		// The channel ended without an exit: the connection was lost, or
+		// the daemon reported an error for it. Nothing more can arrive.
+		err := s.c.channelErr(s.ch)
+		if !errors.Is(err, ErrConnectionLost) {
+			err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+		}
+		s.finish(nil, err)
 	}
 	s.copies.Wait()
 	if s.stopCtx != nil {
@@ -513,5 +434,5 @@ func (s *Session) Close() error {
 		return nil
 	default:
 	}
-	return s.c.mc.Send(frame.Close, 0, s.id, nil)
+	return s.ch.Send(frame.Close, nil)
 }

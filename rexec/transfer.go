@@ -330,7 +330,7 @@ func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, nam
 	defer fc.endWith(ctx)()
 	n, err := io.Copy(trackWriter{sink, tr}, fc.in)
 	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
-		err = fmt.Errorf("%w: %w", ErrConnectionLost, t.c.mc.Err())
+		err = t.c.lost()
 	}
 	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
 	var d *frame.DoneMsg
@@ -601,7 +601,7 @@ func (t *transfer) send(ctx context.Context, fc *fileChan, r io.Reader, size fun
 	}
 	total, hash := size(uint64(n)), sum()
 	if err == nil {
-		err = t.c.mc.SendJSON(frame.Done, fc.id, &frame.DoneMsg{Size: total, Hash: hash})
+		err = fc.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: total, Hash: hash})
 	}
 	var d *frame.DoneMsg
 	if err == nil {
@@ -612,7 +612,7 @@ func (t *transfer) send(ctx context.Context, fc *fileChan, r io.Reader, size fun
 	}
 	if err != nil {
 		fc.close()
-		if t.c.mc.Err() != nil && !errors.Is(err, ErrConnectionLost) {
+		if t.c.sess.Err() != nil && !errors.Is(err, ErrConnectionLost) {
 			err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 		}
 	}

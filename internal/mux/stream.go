@@ -209,6 +209,9 @@ func NewInbound(c *Conn, channel uint32, t frame.Type, window uint32) *Inbound {
 	return in
 }
 
+// Window is the credit the peer was granted at the start.
+func (in *Inbound) Window() uint32 { return in.window }
+
 // Push adds a copy of received data; eof marks the end of the stream. It
 // never blocks. Data beyond the credit granted, or after the end, is an
 // error that the read loop treats as fatal for the connection.
