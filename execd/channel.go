@@ -180,7 +180,7 @@ func mergeEnv(base, extra []string) []string {
 }
 
 // control takes the command's signal and resize frames.
-func (ch *execChan) control(f frame.Frame) error {
+func (ch *execChan) control(_ *mux.Channel, f frame.Frame) error {
 	switch f.Type {
 	case frame.Signal:
 		var m frame.SignalMsg

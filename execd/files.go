@@ -208,7 +208,7 @@ type putChan struct {
 }
 
 // control takes the client's done frame.
-func (pc *putChan) control(f frame.Frame) error {
+func (pc *putChan) control(_ *mux.Channel, f frame.Frame) error {
 	if f.Type != frame.Done {
 		return mux.Violationf(frame.CodeUnexpected, "%s frame on put channel %d", f.Type, pc.id)
 	}
@@ -392,7 +392,7 @@ type fsChan struct {
 }
 
 // control takes the client's requests, which run answers in order.
-func (fc *fsChan) control(f frame.Frame) error {
+func (fc *fsChan) control(_ *mux.Channel, f frame.Frame) error {
 	if f.Type != frame.Request {
 		return mux.Violationf(frame.CodeUnexpected, "%s frame on fs channel %d", f.Type, fc.id)
 	}

@@ -62,7 +62,7 @@ func (fc *fileChan) endWith(ctx context.Context) (stop func() bool) {
 }
 
 // control takes the daemon's done (get, put) and replies (fs).
-func (fc *fileChan) control(f frame.Frame) error {
+func (fc *fileChan) control(ch *mux.Channel, f frame.Frame) error {
 	switch {
 	case f.Type == frame.Done && fc.kind != frame.KindFS:
 		var m frame.DoneMsg
@@ -72,7 +72,7 @@ func (fc *fileChan) control(f frame.Frame) error {
 		fc.mu.Lock()
 		fc.doneMsg = &m
 		fc.mu.Unlock()
-		fc.ch.Finish()
+		ch.Finish()
 		return nil
 	case f.Type == frame.Reply && fc.kind == frame.KindFS:
 		var m frame.FileReply

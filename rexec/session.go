@@ -281,7 +281,7 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 func (s *Session) abandon() { _ = s.ch.Send(frame.Close, nil) } // best effort
 
 // control takes the exit of the command from the read loop.
-func (s *Session) control(f frame.Frame) error {
+func (s *Session) control(ch *mux.Channel, f frame.Frame) error {
 	if f.Type != frame.Exit {
 		return fmt.Errorf("%w: %s frame on a command channel", frame.ErrInvalid, f.Type)
 	}
@@ -290,7 +290,7 @@ func (s *Session) control(f frame.Frame) error {
 		return err
 	}
 	s.finish(&m, nil)
-	s.ch.Finish()
+	ch.Finish()
 	return nil
 }
 

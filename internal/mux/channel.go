@@ -70,7 +70,7 @@ func (e *RemoteError) Unwrap() error { return &frame.ErrorMsg{Code: e.Code, Mess
 // exit, done, signal, resize, request, reply) from the read loop; the
 // payload is valid only during the call. An error is a protocol violation
 // that ends the connection.
-type ControlFunc func(f frame.Frame) error
+type ControlFunc func(ch *Channel, f frame.Frame) error
 
 // Channel is one channel of a Session: its streams under flow control,
 // its control frames, and one end-of-life state machine. Safe for
@@ -218,6 +218,11 @@ func (ch *Channel) confirm(ok *frame.OpenOKMsg) bool {
 		return false
 	}
 	ch.state, ch.ok = Open, ok
+	for t, o := range ch.out {
+		if o == nil { // declared by Sends: the open_ok grants its credit
+			ch.out[t] = NewOutbound(ch.s.conn, ch.id, t, ok.Window)
+		}
+	}
 	close(ch.opened)
 	return true
 }
@@ -264,7 +269,9 @@ func (ch *Channel) end(st State, err error, drop bool) {
 		werr = io.ErrClosedPipe
 	}
 	for _, o := range outs {
-		o.Abort(werr)
+		if o != nil {
+			o.Abort(werr)
+		}
 	}
 	if err == nil {
 		ch.cancel(ErrChannelClosed)
@@ -323,7 +330,7 @@ func (ch *Channel) route(f frame.Frame) error {
 	if ch.control == nil {
 		return ch.unexpected(f.Type)
 	}
-	return ch.control(f)
+	return ch.control(ch, f)
 }
 
 func (ch *Channel) inbound(t frame.Type) *Inbound {

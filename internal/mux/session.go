@@ -484,13 +484,14 @@ func (s *Session) Wait() error {
 	return s.err
 }
 
-// Err returns why the session ended, nil while it runs.
+// Err returns why the session ended (as Wait does), or why its
+// connection closed while the read loop is still ending; nil while it runs.
 func (s *Session) Err() error {
 	select {
 	case <-s.readDone:
 		return s.Wait()
 	default:
-		return nil
+		return s.conn.Err()
 	}
 }
 
