@@ -16,8 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -106,7 +106,7 @@ func hdr(version uint8, typ frame.Type, flags frame.Flags, reserved byte, ch, le
 }
 
 // stillServes checks that a normal client still gets its command run.
-func stillServes(t *testing.T, d *daemontest.Daemon) {
+func stillServes(t *testing.T, d *execdtest.Server) {
 	t.Helper()
 	c, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{Plaintext: true})
 	require.NoError(t, err)
@@ -119,7 +119,7 @@ func stillServes(t *testing.T, d *daemontest.Daemon) {
 }
 
 func TestFatalBadInput(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{KeepAlive: -1, HandshakeTimeout: 5 * time.Second}, true)
+	d := execdtest.Start(t, &execd.Server{KeepAlive: -1, HandshakeTimeout: 5 * time.Second}, true)
 	tests := []struct {
 		name      string
 		sendHello bool
@@ -187,7 +187,7 @@ func TestFatalBadInput(t *testing.T) {
 }
 
 func TestNonFatalBadInput(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{KeepAlive: -1}, true)
+	d := execdtest.Start(t, &execd.Server{KeepAlive: -1}, true)
 	tests := []struct {
 		name string
 		send func(p *peer)
@@ -251,7 +251,7 @@ func TestNonFatalBadInput(t *testing.T) {
 
 func TestSilentPeer(t *testing.T) {
 	t.Run("plaintext gets an error frame", func(t *testing.T) {
-		d := daemontest.Start(t, &execd.Server{HandshakeTimeout: 300 * time.Millisecond}, true)
+		d := execdtest.Start(t, &execd.Server{HandshakeTimeout: 300 * time.Millisecond}, true)
 		p := connect(t, d.Addr)
 		begin := time.Now()
 		p.expectError(0, frame.CodeHandshakeTimeout)
@@ -260,7 +260,7 @@ func TestSilentPeer(t *testing.T) {
 		stillServes(t, d)
 	})
 	t.Run("tls is closed", func(t *testing.T) {
-		d := daemontest.Start(t, &execd.Server{HandshakeTimeout: 300 * time.Millisecond}, false)
+		d := execdtest.Start(t, &execd.Server{HandshakeTimeout: 300 * time.Millisecond}, false)
 		nc, err := net.Dial("tcp", d.Addr)
 		require.NoError(t, err)
 		defer func() { _ = nc.Close() }()
@@ -271,7 +271,7 @@ func TestSilentPeer(t *testing.T) {
 		assert.Less(t, time.Since(begin), 3*time.Second)
 	})
 	t.Run("tls then silence", func(t *testing.T) {
-		d := daemontest.Start(t, &execd.Server{HandshakeTimeout: 300 * time.Millisecond}, false)
+		d := execdtest.Start(t, &execd.Server{HandshakeTimeout: 300 * time.Millisecond}, false)
 		nc, err := tls.Dial("tcp", d.Addr, &tls.Config{InsecureSkipVerify: true}) // the test checks timeouts, not identity
 		require.NoError(t, err)
 		defer func() { _ = nc.Close() }()
@@ -286,7 +286,7 @@ func TestSilentPeer(t *testing.T) {
 }
 
 func TestKeepaliveTimeout(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{KeepAlive: 100 * time.Millisecond}, true)
+	d := execdtest.Start(t, &execd.Server{KeepAlive: 100 * time.Millisecond}, true)
 	p := connect(t, d.Addr)
 	p.hello()
 	pings := 0
@@ -326,7 +326,7 @@ func TestServeAfterClose(t *testing.T) {
 // could read differently is refused, and nothing runs.
 func TestLooseJSONRefused(t *testing.T) {
 	home := t.TempDir()
-	d := daemontest.Start(t, &execd.Server{Dir: home}, true)
+	d := execdtest.Start(t, &execd.Server{Dir: home}, true)
 	for i, payload := range []string{
 		`{"KIND":"exec","ARGV":["touch","caps"],"WINDOW":1}`,
 		`{"kind":"exec","argv":["touch","first"],"argv":["touch","second"],"window":1}`,

@@ -25,20 +25,20 @@ var (
 
 // execChan is one command on one channel.
 type execChan struct {
-	c           *serverConn
-	ch          *mux.Channel
-	id          uint32
-	p           *process
-	stdin       *mux.Inbound
-	stdout      *mux.Outbound
-	stderr      *mux.Outbound // nil with a pty: the terminal merges the streams
-	started     time.Time
-	timeout     time.Duration
-	argv0       string
-	audit       *AuditEvent // the exec event; its copy with the outcome is the exit event
-	bytesIn     atomic.Int64
-	bytesOut    atomic.Int64
-	encoding    string // how the output is transcoded to UTF-8 (and stdin back)
+	c        *serverConn
+	ch       *mux.Channel
+	id       uint32
+	p        *process
+	stdin    *mux.Inbound
+	stdout   *mux.Outbound
+	stderr   *mux.Outbound // nil with a pty: the terminal merges the streams
+	started  time.Time
+	timeout  time.Duration
+	argv0    string
+	audit    *AuditEvent // the exec event; its copy with the outcome is the exit event
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
+	encoding string // how the output is transcoded to UTF-8 (and stdin back)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -109,19 +109,19 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	}
 	ctx, cancel := context.WithCancelCause(nc.Context())
 	ch := &execChan{
-		c:           c,
-		ch:          nc.Channel,
-		id:          id,
-		p:           p,
-		stdin:       nc.Inbound(frame.Stdin, win),
-		stdout:      nc.Outbound(frame.Stdout, m.Window),
-		started:     time.Now(),
-		timeout:     timeout,
-		argv0:       argv0,
-		audit:       &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.pid()},
-		ctx:         ctx,
-		cancel:      cancel,
-		encoding:    encoding,
+		c:        c,
+		ch:       nc.Channel,
+		id:       id,
+		p:        p,
+		stdin:    nc.Inbound(frame.Stdin, win),
+		stdout:   nc.Outbound(frame.Stdout, m.Window),
+		started:  time.Now(),
+		timeout:  timeout,
+		argv0:    argv0,
+		audit:    &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.pid()},
+		ctx:      ctx,
+		cancel:   cancel,
+		encoding: encoding,
 	}
 	if m.Pty == nil {
 		ch.stderr = nc.Outbound(frame.Stderr, m.Window)

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
@@ -27,7 +27,7 @@ import (
 // lab is a daemon with a users database: alice and bob may do anything
 // (alice under a 1 MiB quota), carol may only read and write files.
 type lab struct {
-	d     *daemontest.Daemon
+	d     *execdtest.Server
 	srv   *execd.Server
 	state string
 	base  string // the homes' parent
@@ -71,7 +71,7 @@ func startLab(t *testing.T, tune func(*execd.Server)) *lab {
 	if tune != nil {
 		tune(l.srv)
 	}
-	l.d = daemontest.Start(t, l.srv, false)
+	l.d = execdtest.Start(t, l.srv, false)
 	return l
 }
 
@@ -631,7 +631,7 @@ func TestAuditLogAndRestart(t *testing.T) {
 	audit, err := execd.OpenAudit(filepath.Join(l.state, execd.AuditFile), nil)
 	require.NoError(t, err)
 	defer audit.Close()
-	d2 := daemontest.Start(t, &execd.Server{Users: db, Audit: audit}, false)
+	d2 := execdtest.Start(t, &execd.Server{Users: db, Audit: audit}, false)
 	c2, err := rexec.Dial(ctx, d2.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), User: "bob", Auth: []rexec.AuthMethod{rexec.Password("bob-secret")}})
 	require.NoError(t, err)
 	defer c2.Close()

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/execd-project/execd/execd"
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -16,7 +16,7 @@ import (
 func BenchmarkStdout(b *testing.B) {
 	for _, plaintext := range []bool{false, true} {
 		b.Run(fmt.Sprintf("plaintext=%v", plaintext), func(b *testing.B) {
-			d := daemontest.Start(b, &execd.Server{}, plaintext)
+			d := execdtest.Start(b, &execd.Server{}, plaintext)
 			c := dialTB(b, d)
 			b.SetBytes(1 << 20)
 			s, err := c.NewSession()
@@ -35,7 +35,7 @@ func BenchmarkStdout(b *testing.B) {
 // BenchmarkGetPut copies a 256 MiB file each way through TLS over loopback.
 func BenchmarkGetPut(b *testing.B) {
 	served, local := b.TempDir(), b.TempDir()
-	d := daemontest.Start(b, &execd.Server{Dir: served}, false)
+	d := execdtest.Start(b, &execd.Server{Dir: served}, false)
 	c := dialTB(b, d)
 	const size = 256 << 20
 	src := filepath.Join(local, "src.bin")

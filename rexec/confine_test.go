@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -52,7 +52,7 @@ func TestPathEscapeCorpus(t *testing.T) {
 	baseEntries, err := os.ReadDir(base)
 	require.NoError(t, err)
 
-	d := daemontest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, false)
 	c := dial(t, d)
 	ctx := t.Context()
 	fsx, err := c.OpenFS(ctx, "")

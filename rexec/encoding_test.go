@@ -8,15 +8,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 )
 
 // A legacy program writing GBK on a daemon told so (--encoding gbk) arrives
 // as UTF-8, even with a character split across two writes and a pause;
 // raw keeps the bytes; stdin goes the other way.
 func TestEncodingGBK(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{Encoding: "gbk"}, false)
+	d := execdtest.Start(t, &execd.Server{Encoding: "gbk"}, false)
 	c := dial(t, d)
 	run := func(enc, stdin, shell string) ([]byte, *frame.ExitMsg) {
 		t.Helper()
@@ -48,7 +48,7 @@ func TestEncodingGBK(t *testing.T) {
 	assert.Equal(t, "d6d0cec4", string(out), "stdin typed as UTF-8 reaches the command in its code page")
 
 	// utf-8 passes bytes through untouched.
-	d2 := daemontest.Start(t, &execd.Server{Encoding: "utf-8"}, false)
+	d2 := execdtest.Start(t, &execd.Server{Encoding: "utf-8"}, false)
 	c2 := dial(t, d2)
 	s, err := c2.NewSession()
 	require.NoError(t, err)

@@ -13,18 +13,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/rexec"
 )
 
 // fanLab is a few daemons named h0, h1, ... and a Fanout that dials them
 // (any other name is a host that does not exist).
 func fanLab(t *testing.T, n int) (*rexec.Fanout, []string) {
-	addrs := map[string]*daemontest.Daemon{}
+	addrs := map[string]*execdtest.Server{}
 	var names []string
 	for i := range n {
 		name := fmt.Sprintf("h%d", i)
-		addrs[name] = daemontest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
+		addrs[name] = execdtest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
 		names = append(names, name)
 	}
 	return &rexec.Fanout{Dial: func(ctx context.Context, host string) (*rexec.Client, error) {

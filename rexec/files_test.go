@@ -15,18 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/rexec"
 )
 
 // startFiles serves a fresh directory; it returns the daemon, a client and
 // the served directory.
-func startFiles(t *testing.T) (*daemontest.Daemon, *rexec.Client, string) {
+func startFiles(t *testing.T) (*execdtest.Server, *rexec.Client, string) {
 	t.Helper()
 	served := t.TempDir()
-	d := daemontest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, false)
 	return d, dial(t, d), served
 }
 
@@ -99,11 +99,11 @@ func TestRoundTripSizes(t *testing.T) {
 
 // startPlainFiles serves a fresh directory in plaintext (so that a proxy
 // can see frames) behind a proxy.
-func startProxied(t *testing.T, plaintext bool) (*daemontest.Proxy, string, func() *rexec.Client) {
+func startProxied(t *testing.T, plaintext bool) (*execdtest.Proxy, string, func() *rexec.Client) {
 	t.Helper()
 	served := t.TempDir()
-	d := daemontest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, plaintext)
-	p := daemontest.StartProxy(t, d.Addr)
+	d := execdtest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, plaintext)
+	p := execdtest.StartProxy(t, d.Addr)
 	connect := func() *rexec.Client {
 		proxied := *d
 		proxied.Addr = p.Addr

@@ -19,14 +19,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
 
-func dial(t *testing.T, d *daemontest.Daemon) *rexec.Client { return dialTB(t, d) }
+func dial(t *testing.T, d *execdtest.Server) *rexec.Client { return dialTB(t, d) }
 
-func dialTB(t testing.TB, d *daemontest.Daemon) *rexec.Client {
+func dialTB(t testing.TB, d *execdtest.Server) *rexec.Client {
 	t.Helper()
 	cfg := &rexec.Config{Plaintext: d.Fingerprint == ""}
 	if !cfg.Plaintext {
@@ -43,8 +43,8 @@ func dialTB(t testing.TB, d *daemontest.Daemon) *rexec.Client {
 	return c
 }
 
-func start(t *testing.T) (*daemontest.Daemon, *rexec.Client) {
-	d := daemontest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
+func start(t *testing.T) (*execdtest.Server, *rexec.Client) {
+	d := execdtest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
 	return d, dial(t, d)
 }
 
@@ -103,7 +103,7 @@ func allBytes(n int) []byte {
 
 func TestStdoutStderrByteExact(t *testing.T) {
 	home := t.TempDir()
-	c := dial(t, daemontest.Start(t, &execd.Server{Dir: home}, false))
+	c := dial(t, execdtest.Start(t, &execd.Server{Dir: home}, false))
 	dir := filepath.Join(home, "sub")
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	outData := bytes.Repeat(allBytes(256), 1000)
@@ -368,7 +368,7 @@ func TestExecFailure(t *testing.T) {
 
 func TestEnvAndDir(t *testing.T) {
 	home := t.TempDir()
-	c := dial(t, daemontest.Start(t, &execd.Server{Dir: home}, false))
+	c := dial(t, execdtest.Start(t, &execd.Server{Dir: home}, false))
 	dir := filepath.Join(home, "a b")
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	s, err := c.NewSession()
@@ -432,7 +432,7 @@ func TestShutdownGraceOverThenClose(t *testing.T) {
 	var pid int
 	_, _ = fmt.Sscan(pidLine, &pid)
 	require.NotZero(t, pid)
-	assert.False(t, daemontest.ProcessAlive(pid), "command survived Close")
+	assert.False(t, execdtest.ProcessAlive(pid), "command survived Close")
 }
 
 func TestDroppedConnectionKillsGroup(t *testing.T) {
@@ -454,13 +454,13 @@ func TestDroppedConnectionKillsGroup(t *testing.T) {
 	}
 	require.Len(t, pids, 3)
 	for _, p := range pids {
-		require.True(t, daemontest.ProcessAlive(p))
+		require.True(t, execdtest.ProcessAlive(p))
 	}
 	require.NoError(t, c.Close()) // the connection drops
 	require.ErrorIs(t, s.Wait(), rexec.ErrConnectionLost)
 	require.Eventually(t, func() bool {
 		for _, p := range pids {
-			if daemontest.ProcessAlive(p) {
+			if execdtest.ProcessAlive(p) {
 				return false
 			}
 		}
@@ -470,7 +470,7 @@ func TestDroppedConnectionKillsGroup(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	t.Run("channels per connection", func(t *testing.T) {
-		d := daemontest.Start(t, &execd.Server{MaxChannels: 2}, false)
+		d := execdtest.Start(t, &execd.Server{MaxChannels: 2}, false)
 		c := dial(t, d)
 		var sessions []*rexec.Session
 		for range 2 {
@@ -491,7 +491,7 @@ func TestLimits(t *testing.T) {
 		}
 	})
 	t.Run("connections", func(t *testing.T) {
-		d := daemontest.Start(t, &execd.Server{MaxConns: 1}, false)
+		d := execdtest.Start(t, &execd.Server{MaxConns: 1}, false)
 		_ = dial(t, d)
 		_, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey()})
 		var em *frame.ErrorMsg
@@ -499,7 +499,7 @@ func TestLimits(t *testing.T) {
 		assert.Equal(t, frame.CodeTooManyConns, em.Code)
 	})
 	t.Run("idle timeout", func(t *testing.T) {
-		d := daemontest.Start(t, &execd.Server{IdleTimeout: 200 * time.Millisecond}, false)
+		d := execdtest.Start(t, &execd.Server{IdleTimeout: 200 * time.Millisecond}, false)
 		c := dial(t, d)
 		s, err := c.NewSession()
 		require.NoError(t, err)
@@ -511,8 +511,8 @@ func TestLimits(t *testing.T) {
 }
 
 func TestHostKeyPinning(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{}, false)
-	other := daemontest.Start(t, &execd.Server{}, false)
+	d := execdtest.Start(t, &execd.Server{}, false)
+	other := execdtest.Start(t, &execd.Server{}, false)
 	kh := &rexec.KnownHosts{Path: filepath.Join(t.TempDir(), "known_hosts")}
 	var pinned []string
 	kh.OnPin = func(addr, fp string) { pinned = append(pinned, addr+" "+fp) }

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -41,7 +41,7 @@ func (r *recorder) lists() ([]frame.Header, []frame.Header) {
 // in order.
 func TestTraceBothEnds(t *testing.T) {
 	var server recorder
-	d := daemontest.Start(t, &execd.Server{Tracer: func(string) frame.Tracer { return &server }}, false)
+	d := execdtest.Start(t, &execd.Server{Tracer: func(string) frame.Tracer { return &server }}, false)
 	var client recorder
 	c, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), Tracer: &client})
 	require.NoError(t, err)

@@ -25,8 +25,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -34,10 +34,10 @@ import (
 // ErrConnectionLost: nothing waits on a stream of a dead connection.
 func TestResetMidOutputEndsWait(t *testing.T) {
 	t.Parallel()
-	d := daemontest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
-	p := daemontest.StartProxy(t, d.Addr)
+	d := execdtest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
+	p := execdtest.StartProxy(t, d.Addr)
 	p.ResetNext(true, 64<<10)
-	c := dial(t, &daemontest.Daemon{Addr: p.Addr, Fingerprint: d.Fingerprint})
+	c := dial(t, &execdtest.Server{Addr: p.Addr, Fingerprint: d.Fingerprint})
 	s, err := c.NewSession()
 	require.NoError(t, err)
 	s.Stdout, s.Stderr = io.Discard, io.Discard
@@ -82,7 +82,7 @@ func TestEscapedProcessDoesNotHoldExit(t *testing.T) {
 // timeout (the timer was re-armed after the close). Not parallel: it
 // measures the heap.
 func TestFinishedConnectionsAreFreed(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{IdleTimeout: time.Hour}, false)
+	d := execdtest.Start(t, &execd.Server{IdleTimeout: time.Hour}, false)
 	cfg := &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey()}
 	oneShot := func() {
 		c, err := rexec.Dial(t.Context(), d.Addr, cfg)
@@ -129,7 +129,7 @@ func TestSilentConnectionsAreCheapAndSeparate(t *testing.T) {
 	})
 	before := memInUse()
 	const n = 300
-	daemontest.SilentConns(t, l.d.Addr, "127.0.0.2", n)
+	execdtest.SilentConns(t, l.d.Addr, "127.0.0.2", n)
 	require.Eventually(t, func() bool { return l.srv.NumConns() == n }, 10*time.Second, 10*time.Millisecond)
 	per := (memInUse() - before) / n
 	t.Logf("memory per silent connection: %d KiB", per>>10)
@@ -148,7 +148,7 @@ func TestSilentConnectionsAreCheapAndSeparate(t *testing.T) {
 func TestStartupsCappedPerSource(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, func(s *execd.Server) { s.MaxStartups = execd.Startups{PerSource: 8} })
-	conns := daemontest.SilentConns(t, l.d.Addr, "127.0.0.3", 20)
+	conns := execdtest.SilentConns(t, l.d.Addr, "127.0.0.3", 20)
 	closed := 0
 	for _, c := range conns {
 		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -267,7 +267,7 @@ func TestSharedHomeConcurrentPuts(t *testing.T) {
 	var clients []*rexec.Client
 	var srcs []string
 	for i := range daemons {
-		d := daemontest.Start(t, &execd.Server{Dir: home}, false)
+		d := execdtest.Start(t, &execd.Server{Dir: home}, false)
 		clients = append(clients, dial(t, d))
 		src := filepath.Join(t.TempDir(), "f1.txt")
 		require.NoError(t, os.WriteFile(src, bytes.Repeat([]byte{byte('a' + i)}, 3<<20), 0o644))
@@ -304,7 +304,7 @@ func TestFIFONeverBlocks(t *testing.T) {
 	t.Parallel()
 	home := t.TempDir()
 	require.NoError(t, syscall.Mkfifo(filepath.Join(home, "pipe"), 0o644))
-	d := daemontest.Start(t, &execd.Server{Dir: home, MaxConns: 2}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: home, MaxConns: 2}, false)
 	c := dial(t, d)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -340,7 +340,7 @@ func TestSmallPayloadLimitRepliesFit(t *testing.T) {
 	long := strings.Repeat("d/", 2040) // a 4080-byte target
 	require.NoError(t, os.Symlink(long, filepath.Join(home, "link")))
 	require.NoError(t, os.WriteFile(filepath.Join(home, "small"), nil, 0o644))
-	d := daemontest.Start(t, &execd.Server{Dir: home}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: home}, false)
 	c, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), MaxPayload: frame.MinMaxPayload})
 	require.NoError(t, err)
 	defer func() { _ = c.Close() }()
@@ -396,7 +396,7 @@ func TestLinkChainRefusedByDaemon(t *testing.T) {
 // session (setsid) survives, as with sshd.
 func TestPtySessionEndsWhole(t *testing.T) {
 	t.Parallel()
-	d := daemontest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
+	d := execdtest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
 	c := dial(t, d)
 	s, err := c.NewSession()
 	require.NoError(t, err)
@@ -423,16 +423,16 @@ func TestPtySessionEndsWhole(t *testing.T) {
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	require.NoError(t, c.Close()) // the client vanishes
 	require.Eventually(t, func() bool {
-		return !daemontest.ProcessAlive(pids[0]) && !daemontest.ProcessAlive(pids[1])
+		return !execdtest.ProcessAlive(pids[0]) && !execdtest.ProcessAlive(pids[1])
 	}, 10*time.Second, 20*time.Millisecond, "background jobs of the pty session outlived it")
-	assert.True(t, daemontest.ProcessAlive(escaped), "setsid leaves the session (as with sshd)")
+	assert.True(t, execdtest.ProcessAlive(escaped), "setsid leaves the session (as with sshd)")
 }
 
 // Item 16: a TLS endpoint that is not execd is never pinned; a real daemon
 // later on that address is pinned as new, not refused as changed.
 func TestNotExecdIsNotPinned(t *testing.T) {
 	t.Parallel()
-	other := daemontest.Start(t, &execd.Server{}, false) // only for a certificate
+	other := execdtest.Start(t, &execd.Server{}, false) // only for a certificate
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", other.Server.TLSConfig)
 	require.NoError(t, err)
 	done := make(chan struct{})
@@ -455,7 +455,7 @@ func TestNotExecdIsNotPinned(t *testing.T) {
 	_, err = os.Stat(kh.Path)
 	require.ErrorIs(t, err, os.ErrNotExist, "nothing pinned for an endpoint that is not execd")
 
-	d := daemontest.Start(t, &execd.Server{}, false)
+	d := execdtest.Start(t, &execd.Server{}, false)
 	c, err := rexec.Dial(t.Context(), d.Addr, cfg)
 	require.NoError(t, err)
 	_ = c.Close()

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/daemontest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -51,8 +51,8 @@ func winRun(t *testing.T, c *rexec.Client, dir, shell string, argv ...string) wi
 func chinese() bool { return windows.GetACP() == 936 }
 
 func TestWindowsChineseOutput(t *testing.T) {
-	home := daemontest.TempDir(t)
-	d := daemontest.Start(t, &execd.Server{Dir: home}, false)
+	home := execdtest.TempDir(t)
+	d := execdtest.Start(t, &execd.Server{Dir: home}, false)
 	c := dial(t, d)
 	t.Logf("ACP %d, console output CP %d", windows.GetACP(), must(windows.GetConsoleOutputCP()))
 
@@ -107,7 +107,7 @@ func TestWindowsChineseOutput(t *testing.T) {
 
 // The command line reaches cmd.exe exactly as typed.
 func TestWindowsCommandLine(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{Dir: daemontest.TempDir(t)}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: execdtest.TempDir(t)}, false)
 	c := dial(t, d)
 	r := winRun(t, c, "", `echo "two  spaces" & echo a^&b & set /a 6*7`)
 	require.NoError(t, r.err)
@@ -126,7 +126,7 @@ func TestWindowsCommandLine(t *testing.T) {
 
 // A time limit ends the whole job.
 func TestWindowsTimeLimit(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{Dir: daemontest.TempDir(t), KillGrace: 500 * time.Millisecond}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: execdtest.TempDir(t), KillGrace: 500 * time.Millisecond}, false)
 	c := dial(t, d)
 	s, err := c.NewSession()
 	require.NoError(t, err)
@@ -142,7 +142,7 @@ func TestWindowsTimeLimit(t *testing.T) {
 
 // -t is refused clearly, not left hanging.
 func TestWindowsPtyRefused(t *testing.T) {
-	d := daemontest.Start(t, &execd.Server{Dir: daemontest.TempDir(t)}, false)
+	d := execdtest.Start(t, &execd.Server{Dir: execdtest.TempDir(t)}, false)
 	c := dial(t, d)
 	s, err := c.NewSession()
 	require.NoError(t, err)
@@ -154,10 +154,10 @@ func TestWindowsPtyRefused(t *testing.T) {
 
 // Files with Chinese names go both ways; reserved names are refused.
 func TestWindowsFiles(t *testing.T) {
-	home := daemontest.TempDir(t)
-	d := daemontest.Start(t, &execd.Server{Dir: home}, false)
+	home := execdtest.TempDir(t)
+	d := execdtest.Start(t, &execd.Server{Dir: home}, false)
 	c := dial(t, d)
-	local := daemontest.TempDir(t)
+	local := execdtest.TempDir(t)
 	data := bytes.Repeat([]byte("日志 line\r\n"), 50000)
 	require.NoError(t, os.WriteFile(filepath.Join(local, "上传 文件.log"), data, 0o644))
 	_, err := c.Put(t.Context(), []string{filepath.Join(local, "上传 文件.log")}, "收件箱.log", nil)

@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -344,13 +344,13 @@ func TestE2EKilledClientLeavesNoOrphans(t *testing.T) {
 	c := newClient(t)
 	cmd, pids := remotePids(t, c, d.addr, "sleep 300 & echo $!; (sleep 301; true) & echo $!; echo $$; wait", 3)
 	for _, p := range pids {
-		require.True(t, daemontest.ProcessAlive(p))
+		require.True(t, execdtest.ProcessAlive(p))
 	}
 	require.NoError(t, cmd.Process.Kill()) // kill -9 of the client
 	_ = cmd.Wait()
 	require.Eventually(t, func() bool {
 		for _, p := range pids {
-			if daemontest.ProcessAlive(p) {
+			if execdtest.ProcessAlive(p) {
 				return false
 			}
 		}
@@ -373,7 +373,7 @@ func TestE2EInterruptReachesRemote(t *testing.T) {
 	err = cmd.Wait()
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 143, ee.ExitCode())
-	assert.False(t, daemontest.ProcessAlive(pids[0]))
+	assert.False(t, execdtest.ProcessAlive(pids[0]))
 }
 
 func TestE2EPty(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 )
 
 // fleet is many daemons on 127.0.0.x, all on one port, each serving its own
@@ -52,7 +52,7 @@ func newFleet(t *testing.T, first, last int, skip map[int]bool, setup func(n int
 			setup(n, dir)
 		}
 		l.dirs[host(n)] = dir
-		daemontest.StartAt(t, &execd.Server{Dir: dir, KillGrace: time.Second}, false, fmt.Sprintf("%s:%d", host(n), l.port))
+		execdtest.StartAt(t, &execd.Server{Dir: dir, KillGrace: time.Second}, false, fmt.Sprintf("%s:%d", host(n), l.port))
 	}
 	return l
 }
@@ -140,7 +140,7 @@ func TestFanout100Hosts(t *testing.T) {
 	blackHole(t, fmt.Sprintf("%s:%d", host(94), l.port))
 	users, err := execd.OpenUsers(filepath.Join(t.TempDir(), "users.toml"))
 	require.NoError(t, err)
-	daemontest.StartAt(t, &execd.Server{Dir: t.TempDir(), Users: users}, false, fmt.Sprintf("%s:%d", host(95), l.port))
+	execdtest.StartAt(t, &execd.Server{Dir: t.TempDir(), Users: users}, false, fmt.Sprintf("%s:%d", host(95), l.port))
 	// 96's identity is pinned as something else.
 	require.NoError(t, os.MkdirAll(filepath.Join(l.config, "rexec"), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(l.config, "rexec", "known_hosts"),
@@ -340,7 +340,7 @@ func TestFanoutInterrupt(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dir, "pid"))
 		require.NoError(t, err)
 		pid := atoi(t, strings.TrimSpace(string(b)))
-		assert.Eventually(t, func() bool { return !daemontest.ProcessAlive(pid) }, 10*time.Second, 20*time.Millisecond,
+		assert.Eventually(t, func() bool { return !execdtest.ProcessAlive(pid) }, 10*time.Second, 20*time.Millisecond,
 			"%s: the command (pid %d) outlived the interrupt", h, pid)
 	}
 }
@@ -355,15 +355,15 @@ func TestFanoutGetResumes(t *testing.T) {
 	require.NoError(t, ln.Close())
 	l := &fleet{port: port, config: t.TempDir()}
 	const size = 8 << 20
-	var proxies []*daemontest.Proxy
+	var proxies []*execdtest.Proxy
 	want := map[string][]byte{}
 	for n := 2; n <= 4; n++ {
 		dir := t.TempDir()
 		data := bytes.Repeat([]byte(fmt.Sprintf("host %d block\n", n)), size/14)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "big.log"), data, 0o644))
 		want[host(n)] = data
-		d := daemontest.Start(t, &execd.Server{Dir: dir}, false)
-		proxies = append(proxies, daemontest.StartProxyAt(t, fmt.Sprintf("%s:%d", host(n), port), d.Addr))
+		d := execdtest.Start(t, &execd.Server{Dir: dir}, false)
+		proxies = append(proxies, execdtest.StartProxyAt(t, fmt.Sprintf("%s:%d", host(n), port), d.Addr))
 	}
 	hosts := []string{"-H", "127.0.0.[2-4]", "-p", strconv.Itoa(port)}
 	require.Equal(t, 0, l.rexec(t, "", append(hosts, "true")...).code) // pin the hosts

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
@@ -74,7 +74,7 @@ func TestLoadSilentConnectionRSS(t *testing.T) {
 	oneShot(t, d.addr, cfg)
 	before := rssKiB(t, d.cmd.Process.Pid)
 	const n = 2000
-	daemontest.SilentConns(t, d.addr, "127.0.0.2", n)
+	execdtest.SilentConns(t, d.addr, "127.0.0.2", n)
 	oneShot(t, d.addr, cfg) // accepted after the silent ones: they are all being served
 	after := rssKiB(t, d.cmd.Process.Pid)
 	per := (after - before) * 1024 / n
@@ -128,7 +128,7 @@ func TestLoadOpenFileLimit(t *testing.T) {
 	}
 	var silent []net.Conn
 	for i := range 10 {
-		silent = append(silent, daemontest.SilentConns(t, d.addr, fmt.Sprintf("127.0.0.%d", 10+i), 30)...)
+		silent = append(silent, execdtest.SilentConns(t, d.addr, fmt.Sprintf("127.0.0.%d", 10+i), 30)...)
 	}
 	// The daemon has reached its limit: it closes new connections at
 	// once, or lets them wait in the backlog while it backs off.

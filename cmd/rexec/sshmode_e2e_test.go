@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 )
 
 // needTool finds a program the test drives. CI installs every one and
@@ -188,7 +188,7 @@ func TestE2ESSHModeServerAlive(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)
 	tg := startSSHTarget(t, c, "")
-	p := daemontest.StartProxy(t, tg.d.addr)
+	p := execdtest.StartProxy(t, tg.d.addr)
 	host, port, _ := net.SplitHostPort(p.Addr)
 	r := c.tool(30*time.Second, "", nil, "", filepath.Join(binDir, "ssh"), "-p", tg.port, "127.0.0.1", "true")
 	require.Equal(t, 0, r.code, r.stderr) // pinned

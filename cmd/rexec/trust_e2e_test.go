@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/daemontest"
+	"github.com/execd-project/execd/execd/execdtest"
 )
 
 // runBounded runs rexec with stdin from /dev/null and fails the test if it
@@ -72,7 +72,7 @@ func TestE2EResetMidOutputExits(t *testing.T) {
 	c := newClient(t)
 	r := c.run("", d.addr, "true")
 	require.Equal(t, 0, r.code, r.stderr)
-	p := daemontest.StartProxy(t, d.addr)
+	p := execdtest.StartProxy(t, d.addr)
 	p.ResetNext(true, 200<<10)
 	r, took := c.runBounded(10*time.Second, p.Addr, "--", "sh", "-c", "for i in $(seq 0 29); do seq 1 20000; sleep 0.1; done")
 	assert.Equal(t, 255, r.code)
@@ -98,7 +98,7 @@ func TestE2EDaemonSurvivesHangup(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	r := c.run("", d.addr, "echo", "still serving")
 	assert.Equal(t, result{"still serving\n", "", 0}, r, "daemon log: %s", d.log)
-	assert.True(t, daemontest.ProcessAlive(pid), "the running command survives the hangup")
+	assert.True(t, execdtest.ProcessAlive(pid), "the running command survives the hangup")
 	_, err = stdin.Write([]byte("go\n"))
 	require.NoError(t, err)
 	require.True(t, sc.Scan())

@@ -116,7 +116,7 @@ type Session struct {
 	cfg     Config
 	conn    *Conn
 	below   *BufConn // under TLS: given full buffers at Start
-	binding []byte // the TLS exporter value that login proofs sign
+	binding []byte   // the TLS exporter value that login proofs sign
 	tls     *tls.ConnectionState
 	peer    frame.HelloMsg
 

@@ -1,6 +1,6 @@
-// Package daemontest starts an in-process execd on a loopback port for
+// Package execdtest starts an in-process execd on a loopback port for
 // tests, and stops it when the test ends.
-package daemontest
+package execdtest
 
 import (
 	"crypto/tls"
@@ -19,8 +19,9 @@ import (
 	"github.com/execd-project/execd/execd"
 )
 
-// Daemon is a running test server.
-type Daemon struct {
+// Server is a running in-process daemon for a test, as httptest.Server is for
+// net/http.
+type Server struct {
 	Server      *execd.Server
 	Addr        string
 	Fingerprint string
@@ -30,15 +31,15 @@ type Daemon struct {
 // Start serves srv (TLS with a fresh identity unless plaintext) on
 // 127.0.0.1:0. Cleanup closes it and fails the test if Serve returned
 // anything but ErrServerClosed.
-func Start(t testing.TB, srv *execd.Server, plaintext bool) *Daemon {
+func Start(t testing.TB, srv *execd.Server, plaintext bool) *Server {
 	t.Helper()
 	return StartAt(t, srv, plaintext, "127.0.0.1:0")
 }
 
 // StartAt is Start on a given loopback address, such as 127.0.0.7:0.
-func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Daemon {
+func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Server {
 	t.Helper()
-	d := &Daemon{Server: srv, StateDir: TempDir(t)}
+	d := &Server{Server: srv, StateDir: TempDir(t)}
 	if !plaintext {
 		cert, _, err := execd.LoadOrCreateIdentity(d.StateDir)
 		require.NoError(t, err)
