@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,17 +88,14 @@ func startProcess(spec procSpec) (*process, error) {
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
 
-var signals = map[string]syscall.Signal{
-	"INT": unix.SIGINT, "TERM": unix.SIGTERM, "HUP": unix.SIGHUP, "KILL": unix.SIGKILL,
-	"QUIT": unix.SIGQUIT, "USR1": unix.SIGUSR1, "USR2": unix.SIGUSR2, "ALRM": unix.SIGALRM,
-	"STOP": unix.SIGSTOP, "CONT": unix.SIGCONT, "WINCH": unix.SIGWINCH, "PIPE": unix.SIGPIPE,
-}
-
-// signal delivers a named signal to the process group.
+// signal delivers a named signal (frame.SignalNames) to the process group.
 func (p *process) signal(name string) error {
-	sig, ok := signals[name]
-	if !ok {
+	if !slices.Contains(frame.SignalNames(), name) {
 		return fmt.Errorf("unknown signal %q", name)
+	}
+	sig := unix.SignalNum("SIG" + name)
+	if sig == 0 {
+		return fmt.Errorf("signal %s does not exist on this system", name)
 	}
 	return p.killGroup(sig)
 }

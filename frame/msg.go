@@ -451,12 +451,6 @@ func (m *WindowMsg) Validate() error {
 	return nil
 }
 
-// Signal names accepted in SignalMsg.
-var signalNames = []string{"INT", "TERM", "HUP", "KILL", "QUIT", "USR1", "USR2", "ALRM", "STOP", "CONT", "WINCH", "PIPE"}
-
-// SignalNames returns the signal names the protocol defines.
-func SignalNames() []string { return append([]string(nil), signalNames...) }
-
 // SignalMsg asks the server to deliver a signal to the command's process group.
 type SignalMsg struct {
 	Signal string `json:"signal"`
@@ -464,10 +458,8 @@ type SignalMsg struct {
 
 // Validate checks the message against SPEC.md.
 func (m *SignalMsg) Validate() error {
-	for _, s := range signalNames {
-		if s == m.Signal {
-			return nil
-		}
+	if deliverable(m.Signal) {
+		return nil
 	}
 	return fmt.Errorf("%w: unknown signal %q", ErrInvalid, m.Signal)
 }

@@ -3,6 +3,8 @@ package rexec
 import (
 	"fmt"
 	"time"
+
+	"github.com/execd-project/execd/frame"
 )
 
 // ExitError reports a command that exited with a non-zero status or was
@@ -49,14 +51,5 @@ func (e *ExitError) ExitStatus() int {
 	return e.Status
 }
 
-// signalNumbers are the Linux numbers of the signals a daemon may report.
-var signalNumbers = map[Signal]int{
-	"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8,
-	"KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15,
-	"STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22,
-	"URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29,
-	"PWR": 30, "SYS": 31,
-}
-
 // SignalNumber returns the Linux number of a signal name, or 0 if unknown.
-func SignalNumber(s Signal) int { return signalNumbers[s] }
+func SignalNumber(s Signal) int { return frame.SignalNumber(string(s)) }
