@@ -32,8 +32,8 @@ const (
 	PermPut  = "put"  // write files: put, mkdir, remove, rename, setattr, symlink
 )
 
-// AllPerms is every permission, in the order they are shown.
-var AllPerms = []string{PermExec, PermGet, PermPut}
+// AllPerms returns every permission, in the order they are shown.
+func AllPerms() []string { return []string{PermExec, PermGet, PermPut} }
 
 // User is one account of the daemon, as stored in the users database.
 type User struct {
@@ -87,7 +87,7 @@ func (u *User) Validate() error {
 		return fmt.Errorf("user %s: home %q must be an absolute path", u.Name, u.Home)
 	}
 	for _, p := range u.Allow {
-		if !slices.Contains(AllPerms, p) {
+		if !slices.Contains(AllPerms(), p) {
 			return fmt.Errorf("user %s: unknown permission %q (want exec, get or put)", u.Name, p)
 		}
 	}

@@ -82,7 +82,7 @@ func TestUsersReload(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, db.Exists())
 	require.NoError(t, db.Update(func(m map[string]*User) error {
-		m["alice"] = &User{Home: "/h", Allow: AllPerms}
+		m["alice"] = &User{Home: "/h", Allow: AllPerms()}
 		return nil
 	}))
 	fi, err := os.Stat(path)
@@ -240,7 +240,7 @@ func TestUsersConcurrentUpdates(t *testing.T) {
 			for i := 0; i < 20; i++ {
 				name := fmt.Sprintf("u%d_%d", w, i)
 				if err := db.Update(func(m map[string]*User) error {
-					m[name] = &User{Home: "/h/" + name, Allow: AllPerms}
+					m[name] = &User{Home: "/h/" + name, Allow: AllPerms()}
 					return nil
 				}); err != nil {
 					done <- err

@@ -43,8 +43,8 @@ func startLab(t *testing.T, tune func(*execd.Server)) *lab {
 	db, err := execd.OpenUsers(filepath.Join(l.state, execd.UsersFile))
 	require.NoError(t, err)
 	users := map[string]*execd.User{
-		"alice": {Allow: execd.AllPerms, Quota: 1 << 20},
-		"bob":   {Allow: execd.AllPerms},
+		"alice": {Allow: execd.AllPerms(), Quota: 1 << 20},
+		"bob":   {Allow: execd.AllPerms()},
 		"carol": {Allow: []string{execd.PermGet, execd.PermPut}},
 	}
 	for name, u := range users {
@@ -215,7 +215,7 @@ func TestLoginRefusals(t *testing.T) {
 	require.NoError(t, err, "a refused key does not stop the password")
 	user, allow := c.User()
 	assert.Equal(t, "alice", user)
-	assert.Equal(t, execd.AllPerms, allow)
+	assert.Equal(t, execd.AllPerms(), allow)
 	_, err = l.dialAs(t, "bob", rexec.PublicKey(l.keys["bob"]))
 	require.NoError(t, err)
 }

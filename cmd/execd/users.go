@@ -57,7 +57,7 @@ func firstStart(db *execd.UserDB, home string) (string, error) {
 		return "", fmt.Errorf("first start: %w", err)
 	}
 	err = db.Update(func(users map[string]*execd.User) error {
-		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: slices.Clone(execd.AllPerms)}
+		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: execd.AllPerms()}
 		return nil
 	})
 	if err != nil {
@@ -247,7 +247,7 @@ running daemon reads changes at the next login; no restart is needed.`,
 			if _, ok := db.Lookup(name); ok {
 				return fmt.Errorf("user %s exists; change it with \"execd user set\"", name)
 			}
-			u := &execd.User{Name: name, Home: filepath.Join(state, "home", name), Allow: slices.Clone(execd.AllPerms)}
+			u := &execd.User{Name: name, Home: filepath.Join(state, "home", name), Allow: execd.AllPerms()}
 			if err := addFlags.apply(cmd, u); err != nil {
 				return err
 			}

@@ -124,14 +124,14 @@ lesson, and flags given with it change them. --udp shows UDP's contrast;
 // runLab runs the TCP part: the preset's runs, with the knobs given on the
 // command line applied over the preset's.
 func runLab(ctx context.Context, e env, name, strategies string, n int, flags lab.Knobs, changed func(string) bool, view, color bool) int {
-	p, ok := lab.Presets[name]
+	p, ok := lab.LookupPreset(name)
 	if !ok {
 		return fail(e.stderr, exitUsage, "no preset %q (one of %s)", name, strings.Join(lab.PresetNames(), ", "))
 	}
 	if strategies != "" {
 		var list []lab.Strategy
 		if strategies == "all" {
-			list = lab.Strategies
+			list = lab.Strategies()
 		} else {
 			for _, s := range strings.Split(strategies, ",") {
 				st, err := lab.ParseStrategy(strings.TrimSpace(s))
@@ -191,10 +191,12 @@ func runLab(ctx context.Context, e env, name, strategies string, n int, flags la
 func listLab(e env) {
 	fmt.Fprintln(e.stdout, "presets:")
 	for _, n := range lab.PresetNames() {
-		fmt.Fprintf(e.stdout, "  %-14s %s\n", n, lab.Presets[n].Lesson)
+		p, _ := lab.LookupPreset(n)
+		fmt.Fprintf(e.stdout, "  %-14s %s\n", n, p.Lesson)
 	}
 	fmt.Fprintln(e.stdout, "strategies:")
-	for _, s := range lab.Strategies {
+	for _, s := range lab.Strategies() {
 		fmt.Fprintf(e.stdout, "  %-14s %s\n", s, s.Describe())
 	}
 }
+

@@ -9,7 +9,7 @@ import (
 // FuzzDecoders feeds arbitrary bytes to every strategy's receiver: no
 // input may crash it or make it hang, whatever its headers claim.
 func FuzzDecoders(f *testing.F) {
-	for _, s := range Strategies {
+	for _, s := range Strategies() {
 		for _, m := range [][]byte{[]byte("hello"), {}, Listing(2)} {
 			parts, _ := s.encode(m, int64(len(m)))
 			var b []byte
@@ -22,7 +22,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0x7f})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 9, '{', '"', 's', 'i', 'z', 'e', '"', ':', '9'})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, s := range Strategies {
+		for _, s := range Strategies() {
 			a, b := net.Pipe()
 			go func() {
 				_, _ = a.Write(data)

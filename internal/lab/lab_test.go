@@ -172,7 +172,7 @@ func TestView(t *testing.T) {
 // Every preset runs, and its runs say what the lesson says.
 func TestPresets(t *testing.T) {
 	for _, name := range PresetNames() {
-		p := Presets[name]
+		p, _ := LookupPreset(name)
 		assert.NotEmpty(t, p.Lesson)
 		for _, v := range p.Runs(nil) {
 			r := run(t, v.Strategy, p.Messages(), v.Knobs)
@@ -187,7 +187,7 @@ func TestPresets(t *testing.T) {
 }
 
 func TestParseStrategy(t *testing.T) {
-	for _, s := range Strategies {
+	for _, s := range Strategies() {
 		got, err := ParseStrategy(string(s))
 		require.NoError(t, err)
 		assert.Equal(t, s, got)

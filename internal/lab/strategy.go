@@ -35,17 +35,19 @@ const (
 )
 
 // Strategies lists every strategy.
-var Strategies = []Strategy{Raw, Sleep, Ack, LenI, LenBE, JSONHeader, JSONHeader8, Delimiter, Frames}
+func Strategies() []Strategy {
+	return []Strategy{Raw, Sleep, Ack, LenI, LenBE, JSONHeader, JSONHeader8, Delimiter, Frames}
+}
 
 // ParseStrategy checks a strategy name.
 func ParseStrategy(s string) (Strategy, error) {
-	for _, st := range Strategies {
+	for _, st := range Strategies() {
 		if string(st) == s {
 			return st, nil
 		}
 	}
-	names := make([]string, len(Strategies))
-	for i, st := range Strategies {
+	names := make([]string, len(Strategies()))
+	for i, st := range Strategies() {
 		names[i] = string(st)
 	}
 	return "", fmt.Errorf("unknown strategy %q (one of %s)", s, strings.Join(names, ", "))
