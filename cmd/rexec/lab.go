@@ -199,4 +199,3 @@ func listLab(e env) {
 		fmt.Fprintf(e.stdout, "  %-14s %s\n", s, s.Describe())
 	}
 }
-
