@@ -302,7 +302,7 @@ func openTTY() (*os.File, error) {
 }
 
 // keygenCommand makes the user's key pair.
-func keygenCommand(e env, code *int) *cobra.Command {
+func keygenCommand(e env) *cobra.Command {
 	var path, comment string
 	var force bool
 	cmd := &cobra.Command{
@@ -317,8 +317,7 @@ rexec logs in with this key by default.`,
 			if path == "" {
 				p, err := userkey.DefaultPath(e.getenv)
 				if err != nil {
-					*code = fail(e.stderr, 1, "%v", err)
-					return nil
+					return fail(1, "%v", err)
 				}
 				path = p
 			}
@@ -331,8 +330,7 @@ rexec logs in with this key by default.`,
 			}
 			key, err := userkey.Generate(path, comment, force)
 			if err != nil {
-				*code = fail(e.stderr, 1, "keygen: %v", err)
-				return nil
+				return fail(1, "keygen: %v", err)
 			}
 			line, _ := userkey.AuthorizedLine(key.Public().(ed25519.PublicKey), comment)
 			fmt.Fprintf(e.stdout, "Your private key is in %s\nYour public key is in %s.pub:\n%s\n", path, path, line)

@@ -41,11 +41,11 @@ func fanRemote(arg string) (string, bool) {
 const fanRemoteHint = "with -H, write remote paths as :PATH (or HOST:PATH); the hosts come from -H"
 
 // runGetFanout fetches the remotes from every host into LOCAL/<host>/.
-func runGetFanout(ctx context.Context, tf *transferFlags, args []string, e env) int {
+func runGetFanout(ctx context.Context, tf *transferFlags, args []string, e env) error {
 	local := "."
 	if _, ok := fanRemote(args[len(args)-1]); !ok {
 		if len(args) < 2 {
-			return fail(e.stderr, exitUsage, "get -H needs :REMOTE; %s", fanRemoteHint)
+			return fail(exitUsage, "get -H needs :REMOTE; %s", fanRemoteHint)
 		}
 		local, args = args[len(args)-1], args[:len(args)-1]
 	}
@@ -53,12 +53,12 @@ func runGetFanout(ctx context.Context, tf *transferFlags, args []string, e env) 
 	for _, a := range args {
 		r, ok := fanRemote(a)
 		if !ok {
-			return fail(e.stderr, exitUsage, "%q: %s (only the last argument is local)", a, fanRemoteHint)
+			return fail(exitUsage, "%q: %s (only the last argument is local)", a, fanRemoteHint)
 		}
 		remotes = append(remotes, r)
 	}
 	if fi, err := os.Stat(local); err == nil && !fi.IsDir() {
-		return fail(e.stderr, exitUsage, "%s is not a directory: get -H makes one folder per host in it", local)
+		return fail(exitUsage, "%s is not a directory: get -H makes one folder per host in it", local)
 	}
 	return fanTransfer(ctx, tf, e, func(ctx context.Context, host string, c *rexec.Client, opts *rexec.TransferOptions) error {
 		dir := filepath.Join(local, hostDirName(host))
@@ -79,25 +79,25 @@ func runGetFanout(ctx context.Context, tf *transferFlags, args []string, e env) 
 }
 
 // runPutFanout pushes the locals (or stdin) to every host.
-func runPutFanout(ctx context.Context, tf *transferFlags, args []string, e env) int {
+func runPutFanout(ctx context.Context, tf *transferFlags, args []string, e env) error {
 	remote, ok := fanRemote(args[len(args)-1])
 	if !ok {
-		return fail(e.stderr, exitUsage, "the last argument must be :REMOTE; %s", fanRemoteHint)
+		return fail(exitUsage, "the last argument must be :REMOTE; %s", fanRemoteHint)
 	}
 	locals := args[:len(args)-1]
 	for _, l := range locals {
 		if _, ok := fanRemote(l); ok {
-			return fail(e.stderr, exitUsage, "%q looks remote; put copies local files (write ./%s for a local name with a colon)", l, l)
+			return fail(exitUsage, "%q looks remote; put copies local files (write ./%s for a local name with a colon)", l, l)
 		}
 	}
 	var in *spool
 	if len(locals) == 1 && locals[0] == "-" {
 		if remote == "~" || strings.HasSuffix(remote, "/") {
-			return fail(e.stderr, exitUsage, "put - needs a file name on the remote side, not %q", remote)
+			return fail(exitUsage, "put - needs a file name on the remote side, not %q", remote)
 		}
 		var err error
 		if in, err = spoolInput(e.stdin); err != nil {
-			return fail(e.stderr, exitTransport, "reading stdin: %v", err)
+			return fail(exitTransport, "reading stdin: %v", err)
 		}
 		defer in.Close()
 	}
@@ -114,10 +114,10 @@ func runPutFanout(ctx context.Context, tf *transferFlags, args []string, e env) 
 
 // fanTransfer runs a get or put on every host, with one progress view for
 // all of them, one line per failure and a summary.
-func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx context.Context, host string, c *rexec.Client, opts *rexec.TransferOptions) error) int {
+func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx context.Context, host string, c *rexec.Client, opts *rexec.TransferOptions) error) error {
 	f, status, err := newFan(&tf.connFlags, &tf.fan, e)
 	if err != nil {
-		return fail(e.stderr, status, "%v", err)
+		return fail(status, "%v", err)
 	}
 	defer f.d.close()
 	opts, _ := tf.options(e)

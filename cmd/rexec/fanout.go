@@ -134,31 +134,31 @@ func shortReason(err error) string {
 }
 
 // runFanout runs argv on every host of the inventory.
-func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
+func runFanout(ctx context.Context, opts *options, argv []string, e env) error {
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]
 	}
 	switch {
 	case len(argv) == 0:
-		return fail(e.stderr, exitUsage, "-H needs a COMMAND: there is no interactive shell on many hosts")
+		return fail(exitUsage, "-H needs a COMMAND: there is no interactive shell on many hosts")
 	case opts.forcePty:
-		return fail(e.stderr, exitUsage, "-t cannot be used with -H")
+		return fail(exitUsage, "-t cannot be used with -H")
 	case opts.fan.group && opts.fan.json:
-		return fail(e.stderr, exitUsage, "--group and --json cannot be used together")
+		return fail(exitUsage, "--group and --json cannot be used together")
 	}
 	for _, kv := range opts.envs {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fail(e.stderr, exitUsage, "-e wants KEY=VALUE, got %q", kv)
+			return fail(exitUsage, "-e wants KEY=VALUE, got %q", kv)
 		}
 	}
 	f, status, err := newFan(&opts.connFlags, &opts.fan.fanFlags, e)
 	if err != nil {
-		return fail(e.stderr, status, "%v", err)
+		return fail(status, "%v", err)
 	}
 	defer f.d.close()
 	color, err := useColor(opts.fan.color, e)
 	if err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
+		return fail(exitUsage, "%v", err)
 	}
 
 	// stdin, when there is one, goes to every host: it is kept in a
@@ -167,7 +167,7 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) int {
 	if !opts.noStdin && !isTerminal(e.stdin) {
 		stdin, err = spoolInput(e.stdin)
 		if err != nil {
-			return fail(e.stderr, exitTransport, "reading stdin: %v", err)
+			return fail(exitTransport, "reading stdin: %v", err)
 		}
 		defer stdin.Close()
 	}
@@ -263,7 +263,7 @@ func (f *fan) run(ctx context.Context, hostLimit time.Duration, job func(ctx con
 
 // end names the newly pinned hosts, prints the summary and returns the
 // exit status: 128+N after signal N, else the worst of all hosts.
-func (f *fan) end(results []rexec.HostResult, summary bool) int {
+func (f *fan) end(results []rexec.HostResult, summary bool) error {
 	if len(f.pinned) > 0 {
 		fmt.Fprintf(f.e.stderr, "rexec: pinned %d new %s in %s: %s\n", len(f.pinned), plural(len(f.pinned), "host"), f.d.kh.Path, compressHosts(f.pinned))
 	}
@@ -274,13 +274,13 @@ func (f *fan) end(results []rexec.HostResult, summary bool) int {
 	sig := f.signal
 	f.mu.Unlock()
 	if sig != "" {
-		return signalStatus(sig)
+		return exitWith(signalStatus(sig))
 	}
 	worst := 0
 	for _, r := range results {
 		worst = max(worst, classify(r).status)
 	}
-	return worst
+	return exitWith(worst)
 }
 
 // spool holds stdin for every host.

@@ -101,7 +101,7 @@ func (l *fleet) rexec(t *testing.T, stdin string, args ...string) runResult {
 func (l *fleet) rexecSignals(t *testing.T, stdin string, sigs chan os.Signal, args ...string) runResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, env{
+	err := run(context.Background(), args, env{
 		stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb,
 		signals: sigs, getenv: func(k string) string {
 			switch k {
@@ -113,6 +113,7 @@ func (l *fleet) rexecSignals(t *testing.T, stdin string, sigs chan os.Signal, ar
 			return os.Getenv(k)
 		},
 	})
+	code := exitCode(err, &errb)
 	return runResult{code, out.String(), errb.String()}
 }
 

@@ -99,7 +99,7 @@ func isPort(s string) bool {
 	return err == nil && n > 0 && n < 65536 && s[0] != '+' && s[0] != '-'
 }
 
-func getCommand(ctx context.Context, e env, code *int) *cobra.Command {
+func getCommand(ctx context.Context, e env) *cobra.Command {
 	var tf transferFlags
 	cmd := &cobra.Command{
 		Use:   "get [flags] HOST:REMOTE... [LOCAL]",
@@ -131,17 +131,16 @@ line each), 2 for a usage error, 255 when the connection failed (with
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			*code = runGet(ctx, &tf, args, e)
-			return nil
+			return result(runGet(ctx, &tf, args, e))
 		},
 	}
 	tf.register(cmd)
 	return cmd
 }
 
-func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
+func runGet(ctx context.Context, tf *transferFlags, args []string, e env) error {
 	if err := tf.fan.check(); err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
+		return fail(exitUsage, "%v", err)
 	}
 	if tf.fan.active() {
 		return runGetFanout(ctx, tf, args, e)
@@ -149,7 +148,7 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	local := "."
 	if _, _, ok := splitRemote(args[len(args)-1]); !ok {
 		if len(args) < 2 {
-			return fail(e.stderr, exitUsage, "get needs HOST:REMOTE; %q is a local path", args[0])
+			return fail(exitUsage, "get needs HOST:REMOTE; %q is a local path", args[0])
 		}
 		local, args = args[len(args)-1], args[:len(args)-1]
 	}
@@ -158,17 +157,17 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	for _, a := range args {
 		h, p, ok := splitRemote(a)
 		if !ok {
-			return fail(e.stderr, exitUsage, "%q is not HOST:REMOTE (only the last argument may be local)", a)
+			return fail(exitUsage, "%q is not HOST:REMOTE (only the last argument may be local)", a)
 		}
 		if host != "" && h != host {
-			return fail(e.stderr, exitUsage, "all sources must be on one host (%s and %s)", host, h)
+			return fail(exitUsage, "all sources must be on one host (%s and %s)", host, h)
 		}
 		host = h
 		remotes = append(remotes, p)
 	}
-	client, status := tf.dial(ctx, host, e)
-	if client == nil {
-		return status
+	client, err := tf.dial(ctx, host, e)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = client.Close() }() // best effort
 	opts, bars := tf.options(e)
@@ -187,12 +186,12 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) int {
 		bars.Wait()
 	}
 	if sig := stop(); sig != "" {
-		return interrupted(e, sig)
+		return interrupted(sig)
 	}
 	return transferStatus(e, errs)
 }
 
-func putCommand(ctx context.Context, e env, code *int) *cobra.Command {
+func putCommand(ctx context.Context, e env) *cobra.Command {
 	var tf transferFlags
 	cmd := &cobra.Command{
 		Use:   "put [flags] LOCAL... HOST:REMOTE",
@@ -225,43 +224,41 @@ line each), 2 for a usage error, 255 when the connection failed (with
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			*code = runPut(ctx, &tf, args, e)
-			return nil
+			return result(runPut(ctx, &tf, args, e))
 		},
 	}
 	tf.register(cmd)
 	return cmd
 }
 
-func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
+func runPut(ctx context.Context, tf *transferFlags, args []string, e env) error {
 	if err := tf.fan.check(); err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
+		return fail(exitUsage, "%v", err)
 	}
 	if tf.fan.active() {
 		return runPutFanout(ctx, tf, args, e)
 	}
 	host, remote, ok := splitRemote(args[len(args)-1])
 	if !ok {
-		return fail(e.stderr, exitUsage, "the last argument must be HOST:REMOTE, got %q", args[len(args)-1])
+		return fail(exitUsage, "the last argument must be HOST:REMOTE, got %q", args[len(args)-1])
 	}
 	locals := args[:len(args)-1]
 	for _, l := range locals {
 		if _, _, ok := splitRemote(l); ok {
-			return fail(e.stderr, exitUsage, "%q looks remote; put copies local files (write ./%s for a local name with a colon)", l, l)
+			return fail(exitUsage, "%q looks remote; put copies local files (write ./%s for a local name with a colon)", l, l)
 		}
 	}
-	client, status := tf.dial(ctx, host, e)
-	if client == nil {
-		return status
+	client, err := tf.dial(ctx, host, e)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = client.Close() }() // best effort
 	opts, bars := tf.options(e)
 	ctx, stop := interruptible(ctx, e)
-	var err error
 	if len(locals) == 1 && locals[0] == "-" {
 		// A stream: stdin, however long, into one remote file.
 		if remote == "~" || strings.HasSuffix(remote, "/") {
-			return fail(e.stderr, exitUsage, "put - needs a file name on the remote side, not %q", remote)
+			return fail(exitUsage, "put - needs a file name on the remote side, not %q", remote)
 		}
 		_, err = client.PutStream(ctx, e.stdin, remote, opts)
 	} else {
@@ -271,7 +268,7 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
 		bars.Wait()
 	}
 	if sig := stop(); sig != "" {
-		return interrupted(e, sig)
+		return interrupted(sig)
 	}
 	var errs []error
 	if err != nil {
@@ -280,9 +277,9 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) int {
 	return transferStatus(e, errs)
 }
 
-// transferStatus prints one line per failure and returns the exit status:
-// 255 when the connection was lost, 1 when files failed, 0 otherwise.
-func transferStatus(e env, errs []error) int {
+// transferStatus prints one line per failure and ends rexec with 255
+// when the connection was lost, 1 when files failed, 0 otherwise.
+func transferStatus(e env, errs []error) error {
 	status := 0
 	for _, err := range errs {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -293,7 +290,7 @@ func transferStatus(e env, errs []error) int {
 			status = exitTransport
 		}
 	}
-	return status
+	return exitWith(status)
 }
 
 func isLost(err error) bool { return errors.Is(err, rexec.ErrConnectionLost) }

@@ -56,6 +56,6 @@ func interruptible(ctx context.Context, e env) (context.Context, func() string) 
 
 // interrupted prints what an interrupted transfer left and returns the
 // exit status for the signal.
-func interrupted(e env, sig string) int {
-	return fail(e.stderr, signalStatus(sig), "interrupted by SIG%s: partial copies are kept; the same command resumes them", sig)
+func interrupted(sig string) error {
+	return fail(signalStatus(sig), "interrupted by SIG%s: partial copies are kept; the same command resumes them", sig)
 }

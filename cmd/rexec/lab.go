@@ -15,7 +15,7 @@ import (
 
 // labCommand is `rexec lab`: the sticky-packet lab, run locally over
 // loopback TCP (and UDP), no daemon needed.
-func labCommand(ctx context.Context, e env, code *int) *cobra.Command {
+func labCommand(ctx context.Context, e env) *cobra.Command {
 	var (
 		preset, strategies, color string
 		messages                  int
@@ -59,40 +59,35 @@ lesson, and flags given with it change them. --udp shows UDP's contrast;
 			}
 			col, err := useColor(color, e)
 			if err != nil {
-				*code = fail(e.stderr, exitUsage, "%v", err)
-				return nil
+				return fail(exitUsage, "%v", err)
 			}
 			f := c.Flags()
 			showTCP := !(udp || overflow) || f.Changed("preset") || f.Changed("strategy")
 			if showTCP {
-				if *code = runLab(ctx, e, preset, strategies, messages, k, f.Changed, !noView, col); *code != 0 {
-					return nil
+				if err := runLab(ctx, e, preset, strategies, messages, k, f.Changed, !noView, col); err != nil {
+					return result(err)
 				}
 			}
 			if udp {
 				r, err := lab.UDP(ctx, k.ReadBuffer)
 				if err != nil {
-					*code = fail(e.stderr, 1, "udp: %v", err)
-					return nil
+					return fail(1, "udp: %v", err)
 				}
 				lab.ViewUDP(e.stdout, r, max(k.ReadBuffer, 1024))
 			}
 			if overflow {
 				dir, err := os.MkdirTemp("", "rexec-lab")
 				if err != nil {
-					*code = fail(e.stderr, 1, "%v", err)
-					return nil
+					return fail(1, "%v", err)
 				}
 				defer func() { _ = os.RemoveAll(dir) }() // a sparse file: no space to give back
 				path := filepath.Join(dir, "big.iso")
 				if err := lab.SparseFile(path, 2<<30+1); err != nil {
-					*code = fail(e.stderr, 1, "sparse file: %v", err)
-					return nil
+					return fail(1, "sparse file: %v", err)
 				}
 				fi, err := os.Stat(path)
 				if err != nil {
-					*code = fail(e.stderr, 1, "%v", err)
-					return nil
+					return fail(1, "%v", err)
 				}
 				fmt.Fprintf(e.stdout, "(a sparse file of %d bytes, made with truncate: it takes no disk space)\n", fi.Size())
 				lab.Overflow(e.stdout, fi.Size())
@@ -123,10 +118,10 @@ lesson, and flags given with it change them. --udp shows UDP's contrast;
 
 // runLab runs the TCP part: the preset's runs, with the knobs given on the
 // command line applied over the preset's.
-func runLab(ctx context.Context, e env, name, strategies string, n int, flags lab.Knobs, changed func(string) bool, view, color bool) int {
+func runLab(ctx context.Context, e env, name, strategies string, n int, flags lab.Knobs, changed func(string) bool, view, color bool) error {
 	p, ok := lab.LookupPreset(name)
 	if !ok {
-		return fail(e.stderr, exitUsage, "no preset %q (one of %s)", name, strings.Join(lab.PresetNames(), ", "))
+		return fail(exitUsage, "no preset %q (one of %s)", name, strings.Join(lab.PresetNames(), ", "))
 	}
 	if strategies != "" {
 		var list []lab.Strategy
@@ -136,7 +131,7 @@ func runLab(ctx context.Context, e env, name, strategies string, n int, flags la
 			for _, s := range strings.Split(strategies, ",") {
 				st, err := lab.ParseStrategy(strings.TrimSpace(s))
 				if err != nil {
-					return fail(e.stderr, exitUsage, "%v", err)
+					return fail(exitUsage, "%v", err)
 				}
 				list = append(list, st)
 			}
@@ -148,7 +143,7 @@ func runLab(ctx context.Context, e env, name, strategies string, n int, flags la
 		msgs = lab.Numbered("hello", n)
 	}
 	if flags.ReadBuffer < 0 || flags.Trickle < 0 || n < 0 {
-		return fail(e.stderr, exitUsage, "--buffer, --trickle and --messages cannot be negative")
+		return fail(exitUsage, "--buffer, --trickle and --messages cannot be negative")
 	}
 	adjust := func(k *lab.Knobs) {
 		for _, c := range []struct {
@@ -175,7 +170,7 @@ func runLab(ctx context.Context, e env, name, strategies string, n int, flags la
 	for _, v := range p.Runs(adjust) {
 		r, err := lab.Run(ctx, v.Strategy, msgs, v.Knobs)
 		if err != nil {
-			return fail(e.stderr, 1, "%s: %v", v.Strategy, err)
+			return fail(1, "%s: %v", v.Strategy, err)
 		}
 		r.Label = v.Label
 		if view {
@@ -185,7 +180,7 @@ func runLab(ctx context.Context, e env, name, strategies string, n int, flags la
 	}
 	lab.Table(e.stdout, results)
 	fmt.Fprintln(e.stdout)
-	return 0
+	return nil
 }
 
 func listLab(e env) {

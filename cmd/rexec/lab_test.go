@@ -15,11 +15,11 @@ import (
 func runLabCmd(t *testing.T, args ...string) runResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"lab"}, args...), env{
+	err := run(context.Background(), append([]string{"lab"}, args...), env{
 		stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
 		signals: make(chan os.Signal), getenv: func(string) string { return "" },
 	})
-	return runResult{code, out.String(), errb.String()}
+	return runResult{exitCode(err, &errb), out.String(), errb.String()}
 }
 
 func TestLabCommand(t *testing.T) {

@@ -17,8 +17,9 @@ import (
 func main() {
 	sigs := make(chan os.Signal, 8)
 	notifySignals(sigs)
-	os.Exit(start(context.Background(), os.Args[0], os.Args[1:], env{
+	err := start(context.Background(), os.Args[0], os.Args[1:], env{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		signals: sigs, getenv: os.Getenv, listEnv: os.Environ,
-	}))
+	})
+	os.Exit(exitCode(err, os.Stderr))
 }

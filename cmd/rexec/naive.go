@@ -19,24 +19,24 @@ const naiveAnswerWait = 5 * time.Second
 // the classic lesson writes it: send the command line, recv(N) once, print
 // what came. Commands come from the command line (one) or from stdin, one
 // per line.
-func runNaive(ctx context.Context, opts *options, args []string, e env) int {
+func runNaive(ctx context.Context, opts *options, args []string, e env) error {
 	if opts.recvBuffer < 1 {
-		return fail(e.stderr, exitUsage, "--recv-buffer wants at least 1 byte, got %d", opts.recvBuffer)
+		return fail(exitUsage, "--recv-buffer wants at least 1 byte, got %d", opts.recvBuffer)
 	}
 	d, status, err := opts.newDialer(e)
 	if err != nil {
-		return fail(e.stderr, status, "%v", err)
+		return fail(status, "%v", err)
 	}
 	defer d.close()
 	_, hostport := splitUser(args[0])
 	tgt, err := resolveTarget(hostport, opts.port, d.fc)
 	if err != nil {
-		return fail(e.stderr, exitUsage, "%v", err)
+		return fail(exitUsage, "%v", err)
 	}
 	dl := net.Dialer{Timeout: opts.connectTimeout}
 	c, err := dl.DialContext(ctx, "tcp", tgt.addr)
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	defer func() { _ = c.Close() }() // the lesson is over
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
@@ -75,9 +75,9 @@ func runNaive(ctx context.Context, opts *options, args []string, e env) int {
 	}
 	if len(argv) > 0 {
 		if err := ask(strings.Join(argv, " ")); err != nil {
-			return fail(e.stderr, exitTransport, "%v", err)
+			return fail(exitTransport, "%v", err)
 		}
-		return 0
+		return nil
 	}
 	tty := isTerminal(e.stdin)
 	sc := bufio.NewScanner(e.stdin)
@@ -93,14 +93,14 @@ func runNaive(ctx context.Context, opts *options, args []string, e env) int {
 		case "":
 			continue
 		case "exit", "quit":
-			return 0
+			return nil
 		}
 		if err := ask(line); err != nil {
-			return fail(e.stderr, exitTransport, "%v", err)
+			return fail(exitTransport, "%v", err)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fail(e.stderr, 1, "reading commands: %v", err)
+		return fail(1, "reading commands: %v", err)
 	}
-	return 0
+	return nil
 }

@@ -23,13 +23,6 @@ import (
 	"github.com/execd-project/execd/rexec"
 )
 
-// Exit statuses of rexec itself, apart from the remote command's.
-const (
-	exitUsage     = 2
-	exitNotFound  = 127 // the command could not be started, as a shell reports it
-	exitTransport = 255 // connection, TLS, identity or protocol failure, as ssh
-)
-
 // version is the rexec release.
 const version = "0.1.0"
 
@@ -230,19 +223,18 @@ func traceLabel(host string, many bool) string {
 	return "rexec"
 }
 
-// dial connects to one host as the flags say. On failure it prints one
-// line and returns the exit status.
-func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, int) {
+// dial connects to one host as the flags say.
+func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, error) {
 	d, status, err := cf.newDialer(e)
 	if err != nil {
-		return nil, fail(e.stderr, cf.status(status), "%v", err)
+		return nil, fail(cf.status(status), "%v", err)
 	}
 	defer d.close()
 	c, status, err := d.dial(ctx, host)
 	if err != nil {
-		return nil, fail(e.stderr, cf.status(status), "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+		return nil, fail(cf.status(status), "%s", strings.TrimPrefix(err.Error(), "rexec: "))
 	}
-	return c, 0
+	return c, nil
 }
 
 type options struct {
@@ -261,9 +253,8 @@ type options struct {
 	encoding   string
 }
 
-func run(ctx context.Context, args []string, e env) int {
+func run(ctx context.Context, args []string, e env) error {
 	var opts options
-	code := 0
 	cmd := &cobra.Command{
 		Use:   "rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]\n  rexec -H HOSTS [flags] [--] COMMAND [ARGS...]",
 		Short: "Run a command on an execd daemon",
@@ -313,8 +304,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			code = remote(ctx, &opts, args, e)
-			return nil
+			return result(remote(ctx, &opts, args, e))
 		},
 	}
 	f := cmd.Flags()
@@ -336,17 +326,21 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
 	cmd.CompletionOptions.DisableDefaultCmd = true
-	cmd.AddCommand(getCommand(ctx, e, &code), putCommand(ctx, e, &code), filesCommand(ctx, e, &code), keygenCommand(e, &code), labCommand(ctx, e, &code))
+	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e))
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
 	cmd.SetArgs(fanCommandArgs(args, f))
 	cmd.SetIn(e.stdin)
 	cmd.SetOut(e.stdout)
 	cmd.SetErr(e.stderr)
-	if err := cmd.ExecuteContext(ctx); err != nil {
+	err := cmd.ExecuteContext(ctx)
+	var ee *exitError
+	if err != nil && !errors.As(err, &ee) {
+		// Not a command's result (those are *exitError): cobra's own
+		// complaint about the command line.
 		fmt.Fprintf(e.stderr, "rexec: %v\nRun 'rexec --help' for usage.\n", err)
-		return exitUsage
+		return exitWith(exitUsage)
 	}
-	return code
+	return err
 }
 
 // fanCommandArgs puts "--" before the command of a fan-out (-H or -g
@@ -407,25 +401,19 @@ func plainFlagError(err error) error {
 	return errors.New(msg[:i] + what)
 }
 
-// fail prints one line and returns the status.
-func fail(w io.Writer, status int, format string, args ...any) int {
-	fmt.Fprintf(w, "rexec: %s\n", safe(fmt.Sprintf(format, args...)))
-	return status
-}
-
-func remote(ctx context.Context, opts *options, args []string, e env) int {
+func remote(ctx context.Context, opts *options, args []string, e env) error {
 	if err := opts.fan.check(); err != nil {
-		return fail(e.stderr, opts.usage(), "%v", err)
+		return fail(opts.usage(), "%v", err)
 	}
 	switch opts.framing {
 	case "on":
 	case "off":
 		if opts.fan.active() {
-			return fail(e.stderr, opts.usage(), "--framing=off talks to one host")
+			return fail(opts.usage(), "--framing=off talks to one host")
 		}
 		return runNaive(ctx, opts, args, e)
 	default:
-		return fail(e.stderr, opts.usage(), "--framing wants on or off, got %q", opts.framing)
+		return fail(opts.usage(), "--framing wants on or off, got %q", opts.framing)
 	}
 	if opts.fan.active() {
 		return runFanout(ctx, opts, args, e)
@@ -436,25 +424,25 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 	}
 	for _, kv := range opts.envs {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fail(e.stderr, opts.usage(), "-e wants KEY=VALUE, got %q", kv)
+			return fail(opts.usage(), "-e wants KEY=VALUE, got %q", kv)
 		}
 	}
 	if err := transcode.Check(opts.encoding); err != nil {
-		return fail(e.stderr, opts.usage(), "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
+		return fail(opts.usage(), "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
 	}
 	opts.encoding = strings.ToLower(opts.encoding)
 	stdinFd, stdinTTY := terminalFd(e.stdin)
 	wantPty := !opts.noPty && (opts.forcePty || (len(argv) == 0 && stdinTTY))
 
-	client, status := opts.dial(ctx, args[0], e)
-	if client == nil {
-		return status
+	client, err := opts.dial(ctx, args[0], e)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = client.Close() }() // best effort
 
 	s, err := client.NewSession()
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return err
 	}
 	if !opts.noStdin {
 		s.Stdin = e.stdin
@@ -464,7 +452,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 	for _, kv := range opts.envs {
 		k, v, _ := strings.Cut(kv, "=")
 		if err := s.Setenv(k, v); err != nil {
-			return fail(e.stderr, opts.usage(), "%v", err)
+			return fail(opts.usage(), "%v", err)
 		}
 	}
 	if wantPty {
@@ -479,12 +467,12 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 			}
 		}
 		if err := s.RequestPty(termName, h, w); err != nil {
-			return fail(e.stderr, opts.usage(), "%v", err)
+			return fail(opts.usage(), "%v", err)
 		}
 		if stdinTTY {
 			old, err := term.MakeRaw(stdinFd)
 			if err != nil {
-				return fail(e.stderr, exitTransport, "raw terminal: %v", err)
+				return fail(exitTransport, "raw terminal: %v", err)
 			}
 			defer func() { _ = term.Restore(stdinFd, old) }() // every return path restores it
 		}
@@ -499,15 +487,15 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 		err = s.Start(ctx, argv...)
 	}
 	if err != nil {
-		var em *frame.ErrorMsg
+		var em *rexec.RemoteError
 		if errors.As(err, &em) && em.Code == frame.CodeExecFailed {
 			hint := ""
 			if len(argv) == 1 && !opts.shell && strings.ContainsAny(argv[0], " |;&<>$*") {
 				hint = " (to run a command line through the remote shell, use -s)"
 			}
-			return fail(e.stderr, exitNotFound, "%s%s", em.Message, hint)
+			return fail(exitNotFound, "%s%s", em.Message, hint)
 		}
-		return fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+		return err
 	}
 
 	done := make(chan struct{})
@@ -518,7 +506,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) int {
 	select {
 	case err = <-waited:
 	case <-gaveUp:
-		return fail(e.stderr, exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
+		return fail(exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
 	}
 	close(done)
 	if x := s.Exit(); opts.verbose && x != nil {
@@ -559,24 +547,22 @@ func forwardSignals(s *rexec.Session, e env, pty bool, fd int, tty bool, done <-
 	}
 }
 
-// exitStatus maps Wait's result to rexec's exit status.
-func exitStatus(err error, stderr io.Writer) int {
+// exitStatus is Wait's result as rexec's: the remote status (with a
+// line when the daemon said why, or when it does not fit a byte), or the
+// failure of the connection.
+func exitStatus(err error, stderr io.Writer) error {
 	var ee *rexec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		if ee.TimedOut || ee.Message != "" {
-			fmt.Fprintf(stderr, "rexec: %s\n", safe(ee.Error()))
-		}
-		st := ee.ExitStatus()
-		if st > 255 {
-			fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, shellStatus(st))
-		}
-		return shellStatus(st)
-	default:
-		return fail(stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+	if !errors.As(err, &ee) {
+		return err
 	}
+	if ee.TimedOut || ee.Message != "" {
+		fmt.Fprintf(stderr, "rexec: %s\n", safe(ee.Error()))
+	}
+	st := ee.ExitStatus()
+	if st > 255 {
+		fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, shellStatus(st))
+	}
+	return exitWith(shellStatus(st))
 }
 
 // shellStatus fits a remote exit status into the byte a local exit status

@@ -20,7 +20,7 @@ import (
 	"github.com/execd-project/execd/rexec"
 )
 
-func filesCommand(ctx context.Context, e env, code *int) *cobra.Command {
+func filesCommand(ctx context.Context, e env) *cobra.Command {
 	var cf connFlags
 	cmd := &cobra.Command{
 		Use:     "files [flags] HOST",
@@ -42,8 +42,7 @@ exit status is then 1 if any of them failed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			*code = runFiles(ctx, &cf, args[0], e)
-			return nil
+			return result(runFiles(ctx, &cf, args[0], e))
 		},
 	}
 	cf.register(cmd.Flags())
@@ -106,7 +105,7 @@ func (sh *fileShell) watchSignals(done <-chan struct{}, exit func(int)) {
 			// Idle, waiting for the next line: end the session now.
 			sh.restore()
 			_ = sh.client.Close() // best effort
-			exit(fail(sh.e.stderr, signalStatus(name), "ended by SIG%s", name))
+			exit(exitCode(fail(signalStatus(name), "ended by SIG%s", name), sh.e.stderr))
 			return
 		}
 	}
@@ -128,15 +127,15 @@ func (sh *fileShell) running(f func()) string {
 	return sig
 }
 
-func runFiles(ctx context.Context, cf *connFlags, host string, e env) int {
-	client, status := cf.dial(ctx, host, e)
-	if client == nil {
-		return status
+func runFiles(ctx context.Context, cf *connFlags, host string, e env) error {
+	client, err := cf.dial(ctx, host, e)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = client.Close() }() // best effort
 	fsx, err := client.OpenFS(ctx, "")
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%s", strings.TrimPrefix(err.Error(), "rexec: "))
+		return err
 	}
 	defer fsx.Close()
 	lcwd, err := os.Getwd()
@@ -155,7 +154,7 @@ func runFiles(ctx context.Context, cf *connFlags, host string, e env) int {
 	return sh.interactive(fd, host)
 }
 
-func (sh *fileShell) batch(in io.Reader) int {
+func (sh *fileShell) batch(in io.Reader) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -164,18 +163,18 @@ func (sh *fileShell) batch(in io.Reader) int {
 		}
 	}
 	if sh.quit != "" {
-		return signalStatus(sh.quit)
+		return exitWith(signalStatus(sh.quit))
 	}
 	if sh.failed {
-		return 1
+		return exitWith(1)
 	}
-	return 0
+	return nil
 }
 
-func (sh *fileShell) interactive(fd int, host string) int {
+func (sh *fileShell) interactive(fd int, host string) error {
 	old, err := term.MakeRaw(fd)
 	if err != nil {
-		return fail(sh.e.stderr, exitTransport, "raw terminal: %v", err)
+		return fail(exitTransport, "raw terminal: %v", err)
 	}
 	defer func() { _ = term.Restore(fd, old) }() // every return path restores it
 	sh.restore = func() { _ = term.Restore(fd, old) }
@@ -204,19 +203,19 @@ func (sh *fileShell) interactive(fd int, host string) int {
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				fmt.Fprintln(t)
-				return 0
+				return nil
 			}
-			return fail(sh.e.stderr, exitTransport, "terminal: %v", err)
+			return fail(exitTransport, "terminal: %v", err)
 		}
 		if quit := sh.exec(line); quit {
 			if sh.quit != "" {
-				return signalStatus(sh.quit)
+				return exitWith(signalStatus(sh.quit))
 			}
-			return 0
+			return nil
 		}
 		if _, err := sh.client.Ping(sh.ctx); err != nil {
 			_ = term.Restore(fd, old)
-			return fail(sh.e.stderr, exitTransport, "connection lost: %v", err)
+			return fail(exitTransport, "connection lost: %v", err)
 		}
 	}
 }

@@ -409,14 +409,14 @@ func sshEnvs(st *sshSettings, environ []string) ([]string, error) {
 
 // runSSH runs rexec in the ssh-compatible mode. Its exit status is the
 // remote command's, or 255 for any failure of its own, as ssh's.
-func runSSH(ctx context.Context, args []string, e env) int {
+func runSSH(ctx context.Context, args []string, e env) error {
 	c, err := parseSSH(args)
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	if c.version {
 		fmt.Fprintf(e.stderr, "rexec %s, in the manner of OpenSSH's ssh (execd protocol)\n", version)
-		return 0
+		return nil
 	}
 	st := &sshSettings{first: map[string]string{}, lists: map[string][]string{}}
 	for _, o := range c.opts {
@@ -424,12 +424,12 @@ func runSSH(ctx context.Context, args []string, e env) int {
 	}
 	if c.config != "" && c.config != "none" {
 		if err := readSSHConfig(expandTilde(c.config, e.getenv), c.host, st.add); err != nil {
-			return fail(e.stderr, exitTransport, "%v", err)
+			return fail(exitTransport, "%v", err)
 		}
 	}
 	opts, err := sshOptions(c, st, e)
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	host := c.host
 	if hn := st.get("hostname"); hn != "" {
@@ -439,7 +439,7 @@ func runSSH(ctx context.Context, args []string, e env) int {
 		return printSSHConfig(c, st, opts, host, e)
 	}
 	if err := sshRefusals(c, st); err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	argv := []string{host}
 	if len(c.command) > 0 {
@@ -595,23 +595,23 @@ func sshRefusals(c *sshCall, st *sshSettings) error {
 // printSSHConfig is -G: the resolved settings in ssh's format, lower-case
 // keys, one per line; git runs it to learn that this ssh takes -p and
 // SendEnv.
-func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e env) int {
+func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e env) error {
 	d, status, err := opts.newDialer(e)
 	if err != nil {
-		return fail(e.stderr, opts.status(status), "%v", err)
+		return fail(opts.status(status), "%v", err)
 	}
 	defer d.close()
 	tgt, err := resolveTarget(host, opts.port, d.fc)
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	user, err := opts.loginUser("", tgt.user, e)
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	hostname, port, err := net.SplitHostPort(tgt.addr)
 	if err != nil {
-		return fail(e.stderr, exitTransport, "%v", err)
+		return fail(exitTransport, "%v", err)
 	}
 	var b strings.Builder
 	line := func(k string, v any) { fmt.Fprintf(&b, "%s %v\n", k, v) }
@@ -659,7 +659,7 @@ func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e e
 		line("setenv", v)
 	}
 	_, _ = io.WriteString(e.stdout, b.String())
-	return 0
+	return nil
 }
 
 func yesNo(b bool) string {
@@ -681,7 +681,7 @@ func expandTilde(p string, getenv func(string) string) string {
 
 // start runs rexec: in the ssh-compatible mode when sshInvocation says
 // so, else with rexec's own command line.
-func start(ctx context.Context, argv0 string, args []string, e env) int {
+func start(ctx context.Context, argv0 string, args []string, e env) error {
 	if sshArgs, ok := sshInvocation(argv0, args, e.getenv); ok {
 		return runSSH(ctx, sshArgs, e)
 	}
