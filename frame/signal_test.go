@@ -26,4 +26,3 @@ func TestSignals(t *testing.T) {
 		})
 	}
 }
-
