@@ -29,12 +29,12 @@ func runNaive(ctx context.Context, opts *options, args []string, e env) error {
 	}
 	defer d.close()
 	_, hostport := splitUser(args[0])
-	tgt, err := resolveTarget(hostport, opts.port, d.fc)
+	tgt, err := d.fc.Resolve(hostport, opts.port)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	dl := net.Dialer{Timeout: opts.connectTimeout}
-	c, err := dl.DialContext(ctx, "tcp", tgt.addr)
+	c, err := dl.DialContext(ctx, "tcp", tgt.Addr)
 	if err != nil {
 		return fail(exitTransport, "%v", err)
 	}

@@ -18,8 +18,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/inventory"
 	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
+	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -108,7 +110,7 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 type dialer struct {
 	cf     *connFlags
 	e      env
-	fc     *fileConfig
+	fc     *inventory.Config
 	kh     *rexec.KnownHosts
 	shared *sharedPassword   // a fan-out asks for a password once, for all hosts
 	pinned func(addr string) // a fan-out notes new hosts to name them in one line
@@ -131,7 +133,7 @@ func (d *dialer) close() {
 // newDialer reads the config file. On failure it returns the exit status
 // and the error.
 func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
-	cdir, err := configDir(e.getenv)
+	cdir, err := userkey.ConfigDir(e.getenv)
 	if err != nil {
 		return nil, exitTransport, err
 	}
@@ -139,7 +141,7 @@ func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 	if cfgPath == "" {
 		cfgPath = filepath.Join(cdir, "config.toml")
 	}
-	fc, err := loadConfig(cfgPath, cf.configPath != "")
+	fc, err := inventory.Load(cfgPath, cf.configPath != "")
 	if err != nil {
 		return nil, exitUsage, err
 	}
@@ -178,20 +180,20 @@ func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, error) {
 	cf := d.cf
 	targetUser, host := splitUser(host)
-	tgt, err := resolveTarget(host, cf.port, d.fc)
+	tgt, err := d.fc.Resolve(host, cf.port)
 	if err != nil {
 		return nil, exitUsage, err
 	}
-	login, err := cf.loginUser(targetUser, tgt.user, d.e)
+	login, err := cf.loginUser(targetUser, tgt.User, d.e)
 	if err != nil {
 		return nil, exitUsage, err
 	}
-	auth, err := d.authMethods(login, tgt.addr)
+	auth, err := d.authMethods(login, tgt.Addr)
 	if err != nil {
 		return nil, exitUsage, err
 	}
 	cfg := &rexec.Config{
-		Plaintext:       cf.plaintext || tgt.plaintext,
+		Plaintext:       cf.plaintext || tgt.Plaintext,
 		HostKeyCallback: d.kh.Check,
 		HostKeyPin:      d.kh.Pin,
 		Timeout:         cf.connectTimeout,
@@ -205,9 +207,9 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 	}
 	if cf.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
-		cfg.Logger.Debug("connecting", "addr", tgt.addr, "tls", !cfg.Plaintext)
+		cfg.Logger.Debug("connecting", "addr", tgt.Addr, "tls", !cfg.Plaintext)
 	}
-	client, err := rexec.Dial(ctx, tgt.addr, cfg)
+	client, err := rexec.Dial(ctx, tgt.Addr, cfg)
 	if err != nil {
 		return nil, exitTransport, err
 	}

@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/internal/userkey"
 )
 
 // The ssh-compatible mode: rexec called as "ssh" (a link), as "rexec
@@ -601,15 +604,15 @@ func printSSHConfig(c *sshCall, st *sshSettings, opts *options, host string, e e
 		return fail(opts.status(status), "%v", err)
 	}
 	defer d.close()
-	tgt, err := resolveTarget(host, opts.port, d.fc)
+	tgt, err := d.fc.Resolve(host, opts.port)
 	if err != nil {
 		return fail(exitTransport, "%v", err)
 	}
-	user, err := opts.loginUser("", tgt.user, e)
+	user, err := opts.loginUser("", tgt.User, e)
 	if err != nil {
 		return fail(exitTransport, "%v", err)
 	}
-	hostname, port, err := net.SplitHostPort(tgt.addr)
+	hostname, port, err := net.SplitHostPort(tgt.Addr)
 	if err != nil {
 		return fail(exitTransport, "%v", err)
 	}
@@ -704,11 +707,11 @@ func sshInvocation(argv0 string, args []string, getenv func(string) string) ([]s
 	if err != nil || c.host == "" {
 		return args, false
 	}
-	cdir, err := configDir(getenv)
+	cdir, err := userkey.ConfigDir(getenv)
 	if err != nil {
 		return args, false
 	}
-	fc, err := loadConfig(filepath.Join(cdir, "config.toml"), false)
+	fc, err := inventory.Load(filepath.Join(cdir, "config.toml"), false)
 	if err != nil {
 		return args, false
 	}
