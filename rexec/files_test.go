@@ -99,7 +99,7 @@ func TestRoundTripSizes(t *testing.T) {
 
 // startPlainFiles serves a fresh directory in plaintext (so that a proxy
 // can see frames) behind a proxy.
-func startProxied(t *testing.T, plaintext bool) (*execdtest.Proxy, string, func() *rexec.Client) {
+func startProxied(t *testing.T, plaintext bool) (*execdtest.Proxy, string, func() *rexec.Client, *execd.Server) {
 	t.Helper()
 	served := t.TempDir()
 	d := execdtest.Start(t, &execd.Server{Dir: served, KillGrace: 500 * time.Millisecond}, plaintext)
@@ -109,7 +109,7 @@ func startProxied(t *testing.T, plaintext bool) (*execdtest.Proxy, string, func(
 		proxied.Addr = p.Addr
 		return dial(t, &proxied)
 	}
-	return p, served, connect
+	return p, served, connect, d.Server
 }
 
 func partSize(t *testing.T, dir, name string) int64 {
@@ -130,7 +130,7 @@ func TestResumeAfterCut(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, dir := range []string{"get", "put"} {
 		t.Run(dir, func(t *testing.T) {
-			p, served, connect := startProxied(t, false)
+			p, served, connect, srv := startProxied(t, false)
 			local := t.TempDir()
 			src := filepath.Join(local, "src.bin")
 			require.NoError(t, os.WriteFile(filepath.Join(served, "src.bin"), data, 0o644))
@@ -158,13 +158,12 @@ func TestResumeAfterCut(t *testing.T) {
 				_ = c.Close()
 				_, statErr := os.Stat(dest)
 				assert.True(t, os.IsNotExist(statErr), "nothing under the real name before the copy is complete")
-				// The daemon's side lets go of a put's partial copy once it sees the cut.
-				require.Eventually(t, func() bool {
-					n := partSize(t, destDir, name)
-					return n >= kept && n > 0
-				}, 5*time.Second, 10*time.Millisecond)
-				time.Sleep(50 * time.Millisecond)
+				// The daemon lets go of a put's partial copy once it sees the
+				// cut: its connection is gone when every channel of it has
+				// ended, the put's last write and close included.
+				require.Eventually(t, func() bool { return srv.NumConns() == 0 }, 10*time.Second, 5*time.Millisecond)
 				kept = partSize(t, destDir, name)
+				require.Positive(t, kept, "cut %d kept nothing", cut)
 			}
 			before := p.ToClient.Load() + p.ToServer.Load()
 			st, err := copyOnce(connect())
@@ -195,7 +194,7 @@ func TestCorruptChunkDetected(t *testing.T) {
 		dir := tc.dir
 		opts := &rexec.TransferOptions{Hash: tc.hash}
 		t.Run(dir+"/"+tc.hash, func(t *testing.T) {
-			p, served, connect := startProxied(t, true)
+			p, served, connect, _ := startProxied(t, true)
 			local := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(served, "src.bin"), data, 0o644))
 			src := filepath.Join(local, "src.bin")
