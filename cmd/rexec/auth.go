@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
@@ -133,7 +134,7 @@ func (d *dialer) loadKeys() ([]crypto.Signer, error) {
 			// ssh's own key of another type, or an -i that ssh would
 			// only warn about: say so and go on
 			if !cf.quiet {
-				fmt.Fprintf(e.stderr, "rexec: warning: %s\n", safe(err.Error()))
+				fmt.Fprintf(e.stderr, "rexec: warning: %s\n", termsafe.String(err.Error()))
 			}
 		default:
 			return nil, err
@@ -205,7 +206,7 @@ func (d *dialer) agent() *userkey.Agent {
 	ag, err := userkey.DialAgent(sock, 5*time.Second)
 	if err != nil {
 		if d.cf.verbose {
-			fmt.Fprintf(d.e.stderr, "rexec: %s (going on without it)\n", safe(err.Error()))
+			fmt.Fprintf(d.e.stderr, "rexec: %s (going on without it)\n", termsafe.String(err.Error()))
 		}
 		return nil
 	}

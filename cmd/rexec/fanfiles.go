@@ -14,6 +14,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -150,7 +151,7 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 		}
 		var b strings.Builder
 		for _, line := range strings.Split(msg, "\n") {
-			fmt.Fprintf(&b, "%s: rexec: %s\n", r.Host, safe(strings.TrimPrefix(line, "rexec: ")))
+			fmt.Fprintf(&b, "%s: rexec: %s\n", r.Host, termsafe.String(strings.TrimPrefix(line, "rexec: ")))
 		}
 		errOut.write([]byte(b.String()))
 	})

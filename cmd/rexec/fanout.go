@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -352,7 +353,7 @@ func printSummary(w io.Writer, results []rexec.HostResult) {
 			fmt.Fprintf(w, "rexec: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts))
 			continue
 		}
-		fmt.Fprintf(w, "rexec: %s: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts), safe(f.reason))
+		fmt.Fprintf(w, "rexec: %s: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts), termsafe.String(f.reason))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/execd-project/execd/internal/hostlist"
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -115,7 +116,7 @@ func (p *fanPrinter) done(r rexec.HostResult) {
 	case o.state == stateOK, o.state == stateInterrupted:
 	case !(o.state == stateFailed && o.signal == "" && !o.timedOut):
 		// a plain non-zero exit speaks for itself in the summary
-		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, safe(o.message()))))
+		p.errOut.write([]byte(fmt.Sprintf("%s: rexec: %s\n", r.Host, termsafe.String(o.message()))))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -283,7 +284,7 @@ func transferStatus(e env, errs []error) error {
 	status := 0
 	for _, err := range errs {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(e.stderr, "rexec: %s\n", safe(strings.TrimPrefix(line, "rexec: ")))
+			fmt.Fprintf(e.stderr, "rexec: %s\n", termsafe.String(strings.TrimPrefix(line, "rexec: ")))
 		}
 		status = max(status, 1)
 		if isLost(err) {

@@ -9,6 +9,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -32,7 +33,7 @@ func newProgress(w io.Writer) *progress {
 // File implements rexec.Observer.
 func (p *progress) File(name string, size, resumed uint64) rexec.FileTracker {
 	bar := p.p.AddBar(int64(size),
-		mpb.PrependDecorators(decor.Name(shorten(safe(name), 32), decor.WCSyncSpaceR)),
+		mpb.PrependDecorators(decor.Name(shorten(termsafe.String(name), 32), decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(
 			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
 			decor.OnComplete(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace), ""),

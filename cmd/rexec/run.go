@@ -19,6 +19,7 @@ import (
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
 	"github.com/execd-project/execd/internal/userkey"
@@ -558,7 +559,7 @@ func exitStatus(err error, stderr io.Writer) error {
 		return err
 	}
 	if ee.TimedOut || ee.Message != "" {
-		fmt.Fprintf(stderr, "rexec: %s\n", safe(ee.Error()))
+		fmt.Fprintf(stderr, "rexec: %s\n", termsafe.String(ee.Error()))
 	}
 	st := ee.ExitStatus()
 	if st > 255 {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/internal/units"
 	"github.com/execd-project/execd/rexec"
 )
@@ -196,9 +197,9 @@ func (sh *fileShell) interactive(fd int, host string) error {
 		}()
 		f()
 	}
-	fmt.Fprintf(t, "Connected to %s (%s). Type help for commands.\n", host, safe(sh.client.ServerSoftware()))
+	fmt.Fprintf(t, "Connected to %s (%s). Type help for commands.\n", host, termsafe.String(sh.client.ServerSoftware()))
 	for {
-		t.SetPrompt(fmt.Sprintf("%s:%s> ", host, safe(sh.fsx.Getwd())))
+		t.SetPrompt(fmt.Sprintf("%s:%s> ", host, termsafe.String(sh.fsx.Getwd())))
 		line, err := t.ReadLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -265,7 +266,7 @@ func (sh *fileShell) report(err error) {
 	}
 	sh.failed = true
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(sh.out, "error: %s\n", safe(strings.TrimPrefix(line, "rexec: ")))
+		fmt.Fprintf(sh.out, "error: %s\n", termsafe.String(strings.TrimPrefix(line, "rexec: ")))
 	}
 }
 
@@ -346,7 +347,7 @@ func flags(args []string, allowed string) (map[rune]bool, []string, error) {
 }
 
 func (sh *fileShell) pwd([]string) error {
-	fmt.Fprintln(sh.out, safe(sh.fsx.Getwd()))
+	fmt.Fprintln(sh.out, termsafe.String(sh.fsx.Getwd()))
 	return nil
 }
 
@@ -424,14 +425,14 @@ func lsTime(t time.Time) string {
 
 func lsName(fi *rexec.FileInfo) string {
 	name := fi.Name
-	if strings.ContainsAny(name, " '\"\\") || needsEscape(name) {
-		name = `"` + strings.ReplaceAll(safe(strings.ReplaceAll(name, `\`, `\\`)), `"`, `\"`) + `"`
+	if strings.ContainsAny(name, " '\"\\") || termsafe.NeedsEscape(name) {
+		name = `"` + strings.ReplaceAll(termsafe.String(strings.ReplaceAll(name, `\`, `\\`)), `"`, `\"`) + `"`
 	}
 	switch fi.Type {
 	case "dir":
 		return name + "/"
 	case "symlink":
-		return name + " -> " + safe(fi.Target)
+		return name + " -> " + termsafe.String(fi.Target)
 	}
 	return name
 }
@@ -571,7 +572,7 @@ func (sh *fileShell) sum(args []string) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(sh.out, "%s  %s\n", safe(sum), safe(a))
+		fmt.Fprintf(sh.out, "%s  %s\n", termsafe.String(sum), termsafe.String(a))
 	}
 	return errors.Join(errs...)
 }

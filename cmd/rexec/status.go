@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/execd-project/execd/internal/termsafe"
 )
 
 // Exit statuses of rexec itself, apart from the remote command's.
@@ -67,7 +69,7 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	ee := asExit(err)
 	if ee.msg != "" {
-		fmt.Fprintf(stderr, "rexec: %s\n", safe(ee.msg))
+		fmt.Fprintf(stderr, "rexec: %s\n", termsafe.String(ee.msg))
 	}
 	return ee.status
 }

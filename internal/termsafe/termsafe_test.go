@@ -1,12 +1,14 @@
-package main
+package termsafe_test
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/execd-project/execd/internal/termsafe"
 )
 
-func TestSafe(t *testing.T) {
+func TestString(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"plain name.txt", "plain name.txt"},
 		{"数据 2024.csv", "数据 2024.csv"},
@@ -19,6 +21,6 @@ func TestSafe(t *testing.T) {
 		{"del\x7f", `del\177`},
 		{`C:\Users\a`, `C:\Users\a`},
 	} {
-		assert.Equal(t, tc.want, safe(tc.in), "%q", tc.in)
+		assert.Equal(t, tc.want, termsafe.String(tc.in), "%q", tc.in)
 	}
 }

@@ -1,4 +1,6 @@
-package main
+// Package termsafe makes text that came from a peer harmless to print on
+// a terminal.
+package termsafe
 
 import (
 	"fmt"
@@ -6,15 +8,15 @@ import (
 	"unicode/utf8"
 )
 
-// safe makes text that came from a daemon (file names, link targets,
+// String makes text that came from a daemon (file names, link targets,
 // error messages, the software it announces) harmless to print on a
 // terminal: control characters, C1 controls, bidirectional overrides and
 // bytes that are not UTF-8 are written as escapes (\033, \n, \u202e,
 // \xff), as ls -b does, so that a hostile daemon cannot retitle the
 // window, clear the screen or disguise a name. Printable text, Chinese
 // included, is unchanged.
-func safe(s string) string {
-	if !needsEscape(s) {
+func String(s string) string {
+	if !NeedsEscape(s) {
 		return s
 	}
 	var b strings.Builder
@@ -41,7 +43,8 @@ func safe(s string) string {
 	return b.String()
 }
 
-func needsEscape(s string) bool {
+// NeedsEscape reports whether String would change s.
+func NeedsEscape(s string) bool {
 	if !utf8.ValidString(s) {
 		return true
 	}
