@@ -51,5 +51,28 @@ func (e *ExitError) ExitStatus() int {
 	return e.Status
 }
 
+// Exit statuses a client reports, as shells and ssh do, for outcomes
+// that are not a remote command's own status.
+const (
+	// StatusNotFound: the command could not be started (a shell's 127).
+	StatusNotFound = 127
+	// StatusConnection: the connection, TLS, the daemon's identity or
+	// the protocol failed (ssh's 255).
+	StatusConnection = 255
+)
+
+// ShellStatus fits a remote exit status into the byte a local exit status
+// holds: a Windows code over 255 keeps its low byte, or 1 when that is 0,
+// so that a failure never reads as success.
+func ShellStatus(st int) int {
+	if st <= 255 {
+		return st
+	}
+	if low := st & 0xff; low != 0 {
+		return low
+	}
+	return 1
+}
+
 // SignalNumber returns the Linux number of a signal name, or 0 if unknown.
 func SignalNumber(s Signal) int { return frame.SignalNumber(string(s)) }

@@ -14,16 +14,9 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/internal/fanout"
 	"github.com/execd-project/execd/rexec"
 )
-
-// transferError is a get or put that reached its host but left files
-// undone; isLost tells a cut connection from files that failed.
-type transferError struct{ err error }
-
-func (t *transferError) Error() string { return t.err.Error() }
-func (t *transferError) Unwrap() error { return t.err }
 
 // fanRemote parses a remote path under -H: ":PATH", or "HOST:PATH" with
 // the word HOST standing for each host. An empty PATH is the home.
@@ -126,14 +119,14 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 	if opts.Observer != nil {
 		bar = newFanProgress(e, len(f.hosts))
 	}
-	errOut := &lockedWriter{w: e.stderr}
+	var errMu sync.Mutex // whole lines: hosts' messages never mix
 	job := func(ctx context.Context, host string, c *rexec.Client) error {
 		o := *opts
 		if bar != nil {
 			o.Observer = bar
 		}
 		if err := do(ctx, host, c, &o); err != nil {
-			return &transferError{err}
+			return &fanout.TransferError{Err: err}
 		}
 		return nil
 	}
@@ -144,16 +137,9 @@ func fanTransfer(ctx context.Context, tf *transferFlags, e env, do func(ctx cont
 		if r.Err == nil {
 			return
 		}
-		msg := r.Err.Error()
-		var he *rexec.HostError
-		if errors.As(r.Err, &he) {
-			msg = he.Err.Error() // without the host, which the prefix gives
-		}
-		var b strings.Builder
-		for _, line := range strings.Split(msg, "\n") {
-			fmt.Fprintf(&b, "%s: rexec: %s\n", r.Host, termsafe.String(strings.TrimPrefix(line, "rexec: ")))
-		}
-		errOut.write([]byte(b.String()))
+		errMu.Lock()
+		defer errMu.Unlock()
+		_, _ = e.stderr.Write(fanout.FailureLines(r)) // a closed stderr must not stop the other hosts
 	})
 	if bar != nil {
 		bar.wait()

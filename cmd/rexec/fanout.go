@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/internal/fanout"
+	"github.com/execd-project/execd/internal/hostlist"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -23,115 +21,6 @@ type fanOptions struct {
 	json      bool
 	color     string
 	noSummary bool
-}
-
-// Per-host states, as the summary and --json name them.
-const (
-	stateOK          = "ok"
-	stateFailed      = "failed"      // the command ran and exited non-zero or was killed
-	stateTimedOut    = "timeout"     // a time limit ended it (shown as "timed out")
-	stateUnreachable = "unreachable" // no connection
-	stateRefused     = "refused"     // the login or the daemon's identity was refused
-	stateInterrupted = "interrupted" // Ctrl-C (or TERM, HUP) ended it
-	stateError       = "error"       // the connection failed after it was made
-)
-
-// outcome is what one host's result means to the user.
-type outcome struct {
-	state    string
-	status   int  // the host's share of rexec's exit status
-	exit     *int // remote exit code, when one arrived
-	signal   string
-	timedOut bool
-	reason   string // one line, empty when ok, the same for hosts failing alike
-	detail   string // the whole story for this host, one line per failure
-}
-
-func classify(r rexec.HostResult) outcome {
-	var ee *rexec.ExitError
-	var em *frame.ErrorMsg
-	var he *rexec.HostError
-	var te *transferError
-	switch {
-	case r.Err == nil:
-		zero := 0
-		return outcome{state: stateOK, exit: &zero}
-	case errors.Is(r.Err, context.Canceled):
-		return outcome{state: stateInterrupted, status: exitTransport, reason: "interrupted"}
-	case errors.As(r.Err, &ee):
-		o := outcome{state: stateFailed, status: shellStatus(ee.ExitStatus()), signal: string(ee.Signal), timedOut: ee.TimedOut}
-		if ee.Signal == "" {
-			o.exit = &ee.Status
-			o.reason = fmt.Sprintf("exit %d", ee.Status)
-		} else {
-			o.reason = "killed by SIG" + string(ee.Signal)
-		}
-		if ee.TimedOut {
-			o.state = stateTimedOut
-			o.reason = "time limit reached, " + o.reason
-		}
-		return o
-	case errors.As(r.Err, &em) && em.Code == frame.CodeExecFailed:
-		return outcome{state: stateFailed, status: exitNotFound, reason: em.Message}
-	case errors.As(r.Err, &te):
-		first, _, _ := strings.Cut(te.Error(), "\n")
-		o := outcome{state: stateFailed, status: 1, reason: strings.TrimPrefix(first, "rexec: ")}
-		if isLost(te) {
-			o.state, o.status = stateError, exitTransport
-		}
-		if n := strings.Count(te.Error(), "\n"); n > 0 {
-			o.reason += fmt.Sprintf(" (and %d more)", n)
-		}
-		return o
-	case errors.As(r.Err, &he):
-		o := outcome{state: stateError, status: exitTransport, reason: shortReason(he.Err), detail: oneLine(he.Err)}
-		var ae *rexec.AuthError
-		var ke *rexec.HostKeyError
-		switch {
-		case he.Stage != rexec.StageConnect:
-		case errors.As(he.Err, &ae), errors.As(he.Err, &ke), errors.Is(he.Err, rexec.ErrNoAuth):
-			o.state = stateRefused
-		default:
-			o.state = stateUnreachable
-		}
-		if errors.Is(he.Err, rexec.ErrHostTimeout) {
-			o.state = stateTimedOut
-		}
-		return o
-	default:
-		return outcome{state: stateError, status: exitTransport, reason: shortReason(r.Err), detail: oneLine(r.Err)}
-	}
-}
-
-// oneLine is an error's message without rexec's prefix, lines joined.
-func oneLine(err error) string {
-	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "rexec: "), "\n", "; ")
-}
-
-// message is what to print for a failed host: the detail when there is one.
-func (o outcome) message() string {
-	if o.detail != "" {
-		return o.detail
-	}
-	return o.reason
-}
-
-// shortReason is an error as one line without the host's address, so that
-// hosts failing alike are listed together.
-func shortReason(err error) string {
-	var se *os.SyscallError
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "interrupted"
-	case errors.Is(err, rexec.ErrHostTimeout):
-		return "host time limit reached"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "no answer within the time limit"
-	case errors.As(err, &se):
-		return se.Err.Error() // "connection refused", not the dial's whole story
-	}
-	return oneLine(err)
 }
 
 // runFanout runs argv on every host of the inventory.
@@ -173,7 +62,7 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) error {
 		defer stdin.Close()
 	}
 
-	pr := newFanPrinter(e, f.hosts, &opts.fan, color)
+	pr := fanout.NewPrinter(e.stdout, e.stderr, f.hosts, fanout.Mode{Group: opts.fan.group, JSON: opts.fan.json}, color)
 	var hostLimit time.Duration
 	if opts.timeout > 0 {
 		// The daemon ends the command at --timeout; this bounds a host
@@ -185,7 +74,7 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) error {
 		if err != nil {
 			return err
 		}
-		s.Stdout, s.Stderr = pr.writers(host)
+		s.Stdout, s.Stderr = pr.Writers(host)
 		if stdin != nil {
 			s.Stdin = stdin.reader()
 		}
@@ -206,8 +95,8 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) error {
 		}
 		return s.Wait()
 	}
-	results := f.run(ctx, hostLimit, job, pr.done)
-	pr.finish(results)
+	results := f.run(ctx, hostLimit, job, pr.Done)
+	pr.Finish(results)
 	return f.end(results, !opts.fan.noSummary)
 }
 
@@ -265,11 +154,15 @@ func (f *fan) run(ctx context.Context, hostLimit time.Duration, job func(ctx con
 // end names the newly pinned hosts, prints the summary and returns the
 // exit status: 128+N after signal N, else the worst of all hosts.
 func (f *fan) end(results []rexec.HostResult, summary bool) error {
-	if len(f.pinned) > 0 {
-		fmt.Fprintf(f.e.stderr, "rexec: pinned %d new %s in %s: %s\n", len(f.pinned), plural(len(f.pinned), "host"), f.d.kh.Path, compressHosts(f.pinned))
+	if n := len(f.pinned); n > 0 {
+		hosts := "hosts"
+		if n == 1 {
+			hosts = "host"
+		}
+		fmt.Fprintf(f.e.stderr, "rexec: pinned %d new %s in %s: %s\n", n, hosts, f.d.kh.Path, hostlist.Compress(f.pinned))
 	}
 	if summary {
-		printSummary(f.e.stderr, results)
+		fanout.Summary(f.e.stderr, results)
 	}
 	f.mu.Lock()
 	sig := f.signal
@@ -277,11 +170,7 @@ func (f *fan) end(results []rexec.HostResult, summary bool) error {
 	if sig != "" {
 		return exitWith(signalStatus(sig))
 	}
-	worst := 0
-	for _, r := range results {
-		worst = max(worst, classify(r).status)
-	}
-	return exitWith(worst)
+	return exitWith(fanout.Worst(results))
 }
 
 // spool holds stdin for every host.
@@ -311,63 +200,16 @@ func (s *spool) Close() {
 	_ = os.Remove(s.f.Name()) // on systems that kept it open
 }
 
-// printSummary writes the closing lines: counts by state, the slowest
-// host, and each kind of failure with its hosts.
-func printSummary(w io.Writer, results []rexec.HostResult) {
-	counts := map[string]int{}
-	type failure struct {
-		state, reason string
-		hosts         []string
+// useColor decides whether prefixes are coloured: --color=auto colours on a
+// terminal unless NO_COLOR is set or TERM is dumb.
+func useColor(mode string, e env) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto", "":
+		return isTerminal(e.stdout) && e.getenv("NO_COLOR") == "" && e.getenv("TERM") != "dumb", nil
 	}
-	var failures []*failure
-	index := map[[2]string]*failure{}
-	var slowest rexec.HostResult
-	for _, r := range results {
-		o := classify(r)
-		counts[o.state]++
-		if r.Duration() > slowest.Duration() || slowest.Host == "" {
-			slowest = r
-		}
-		if o.state == stateOK {
-			continue
-		}
-		k := [2]string{o.state, o.reason}
-		f := index[k]
-		if f == nil {
-			f = &failure{state: o.state, reason: o.reason}
-			index[k] = f
-			failures = append(failures, f)
-		}
-		f.hosts = append(f.hosts, r.Host)
-	}
-	var parts []string
-	for _, st := range []string{stateOK, stateFailed, stateTimedOut, stateError, stateUnreachable, stateRefused, stateInterrupted} {
-		if counts[st] > 0 || st == stateOK {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[st], stateLabel(st)))
-		}
-	}
-	fmt.Fprintf(w, "rexec: %d %s: %s; slowest %s (%s)\n", len(results), plural(len(results), "host"),
-		strings.Join(parts, ", "), slowest.Host, slowest.Duration().Round(time.Millisecond))
-	for _, f := range failures {
-		if f.state == f.reason {
-			fmt.Fprintf(w, "rexec: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts))
-			continue
-		}
-		fmt.Fprintf(w, "rexec: %s: %s: %s\n", stateLabel(f.state), compressHosts(f.hosts), termsafe.String(f.reason))
-	}
-}
-
-// stateLabel is how the summary names a state.
-func stateLabel(state string) string {
-	if state == stateTimedOut {
-		return "timed out"
-	}
-	return state
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
+	return false, fmt.Errorf("--color wants auto, always or never, got %q", mode)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
+	"github.com/execd-project/execd/internal/fanout"
 )
 
 // fleet is many daemons on 127.0.0.x, all on one port, each serving its own
@@ -216,14 +217,14 @@ func TestFanoutStdinJSONGroup(t *testing.T) {
 	r = l.rexec(t, "", "-H", "127.0.0.[2-5],127.0.0.99", "-p", p, "--connect-timeout", "2s", "--timeout", "1s", "--json", "sh", "-c",
 		`cat name; printf '\377' ; echo oops >&2; [ "$(cat name)" = host-3 ] && exit 4; [ "$(cat name)" = host-5 ] && exec sleep 10; exit 0`)
 	assert.Equal(t, 255, r.code)
-	var recs []hostJSON
+	var recs []fanout.HostJSON
 	for _, s := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		var j hostJSON
+		var j fanout.HostJSON
 		require.NoError(t, json.Unmarshal([]byte(s), &j), s)
 		recs = append(recs, j)
 	}
 	require.Len(t, recs, 5)
-	byHost := map[string]hostJSON{}
+	byHost := map[string]fanout.HostJSON{}
 	for _, j := range recs {
 		byHost[j.Host] = j
 	}

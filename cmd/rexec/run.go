@@ -563,22 +563,9 @@ func exitStatus(err error, stderr io.Writer) error {
 	}
 	st := ee.ExitStatus()
 	if st > 255 {
-		fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, shellStatus(st))
+		fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, rexec.ShellStatus(st))
 	}
-	return exitWith(shellStatus(st))
-}
-
-// shellStatus fits a remote exit status into the byte a local exit status
-// holds: a Windows code over 255 keeps its low byte, or 1 when that is 0,
-// so that a failure never reads as success.
-func shellStatus(st int) int {
-	if st <= 255 {
-		return st
-	}
-	if low := st & 0xff; low != 0 {
-		return low
-	}
-	return 1
+	return exitWith(rexec.ShellStatus(st))
 }
 
 // terminalFd returns the descriptor of a stream (stdin, stdout, stderr)

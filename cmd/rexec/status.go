@@ -7,13 +7,14 @@ import (
 	"strings"
 
 	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/rexec"
 )
 
 // Exit statuses of rexec itself, apart from the remote command's.
 const (
 	exitUsage     = 2
-	exitNotFound  = 127 // the command could not be started, as a shell reports it
-	exitTransport = 255 // connection, TLS, identity or protocol failure, as ssh
+	exitNotFound  = rexec.StatusNotFound   // the command could not be started, as a shell reports it
+	exitTransport = rexec.StatusConnection // connection, TLS, identity or protocol failure, as ssh
 )
 
 // exitError ends rexec with a status: a remote command's, or one of
