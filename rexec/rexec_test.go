@@ -26,22 +26,7 @@ import (
 
 func dial(t *testing.T, d *execdtest.Server) *rexec.Client { return dialTB(t, d) }
 
-func dialTB(t testing.TB, d *execdtest.Server) *rexec.Client {
-	t.Helper()
-	cfg := &rexec.Config{Plaintext: d.Fingerprint == ""}
-	if !cfg.Plaintext {
-		cfg.HostKeyCallback = func(addr, fp string) error {
-			if fp != d.Fingerprint {
-				return fmt.Errorf("fingerprint %s, want %s", fp, d.Fingerprint)
-			}
-			return nil
-		}
-	}
-	c, err := rexec.Dial(t.Context(), d.Addr, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func dialTB(t testing.TB, d *execdtest.Server) *rexec.Client { return d.Dial(t) }
 
 func start(t *testing.T) (*execdtest.Server, *rexec.Client) {
 	d := execdtest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/rexec"
 )
 
 // Server is a running in-process daemon for a test, as httptest.Server is for
@@ -96,4 +97,23 @@ func ProcessAlive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// Dial connects a client to the daemon, trusting its identity only (as
+// httptest.Server.Client trusts its certificate); Cleanup closes it.
+func (s *Server) Dial(t testing.TB) *rexec.Client {
+	t.Helper()
+	cfg := &rexec.Config{Plaintext: s.Fingerprint == ""}
+	if !cfg.Plaintext {
+		cfg.HostKeyCallback = func(addr, fp string) error {
+			if fp != s.Fingerprint {
+				return fmt.Errorf("fingerprint %s, want %s", fp, s.Fingerprint)
+			}
+			return nil
+		}
+	}
+	c, err := rexec.Dial(t.Context(), s.Addr, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
