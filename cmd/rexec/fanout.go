@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,10 +35,8 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) error {
 	case opts.fan.group && opts.fan.json:
 		return fail(exitUsage, "--group and --json cannot be used together")
 	}
-	for _, kv := range opts.envs {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fail(exitUsage, "-e wants KEY=VALUE, got %q", kv)
-		}
+	if err := opts.checkEnvs(); err != nil {
+		return err
 	}
 	f, status, err := newFan(&opts.connFlags, &opts.fan.fanFlags, e)
 	if err != nil {
@@ -70,27 +67,16 @@ func runFanout(ctx context.Context, opts *options, argv []string, e env) error {
 		hostLimit = opts.connectTimeout + opts.timeout + 10*time.Second
 	}
 	job := func(ctx context.Context, host string, c *rexec.Client) error {
-		s, err := c.NewSession()
+		var in io.Reader
+		if stdin != nil {
+			in = stdin.reader()
+		}
+		stdout, stderr := pr.Writers(host)
+		s, err := opts.session(c, in, stdout, stderr)
 		if err != nil {
 			return err
 		}
-		s.Stdout, s.Stderr = pr.Writers(host)
-		if stdin != nil {
-			s.Stdin = stdin.reader()
-		}
-		s.Dir, s.Timeout, s.Encoding = opts.dir, opts.timeout, opts.encoding
-		for _, kv := range opts.envs {
-			k, v, _ := strings.Cut(kv, "=")
-			if err := s.Setenv(k, v); err != nil {
-				return err
-			}
-		}
-		if opts.shell {
-			err = s.StartShell(ctx, strings.Join(argv, " "))
-		} else {
-			err = s.Start(ctx, argv...)
-		}
-		if err != nil {
+		if err := opts.start(ctx, s, argv); err != nil {
 			return err
 		}
 		return s.Wait()

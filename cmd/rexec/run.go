@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/fanout"
 	"github.com/execd-project/execd/internal/inventory"
 	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/internal/trace"
@@ -425,10 +425,8 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]
 	}
-	for _, kv := range opts.envs {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return fail(opts.usage(), "-e wants KEY=VALUE, got %q", kv)
-		}
+	if err := opts.checkEnvs(); err != nil {
+		return err
 	}
 	if err := transcode.Check(opts.encoding); err != nil {
 		return fail(opts.usage(), "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
@@ -443,20 +441,13 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	}
 	defer func() { _ = client.Close() }() // best effort
 
-	s, err := client.NewSession()
+	var stdin io.Reader
+	if !opts.noStdin {
+		stdin = e.stdin
+	}
+	s, err := opts.session(client, stdin, e.stdout, e.stderr)
 	if err != nil {
 		return err
-	}
-	if !opts.noStdin {
-		s.Stdin = e.stdin
-	}
-	s.Stdout, s.Stderr = e.stdout, e.stderr
-	s.Dir, s.Timeout, s.Encoding = opts.dir, opts.timeout, opts.encoding
-	for _, kv := range opts.envs {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := s.Setenv(k, v); err != nil {
-			return fail(opts.usage(), "%v", err)
-		}
 	}
 	if wantPty {
 		termName := e.getenv("TERM")
@@ -481,22 +472,14 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		}
 	}
 
-	switch {
-	case len(argv) == 0:
-		err = s.StartShell(ctx, `exec "${SHELL:-/bin/sh}" -l`)
-	case opts.shell:
-		err = s.StartShell(ctx, strings.Join(argv, " "))
-	default:
-		err = s.Start(ctx, argv...)
-	}
-	if err != nil {
-		var em *rexec.RemoteError
-		if errors.As(err, &em) && em.Code == frame.CodeExecFailed {
+	if err := opts.start(ctx, s, argv); err != nil {
+		if o := fanout.Classify(rexec.HostResult{Err: err}); o.State == fanout.StateFailed {
+			// The command could not be started (127).
 			hint := ""
 			if len(argv) == 1 && !opts.shell && strings.ContainsAny(argv[0], " |;&<>$*") {
 				hint = " (to run a command line through the remote shell, use -s)"
 			}
-			return fail(exitNotFound, "%s%s", em.Message, hint)
+			return fail(o.Status, "%s%s", o.Reason, hint)
 		}
 		return err
 	}
@@ -516,6 +499,46 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		fmt.Fprintf(e.stderr, "rexec: output encoding: %s\n", x.Encoding)
 	}
 	return exitStatus(err, e.stderr)
+}
+
+// session is a session of c set up as the options say, its streams
+// given.
+func (opts *options) session(c *rexec.Client, stdin io.Reader, stdout, stderr io.Writer) (*rexec.Session, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
+	s.Dir, s.Timeout, s.Encoding = opts.dir, opts.timeout, opts.encoding
+	for _, kv := range opts.envs {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := s.Setenv(k, v); err != nil {
+			return nil, fail(opts.usage(), "%v", err)
+		}
+	}
+	return s, nil
+}
+
+// checkEnvs refuses an -e that is not KEY=VALUE, before any connection.
+func (opts *options) checkEnvs() error {
+	for _, kv := range opts.envs {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fail(opts.usage(), "-e wants KEY=VALUE, got %q", kv)
+		}
+	}
+	return nil
+}
+
+// start starts argv on s: through the remote shell with -s, as a login
+// shell when argv is empty, else as it is.
+func (opts *options) start(ctx context.Context, s *rexec.Session, argv []string) error {
+	switch {
+	case len(argv) == 0:
+		return s.StartShell(ctx, `exec "${SHELL:-/bin/sh}" -l`)
+	case opts.shell:
+		return s.StartShell(ctx, strings.Join(argv, " "))
+	}
+	return s.Start(ctx, argv...)
 }
 
 // forwardSignals sends local signals to the remote process group and
@@ -550,10 +573,11 @@ func forwardSignals(s *rexec.Session, e env, pty bool, fd int, tty bool, done <-
 	}
 }
 
-// exitStatus is Wait's result as rexec's: the remote status (with a
-// line when the daemon said why, or when it does not fit a byte), or the
-// failure of the connection.
+// exitStatus is Wait's result as rexec's: the status fanout.Classify
+// gives it, as for one host of many (with a line when the daemon said
+// why, or when it does not fit a byte), or the failure of the connection.
 func exitStatus(err error, stderr io.Writer) error {
+	o := fanout.Classify(rexec.HostResult{Err: err})
 	var ee *rexec.ExitError
 	if !errors.As(err, &ee) {
 		return err
@@ -561,11 +585,10 @@ func exitStatus(err error, stderr io.Writer) error {
 	if ee.TimedOut || ee.Message != "" {
 		fmt.Fprintf(stderr, "rexec: %s\n", termsafe.String(ee.Error()))
 	}
-	st := ee.ExitStatus()
-	if st > 255 {
-		fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, rexec.ShellStatus(st))
+	if st := ee.ExitStatus(); st > 255 {
+		fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, o.Status)
 	}
-	return exitWith(rexec.ShellStatus(st))
+	return exitWith(o.Status)
 }
 
 // terminalFd returns the descriptor of a stream (stdin, stdout, stderr)
