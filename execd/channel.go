@@ -14,6 +14,7 @@ import (
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/proc"
 	"github.com/execd-project/execd/internal/xfer"
 )
 
@@ -28,7 +29,7 @@ type execChan struct {
 	c        *serverConn
 	ch       *mux.Channel
 	id       uint32
-	p        *process
+	p        *proc.Process
 	stdin    *mux.Inbound
 	stdout   *mux.Outbound
 	stderr   *mux.Outbound // nil with a pty: the terminal merges the streams
@@ -55,7 +56,7 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 	}
 	// A failed confirmation means the connection is gone: run ends the
 	// command, as the channel's end cancelled its context.
-	_, _ = nc.Accept(&frame.OpenOKMsg{Window: ch.stdin.Window(), PID: ch.p.pid(), Encoding: ch.encoding})
+	_, _ = nc.Accept(&frame.OpenOKMsg{Window: ch.stdin.Window(), PID: ch.p.Pid(), Encoding: ch.encoding})
 	c.wg.Add(1)
 	go ch.run()
 }
@@ -99,7 +100,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
 		timeout = limit
 	}
-	p, err := startProcess(procSpec{argv: m.Argv, shell: m.Shell, env: mergeEnv(env, extra), dir: dir, pty: m.Pty, cred: cred})
+	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, Env: mergeEnv(env, extra), Dir: dir, Pty: m.Pty, Cred: cred})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +119,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 		started:  time.Now(),
 		timeout:  timeout,
 		argv0:    argv0,
-		audit:    &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.pid()},
+		audit:    &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.Pid()},
 		ctx:      ctx,
 		cancel:   cancel,
 		encoding: encoding,
@@ -133,7 +134,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	ch.audit.Start = ptr(ch.started.UTC())
 	s.Audit.Log(ch.audit)
 	c.log.Info("command started", "channel", id, "argv0", argv0, "args", max(len(m.Argv)-1, 0),
-		"shell", m.Shell != "", "pty", m.Pty != nil, "dir", dir, "pid", p.pid())
+		"shell", m.Shell != "", "pty", m.Pty != nil, "dir", dir, "pid", p.Pid())
 	return ch, nil
 }
 
@@ -201,7 +202,7 @@ func (ch *execChan) control(_ *mux.Channel, f frame.Frame) error {
 }
 
 func (ch *execChan) signal(name string) {
-	if err := ch.p.signal(name); err != nil {
+	if err := ch.p.Signal(name); err != nil {
 		ch.c.log.Debug("signal not delivered", "channel", ch.id, "signal", name, "err", err)
 		return
 	}
@@ -209,7 +210,7 @@ func (ch *execChan) signal(name string) {
 }
 
 func (ch *execChan) resize(cols, rows uint16) {
-	if err := ch.p.resize(cols, rows); err != nil {
+	if err := ch.p.Resize(cols, rows); err != nil {
 		ch.c.log.Debug("resize ignored", "channel", ch.id, "err", err)
 	}
 }
@@ -237,18 +238,18 @@ func (ch *execChan) run() {
 		c.log.Debug("output ended", "channel", ch.id, "bytes", n, "err", err)
 	}
 	outWG.Add(1)
-	go pump(decodeOutput(ch.p.stdout, ch.encoding), ch.stdout)
+	go pump(decodeOutput(ch.p.Stdout, ch.encoding), ch.stdout)
 	if ch.stderr != nil {
 		outWG.Add(1)
-		go pump(decodeOutput(ch.p.stderr, ch.encoding), ch.stderr)
+		go pump(decodeOutput(ch.p.Stderr, ch.encoding), ch.stderr)
 	}
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		n, err := io.Copy(ch.p.stdin, encodeInput(ch.stdin, ch.encoding))
+		n, err := io.Copy(ch.p.Stdin, encodeInput(ch.stdin, ch.encoding))
 		ch.bytesIn.Add(n)
 		if err == nil {
-			ch.p.stdinEOF()
+			ch.p.StdinEOF()
 		}
 	}()
 
@@ -273,10 +274,10 @@ func (ch *execChan) run() {
 				ch.stderr.Abort(cause)
 			}
 		}
-		ch.p.terminate(grace)
+		ch.p.Terminate(grace)
 	}()
 
-	st := ch.p.wait()
+	st := ch.p.Wait()
 	close(exited)
 	<-watchDone
 	if timer != nil {
@@ -284,7 +285,7 @@ func (ch *execChan) run() {
 	}
 	// The leader is gone: what is left of its process group would be an
 	// orphan. End it, then drain what it wrote.
-	ch.p.terminate(grace)
+	ch.p.Terminate(grace)
 	drained := make(chan struct{})
 	go func() {
 		outWG.Wait()
@@ -294,16 +295,16 @@ func (ch *execChan) run() {
 	case <-drained:
 	case <-time.After(grace + time.Second):
 		c.log.Warn("output still open after exit, closing", "channel", ch.id)
-		ch.p.closeOutput()
+		ch.p.CloseOutput()
 		<-drained
 	}
-	ch.p.release()
+	ch.p.Release()
 
 	_ = ch.stdout.Close() // best effort: a dead connection fails every send
 	if ch.stderr != nil {
 		_ = ch.stderr.Close()
 	}
-	exit := st.exitMsg(time.Since(ch.started))
+	exit := st.ExitMsg(time.Since(ch.started))
 	exit.Encoding = ch.encoding
 	var re *mux.RemoteError
 	switch cause := context.Cause(ch.ctx); {

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+
+	"github.com/execd-project/execd/internal/proc"
 )
 
 // runAs resolves the OS account a user's commands run as. It returns nil
 // (the daemon's own account) when name is empty or is the daemon's user.
 // Switching to another account needs the daemon to run as root.
-func runAs(name string) (*credential, error) {
+func runAs(name string) (*proc.Credential, error) {
 	if name == "" {
 		return nil, nil
 	}
@@ -31,7 +33,7 @@ func runAs(name string) (*credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("run_as %q: the daemon must run as root to run commands as another account", name)
 	}
-	cred := &credential{Uid: uint32(uid), Gid: uint32(gid)}
+	cred := &proc.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	if ids, err := u.GroupIds(); err == nil {
 		for _, g := range ids {
 			if n, err := strconv.ParseUint(g, 10, 32); err == nil {

@@ -3,11 +3,13 @@ package execd
 import (
 	"fmt"
 	"os"
+
+	"github.com/execd-project/execd/internal/proc"
 )
 
 // runAs: commands on Windows run as the daemon's account; a user with a
 // run_as account cannot run commands there.
-func runAs(name string) (*credential, error) {
+func runAs(name string) (*proc.Credential, error) {
 	if name == "" {
 		return nil, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/proc"
 	"github.com/execd-project/execd/internal/xfer"
 )
 
@@ -27,7 +28,7 @@ const (
 	DefaultMaxChannels      = 64
 	DefaultWindow           = 256 << 10
 	DefaultFileWindow       = 2 << 20 // credit for a put's data: a file streams at full speed
-	DefaultKillGrace        = 3 * time.Second
+	DefaultKillGrace        = proc.DefaultGrace
 )
 
 // Server runs commands for clients. Set its exported fields before Serve;

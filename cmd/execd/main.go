@@ -24,6 +24,7 @@ import (
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/naive"
 	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
 )
@@ -408,7 +409,7 @@ func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger,
 	fmt.Fprintf(stderr, "execd: TEACHING MODE on %s: framing off, plaintext, no login; commands run in %s and their raw output goes to the socket with nothing to mark where it ends\n", ln.Addr(), dir)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &execd.NaiveServer{Dir: dir, KillGrace: opts.killGrace, Logger: log}
+	srv := &naive.Server{Dir: dir, KillGrace: opts.killGrace, Logger: log}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
 	select {

@@ -5,15 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
-	"time"
-)
 
-// naiveAnswerWait is how long the naive client waits for an answer: with no
-// framing, an empty answer looks exactly like a slow one.
-const naiveAnswerWait = 5 * time.Second
+	"github.com/execd-project/execd/internal/naive"
+)
 
 // runNaive is the client of the teaching mode (--framing=off), written as
 // the classic lesson writes it: send the command line, recv(N) once, print
@@ -43,28 +39,15 @@ func runNaive(ctx context.Context, opts *options, args []string, e env) error {
 	defer stop()
 	fmt.Fprintf(e.stderr, "rexec: TEACHING MODE: framing off, plaintext, no login; each answer is one recv(%d) of whatever has arrived\n", opts.recvBuffer)
 
-	buf := make([]byte, opts.recvBuffer)
+	nc := &naive.Client{Conn: c, RecvBuffer: opts.recvBuffer}
 	ask := func(line string) error {
-		if _, err := c.Write([]byte(line)); err != nil {
-			return err
-		}
-		if err := c.SetReadDeadline(time.Now().Add(naiveAnswerWait)); err != nil {
-			return err
-		}
-		n, err := c.Read(buf) // the one recv of the lesson
-		var ne net.Error
+		n, err := nc.Ask(line, e.stdout)
 		switch {
-		case n > 0:
-			_, _ = e.stdout.Write(buf[:n]) // the lesson prints what came, however it came
-			if opts.verbose {
-				fmt.Fprintf(e.stderr, "\nrexec: [one recv: %d bytes]\n", n)
-			}
+		case errors.Is(err, naive.ErrNoAnswer):
+			fmt.Fprintf(e.stderr, "rexec: no answer within %v (with no framing, an empty answer and a slow one look the same)\n", naive.DefaultAnswerWait)
 			return nil
-		case errors.As(err, &ne) && ne.Timeout():
-			fmt.Fprintf(e.stderr, "rexec: no answer within %v (with no framing, an empty answer and a slow one look the same)\n", naiveAnswerWait)
-			return nil
-		case errors.Is(err, io.EOF):
-			return errors.New("the daemon closed the connection")
+		case err == nil && opts.verbose:
+			fmt.Fprintf(e.stderr, "\nrexec: [one recv: %d bytes]\n", n)
 		}
 		return err
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package execd
+package proc
 
 import (
 	"errors"
@@ -20,18 +20,20 @@ import (
 	"github.com/execd-project/execd/frame"
 )
 
-// credential is the OS account a command runs as.
-type credential = syscall.Credential
+// Credential is the OS account a command runs as.
+type Credential = syscall.Credential
 
 // process is a started command in its own process group (or, with a pty,
 // its own session). Every signal goes to the whole group.
-type process struct {
-	cmd    *exec.Cmd
-	pgid   int
-	tty    *os.File // pty master, nil without a pty
-	stdout io.ReadCloser
-	stderr io.ReadCloser
-	stdin  io.Writer
+type Process struct {
+	cmd  *exec.Cmd
+	pgid int
+	tty  *os.File // pty master, nil without a pty
+	// Stdout and Stderr are the command's output (Stdout alone, merged,
+	// on a pty); Stdin its input.
+	Stdout io.ReadCloser
+	Stderr io.ReadCloser
+	Stdin  io.Writer
 	inPipe *os.File // our end of the stdin pipe, nil with a pty
 
 	mu     sync.Mutex
@@ -42,19 +44,20 @@ type process struct {
 // shellArgv runs a command line through the platform shell.
 func shellArgv(line string) []string { return []string{"/bin/sh", "-c", line} }
 
-func startProcess(spec procSpec) (*process, error) {
-	argv := spec.argv
-	if spec.shell != "" {
-		argv = shellArgv(spec.shell)
+// Start starts the command of spec in a group of its own.
+func Start(spec Spec) (*Process, error) {
+	argv := spec.Argv
+	if spec.Shell != "" {
+		argv = shellArgv(spec.Shell)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = spec.env
-	cmd.Dir = spec.dir
-	if spec.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: spec.cred}
+	cmd.Env = spec.Env
+	cmd.Dir = spec.Dir
+	if spec.Cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: spec.Cred}
 	}
-	if spec.pty != nil {
-		size := &pty.Winsize{Rows: spec.pty.Rows, Cols: spec.pty.Cols}
+	if spec.Pty != nil {
+		size := &pty.Winsize{Rows: spec.Pty.Rows, Cols: spec.Pty.Cols}
 		if size.Rows == 0 || size.Cols == 0 {
 			size = &pty.Winsize{Rows: 24, Cols: 80}
 		}
@@ -67,7 +70,7 @@ func startProcess(spec procSpec) (*process, error) {
 			_ = cmd.Wait()
 			return nil, err
 		}
-		return &process{cmd: cmd, pgid: cmd.Process.Pid, tty: tty, stdout: tty, stdin: tty}, nil
+		return &Process{cmd: cmd, pgid: cmd.Process.Pid, tty: tty, Stdout: tty, Stdin: tty}, nil
 	}
 	pp, err := newPipes()
 	if err != nil {
@@ -76,20 +79,21 @@ func startProcess(spec procSpec) (*process, error) {
 	growPipe(pp.outR)
 	growPipe(pp.errR)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pp.inR, pp.outW, pp.errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.Cred}
 	if err := cmd.Start(); err != nil {
 		pp.closeAll()
 		return nil, err
 	}
 	// The child holds its own copies now.
 	pp.closeChildEnds()
-	return &process{cmd: cmd, pgid: cmd.Process.Pid, stdout: pp.outR, stderr: pp.errR, stdin: pp.inW, inPipe: pp.inW}, nil
+	return &Process{cmd: cmd, pgid: cmd.Process.Pid, Stdout: pp.outR, Stderr: pp.errR, Stdin: pp.inW, inPipe: pp.inW}, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// Pid is the group leader's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// signal delivers a named signal (frame.SignalNames) to the process group.
-func (p *process) signal(name string) error {
+// Signal delivers a named signal (frame.SignalNames) to the process group.
+func (p *Process) Signal(name string) error {
 	if !slices.Contains(frame.SignalNames(), name) {
 		return fmt.Errorf("unknown signal %q", name)
 	}
@@ -101,7 +105,7 @@ func (p *process) signal(name string) error {
 }
 
 // killGroup delivers sig to the process group alone.
-func (p *process) killGroup(sig syscall.Signal) error {
+func (p *Process) killGroup(sig syscall.Signal) error {
 	err := syscall.Kill(-p.pgid, sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil // the whole group is gone already
@@ -112,7 +116,7 @@ func (p *process) killGroup(sig syscall.Signal) error {
 // kill delivers sig to the process group; with a pty, to every process
 // group of the terminal's session (a shell's background jobs included),
 // as a hangup of the terminal would reach them.
-func (p *process) kill(sig syscall.Signal) error {
+func (p *Process) kill(sig syscall.Signal) error {
 	err := p.killGroup(sig)
 	if p.tty != nil {
 		for _, g := range sessionGroups(p.pgid) {
@@ -126,16 +130,16 @@ func (p *process) kill(sig syscall.Signal) error {
 
 // alive reports whether anything of the group (with a pty: the session)
 // is left.
-func (p *process) alive() bool {
+func (p *Process) alive() bool {
 	if !errors.Is(syscall.Kill(-p.pgid, 0), syscall.ESRCH) {
 		return true
 	}
 	return p.tty != nil && len(sessionGroups(p.pgid)) > 0
 }
 
-// terminate sends TERM to the group and KILL after grace. Calling it
+// Terminate sends TERM to the group and KILL after grace. Calling it
 // again does not restart the grace period.
-func (p *process) terminate(grace time.Duration) {
+func (p *Process) Terminate(grace time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.killT != nil {
@@ -152,7 +156,8 @@ func (p *process) terminate(grace time.Duration) {
 	p.killT = time.AfterFunc(grace, func() { _ = p.kill(syscall.SIGKILL) })
 }
 
-func (p *process) resize(cols, rows uint16) error {
+// Resize sets the size of the command's pty.
+func (p *Process) Resize(cols, rows uint16) error {
 	if p.tty == nil {
 		return errors.New("no pty on this channel")
 	}
@@ -190,9 +195,9 @@ func pollable(tty *os.File) (*os.File, error) {
 	return os.NewFile(uintptr(fd), tty.Name()), nil
 }
 
-// stdinEOF passes the end of stdin on: a closed pipe, or the terminal's
+// StdinEOF passes the end of stdin on: a closed pipe, or the terminal's
 // end-of-file character on a pty.
-func (p *process) stdinEOF() {
+func (p *Process) StdinEOF() {
 	if p.tty != nil {
 		_, _ = p.tty.Write([]byte{4}) // ^D: best effort
 		return
@@ -200,14 +205,14 @@ func (p *process) stdinEOF() {
 	_ = p.inPipe.Close() // best effort
 }
 
-// exitState is how the group leader ended.
-type exitState struct {
+// ExitState is how the group leader ended.
+type ExitState struct {
 	ws  syscall.WaitStatus
 	err error
 }
 
-// wait waits for the group leader to exit.
-func (p *process) wait() exitState {
+// Wait waits for the group leader to exit.
+func (p *Process) Wait() ExitState {
 	err := p.cmd.Wait()
 	p.mu.Lock()
 	p.exited = true
@@ -217,10 +222,11 @@ func (p *process) wait() exitState {
 	if errors.As(err, &ee) {
 		err = nil
 	}
-	return exitState{ws: ws, err: err}
+	return ExitState{ws: ws, err: err}
 }
 
-func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
+// ExitMsg is the exit frame for this state after d.
+func (st ExitState) ExitMsg(d time.Duration) *frame.ExitMsg {
 	m := &frame.ExitMsg{DurationMS: d.Milliseconds()}
 	switch {
 	case st.ws.Signaled():
@@ -239,24 +245,24 @@ func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
 	return m
 }
 
-// closeOutput unblocks readers of the output when something that escaped
+// CloseOutput unblocks readers of the output when something that escaped
 // the group still holds it open.
-func (p *process) closeOutput() {
-	_ = p.stdout.Close() // best effort
-	if p.stderr != nil {
-		_ = p.stderr.Close()
+func (p *Process) CloseOutput() {
+	_ = p.Stdout.Close() // best effort
+	if p.Stderr != nil {
+		_ = p.Stderr.Close()
 	}
 }
 
-// release closes every descriptor the daemon holds for the process, and
+// Release closes every descriptor the daemon holds for the process, and
 // cancels the pending KILL when nothing of the group is left.
-func (p *process) release() {
+func (p *Process) Release() {
 	p.mu.Lock()
 	if p.killT != nil && !p.alive() {
 		p.killT.Stop()
 	}
 	p.mu.Unlock()
-	p.closeOutput()
+	p.CloseOutput()
 	if p.inPipe != nil {
 		_ = p.inPipe.Close() // best effort
 	}

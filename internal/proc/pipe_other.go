@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package execd
+package proc
 
 import "os"
 

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package execd
+package proc
 
 // sessionGroups knows no other groups of a session here than its leader's.
 func sessionGroups(int) []int { return nil }

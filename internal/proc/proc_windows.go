@@ -1,4 +1,4 @@
-package execd
+package proc
 
 import (
 	"errors"
@@ -16,19 +16,21 @@ import (
 	"github.com/execd-project/execd/frame"
 )
 
-// credential is the OS account a command runs as: Windows commands run as
+// Credential is the OS account a command runs as: Windows commands run as
 // the daemon's account (run_as is refused there).
-type credential struct{}
+type Credential struct{}
 
 // process is a started command in its own Job Object, so that ending it
 // ends every process it started, and in its own console process group, so
 // that it can be sent Ctrl+Break.
-type process struct {
-	cmd    *exec.Cmd
-	job    windows.Handle
-	stdout io.ReadCloser
-	stderr io.ReadCloser
-	stdin  io.Writer
+type Process struct {
+	cmd *exec.Cmd
+	job windows.Handle
+	// Stdout and Stderr are the command's output (Stdout alone, merged,
+	// on a pty); Stdin its input.
+	Stdout io.ReadCloser
+	Stderr io.ReadCloser
+	Stdin  io.Writer
 	inPipe *os.File
 
 	mu     sync.Mutex
@@ -45,27 +47,28 @@ func comspec() string {
 	return "cmd.exe"
 }
 
-func startProcess(spec procSpec) (*process, error) {
-	if spec.pty != nil {
+// Start starts the command of spec in a group of its own.
+func Start(spec Spec) (*Process, error) {
+	if spec.Pty != nil {
 		return nil, errors.New("a pty (-t) is not available on this Windows daemon yet: run the command without -t")
 	}
-	if spec.cred != nil {
+	if spec.Cred != nil {
 		return nil, errors.New("run_as is not supported on Windows")
 	}
 	var cmd *exec.Cmd
-	if spec.shell != "" {
+	if spec.Shell != "" {
 		// cmd.exe parses its own command line: give it the line exactly as
 		// typed. /S /C "line" strips only the outer quotes; /D skips AutoRun.
 		cs := comspec()
 		cmd = exec.Command(cs)
-		cmd.SysProcAttr = &syscall.SysProcAttr{CmdLine: syscall.EscapeArg(cs) + ` /D /S /C "` + spec.shell + `"`}
+		cmd.SysProcAttr = &syscall.SysProcAttr{CmdLine: syscall.EscapeArg(cs) + ` /D /S /C "` + spec.Shell + `"`}
 	} else {
-		cmd = exec.Command(spec.argv[0], spec.argv[1:]...) // argv: Go's quoting, as CommandLineToArgvW reads it
+		cmd = exec.Command(spec.Argv[0], spec.Argv[1:]...) // argv: Go's quoting, as CommandLineToArgvW reads it
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.CreationFlags |= windows.CREATE_NEW_PROCESS_GROUP
-	cmd.Env = spec.env
-	cmd.Dir = spec.dir
+	cmd.Env = spec.Env
+	cmd.Dir = spec.Dir
 
 	pp, err := newPipes()
 	if err != nil {
@@ -90,7 +93,7 @@ func startProcess(spec procSpec) (*process, error) {
 		_ = windows.CloseHandle(h)
 	}
 	pp.closeChildEnds()
-	return &process{cmd: cmd, job: job, stdout: pp.outR, stderr: pp.errR, stdin: pp.inW, inPipe: pp.inW}, nil
+	return &Process{cmd: cmd, job: job, Stdout: pp.outR, Stderr: pp.errR, Stdin: pp.inW, inPipe: pp.inW}, nil
 }
 
 // newJob makes a Job Object whose processes all end when it is closed.
@@ -110,15 +113,16 @@ func newJob() (windows.Handle, error) {
 	return job, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// Pid is the group leader's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// signal maps a named signal to what Windows offers: INT and BREAK-like
+// Signal maps a named signal to what Windows offers: INT and BREAK-like
 // signals become Ctrl+Break to the command's process group; TERM, HUP and
 // KILL end the whole job.
-func (p *process) signal(name string) error {
+func (p *Process) Signal(name string) error {
 	switch name {
 	case "INT", "QUIT":
-		return windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.pid()))
+		return windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.Pid()))
 	case "TERM", "HUP", "KILL":
 		return p.killJob()
 	}
@@ -126,7 +130,7 @@ func (p *process) signal(name string) error {
 }
 
 // killJob ends every process of the job.
-func (p *process) killJob() error {
+func (p *Process) killJob() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -135,28 +139,29 @@ func (p *process) killJob() error {
 	return windows.TerminateJobObject(p.job, 1)
 }
 
-// terminate asks politely (Ctrl+Break) and ends the job after grace.
-func (p *process) terminate(grace time.Duration) {
+// Terminate asks politely (Ctrl+Break) and ends the job after grace.
+func (p *Process) Terminate(grace time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.killT != nil {
 		return
 	}
-	_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.pid())) // best effort: a service has no console
+	_ = windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(p.Pid())) // best effort: a service has no console
 	p.killT = time.AfterFunc(grace, func() { _ = p.killJob() })
 }
 
-func (p *process) resize(cols, rows uint16) error { return errors.New("no pty on this channel") }
+// Resize sets the size of the command's pty.
+func (p *Process) Resize(cols, rows uint16) error { return errors.New("no pty on this channel") }
 
-func (p *process) stdinEOF() { _ = p.inPipe.Close() } // best effort
+func (p *Process) StdinEOF() { _ = p.inPipe.Close() } // best effort
 
-// exitState is how the command ended.
-type exitState struct {
+// ExitState is how the command ended.
+type ExitState struct {
 	code int64
 	err  error
 }
 
-func (p *process) wait() exitState {
+func (p *Process) Wait() ExitState {
 	err := p.cmd.Wait()
 	p.mu.Lock()
 	p.exited = true
@@ -169,10 +174,11 @@ func (p *process) wait() exitState {
 	if p.cmd.ProcessState != nil {
 		code = int64(uint32(p.cmd.ProcessState.ExitCode()))
 	}
-	return exitState{code: code, err: err}
+	return ExitState{code: code, err: err}
 }
 
-func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
+// ExitMsg is the exit frame for this state after d.
+func (st ExitState) ExitMsg(d time.Duration) *frame.ExitMsg {
 	m := &frame.ExitMsg{Code: st.code, DurationMS: d.Milliseconds()}
 	if st.err != nil {
 		m.Message = st.err.Error()
@@ -180,15 +186,15 @@ func (st exitState) exitMsg(d time.Duration) *frame.ExitMsg {
 	return m
 }
 
-func (p *process) closeOutput() {
-	_ = p.stdout.Close() // best effort
-	if p.stderr != nil {
-		_ = p.stderr.Close()
+func (p *Process) CloseOutput() {
+	_ = p.Stdout.Close() // best effort
+	if p.Stderr != nil {
+		_ = p.Stderr.Close()
 	}
 }
 
-// release closes the job (ending anything left in it) and every handle.
-func (p *process) release() {
+// Release closes the job (ending anything left in it) and every handle.
+func (p *Process) Release() {
 	p.mu.Lock()
 	if p.killT != nil {
 		p.killT.Stop()
@@ -198,6 +204,6 @@ func (p *process) release() {
 		_ = windows.CloseHandle(p.job) // KILL_ON_JOB_CLOSE: nothing outlives the command
 	}
 	p.mu.Unlock()
-	p.closeOutput()
+	p.CloseOutput()
 	_ = p.inPipe.Close()
 }

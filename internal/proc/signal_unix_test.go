@@ -1,6 +1,6 @@
 //go:build unix
 
-package execd
+package proc
 
 import (
 	"runtime"

@@ -1,21 +1,29 @@
-package execd
+// Package proc starts the commands of a daemon and ends them: a process
+// group (a session with a pty) on Unix, a job object on Windows; named
+// signals delivered to the whole group; a grace period between TERM and
+// KILL; and the exit status as the protocol reports it.
+package proc
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/execd-project/execd/frame"
 )
 
-// procSpec is what startProcess needs.
-type procSpec struct {
-	argv  []string // run directly, without a shell; or
-	shell string   // a command line for the platform's shell (/bin/sh -c, cmd.exe /C), passed as typed
-	env   []string
-	dir   string
-	pty   *frame.PtyRequest
-	cred  *credential // nil: the daemon's own account
+// DefaultGrace is the usual time between TERM and KILL.
+const DefaultGrace = 3 * time.Second
+
+// Spec is the command Start starts.
+type Spec struct {
+	Argv  []string // run directly, without a shell; or
+	Shell string   // a command line for the platform's shell (/bin/sh -c, cmd.exe /C), passed as typed
+	Env   []string
+	Dir   string
+	Pty   *frame.PtyRequest
+	Cred  *Credential // nil: the daemon's own account
 }
 
 // pipes are a command's stdin, stdout and stderr: the child's ends (inR,
