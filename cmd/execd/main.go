@@ -68,9 +68,14 @@ type options struct {
 	logFile          string
 }
 
+// run runs execd with args and returns its exit status: 0, 1 for a
+// failure, 2 for a usage error.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	return exitCode(execute(ctx, args, stdin, stdout, stderr, sigs), stderr)
+}
+
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 	var opts options
-	code := 0
 	root := &cobra.Command{
 		Use:   "execd",
 		Short: "Run commands for rexec clients",
@@ -91,8 +96,7 @@ ended.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			code = serve(ctx, &opts, stderr, sigs)
-			return nil
+			return serve(ctx, &opts, stderr, sigs)
 		},
 	}
 	f := root.PersistentFlags()
@@ -141,14 +145,13 @@ ended.`,
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		if strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg") {
-			return 2
-		}
-		return 1
+	commandResults(root)
+	err := root.ExecuteContext(ctx)
+	var ee *exitError
+	if err != nil && !errors.As(err, &ee) {
+		return fail(2, "%v", err) // cobra's complaint about the command line
 	}
-	return code
+	return err
 }
 
 // stateDir picks the state directory.
@@ -214,90 +217,85 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
-func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.Signal) int {
+// serve runs the daemon until a stop signal. With --log-file, its own
+// failures are written there too: a service has no console.
+func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.Signal) (err error) {
 	if opts.logFile != "" {
 		f, err := os.OpenFile(opts.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
-			fmt.Fprintf(stderr, "execd: log file: %v\n", err)
-			return 1
+			return fail(1, "log file: %v", err)
 		}
 		defer func() { _ = f.Close() }() // every line is one write
+		defer func() { err = reportTo(f, err) }()
 		stderr = f
 	}
 	log, err := newLogger(stderr, opts.logLevel, opts.logFormat)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 2
+		return fail(2, "%v", err)
 	}
 	loop, err := isLoopback(ctx, opts.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 2
+		return fail(2, "%v", err)
 	}
 	if err := transcode.Check(opts.encoding); err != nil {
-		fmt.Fprintf(stderr, "execd: --encoding: %v\n", strings.TrimPrefix(err.Error(), "transcode: "))
-		return 2
+		return fail(2, "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
 	}
 	switch opts.framing {
 	case "on":
 	case "off":
 		return serveNaive(ctx, opts, loop, log, stderr, sigs)
 	default:
-		fmt.Fprintf(stderr, "execd: --framing wants on or off, got %q\n", opts.framing)
-		return 2
+		return fail(2, "--framing wants on or off, got %q", opts.framing)
 	}
+	srv, closeAll, err := newServer(opts, loop, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	return serveUntilStopped(ctx, srv, ln, opts.shutdownGrace, log, sigs)
+}
+
+// newServer makes the daemon of the options: its state directory, users
+// (adding the starting user on a first start on loopback), audit log,
+// identity and tracing. closeAll closes the files it opened.
+func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (srv *execd.Server, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	dir, err := stateDir(opts.stateDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 1
+		return nil, nil, fail(1, "%v", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		fmt.Fprintf(stderr, "execd: state directory: %v\n", err)
-		return 1
+		return nil, nil, fail(1, "state directory: %v", err)
 	}
-	users, err := execd.OpenUsers(filepath.Join(dir, execd.UsersFile))
+	users, err := openUsersOrStart(opts, dir, loop, log, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 1
-	}
-	if !users.Exists() {
-		if !loop {
-			fmt.Fprintf(stderr, "execd: no users yet in %s: add one with \"execd user add NAME\" before listening on %s (a first start on loopback adds you)\n", users.Path(), opts.listen)
-			return 2
-		}
-		home := opts.dir
-		if home == "" {
-			if home, err = os.UserHomeDir(); err != nil {
-				fmt.Fprintf(stderr, "execd: first start: %v\n", err)
-				return 1
-			}
-		}
-		if home, err = filepath.Abs(home); err != nil {
-			fmt.Fprintf(stderr, "execd: %v\n", err)
-			return 1
-		}
-		msg, err := firstStart(users, home)
-		if err != nil {
-			fmt.Fprintf(stderr, "execd: %v\n", err)
-			return 1
-		}
-		fmt.Fprintln(stderr, msg)
-	} else if opts.dir != "" {
-		log.Warn("--dir only sets the home of the user a first start adds; the users database exists, so each user's own home is served", "users", users.Path())
+		return nil, nil, err
 	}
 	startups, err := parseStartups(opts.maxStartups)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: --max-startups: %v\n", err)
-		return 2
+		return nil, nil, fail(2, "--max-startups: %v", err)
 	}
 	startups.PerSource = opts.perSource
 	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), func(err error) { log.Error("audit", "err", err) })
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 1
+		return nil, nil, fail(1, "%v", err)
 	}
-	defer audit.Close()
-	srv := &execd.Server{
+	closers = append(closers, func() { _ = audit.Close() })
+	srv = &execd.Server{
 		Logger:           log,
 		HandshakeTimeout: opts.handshakeTimeout,
 		IdleTimeout:      opts.idleTimeout,
@@ -322,10 +320,9 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		if opts.traceFile != "" {
 			f, err := os.OpenFile(opts.traceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 			if err != nil {
-				fmt.Fprintf(stderr, "execd: trace file: %v\n", err)
-				return 1
+				return nil, nil, fail(1, "trace file: %v", err)
 			}
-			defer func() { _ = f.Close() }() // every frame is one write: the file is whole
+			closers = append(closers, func() { _ = f.Close() }) // every frame is one write: the file is whole
 			tp.File = trace.New(f, "execd", true)
 		}
 		srv.Tracer = func(remote string) frame.Tracer { return tp.For("execd " + remote) }
@@ -333,34 +330,67 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	if opts.plaintext {
 		log.Warn("PLAINTEXT MODE: no TLS; anyone on the network path can read and forge this traffic")
 		fmt.Fprintln(stderr, "execd: WARNING: --insecure-plaintext: traffic is neither encrypted nor authenticated")
-	} else {
-		cert, created, err := execd.LoadOrCreateIdentity(dir)
-		if err != nil {
-			fmt.Fprintf(stderr, "execd: %v\n", err)
-			return 1
-		}
-		if created {
-			log.Info("created daemon identity", "dir", dir)
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		log.Info("identity", "fingerprint", execd.Fingerprint(cert.Leaf))
+		return srv, closeAll, nil
 	}
-	ln, err := net.Listen("tcp", opts.listen)
+	cert, created, err := execd.LoadOrCreateIdentity(dir)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 1
+		return nil, nil, fail(1, "%v", err)
 	}
+	if created {
+		log.Info("created daemon identity", "dir", dir)
+	}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	log.Info("identity", "fingerprint", execd.Fingerprint(cert.Leaf))
+	return srv, closeAll, nil
+}
+
+// openUsersOrStart opens the users database; when there is none yet, a
+// start on loopback adds the user who started the daemon (first start),
+// and a start beyond loopback is refused.
+func openUsersOrStart(opts *options, dir string, loop bool, log *slog.Logger, stderr io.Writer) (*execd.UserDB, error) {
+	users, err := execd.OpenUsers(filepath.Join(dir, execd.UsersFile))
+	if err != nil {
+		return nil, fail(1, "%v", err)
+	}
+	if users.Exists() {
+		if opts.dir != "" {
+			log.Warn("--dir only sets the home of the user a first start adds; the users database exists, so each user's own home is served", "users", users.Path())
+		}
+		return users, nil
+	}
+	if !loop {
+		return nil, fail(2, "no users yet in %s: add one with \"execd user add NAME\" before listening on %s (a first start on loopback adds you)", users.Path(), opts.listen)
+	}
+	home := opts.dir
+	if home == "" {
+		if home, err = os.UserHomeDir(); err != nil {
+			return nil, fail(1, "first start: %v", err)
+		}
+	}
+	if home, err = filepath.Abs(home); err != nil {
+		return nil, fail(1, "%v", err)
+	}
+	msg, err := firstStart(users, home)
+	if err != nil {
+		return nil, fail(1, "%v", err)
+	}
+	fmt.Fprintln(stderr, msg)
+	return users, nil
+}
+
+// serveUntilStopped serves ln until a stop signal, then shuts down
+// within grace (a second signal ends the running commands at once).
+func serveUntilStopped(ctx context.Context, srv *execd.Server, ln net.Listener, grace time.Duration, log *slog.Logger, sigs <-chan os.Signal) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
-		fmt.Fprintf(stderr, "execd: %v\n", err)
 		_ = srv.Close()
-		return 1
+		return fail(1, "%v", err)
 	case sig := <-stopSignals(sigs, log):
-		log.Info("signal received, shutting down", "signal", sig.String(), "grace", opts.shutdownGrace)
+		log.Info("signal received, shutting down", "signal", sig.String(), "grace", grace)
 	}
-	sctx, cancel := context.WithTimeout(ctx, opts.shutdownGrace)
+	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	go func() {
 		select {
@@ -376,35 +406,31 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	_ = srv.Close() // ends what is left: TERM, then KILL after --kill-grace
 	if err := <-served; !errors.Is(err, execd.ErrServerClosed) {
 		log.Error("serve", "err", err)
-		return 1
+		return exitWith(1)
 	}
 	log.Info("stopped")
-	return 0
+	return nil
 }
 
 // serveNaive runs the teaching mode: framing off, as in the classic lesson.
-func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger, stderr io.Writer, sigs <-chan os.Signal) int {
+func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger, stderr io.Writer, sigs <-chan os.Signal) error {
 	switch {
 	case !loop && !opts.force:
-		fmt.Fprintf(stderr, "execd: --framing=off runs commands for anyone who connects, with no login: it listens on loopback only (not %s) unless --force\n", opts.listen)
-		return 2
+		return fail(2, "--framing=off runs commands for anyone who connects, with no login: it listens on loopback only (not %s) unless --force", opts.listen)
 	case os.Geteuid() == 0 && !opts.force:
-		fmt.Fprintln(stderr, "execd: --framing=off runs commands for anyone who connects, with no login: it will not do that as root unless --force")
-		return 2
+		return fail(2, "--framing=off runs commands for anyone who connects, with no login: it will not do that as root unless --force")
 	}
 	dir := opts.dir
 	if dir == "" {
 		d, err := os.UserHomeDir()
 		if err != nil {
-			fmt.Fprintf(stderr, "execd: %v\n", err)
-			return 1
+			return fail(1, "%v", err)
 		}
 		dir = d
 	}
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 1
+		return fail(1, "%v", err)
 	}
 	fmt.Fprintf(stderr, "execd: TEACHING MODE on %s: framing off, plaintext, no login; commands run in %s and their raw output goes to the socket with nothing to mark where it ends\n", ln.Addr(), dir)
 	ctx, cancel := context.WithCancel(ctx)
@@ -414,14 +440,13 @@ func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger,
 	go func() { served <- srv.Serve(ctx, ln) }()
 	select {
 	case err := <-served:
-		fmt.Fprintf(stderr, "execd: %v\n", err)
-		return 1
+		return fail(1, "%v", err)
 	case sig := <-stopSignals(sigs, log):
 		log.Info("signal received, stopping", "signal", sig.String())
 	}
 	cancel()
 	<-served
-	return 0
+	return nil
 }
 
 // parseStartups reads BEGIN:RATE:FULL, or a single number N meaning N:100:N

@@ -211,35 +211,52 @@ func makeHome(u *execd.User) error {
 	return chownHome(u)
 }
 
+// userEnv is what the user subcommands share: the options (for the
+// state directory) and the streams.
+type userEnv struct {
+	opts           *options
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// open opens the users database of the state directory.
+func (ue *userEnv) open() (*execd.UserDB, string, error) {
+	dir, err := stateDir(ue.opts.stateDir)
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := execd.OpenUsers(filepath.Join(dir, execd.UsersFile))
+	return db, dir, err
+}
+
+// warnHome says when a home holds the state directory: its user could
+// then edit the users database through file operations.
+func (ue *userEnv) warnHome(user *execd.User, state string) {
+	if rel, err := filepath.Rel(user.Home, state); err == nil && !strings.HasPrefix(rel, "..") {
+		fmt.Fprintf(ue.stderr, "execd: warning: %s's home %s contains the state directory %s: %s can change the users database through file operations\n", user.Name, user.Home, state, user.Name)
+	}
+}
+
 func userCommand(opts *options, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	open := func() (*execd.UserDB, string, error) {
-		dir, err := stateDir(opts.stateDir)
-		if err != nil {
-			return nil, "", err
-		}
-		db, err := execd.OpenUsers(filepath.Join(dir, execd.UsersFile))
-		return db, dir, err
-	}
-	// warnHome says when a home holds the state directory: its user could
-	// then edit the users database through file operations.
-	warnHome := func(u *execd.User, state string) {
-		if rel, err := filepath.Rel(u.Home, state); err == nil && !strings.HasPrefix(rel, "..") {
-			fmt.Fprintf(stderr, "execd: warning: %s's home %s contains the state directory %s: %s can change the users database through file operations\n", u.Name, u.Home, state, u.Name)
-		}
-	}
+	ue := &userEnv{opts: opts, stdin: stdin, stdout: stdout, stderr: stderr}
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage the users who may log in",
 		Long: `user manages the users database (users.toml in the state directory). A
 running daemon reads changes at the next login; no restart is needed.`,
 	}
+	cmd.AddCommand(ue.addCommand(), ue.setCommand(), ue.passwdCommand(), ue.delCommand(), ue.listCommand())
+	return cmd
+}
+
+func (ue *userEnv) addCommand() *cobra.Command {
 	var addFlags userFlags
 	add := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Add a user (asks for a password unless --no-password or --password-stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, state, err := open()
+			db, state, err := ue.open()
 			if err != nil {
 				return err
 			}
@@ -252,7 +269,7 @@ running daemon reads changes at the next login; no restart is needed.`,
 				return err
 			}
 			if !addFlags.noPassword {
-				pw, err := readPassword(stdin, stderr, addFlags.passwordStdin)
+				pw, err := readPassword(ue.stdin, ue.stderr, addFlags.passwordStdin)
 				if err != nil {
 					return err
 				}
@@ -275,20 +292,23 @@ running daemon reads changes at the next login; no restart is needed.`,
 			if err != nil {
 				return err
 			}
-			warnHome(u, state)
-			fmt.Fprintf(stdout, "added user %s (home %s, allow %s)\n", name, u.Home, strings.Join(u.Allow, ","))
+			ue.warnHome(u, state)
+			fmt.Fprintf(ue.stdout, "added user %s (home %s, allow %s)\n", name, u.Home, strings.Join(u.Allow, ","))
 			return nil
 		},
 	}
 	addFlags.register(add, true)
+	return add
+}
 
+func (ue *userEnv) setCommand() *cobra.Command {
 	var setFlags userFlags
 	set := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Change a user's home, quota, permissions, keys or limits",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, state, err := open()
+			db, state, err := ue.open()
 			if err != nil {
 				return err
 			}
@@ -303,7 +323,7 @@ running daemon reads changes at the next login; no restart is needed.`,
 					return err
 				}
 				if setFlags.passwordStdin {
-					pw, err := readPassword(stdin, stderr, true)
+					pw, err := readPassword(ue.stdin, ue.stderr, true)
 					if err != nil {
 						return err
 					}
@@ -317,27 +337,30 @@ running daemon reads changes at the next login; no restart is needed.`,
 			if err != nil {
 				return err
 			}
-			warnHome(&changed, state)
-			fmt.Fprintf(stdout, "updated user %s\n", args[0])
+			ue.warnHome(&changed, state)
+			fmt.Fprintf(ue.stdout, "updated user %s\n", args[0])
 			return nil
 		},
 	}
 	setFlags.register(set, false)
+	return set
+}
 
+func (ue *userEnv) passwdCommand() *cobra.Command {
 	var pwStdin bool
 	passwd := &cobra.Command{
 		Use:   "passwd NAME",
 		Short: "Set a user's password",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, _, err := open()
+			db, _, err := ue.open()
 			if err != nil {
 				return err
 			}
 			if _, ok := db.Lookup(args[0]); !ok {
 				return fmt.Errorf("no user %s", args[0])
 			}
-			pw, err := readPassword(stdin, stderr, pwStdin)
+			pw, err := readPassword(ue.stdin, ue.stderr, pwStdin)
 			if err != nil {
 				return err
 			}
@@ -353,19 +376,22 @@ running daemon reads changes at the next login; no restart is needed.`,
 				return nil
 			})
 			if err == nil {
-				fmt.Fprintf(stdout, "password of %s changed\n", args[0])
+				fmt.Fprintf(ue.stdout, "password of %s changed\n", args[0])
 			}
 			return err
 		},
 	}
 	passwd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+	return passwd
+}
 
+func (ue *userEnv) delCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "del NAME",
 		Short: "Remove a user (their home is kept)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, _, err := open()
+			db, _, err := ue.open()
 			if err != nil {
 				return err
 			}
@@ -377,18 +403,22 @@ running daemon reads changes at the next login; no restart is needed.`,
 				return nil
 			})
 			if err == nil {
-				fmt.Fprintf(stdout, "removed user %s; their home was kept\n", args[0])
+				fmt.Fprintf(ue.stdout, "removed user %s; their home was kept\n", args[0])
 			}
 			return err
 		},
 	}
 
+	return del
+}
+
+func (ue *userEnv) listCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, _, err := open()
+			db, _, err := ue.open()
 			if err != nil {
 				return err
 			}
@@ -396,7 +426,7 @@ running daemon reads changes at the next login; no restart is needed.`,
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(ue.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "USER\tALLOW\tLOGIN\tUSED\tQUOTA\tHOME")
 			for _, u := range users {
 				var login []string
@@ -419,6 +449,5 @@ running daemon reads changes at the next login; no restart is needed.`,
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(add, set, passwd, del, list)
-	return cmd
+	return list
 }
