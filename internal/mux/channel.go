@@ -120,9 +120,6 @@ func (ch *Channel) OpenOK() *frame.OpenOKMsg {
 	return ch.ok
 }
 
-// Session is the connection the channel belongs to.
-func (ch *Channel) Session() *Session { return ch.s }
-
 // Context is cancelled when the channel ends, with the cause: ErrAbandoned
 // when the peer closed it, a *RemoteError when it reported an error, an
 // error wrapping ErrLost when the connection ended.
@@ -434,4 +431,13 @@ func (ch *Channel) Wait() error {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	return ch.err
+}
+
+// ReaderOf returns the stream of type t this side receives, as an
+// io.Reader, or nil.
+func (ch *Channel) ReaderOf(t frame.Type) io.Reader {
+	if in := ch.inbound(t); in != nil {
+		return in
+	}
+	return nil
 }

@@ -132,6 +132,7 @@ type Session struct {
 	maxPeer   uint32 // the highest id the peer opened
 	goAway    string // the peer's go-away reason
 	goingAway error  // set by GoAway: the cause to close with after the last channel
+	closing   error  // set by end: why this side is ending the session
 	idle      *time.Timer
 	started   bool
 	ended     bool
@@ -418,9 +419,6 @@ func (ch *Channel) Sends(t frame.Type) {
 	ch.mu.Unlock()
 }
 
-// In returns the stream of type t this side receives, or nil.
-func (ch *Channel) In(t frame.Type) *Inbound { return ch.inbound(t) }
-
 // Out returns the stream of type t this side sends, or nil.
 func (ch *Channel) Out(t frame.Type) *Outbound {
 	ch.mu.Lock()
@@ -543,8 +541,7 @@ func (s *Session) armIdle() {
 			return
 		}
 		s.cfg.Logger.Info("idle timeout, closing connection", "idle", d)
-		_ = s.conn.SendError(frame.ConnChannel, frame.CodeIdleTimeout, fmt.Sprintf("no channel open for %s", d))
-		s.conn.CloseWithError(s.cfg.IdleError)
+		s.end(frame.CodeIdleTimeout, fmt.Sprintf("no channel open for %s", d), s.cfg.IdleError)
 	})
 }
 
@@ -573,19 +570,37 @@ func (s *Session) keepAlive() {
 		}
 		if missed++; missed >= max {
 			s.cfg.Logger.Warn("keepalive timeout, closing connection", "interval", iv, "missed", missed)
-			_ = s.conn.SendError(frame.ConnChannel, frame.CodeKeepaliveTimeout, "ping not answered")
-			s.conn.CloseWithError(fmt.Errorf("%w (%d in a row, %v apart)", s.cfg.KeepAliveError, missed, iv))
+			s.end(frame.CodeKeepaliveTimeout, "ping not answered", fmt.Errorf("%w (%d in a row, %v apart)", s.cfg.KeepAliveError, missed, iv))
 			return
 		}
 	}
+}
+
+// end ends the session from this side: the peer is told why with a
+// fatal error frame, and Wait returns cause. The cause is recorded before
+// the frame leaves, so that the peer closing in answer cannot be taken
+// for the reason.
+func (s *Session) end(code frame.Code, msg string, cause error) {
+	s.mu.Lock()
+	if s.closing == nil {
+		s.closing = cause
+	}
+	s.mu.Unlock()
+	_ = s.conn.SendError(frame.ConnChannel, code, msg) // best effort: the connection ends either way
+	s.conn.CloseWithError(cause)
 }
 
 // readLoop reads and routes frames until the connection ends, then ends
 // every channel.
 func (s *Session) readLoop() {
 	err := s.conn.ReadFrames(s.owner, s.dispatch)
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
 	var re *RemoteError
 	switch {
+	case closing != nil:
+		err = closing
 	case errors.As(err, &re):
 		// The peer said why.
 	case s.conn.Err() != nil:
