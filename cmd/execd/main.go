@@ -264,14 +264,14 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 // identity and tracing. closeAll closes the files it opened.
 func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (srv *execd.Server, closeAll func(), err error) {
 	var closers []func()
-	closeAll = func() {
+	closeFiles := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
 	defer func() {
 		if err != nil {
-			closeAll()
+			closeFiles()
 		}
 	}()
 	dir, err := stateDir(opts.stateDir)
@@ -330,7 +330,7 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	if opts.plaintext {
 		log.Warn("PLAINTEXT MODE: no TLS; anyone on the network path can read and forge this traffic")
 		fmt.Fprintln(stderr, "execd: WARNING: --insecure-plaintext: traffic is neither encrypted nor authenticated")
-		return srv, closeAll, nil
+		return srv, closeFiles, nil
 	}
 	cert, created, err := execd.LoadOrCreateIdentity(dir)
 	if err != nil {
@@ -341,7 +341,7 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	}
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	log.Info("identity", "fingerprint", execd.Fingerprint(cert.Leaf))
-	return srv, closeAll, nil
+	return srv, closeFiles, nil
 }
 
 // openUsersOrStart opens the users database; when there is none yet, a
