@@ -117,7 +117,7 @@ func addrHost(a net.Addr) string {
 // succeeds, the attempts run out, or the time does. Nothing but Auth,
 // Ping and Pong is accepted before it succeeds.
 func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account, error) {
-	mc, binding := sess.Conn(), sess.Binding()
+	binding := sess.Binding()
 	s := c.srv
 	s.authInit()
 	timeout := durOr(s.AuthTimeout, DefaultAuthTimeout)
@@ -145,33 +145,23 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 		}
 	}()
 	for fails := 0; ; {
-		f, err := mc.ReadFrame()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
-			}
+		payload, err := sess.Receive(frame.Auth)
+		var ne net.Error
+		var re *mux.RemoteError
+		var v *mux.Violation
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
+		case errors.As(err, &re):
+			return nil, fmt.Errorf("client gave up authenticating: %s", re.Message)
+		case errors.As(err, &v):
+			return fatal(frame.CodeAuthRequired, errAuthRequired,
+				"%v before authentication: this daemon requires a login (publickey or password) first", v.Err)
+		case err != nil:
 			return nil, err
 		}
-		switch f.Type {
-		case frame.Ping:
-			if err := mc.HandlePing(f.Payload); err != nil {
-				return nil, err
-			}
-			continue
-		case frame.Pong:
-			continue
-		case frame.Error:
-			var m frame.ErrorMsg
-			_ = frame.Unmarshal(f.Payload, &m) // the client is leaving either way
-			return nil, fmt.Errorf("client gave up authenticating: %s", m.Message)
-		case frame.Auth:
-		default:
-			return fatal(frame.CodeAuthRequired, errAuthRequired,
-				"%s frame before authentication: this daemon requires a login (publickey or password) first", f.Type)
-		}
 		var m frame.AuthMsg
-		verr := frame.Unmarshal(f.Payload, &m)
+		verr := frame.Unmarshal(payload, &m)
 		if errors.Is(verr, frame.ErrMalformed) {
 			return fatal(frame.CodeMalformed, verr, "%v", verr)
 		}
@@ -215,7 +205,7 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 			s.Audit.Log(ev)
 			loggedIn = true
 			c.log.Info("login", "user", m.User, "method", m.Method, "key", keyFP)
-			err := mc.SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
+			err := sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
 				OK: true, User: acct.user.Name, Allow: acct.user.Allow, Message: "logged in as " + acct.user.Name})
 			if err != nil {
 				acct.st.release(&acct.st.conns)
@@ -240,7 +230,7 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 		if fails >= maxTries {
 			return fatal(frame.CodeAuthFailed, errAuthTries, "%s; too many failed attempts (%d), closing", reason, fails)
 		}
-		if err := mc.SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{Methods: authMethods, Message: reason}); err != nil {
+		if err := sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{Methods: authMethods, Message: reason}); err != nil {
 			return nil, err
 		}
 	}

@@ -127,7 +127,8 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	if m.Pty == nil {
 		ch.stderr = nc.Outbound(frame.Stderr, m.Window)
 	}
-	nc.SetControl(ch.control)
+	nc.OnControl(frame.Signal, mux.On(func(_ *mux.Channel, m *frame.SignalMsg) error { ch.signal(m.Signal); return nil }))
+	nc.OnControl(frame.Resize, mux.On(func(_ *mux.Channel, m *frame.ResizeMsg) error { ch.resize(m.Cols, m.Rows); return nil }))
 	if acct.st != nil && acct.user.Quota > 0 {
 		s.quotas.get(acct.home).markDirty() // a command may write anywhere in the home
 	}
@@ -178,27 +179,6 @@ func mergeEnv(base, extra []string) []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// control takes the command's signal and resize frames.
-func (ch *execChan) control(_ *mux.Channel, f frame.Frame) error {
-	switch f.Type {
-	case frame.Signal:
-		var m frame.SignalMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		ch.signal(m.Signal)
-	case frame.Resize:
-		var m frame.ResizeMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		ch.resize(m.Cols, m.Rows)
-	default:
-		return mux.Violationf(frame.CodeUnexpected, "%s frame on command channel %d", f.Type, f.Channel)
-	}
-	return nil
 }
 
 func (ch *execChan) signal(name string) {

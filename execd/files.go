@@ -54,11 +54,11 @@ func (c *serverConn) openFile(nc mux.NewChannel) {
 	case frame.KindPut:
 		win := max(c.srv.Window, DefaultFileWindow)
 		pc := &putChan{fileBase: b, in: nc.Inbound(frame.Data, win), done: make(chan frame.DoneMsg, 1)}
-		nc.SetControl(pc.control)
+		nc.OnControl(frame.Done, mux.On(pc.doneMsg))
 		run = pc.run
 	default:
 		fc := &fsChan{fileBase: b, reqs: make(chan *frame.FileRequest, maxPendingRequests)}
-		nc.SetControl(fc.control)
+		nc.OnControl(frame.Request, mux.On(fc.request))
 		run = fc.run
 	}
 	c.wg.Add(1)
@@ -207,17 +207,10 @@ type putChan struct {
 	done chan frame.DoneMsg
 }
 
-// control takes the client's done frame.
-func (pc *putChan) control(_ *mux.Channel, f frame.Frame) error {
-	if f.Type != frame.Done {
-		return mux.Violationf(frame.CodeUnexpected, "%s frame on put channel %d", f.Type, pc.id)
-	}
-	var m frame.DoneMsg
-	if err := frame.Unmarshal(f.Payload, &m); err != nil {
-		return err
-	}
+// doneMsg takes the client's done, which run waits for after the data.
+func (pc *putChan) doneMsg(_ *mux.Channel, m *frame.DoneMsg) error {
 	select {
-	case pc.done <- m:
+	case pc.done <- *m:
 		return nil
 	default:
 		return mux.Violationf(frame.CodeUnexpected, "second done on put channel %d", pc.id)
@@ -391,17 +384,10 @@ type fsChan struct {
 	cwd  string
 }
 
-// control takes the client's requests, which run answers in order.
-func (fc *fsChan) control(_ *mux.Channel, f frame.Frame) error {
-	if f.Type != frame.Request {
-		return mux.Violationf(frame.CodeUnexpected, "%s frame on fs channel %d", f.Type, fc.id)
-	}
-	var m frame.FileRequest
-	if err := frame.Unmarshal(f.Payload, &m); err != nil {
-		return err
-	}
+// request takes a client's request, which run answers in order.
+func (fc *fsChan) request(_ *mux.Channel, m *frame.FileRequest) error {
 	select {
-	case fc.reqs <- &m:
+	case fc.reqs <- m:
 		return nil
 	default:
 		return mux.Violationf(frame.CodeFlowControl, "more than %d requests outstanding on channel %d", maxPendingRequests, fc.id)

@@ -129,7 +129,8 @@ func (p *passwordAuth) attempt(user string) (*frame.AuthMsg, bool, error) {
 
 // login runs the authentication phase with the methods of cfg the daemon
 // offers, in order. It returns the daemon's accepting reply.
-func login(ctx context.Context, mc *mux.Conn, addr string, cfg *Config, hello *frame.HelloMsg, binding []byte) (*frame.AuthReplyMsg, error) {
+func login(ctx context.Context, sess *mux.Session, addr string, cfg *Config, hello *frame.HelloMsg) (*frame.AuthReplyMsg, error) {
+	binding := sess.Binding()
 	user := cfg.User
 	if err := frame.ValidUser(user); err != nil {
 		return nil, fmt.Errorf("rexec: user name: %w", err)
@@ -150,10 +151,10 @@ func login(ctx context.Context, mc *mux.Conn, addr string, cfg *Config, hello *f
 				break
 			}
 			tried = true
-			if err := mc.SendJSON(frame.Auth, frame.ConnChannel, m); err != nil {
+			if err := sess.Conn().SendJSON(frame.Auth, frame.ConnChannel, m); err != nil {
 				return nil, fmt.Errorf("rexec: login: %w", ctxErr(ctx, err))
 			}
-			reply, err := readAuthReply(ctx, mc, addr)
+			reply, err := readAuthReply(ctx, sess, addr)
 			if err != nil {
 				if len(ae.Reasons) > 0 {
 					ae.Reasons = append(ae.Reasons, err.Error())
@@ -173,32 +174,22 @@ func login(ctx context.Context, mc *mux.Conn, addr string, cfg *Config, hello *f
 	return nil, ae
 }
 
-// readAuthReply waits for the answer to an Auth frame, answering pings.
-func readAuthReply(ctx context.Context, mc *mux.Conn, addr string) (*frame.AuthReplyMsg, error) {
-	for {
-		f, err := mc.ReadFrame()
-		if err != nil {
-			return nil, fmt.Errorf("rexec: login: %w", ctxErr(ctx, err))
-		}
-		switch f.Type {
-		case frame.Ping:
-			if err := mc.HandlePing(f.Payload); err != nil {
-				return nil, err
-			}
-		case frame.AuthReply:
-			var m frame.AuthReplyMsg
-			if err := frame.Unmarshal(f.Payload, &m); err != nil {
-				return nil, fmt.Errorf("rexec: login reply: %w", err)
-			}
-			return &m, nil
-		case frame.Error:
-			var m frame.ErrorMsg
-			if err := frame.Unmarshal(f.Payload, &m); err != nil {
-				return nil, fmt.Errorf("rexec: login: %w", err)
-			}
-			return nil, fmt.Errorf("%s closed the connection: %w", addr, &m)
-		default:
-			return nil, fmt.Errorf("rexec: login: expected auth_reply, got %s frame", f.Type)
-		}
+// readAuthReply waits for the answer to an Auth frame.
+func readAuthReply(ctx context.Context, sess *mux.Session, addr string) (*frame.AuthReplyMsg, error) {
+	p, err := sess.Receive(frame.AuthReply)
+	var re *RemoteError
+	var v *mux.Violation
+	switch {
+	case errors.As(err, &re):
+		return nil, fmt.Errorf("%s closed the connection: %w", addr, re)
+	case errors.As(err, &v):
+		return nil, fmt.Errorf("rexec: login: expected auth_reply, got %v", v.Err)
+	case err != nil:
+		return nil, fmt.Errorf("rexec: login: %w", ctxErr(ctx, err))
 	}
+	var m frame.AuthReplyMsg
+	if err := frame.Unmarshal(p, &m); err != nil {
+		return nil, fmt.Errorf("rexec: login reply: %w", err)
+	}
+	return &m, nil
 }

@@ -221,7 +221,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 	hello := *sess.Peer()
 	var auth frame.AuthReplyMsg
 	if len(hello.Auth) > 0 {
-		reply, err := login(ctx, sess.Conn(), addr, cfg, &hello, sess.Binding())
+		reply, err := login(ctx, sess, addr, cfg, &hello)
 		if err != nil {
 			return nil, err
 		}

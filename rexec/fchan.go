@@ -39,7 +39,11 @@ func (c *Client) openFile(ctx context.Context, m *frame.OpenMsg) (*fileChan, err
 		case frame.KindPut:
 			ch.Sends(frame.Data)
 		}
-		ch.SetControl(fc.control)
+		if m.Kind == frame.KindFS {
+			ch.OnControl(frame.Reply, mux.On(fc.reply))
+		} else {
+			ch.OnControl(frame.Done, mux.On(fc.done))
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -61,34 +65,25 @@ func (fc *fileChan) endWith(ctx context.Context) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { fc.ch.Close(context.Cause(ctx)) })
 }
 
-// control takes the daemon's done (get, put) and replies (fs).
-func (fc *fileChan) control(ch *mux.Channel, f frame.Frame) error {
-	switch {
-	case f.Type == frame.Done && fc.kind != frame.KindFS:
-		var m frame.DoneMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		fc.mu.Lock()
-		fc.doneMsg = &m
-		fc.mu.Unlock()
-		ch.Finish()
-		return nil
-	case f.Type == frame.Reply && fc.kind == frame.KindFS:
-		var m frame.FileReply
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return err
-		}
-		fc.mu.Lock()
-		fc.replies = append(fc.replies, &m)
-		fc.mu.Unlock()
-		select {
-		case fc.replyCh <- struct{}{}:
-		default:
-		}
-		return nil
+// done takes the daemon's done, the end of a get or a put.
+func (fc *fileChan) done(ch *mux.Channel, m *frame.DoneMsg) error {
+	fc.mu.Lock()
+	fc.doneMsg = m
+	fc.mu.Unlock()
+	ch.Finish()
+	return nil
+}
+
+// reply takes a reply of a file session.
+func (fc *fileChan) reply(_ *mux.Channel, m *frame.FileReply) error {
+	fc.mu.Lock()
+	fc.replies = append(fc.replies, m)
+	fc.mu.Unlock()
+	select {
+	case fc.replyCh <- struct{}{}:
+	default:
 	}
-	return fmt.Errorf("%w: %s frame on a %s channel", frame.ErrInvalid, f.Type, fc.kind)
+	return nil
 }
 
 // wait waits for the Done message or the error that ended the channel.

@@ -213,7 +213,7 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 		}
 		s.mu.Unlock()
 		ch.Sends(frame.Stdin)
-		ch.SetControl(s.control)
+		ch.OnControl(frame.Exit, mux.On(s.exited))
 	})
 	if err != nil {
 		return err
@@ -280,16 +280,9 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 // still ends the session.
 func (s *Session) abandon() { _ = s.ch.Send(frame.Close, nil) } // best effort
 
-// control takes the exit of the command from the read loop.
-func (s *Session) control(ch *mux.Channel, f frame.Frame) error {
-	if f.Type != frame.Exit {
-		return fmt.Errorf("%w: %s frame on a command channel", frame.ErrInvalid, f.Type)
-	}
-	var m frame.ExitMsg
-	if err := frame.Unmarshal(f.Payload, &m); err != nil {
-		return err
-	}
-	s.finish(&m, nil)
+// exited takes the command's exit from the read loop.
+func (s *Session) exited(ch *mux.Channel, m *frame.ExitMsg) error {
+	s.finish(m, nil)
 	ch.Finish()
 	return nil
 }

@@ -66,11 +66,26 @@ func (e *RemoteError) Error() string { return e.Message }
 // Unwrap gives the wire message the error came from.
 func (e *RemoteError) Unwrap() error { return &frame.ErrorMsg{Code: e.Code, Message: e.Message} }
 
-// ControlFunc takes a control frame of a channel (one of its kind's own:
-// exit, done, signal, resize, request, reply) from the read loop; the
-// payload is valid only during the call. An error is a protocol violation
-// that ends the connection.
-type ControlFunc func(ch *Channel, f frame.Frame) error
+// ControlFunc takes the payload of one control frame of a channel (one
+// of its kind's own: exit, done, signal, resize, request, reply) from the
+// read loop; the payload is valid only during the call. An error is a
+// protocol violation that ends the connection.
+type ControlFunc func(ch *Channel, payload []byte) error
+
+// On returns a ControlFunc that decodes the payload into a new M (and
+// checks it, as frame.Unmarshal does) before passing it to f.
+func On[M any, PM interface {
+	*M
+	frame.Message
+}](f func(ch *Channel, m PM) error) ControlFunc {
+	return func(ch *Channel, payload []byte) error {
+		m := PM(new(M))
+		if err := frame.Unmarshal(payload, m); err != nil {
+			return err
+		}
+		return f(ch, m)
+	}
+}
 
 // Channel is one channel of a Session: its streams under flow control,
 // its control frames, and one end-of-life state machine. Safe for
@@ -80,7 +95,7 @@ type Channel struct {
 	id      uint32
 	kind    string
 	open    *frame.OpenMsg // what the opener asked for
-	control ControlFunc
+	control map[frame.Type]ControlFunc
 
 	ctx    context.Context // ends with the channel
 	cancel context.CancelCauseFunc
@@ -99,7 +114,8 @@ func newChannel(s *Session, id uint32, m *frame.OpenMsg) *Channel {
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	return &Channel{
 		s: s, id: id, kind: m.Kind, open: m, ctx: ctx, cancel: cancel,
-		in: map[frame.Type]*Inbound{}, out: map[frame.Type]*Outbound{},
+		control: map[frame.Type]ControlFunc{},
+		in:      map[frame.Type]*Inbound{}, out: map[frame.Type]*Outbound{},
 		opened: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -225,7 +241,7 @@ func (ch *Channel) confirm(ok *frame.OpenOKMsg) bool {
 }
 
 // end moves the channel to a final state once, forgets it in the session,
-// and wakes every reader, writer and waiter. Readers drain what arrived
+// and wakes every reader, writer and waiter (Done is closed last). Readers drain what arrived
 // and then see io.EOF (Finished) or err; with drop (this side abandoned
 // the channel) they fail at once. Writers fail with err, or
 // io.ErrClosedPipe after a Finished end. For Lost, err is the
@@ -245,8 +261,14 @@ func (ch *Channel) end(st State, err error, drop bool) {
 	if prev == Opening {
 		close(ch.opened)
 	}
-	close(ch.done)
-	ins, outs := ch.in, ch.out
+	ins := make([]*Inbound, 0, len(ch.in))
+	for _, in := range ch.in {
+		ins = append(ins, in)
+	}
+	outs := make([]*Outbound, 0, len(ch.out))
+	for _, o := range ch.out {
+		outs = append(outs, o)
+	}
 	ch.mu.Unlock()
 	for _, in := range ins {
 		switch {
@@ -276,6 +298,7 @@ func (ch *Channel) end(st State, err error, drop bool) {
 		ch.cancel(err)
 	}
 	ch.s.forget(ch)
+	close(ch.done) // last: whoever waits on it sees the whole end
 }
 
 // route takes one frame of this channel from the read loop.
@@ -324,10 +347,13 @@ func (ch *Channel) route(f frame.Frame) error {
 		}
 		return in.Push(f.Payload, f.Flags&frame.FlagEOF != 0)
 	}
-	if ch.control == nil {
+	ch.mu.Lock()
+	handle := ch.control[f.Type]
+	ch.mu.Unlock()
+	if handle == nil {
 		return ch.unexpected(f.Type)
 	}
-	return ch.control(ch, f)
+	return handle(ch, f.Payload)
 }
 
 func (ch *Channel) inbound(t frame.Type) *Inbound {
@@ -383,10 +409,6 @@ func violationCode(err error) frame.Code {
 // disk access, say). Until then the channel exists: a close from the peer
 // cancels its Context.
 type NewChannel struct{ *Channel }
-
-// SetControl sets the function that takes the channel's control frames;
-// call it before Accept.
-func (nc NewChannel) SetControl(f ControlFunc) { nc.control = f }
 
 // Accept confirms the channel with ok (its Window is the credit of the
 // stream the peer sends, if any).

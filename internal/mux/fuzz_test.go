@@ -62,7 +62,7 @@ func FuzzSessionFrames(f *testing.F) {
 		accept := func(nc mux.NewChannel) {
 			nc.Inbound(frame.Stdin, 1<<16)
 			nc.Outbound(frame.Stdout, nc.OpenMsg().Window)
-			nc.SetControl(func(*mux.Channel, frame.Frame) error { return nil })
+			nc.OnControl(frame.Signal, mux.On(func(*mux.Channel, *frame.SignalMsg) error { return nil }))
 			_, _ = nc.Accept(&frame.OpenOKMsg{Window: 1 << 16})
 		}
 		s.Handle(frame.KindExec, accept)

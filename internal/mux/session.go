@@ -323,6 +323,38 @@ func (s *Session) Refuse(code frame.Code, msg string) {
 	s.conn.Close()
 }
 
+// Receive reads the next frame of a login on channel 0, before Start:
+// pings are answered and pongs dropped on the way; a frame of type want
+// gives its payload (valid until the next call); an error frame gives a
+// *RemoteError (the peer gave up), and a frame of any other type a
+// *Violation whose message names it. Read errors (a deadline, the end of
+// the connection) are returned as they are.
+func (s *Session) Receive(want frame.Type) ([]byte, error) {
+	for {
+		f, err := s.conn.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f.Type {
+		case want:
+			return f.Payload, nil
+		case frame.Ping:
+			if err := s.conn.HandlePing(f.Payload); err != nil {
+				return nil, err
+			}
+		case frame.Pong:
+		case frame.Error:
+			var m frame.ErrorMsg
+			if err := frame.Unmarshal(f.Payload, &m); err != nil {
+				return nil, err
+			}
+			return nil, &RemoteError{Code: m.Code, Message: m.Message}
+		default:
+			return nil, Violationf(frame.CodeUnexpected, "%s frame", f.Type)
+		}
+	}
+}
+
 // Peer is the peer's hello.
 func (s *Session) Peer() *frame.HelloMsg { return &s.peer }
 
@@ -367,7 +399,7 @@ func (s *Session) Start(ctx context.Context) {
 // Open opens a channel and waits for the peer to confirm it. setup, when
 // not nil, prepares the channel before the open leaves: the streams it
 // receives (Inbound), those it will send once confirmed (Sends), and its
-// control frames (SetControl). A refusal is a *RemoteError.
+// control frames (OnControl). A refusal is a *RemoteError.
 func (s *Session) Open(ctx context.Context, m *frame.OpenMsg, setup func(*Channel)) (*Channel, error) {
 	s.openMu.Lock()
 	s.mu.Lock()
@@ -406,9 +438,14 @@ func (s *Session) Open(ctx context.Context, m *frame.OpenMsg, setup func(*Channe
 	return ch, nil
 }
 
-// SetControl sets the function that takes the channel's control frames;
-// an opener calls it in Open's setup.
-func (ch *Channel) SetControl(f ControlFunc) { ch.control = f }
+// OnControl makes f take the channel's control frames of type t (see
+// On); a frame of a type with no function is a violation. The opener
+// calls it in Open's setup, the acceptor before Accept.
+func (ch *Channel) OnControl(t frame.Type, f ControlFunc) {
+	ch.mu.Lock()
+	ch.control[t] = f
+	ch.mu.Unlock()
+}
 
 // Sends declares a stream this side will send once the open is
 // confirmed, with the credit the peer's open_ok grants; an opener calls

@@ -92,16 +92,11 @@ func TestSessionOpenDataFinish(t *testing.T) {
 	var done frame.DoneMsg
 	ch, err := client.Open(t.Context(), &frame.OpenMsg{Kind: frame.KindGet, Path: "hello over the mux", Window: 1 << 16}, func(ch *mux.Channel) {
 		ch.Inbound(frame.Data, 1<<16)
-		ch.SetControl(func(ch *mux.Channel, f frame.Frame) error {
-			if f.Type != frame.Done {
-				return errors.New("want done")
-			}
-			if err := frame.Unmarshal(f.Payload, &done); err != nil {
-				return err
-			}
+		ch.OnControl(frame.Done, mux.On(func(ch *mux.Channel, m *frame.DoneMsg) error {
+			done = *m
 			ch.Finish()
 			return nil
-		})
+		}))
 	})
 	require.NoError(t, err)
 	assert.Equal(t, uint32(1), ch.ID(), "a client's first channel is 1")
