@@ -108,7 +108,6 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
 	closing   bool
-	done      chan struct{}
 	wg        sync.WaitGroup
 }
 
@@ -130,7 +129,6 @@ func (s *Server) init() {
 	if s.listeners == nil {
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*serverConn]struct{})
-		s.done = make(chan struct{})
 	}
 }
 

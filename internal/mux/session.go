@@ -194,13 +194,9 @@ func (s *Session) finishTLS(c *tls.Conn) error {
 	return nil
 }
 
-// Accept runs the daemon's side of a new connection's handshake, bounded
-// by ctx (whose deadline becomes the connection's): TLS with tc when it
-// is not nil, then the client's hello, which must come first. A broken or
-// missing hello is answered with an error frame. The caller answers with
-// SendHello once it has decided to serve the client, then Start.
-func Accept(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config) (*Session, error) {
-	cfg.Role = Server
+// handshake checks cfg, sets ctx's deadline on nc, and runs TLS with tc
+// when it is not nil: what both ends do before the hellos.
+func handshake(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config) (*Session, error) {
 	cfg, err := cfg.check()
 	if err != nil {
 		return nil, err
@@ -208,20 +204,30 @@ func Accept(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config) (*Sess
 	if d, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(d) // best effort
 	}
-	var conn net.Conn = nc
-	var below *BufConn
-	var tlsConn *tls.Conn
-	if tc != nil {
-		if tlsConn, below, err = secure(ctx, nc, tc, Server); err != nil {
-			return nil, err
-		}
-		conn = tlsConn
+	if tc == nil {
+		return newSession(nc, nil, cfg), nil
 	}
-	s := newSession(conn, below, cfg)
-	if tlsConn != nil {
-		if err := s.finishTLS(tlsConn); err != nil {
-			return nil, err
-		}
+	tlsConn, below, err := secure(ctx, nc, tc, cfg.Role)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(tlsConn, below, cfg)
+	if err := s.finishTLS(tlsConn); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Accept runs the daemon's side of a new connection's handshake, bounded
+// by ctx (whose deadline becomes the connection's): TLS with tc when it
+// is not nil, then the client's hello, which must come first. A broken or
+// missing hello is answered with an error frame. The caller answers with
+// SendHello once it has decided to serve the client, then Start.
+func Accept(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config) (*Session, error) {
+	cfg.Role = Server
+	s, err := handshake(ctx, nc, tc, cfg)
+	if err != nil {
+		return nil, err
 	}
 	f, err := s.conn.ReadFrame()
 	if err != nil {
@@ -255,29 +261,12 @@ func Accept(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config) (*Sess
 // gives an error wrapping io.EOF. On error the caller closes nc.
 func Dial(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config, hello *frame.HelloMsg) (*Session, error) {
 	cfg.Role = Client
-	cfg, err := cfg.check()
+	s, err := handshake(ctx, nc, tc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(d) // best effort
-	}
-	var conn net.Conn = nc
-	var below *BufConn
-	var tlsConn *tls.Conn
-	if tc != nil {
-		tlsConn, below, err = secure(ctx, nc, tc, Client)
-		if err != nil {
-			return nil, err
-		}
-		below.Buffer()
-		conn = tlsConn
-	}
-	s := newSession(conn, below, cfg)
-	if tlsConn != nil {
-		if err := s.finishTLS(tlsConn); err != nil {
-			return nil, err
-		}
+	if s.below != nil {
+		s.below.Buffer() // a client buffers at once: the daemon has proved itself in TLS
 	}
 	h := *hello
 	h.MaxPayload = cfg.MaxPayload
