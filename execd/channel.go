@@ -198,14 +198,43 @@ func (ch *execChan) resize(cols, rows uint16) {
 // run streams the command's output, waits for it, and sends the exit
 // status only after stdout and stderr have been drained.
 func (ch *execChan) run() {
-	c := ch.c
-	defer c.wg.Done()
+	defer ch.c.wg.Done()
 	defer ch.cancel(nil)
-	grace := durOr(c.srv.KillGrace, DefaultKillGrace)
+	grace := durOr(ch.c.srv.KillGrace, DefaultKillGrace)
+	drained := ch.pumpOutput()
+	inDone := ch.pumpInput()
+	st := ch.wait(grace)
+	// The leader is gone: what is left of its process group would be an
+	// orphan. End it, then drain what it wrote.
+	ch.p.Terminate(grace)
+	select {
+	case <-drained:
+	case <-time.After(grace + time.Second):
+		ch.c.log.Warn("output still open after exit, closing", "channel", ch.id)
+		ch.p.CloseOutput()
+		<-drained
+	}
+	ch.p.Release()
+	_ = ch.stdout.Close() // best effort: a dead connection fails every send
+	if ch.stderr != nil {
+		_ = ch.stderr.Close()
+	}
+	exit := ch.exitMsg(st)
+	_ = ch.ch.SendJSON(frame.Exit, exit)
+	ch.c.log.Info("command exited", "channel", ch.id, "argv0", ch.argv0, "code", exit.Code,
+		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
+	ch.stdin.CloseWithError(io.ErrClosedPipe)
+	<-inDone
+	ch.recordExit(exit)
+	ch.ch.Finish()
+}
 
-	var outWG sync.WaitGroup
+// pumpOutput copies stdout and stderr to their streams; the returned
+// channel is closed when both have ended.
+func (ch *execChan) pumpOutput() <-chan struct{} {
+	var wg sync.WaitGroup
 	pump := func(r io.ReadCloser, o *mux.Outbound) {
-		defer outWG.Done()
+		defer wg.Done()
 		// Ends at io.EOF, or EIO from a pty whose processes have all exited.
 		// When the client is gone or abandoned the channel, stop reading so
 		// that the command's writes fail; a read error alone closes nothing
@@ -215,29 +244,46 @@ func (ch *execChan) run() {
 		if err != nil && o.Failed() {
 			_ = r.Close() // best effort
 		}
-		c.log.Debug("output ended", "channel", ch.id, "bytes", n, "err", err)
+		ch.c.log.Debug("output ended", "channel", ch.id, "bytes", n, "err", err)
 	}
-	outWG.Add(1)
+	wg.Add(1)
 	go pump(decodeOutput(ch.p.Stdout, ch.encoding), ch.stdout)
 	if ch.stderr != nil {
-		outWG.Add(1)
+		wg.Add(1)
 		go pump(decodeOutput(ch.p.Stderr, ch.encoding), ch.stderr)
 	}
-	inDone := make(chan struct{})
+	drained := make(chan struct{})
 	go func() {
-		defer close(inDone)
+		wg.Wait()
+		close(drained)
+	}()
+	return drained
+}
+
+// pumpInput copies the stdin stream to the command; the returned channel
+// is closed when the copy has ended.
+func (ch *execChan) pumpInput() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		n, err := io.Copy(ch.p.Stdin, encodeInput(ch.stdin, ch.encoding))
 		ch.bytesIn.Add(n)
 		if err == nil {
 			ch.p.StdinEOF()
 		}
 	}()
+	return done
+}
 
-	exited := make(chan struct{})
-	var timer *time.Timer
+// wait waits for the command's leader to exit, ending its process group
+// when the channel ends first (the client left, abandoned it, or the time
+// limit came).
+func (ch *execChan) wait(grace time.Duration) proc.ExitState {
 	if ch.timeout > 0 {
-		timer = time.AfterFunc(ch.timeout, func() { ch.cancel(errTimeLimit) })
+		timer := time.AfterFunc(ch.timeout, func() { ch.cancel(errTimeLimit) })
+		defer timer.Stop()
 	}
+	exited := make(chan struct{})
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -256,34 +302,14 @@ func (ch *execChan) run() {
 		}
 		ch.p.Terminate(grace)
 	}()
-
 	st := ch.p.Wait()
 	close(exited)
 	<-watchDone
-	if timer != nil {
-		timer.Stop()
-	}
-	// The leader is gone: what is left of its process group would be an
-	// orphan. End it, then drain what it wrote.
-	ch.p.Terminate(grace)
-	drained := make(chan struct{})
-	go func() {
-		outWG.Wait()
-		close(drained)
-	}()
-	select {
-	case <-drained:
-	case <-time.After(grace + time.Second):
-		c.log.Warn("output still open after exit, closing", "channel", ch.id)
-		ch.p.CloseOutput()
-		<-drained
-	}
-	ch.p.Release()
+	return st
+}
 
-	_ = ch.stdout.Close() // best effort: a dead connection fails every send
-	if ch.stderr != nil {
-		_ = ch.stderr.Close()
-	}
+// exitMsg is the exit frame of the command, with why it was ended early.
+func (ch *execChan) exitMsg(st proc.ExitState) *frame.ExitMsg {
 	exit := st.ExitMsg(time.Since(ch.started))
 	exit.Encoding = ch.encoding
 	var re *mux.RemoteError
@@ -296,12 +322,12 @@ func (ch *execChan) run() {
 	case errors.As(cause, &re):
 		exit.Message = "the client reported: " + re.Message
 	}
-	_ = ch.ch.SendJSON(frame.Exit, exit)
-	c.log.Info("command exited", "channel", ch.id, "argv0", ch.argv0, "code", exit.Code,
-		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
+	return exit
+}
 
-	ch.stdin.CloseWithError(io.ErrClosedPipe)
-	<-inDone
+// recordExit writes the exit event to the audit log.
+func (ch *execChan) recordExit(exit *frame.ExitMsg) {
+	c := ch.c
 	ev := *ch.audit
 	ev.Time, ev.Event, ev.End = time.Time{}, "exit", ptr(time.Now().UTC())
 	ev.Exit, ev.Signal, ev.TimedOut, ev.Result = ptr(int(exit.Code)), exit.Signal, exit.TimedOut, exit.Message
@@ -310,5 +336,4 @@ func (ch *execChan) run() {
 	if acct := c.acct; acct.st != nil && acct.user.Quota > 0 {
 		c.srv.quotas.get(acct.home).markDirty()
 	}
-	ch.ch.Finish()
 }

@@ -244,86 +244,126 @@ func (pc *putChan) run() {
 		return
 	}
 	defer root.Close()
-	p, err := xfer.Resolve(".", pc.m.Path)
+	t, err := pc.prepare(root)
 	if err != nil {
 		pc.fail(err)
 		return
+	}
+	off := t.sink.Offset()
+	if !pc.accept(&frame.OpenOKMsg{Window: pc.in.Window(), Offset: off, PrefixHash: t.sink.PrefixSum()}) {
+		t.keep()
+		return
+	}
+	d, err := pc.receive(t)
+	if err != nil {
+		if pc.ctx.Err() != nil || errors.Is(err, mux.ErrLost) {
+			// Interrupted: keep what arrived so that the client can resume.
+			pc.c.log.Info("put interrupted", "channel", pc.id, "path", t.path, "kept", t.sink.Written(), "cause", err)
+			t.keep()
+			return
+		}
+		t.discard()
+		pc.fail(err)
+		return
+	}
+	if err := pc.commit(root, t, d); err != nil {
+		pc.fail(err)
+		return
+	}
+	// Recorded before the client hears of it: the audit log's order is
+	// the order in which the client saw its operations complete.
+	pc.audit(frame.KindPut, t.path, "", &d.Size, d.Hash, nil)
+	_ = pc.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
+	pc.c.log.Info("file received", "channel", pc.id, "path", t.path, "size", d.Size, "resumed_at", off,
+		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())
+}
+
+// putTarget is where a put's data goes: the partial copy and the quota
+// charge for its new bytes (nil without a quota).
+type putTarget struct {
+	path string
+	sink *xfer.Sink
+	qc   *charge
+	w    io.Writer // the sink, through the quota
+}
+
+// keep closes the partial copy for a resume.
+func (t *putTarget) keep() {
+	t.sink.Close()
+	t.qc.end(0)
+}
+
+// discard removes the partial copy, and its bytes from the usage.
+func (t *putTarget) discard() {
+	n := int64(t.sink.Written())
+	t.sink.Discard()
+	if t.qc != nil {
+		t.qc.end(-n)
+	}
+}
+
+// prepare resolves the put's path and opens its partial copy (resumed
+// when the client asked and the copy is not longer than the file), with
+// the quota reserved for the bytes still to come.
+func (pc *putChan) prepare(root *os.Root) (*putTarget, error) {
+	p, err := xfer.Resolve(".", pc.m.Path)
+	if err != nil {
+		return nil, err
 	}
 	pc.m.Path = p
 	if p == "." {
-		pc.fail(xfer.Errorf(frame.CodeIsDir, "~: is a directory"))
-		return
+		return nil, xfer.Errorf(frame.CodeIsDir, "~: is a directory")
 	}
 	sink, err := xfer.OpenSink(root, p, pc.m.Hash, pc.m.Resume, &pc.c.srv.locks)
 	if err != nil {
-		pc.fail(err)
-		return
+		return nil, err
 	}
 	if sink.Offset() > pc.m.Size {
 		if err := sink.Truncate(0); err != nil {
 			sink.Discard()
-			pc.fail(err)
-			return
+			return nil, err
 		}
 	}
-	off := sink.Offset()
-	var w io.Writer = sink
-	var qc *charge // nil without a quota
+	t := &putTarget{path: p, sink: sink, w: sink}
 	if q := pc.quota(); q != nil {
 		// A resumed put is charged only for its new bytes: the kept ones
 		// are on disk and counted already.
 		acct := pc.c.acct
-		if qc, err = q.reserve(int64(acct.user.Quota), int64(pc.m.Size-off), acct.user.Name, xfer.Display(p)); err != nil {
+		if t.qc, err = q.reserve(int64(acct.user.Quota), int64(pc.m.Size-sink.Offset()), acct.user.Name, xfer.Display(p)); err != nil {
 			sink.Discard()
 			q.markDirty()
-			pc.fail(err)
-			return
+			return nil, err
 		}
-		w = &quotaWriter{w: sink, c: qc}
+		t.w = &quotaWriter{w: sink, c: t.qc}
 	}
-	// discard removes the partial copy, and its bytes from the usage.
-	discard := func() {
-		n := int64(sink.Written())
-		sink.Discard()
-		if qc != nil {
-			qc.end(-n)
-		}
-	}
-	if !pc.accept(&frame.OpenOKMsg{Window: pc.in.Window(), Offset: off, PrefixHash: sink.PrefixSum()}) {
-		sink.Close()
-		qc.end(0)
-		return
-	}
-	left := pc.m.Size - off
+	return t, nil
+}
+
+// receive writes the data into the partial copy and waits for the
+// client's done, which must announce the size the open did.
+func (pc *putChan) receive(t *putTarget) (frame.DoneMsg, error) {
+	left := pc.m.Size - t.sink.Offset()
 	if pc.m.Stream {
 		left = math.MaxUint64
 	}
-	_, err = io.Copy(&sizeGuard{w: w, left: left, shown: xfer.Display(p)}, pc.in)
-	var d frame.DoneMsg
-	if err == nil {
-		select {
-		case d = <-pc.done:
-		case <-pc.ctx.Done():
-			err = context.Cause(pc.ctx)
-		}
+	if _, err := io.Copy(&sizeGuard{w: t.w, left: left, shown: xfer.Display(t.path)}, pc.in); err != nil {
+		return frame.DoneMsg{}, err
 	}
-	if err != nil {
-		if pc.ctx.Err() != nil || errors.Is(err, mux.ErrLost) {
-			// Interrupted: keep what arrived so that the client can resume.
-			pc.c.log.Info("put interrupted", "channel", pc.id, "path", p, "kept", sink.Written(), "cause", err)
-			sink.Close()
-			qc.end(0)
-			return
-		}
-		discard()
-		pc.fail(err)
-		return
+	var d frame.DoneMsg
+	select {
+	case d = <-pc.done:
+	case <-pc.ctx.Done():
+		return d, context.Cause(pc.ctx)
 	}
 	if d.Size != pc.m.Size && !pc.m.Stream {
-		discard()
-		pc.fail(xfer.Errorf(frame.CodeIntegrity, "%s: done announces %d bytes, open announced %d; the copy was discarded", xfer.Display(p), d.Size, pc.m.Size))
-		return
+		return d, xfer.Errorf(frame.CodeIntegrity, "%s: done announces %d bytes, open announced %d; the copy was discarded", xfer.Display(t.path), d.Size, pc.m.Size)
 	}
+	return d, nil
+}
+
+// commit verifies the copy against the client's hash and renames it into
+// place with the file's mode and time, then gives it to the user's account.
+func (pc *putChan) commit(root *os.Root, t *putTarget, d frame.DoneMsg) error {
 	mode := fs.FileMode(pc.m.Mode & 0o777)
 	if pc.m.Mode == 0 {
 		mode = 0o644
@@ -332,25 +372,19 @@ func (pc *putChan) run() {
 	if pc.m.MtimeNS != 0 {
 		mtime = time.Unix(0, pc.m.MtimeNS)
 	}
-	replaced := regularSize(root, p)
-	if err := sink.Commit(d.Size, d.Hash, mode, mtime); err != nil {
-		if qc != nil {
-			qc.end(0)
+	replaced := regularSize(root, t.path)
+	if err := t.sink.Commit(d.Size, d.Hash, mode, mtime); err != nil {
+		if t.qc != nil {
+			t.qc.end(0)
 			pc.quota().markDirty() // Commit discarded the copy on a mismatch
 		}
-		pc.fail(err)
-		return
+		return err
 	}
-	qc.end(-replaced)
-	if err := giveTo(root, p, pc.c.acct.user.RunAs); err != nil {
-		pc.c.log.Warn("could not give the file to its user's account", "path", p, "run_as", pc.c.acct.user.RunAs, "err", err)
+	t.qc.end(-replaced)
+	if err := giveTo(root, t.path, pc.c.acct.user.RunAs); err != nil {
+		pc.c.log.Warn("could not give the file to its user's account", "path", t.path, "run_as", pc.c.acct.user.RunAs, "err", err)
 	}
-	// Recorded before the client hears of it: the audit log's order is
-	// the order in which the client saw its operations complete.
-	pc.audit(frame.KindPut, p, "", &d.Size, d.Hash, nil)
-	_ = pc.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
-	pc.c.log.Info("file received", "channel", pc.id, "path", p, "size", d.Size, "resumed_at", off,
-		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())
+	return nil
 }
 
 // permit checks the account may make a request: reading (list, checksum)
