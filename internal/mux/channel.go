@@ -270,6 +270,9 @@ func (ch *Channel) end(st State, err error, drop bool) {
 		outs = append(outs, o)
 	}
 	ch.mu.Unlock()
+	// Out of the table first: frames that crossed the end on the wire are
+	// then dropped as stale.
+	ch.s.forget(ch)
 	for _, in := range ins {
 		switch {
 		case st == Finished:
@@ -297,7 +300,6 @@ func (ch *Channel) end(st State, err error, drop bool) {
 	} else {
 		ch.cancel(err)
 	}
-	ch.s.forget(ch)
 	close(ch.done) // last: whoever waits on it sees the whole end
 }
 

@@ -155,6 +155,25 @@ func TestInboundInterruptDrains(t *testing.T) {
 	}
 }
 
+// An end of this side's (SetEOF) drops what the peer sent before it
+// learnt of it; an EOF the peer sent twice is still a violation.
+func TestInboundDataAfterEnds(t *testing.T) {
+	c, _, _ := pair(t)
+	in := mux.NewInbound(c, 1, frame.Stdin, 100)
+	require.NoError(t, in.Push([]byte("kept"), false))
+	in.SetEOF()
+	require.NoError(t, in.Push([]byte("late"), false), "crossed this side's end on the wire: dropped")
+	require.NoError(t, in.Push(nil, true), "the peer's own EOF, crossing ours")
+	b, err := io.ReadAll(in)
+	require.NoError(t, err)
+	assert.Equal(t, "kept", string(b))
+	require.ErrorIs(t, in.Push([]byte("x"), false), mux.ErrAfterEOF, "data after the peer's EOF")
+
+	peer := mux.NewInbound(c, 3, frame.Stdin, 100)
+	require.NoError(t, peer.Push(nil, true))
+	require.ErrorIs(t, peer.Push(nil, true), mux.ErrAfterEOF, "a second EOF from the peer")
+}
+
 // failingConn accepts n bytes, then fails every write.
 type failingConn struct {
 	net.Conn

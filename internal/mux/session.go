@@ -269,7 +269,7 @@ func Dial(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config, hello *f
 		s.below.Buffer() // a client buffers at once: the daemon has proved itself in TLS
 	}
 	h := *hello
-	h.MaxPayload = cfg.MaxPayload
+	h.MaxPayload = s.cfg.MaxPayload
 	if err := s.conn.SendJSON(frame.Hello, frame.ConnChannel, &h); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}

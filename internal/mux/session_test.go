@@ -264,3 +264,31 @@ func TestSessionViolation(t *testing.T) {
 	require.ErrorAs(t, daemon.Wait(), &re)
 	assert.Equal(t, frame.CodeUnexpected, re.Code)
 }
+
+// TestSessionDataAfterLocalEnd has the daemon end channels while the
+// client still sends their stdin and its EOF: what crosses the end on the
+// wire is dropped, never taken for a violation (a bench run once saw a
+// command's late EOF end the whole connection).
+func TestSessionDataAfterLocalEnd(t *testing.T) {
+	client, _ := sessions(t, mux.Config{}, map[string]mux.Handler{frame.KindExec: func(nc mux.NewChannel) {
+		in := nc.Inbound(frame.Stdin, 1<<16)
+		ch, err := nc.Accept(&frame.OpenOKMsg{Window: 1 << 16})
+		if err != nil {
+			return
+		}
+		in.CloseWithError(io.ErrClosedPipe) // as a command that exits without reading does
+		_ = ch.SendJSON(frame.Exit, &frame.ExitMsg{})
+		ch.Finish()
+	}})
+	for i := range 300 {
+		ch, err := client.Open(t.Context(), &frame.OpenMsg{Kind: frame.KindExec, Argv: []string{"true"}, Window: 1 << 16}, func(ch *mux.Channel) {
+			ch.Sends(frame.Stdin)
+			ch.OnControl(frame.Exit, mux.On(func(ch *mux.Channel, _ *frame.ExitMsg) error { ch.Finish(); return nil }))
+		})
+		require.NoError(t, err, "open %d", i)
+		_, _ = ch.Out(frame.Stdin).Write([]byte("late"))
+		_ = ch.Out(frame.Stdin).Close()
+		require.NoError(t, ch.Wait(), "channel %d", i)
+	}
+	require.NoError(t, client.Err(), "the connection survived every late frame")
+}

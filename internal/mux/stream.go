@@ -194,7 +194,9 @@ type Inbound struct {
 	buffered    int
 	outstanding int64 // credit the peer still holds
 	consumed    uint32
-	eof         bool
+	eof         bool  // reads end with io.EOF once the buffer is drained
+	peerEOF     bool  // the peer sent its EOF: more from it is a violation
+	ended       bool  // this side ended the stream (SetEOF): later data is dropped
 	err         error // reads fail with it at once
 	lost        error // reads fail with it once the buffered data is read
 	stopped     bool  // Interrupt: later data is dropped, no credit granted
@@ -228,19 +230,23 @@ func (in *Inbound) Push(p []byte, eof bool) error {
 func (in *Inbound) PushOwned(p []byte, eof bool) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.eof && (len(p) > 0 || eof) {
+	if in.peerEOF && (len(p) > 0 || eof) {
 		return fmt.Errorf("%w: %s on channel %d", ErrAfterEOF, in.typ, in.channel)
 	}
 	if int64(len(p)) > in.outstanding {
 		return fmt.Errorf("%w: %d bytes of %s with %d credit", ErrFlowControl, len(p), in.typ, in.outstanding)
 	}
 	in.outstanding -= int64(len(p))
-	if in.err == nil && !in.stopped && len(p) > 0 {
+	switch {
+	case len(p) == 0:
+	case in.err == nil && !in.stopped && !in.ended:
 		in.chunks = append(in.chunks, p)
 		in.buffered += len(p)
+	default:
+		putChunk(p) // this side is done with the stream: what crossed its end is dropped
 	}
 	if eof {
-		in.eof = true
+		in.peerEOF, in.eof = true, true
 		defer in.conn.untrack(in)
 	}
 	in.cond.Broadcast()
@@ -369,11 +375,12 @@ func (in *Inbound) Interrupt(err error) {
 	in.conn.untrack(in)
 }
 
-// SetEOF ends the stream as if an EOF frame had arrived: readers drain what
-// is buffered, then get io.EOF.
+// SetEOF ends the stream from this side, as if an EOF frame had arrived:
+// readers drain what is buffered, then get io.EOF; data the peer sent
+// before it learnt of the end is dropped, not taken for a violation.
 func (in *Inbound) SetEOF() {
 	in.mu.Lock()
-	in.eof = true
+	in.eof, in.ended = true, true
 	in.cond.Broadcast()
 	in.mu.Unlock()
 	in.conn.untrack(in)
