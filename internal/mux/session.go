@@ -273,22 +273,11 @@ func Dial(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config, hello *f
 	if err := s.conn.SendJSON(frame.Hello, frame.ConnChannel, &h); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
-	f, err := s.conn.ReadFrame()
+	p, err := s.Receive(frame.Hello)
 	if err != nil {
 		return nil, err
 	}
-	switch f.Type {
-	case frame.Hello:
-	case frame.Error:
-		var m frame.ErrorMsg
-		if err := frame.Unmarshal(f.Payload, &m); err != nil {
-			return nil, err
-		}
-		return nil, &RemoteError{Code: m.Code, Message: m.Message}
-	default:
-		return nil, fmt.Errorf("%w: expected hello, got %s frame", frame.ErrInvalid, f.Type)
-	}
-	if err := frame.Unmarshal(f.Payload, &s.peer); err != nil {
+	if err := frame.Unmarshal(p, &s.peer); err != nil {
 		return nil, err
 	}
 	s.conn.SetPeerMax(s.peer.MaxPayload)
