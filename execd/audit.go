@@ -53,9 +53,10 @@ type AuditEvent struct {
 // each event is one write, so lines never interleave. It is safe for
 // concurrent use.
 type AuditLog struct {
-	mu  sync.Mutex
-	f   *os.File
-	err func(error) // reports a failed write
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	err  func(error) // reports a failed write
 }
 
 // OpenAudit opens (creating, mode 0600) the audit log at path for
@@ -65,7 +66,26 @@ func OpenAudit(path string, onError func(error)) (*AuditLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return &AuditLog{f: f, err: onError}, nil
+	return &AuditLog{path: path, f: f, err: onError}, nil
+}
+
+// Reopen opens the log's path anew (creating it) and closes the file it
+// replaces, so that a log rotated by renaming goes on in a fresh file
+// (logrotate's create mode, through SIGHUP). On failure the old file stays
+// in use.
+func (a *AuditLog) Reopen() error {
+	if a == nil {
+		return nil
+	}
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	a.mu.Lock()
+	old := a.f
+	a.f = f
+	a.mu.Unlock()
+	return old.Close()
 }
 
 // Log appends one event, stamping its time if unset. A nil log discards it.
@@ -94,6 +114,8 @@ func (a *AuditLog) Close() error {
 	if a == nil {
 		return nil
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return a.f.Close()
 }
 

@@ -38,6 +38,7 @@ type serverConn struct {
 	sess      *mux.Session // set once the handshake is done
 	acct      *account     // set once the handshake is done
 	goingAway bool
+	kinds     map[string]int // open channels by kind, for Status
 
 	wg sync.WaitGroup // channel goroutines
 }
@@ -225,7 +226,21 @@ func (c *serverConn) guard(open func(mux.NewChannel)) mux.Handler {
 			}
 			context.AfterFunc(nc.Context(), func() { acct.st.release(&acct.st.chans) })
 		}
+		c.count(m.Kind, 1)
+		context.AfterFunc(nc.Context(), func() { c.count(m.Kind, -1) })
 		open(nc)
+	}
+}
+
+// count adds d to the open channels of kind.
+func (c *serverConn) count(kind string, d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kinds == nil {
+		c.kinds = map[string]int{}
+	}
+	if c.kinds[kind] += d; c.kinds[kind] <= 0 {
+		delete(c.kinds, kind)
 	}
 }
 

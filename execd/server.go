@@ -206,6 +206,39 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// Status is a snapshot of what a daemon serves.
+type Status struct {
+	Connections int            // being served, logged in or not
+	LoggedIn    int            // past the login (or the hello, without users)
+	Channels    map[string]int // open channels by kind
+	Users       map[string]int // logged-in connections by user name
+}
+
+// Status returns what the daemon serves now; SIGUSR1 logs it.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	st := Status{Connections: len(conns), Channels: map[string]int{}, Users: map[string]int{}}
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.sess != nil {
+			st.LoggedIn++
+			if c.acct != nil && c.acct.user.Name != "" {
+				st.Users[c.acct.user.Name]++
+			}
+		}
+		for k, n := range c.kinds {
+			st.Channels[k] += n
+		}
+		c.mu.Unlock()
+	}
+	return st
+}
+
 // NumConns returns the number of connections being served, logged in or not.
 func (s *Server) NumConns() int {
 	s.mu.Lock()

@@ -201,6 +201,10 @@ func (db *UserDB) reload(force bool) error {
 	return nil
 }
 
+// Reload reads the file again now, changed or not (SIGHUP). On failure
+// the last good users stay in force and the error says why.
+func (db *UserDB) Reload() error { return db.reload(true) }
+
 // Lookup returns a copy of the named user, reading the file again if it
 // changed. A file that became invalid keeps the previous users in force.
 func (db *UserDB) Lookup(name string) (User, bool) {

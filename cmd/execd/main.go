@@ -13,11 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,11 +34,7 @@ func main() {
 		os.Exit(code)
 	}
 	sigs := make(chan os.Signal, 4)
-	// HUP is taken, not left to Go's default (death): a closing terminal
-	// or a log rotator sends it. PIPE is ignored: a log reader that went
-	// away makes writes fail, not the daemon die.
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	signal.Ignore(syscall.SIGPIPE)
+	notifySignals(sigs)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs))
 }
 
@@ -220,14 +214,14 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // serve runs the daemon until a stop signal. With --log-file, its own
 // failures are written there too: a service has no console.
 func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.Signal) (err error) {
+	var lf *logFile
 	if opts.logFile != "" {
-		f, err := os.OpenFile(opts.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if err != nil {
+		if lf, err = openLogFile(opts.logFile); err != nil {
 			return fail(1, "log file: %v", err)
 		}
-		defer func() { _ = f.Close() }() // every line is one write
-		defer func() { err = reportTo(f, err) }()
-		stderr = f
+		defer func() { _ = lf.Close() }() // every line is one write
+		defer func() { err = reportTo(lf, err) }()
+		stderr = lf
 	}
 	log, err := newLogger(stderr, opts.logLevel, opts.logFormat)
 	if err != nil {
@@ -256,7 +250,8 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	return serveUntilStopped(ctx, srv, ln, opts.shutdownGrace, log, sigs)
+	stop := daemonSignals(sigs, log, hangup(log, lf, srv), statusReport(log, srv, time.Now()))
+	return serveUntilStopped(ctx, srv, ln, opts.shutdownGrace, log, stop, sigs)
 }
 
 // newServer makes the daemon of the options: its state directory, users
@@ -380,21 +375,22 @@ func openUsersOrStart(opts *options, dir string, loop bool, log *slog.Logger, st
 
 // serveUntilStopped serves ln until a stop signal, then shuts down
 // within grace (a second signal ends the running commands at once).
-func serveUntilStopped(ctx context.Context, srv *execd.Server, ln net.Listener, grace time.Duration, log *slog.Logger, sigs <-chan os.Signal) error {
+// stop delivers the first stop signal; sigs the later ones.
+func serveUntilStopped(ctx context.Context, srv *execd.Server, ln net.Listener, grace time.Duration, log *slog.Logger, stop <-chan os.Signal, sigs <-chan os.Signal) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
 		_ = srv.Close()
 		return fail(1, "%v", err)
-	case sig := <-stopSignals(sigs, log):
+	case sig := <-stop:
 		log.Info("signal received, shutting down", "signal", sig.String(), "grace", grace)
 	}
 	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	go func() {
 		select {
-		case sig := <-stopSignals(sigs, log):
+		case sig := <-daemonSignals(sigs, log, nil, nil):
 			log.Warn("second signal, ending running commands now", "signal", sig.String())
 			cancel()
 		case <-sctx.Done():
@@ -441,7 +437,7 @@ func serveNaive(ctx context.Context, opts *options, loop bool, log *slog.Logger,
 	select {
 	case err := <-served:
 		return fail(1, "%v", err)
-	case sig := <-stopSignals(sigs, log):
+	case sig := <-daemonSignals(sigs, log, nil, nil):
 		log.Info("signal received, stopping", "signal", sig.String())
 	}
 	cancel()
@@ -470,22 +466,4 @@ func parseStartups(v string) (execd.Startups, error) {
 		return execd.Startups{}, fmt.Errorf("RATE is a percentage and FULL at least BEGIN, got %q", v)
 	}
 	return execd.Startups{Begin: n[0], Rate: n[1], Full: n[2]}, nil
-}
-
-// stopSignals passes on the signals that stop the daemon, logging and
-// otherwise ignoring a hangup: neither the daemon nor its commands end on
-// HUP. The returned channel gets one signal.
-func stopSignals(sigs <-chan os.Signal, log *slog.Logger) <-chan os.Signal {
-	out := make(chan os.Signal, 1)
-	go func() {
-		for sig := range sigs {
-			if sig == syscall.SIGHUP {
-				log.Info("hangup received: the daemon and its commands go on")
-				continue
-			}
-			out <- sig
-			return
-		}
-	}()
-	return out
 }

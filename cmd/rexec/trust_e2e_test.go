@@ -104,7 +104,7 @@ func TestE2EDaemonSurvivesHangup(t *testing.T) {
 	require.True(t, sc.Scan())
 	assert.Equal(t, "finished", sc.Text())
 	require.NoError(t, cmd.Wait())
-	assert.Contains(t, d.log.String(), "hangup received")
+	assert.Contains(t, d.log.String(), "hangup: log files reopened")
 }
 
 // Item 15: six daemons starting at the same moment, sharing the user's
