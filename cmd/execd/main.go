@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +23,11 @@ import (
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/buildinfo"
 	"github.com/execd-project/execd/internal/naive"
 	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
 )
-
-const version = "0.1.0"
 
 func main() {
 	if ok, code := runService(); ok {
@@ -60,6 +60,7 @@ type options struct {
 	traceFile        string
 	encoding         string
 	logFile          string
+	verbose          bool
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -85,7 +86,7 @@ Every login, command and file operation is recorded in audit.log
 ("execd audit"). SIGTERM or SIGINT stop it gracefully: no new commands,
 running ones get --shutdown-grace to finish, then their process groups are
 ended.`,
-		Version:       version,
+		Version:       buildinfo.Read().Long(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -99,6 +100,7 @@ ended.`,
 	lf.StringVar(&opts.listen, "listen", "127.0.0.1:7022", "address to listen on")
 	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
 	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.BoolVarP(&opts.verbose, "verbose", "v", false, "log at debug level (as --log-level debug)")
 	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
 	lf.StringVar(&opts.logFile, "log-file", "", "append the log to this file instead of stderr (for a Windows service, which has no console)")
 	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent logged-in connections")
@@ -134,7 +136,6 @@ ended.`,
 			return nil
 		},
 	})
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout))
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -223,10 +224,15 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		defer func() { err = reportTo(lf, err) }()
 		stderr = lf
 	}
-	log, err := newLogger(stderr, opts.logLevel, opts.logFormat)
+	level := opts.logLevel
+	if opts.verbose {
+		level = "debug"
+	}
+	log, err := newLogger(stderr, level, opts.logFormat)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
+	log.Info("execd starting", "version", buildinfo.Read().Short(), "listen", opts.listen)
 	loop, err := isLoopback(ctx, opts.listen)
 	if err != nil {
 		return fail(2, "%v", err)
@@ -299,7 +305,7 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		MaxStartups:      startups,
 		MaxChannels:      opts.maxChannels,
 		KillGrace:        opts.killGrace,
-		Software:         "execd/" + version,
+		Software:         "execd/" + buildinfo.Read().Short(),
 		Users:            users,
 		Audit:            audit,
 		Encoding:         transcode.Normalize(opts.encoding),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/internal/buildinfo"
 )
 
 // daemonSignals handles the signals of a running daemon until one stops
@@ -66,7 +67,7 @@ func hangup(log *slog.Logger, lf *logFile, srv *execd.Server) func() {
 func statusReport(log *slog.Logger, srv *execd.Server, started time.Time) func() {
 	return func() {
 		st := srv.Status()
-		log.Info("status", "version", version, "uptime", time.Since(started).Round(time.Second).String(),
+		log.Info("status", "version", buildinfo.Read().Short(), "uptime", time.Since(started).Round(time.Second).String(),
 			"connections", st.Connections, "logged_in", st.LoggedIn,
 			"channels", fmt.Sprint(st.Channels), "users", fmt.Sprint(st.Users))
 	}

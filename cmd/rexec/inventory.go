@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 
 	"github.com/spf13/pflag"
 
 	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -43,4 +46,32 @@ func (ff *fanFlags) resolve(fc *inventory.Config) ([]string, error) {
 		return nil, fmt.Errorf("-f wants at least 1, got %d", ff.limit)
 	}
 	return fc.Expand(inventory.Selection{Hosts: ff.hosts, Groups: ff.groups, Exclude: ff.exclude})
+}
+
+// knownHosts are the names shell completion offers for a HOST: the
+// config file's groups, and its host aliases too when hosts is set. An
+// unreadable config file offers nothing.
+func knownHosts(e env, configPath string, hosts bool) []string {
+	if configPath == "" {
+		dir, err := userkey.ConfigDir(e.getenv)
+		if err != nil {
+			return nil
+		}
+		configPath = filepath.Join(dir, "config.toml")
+	}
+	fc, err := inventory.Load(configPath, false)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	if hosts {
+		for name := range fc.Hosts {
+			names = append(names, name)
+		}
+	}
+	for name := range fc.Groups {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }

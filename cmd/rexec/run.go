@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/execd-project/execd/internal/buildinfo"
 	"github.com/execd-project/execd/internal/fanout"
 	"github.com/execd-project/execd/internal/inventory"
 	"github.com/execd-project/execd/internal/termsafe"
@@ -25,9 +27,6 @@ import (
 	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )
-
-// version is the rexec release.
-const version = "0.1.0"
 
 // env is what run needs from the process: streams, signals, environment.
 type env struct {
@@ -198,7 +197,7 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		HostKeyCallback: d.kh.Check,
 		HostKeyPin:      d.kh.Pin,
 		Timeout:         cf.connectTimeout,
-		Software:        "rexec/" + version,
+		Software:        "rexec/" + buildinfo.Read().Short(),
 		User:            login,
 		Auth:            auth,
 		Tracer:          d.trace.For(traceLabel(host, d.shared != nil)),
@@ -294,7 +293,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
   rexec -H node[01-40] -- uptime
   rexec -H @lab.txt -x node07 --group -- cat /etc/os-release
   rexec -g lab --json --timeout 30s -- df -h /`,
-		Version: version,
+		Version: buildinfo.Read().Long(),
 		Args: func(_ *cobra.Command, args []string) error {
 			switch {
 			case len(args) > 0:
@@ -328,8 +327,21 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVar(&opts.encoding, "encoding", "", "how the daemon transcodes the output to UTF-8: auto, utf-8, gbk, gb18030, or raw for binary (default: the daemon's choice)")
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
-	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e))
+	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 || opts.fan.active() {
+			return nil, cobra.ShellCompDirectiveDefault // the command's words: the local shell's files
+		}
+		return knownHosts(e, opts.configPath, true), cobra.ShellCompDirectiveNoFileComp
+	}
+	hostsAndGroups := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return knownHosts(e, opts.configPath, true), cobra.ShellCompDirectiveNoFileComp
+	}
+	_ = cmd.RegisterFlagCompletionFunc("hosts", hostsAndGroups)
+	_ = cmd.RegisterFlagCompletionFunc("exclude", hostsAndGroups)
+	_ = cmd.RegisterFlagCompletionFunc("group-name", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return knownHosts(e, opts.configPath, false), cobra.ShellCompDirectiveNoFileComp
+	})
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
 	cmd.SetArgs(fanCommandArgs(args, f))
 	cmd.SetIn(e.stdin)

@@ -4,6 +4,7 @@ package main_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -63,4 +64,49 @@ func TestE2EHangupReopensLogsAndUSR1Status(t *testing.T) {
 	assert.Equal(t, "finished", sc.Text(), "the command ran through the hangup and the status")
 	require.NoError(t, cmd.Wait())
 	assert.True(t, d.cmd.ProcessState == nil, "the daemon is still running")
+}
+
+// --version names the commit the toolchain stamped into a release build
+// (-buildvcs), for both binaries; without a stamp it names the release.
+func TestE2EVersionFromBuildInfo(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("no git history to stamp: %v", err) // a source tarball, not a checkout
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", dir+"/", "./cmd/execd", "./cmd/rexec")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, name := range []string{"rexec", "execd"} {
+		out, err := exec.Command(filepath.Join(dir, name), "--version").Output()
+		require.NoError(t, err)
+		assert.Contains(t, string(out), name+" version 0.1.0 (commit "+strings.TrimSpace(string(head)), name)
+		out, err = exec.Command(filepath.Join(binDir, name), "--version").Output()
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(string(out), name+" version 0.1.0"), "%s", out)
+	}
+}
+
+// Shell completion offers the config file's hosts and groups.
+func TestE2ECompletion(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"),
+		[]byte("[hosts.lab1]\nhost = \"127.0.0.1\"\n[hosts.web]\nhost = \"127.0.0.2\"\n[groups]\nlab = [\"lab1\", \"web\"]\n"), 0o600))
+	r := c.run("", "__complete", "")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "\nlab1\nweb\n:4\n", "hosts and groups after the subcommands, no files")
+	assert.Contains(t, r.stdout, "get\tCopy files from a daemon\n")
+	r = c.run("", "__complete", "-g", "")
+	assert.Equal(t, "lab\n:4\n", r.stdout, "-g takes groups")
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		r = c.run("", "completion", sh)
+		assert.Equal(t, 0, r.code, sh)
+		assert.Contains(t, r.stdout, "rexec", sh)
+	}
 }

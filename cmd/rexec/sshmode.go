@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/execd-project/execd/internal/buildinfo"
 	"github.com/execd-project/execd/internal/inventory"
 	"github.com/execd-project/execd/internal/userkey"
 )
@@ -418,7 +420,7 @@ func runSSH(ctx context.Context, args []string, e env) error {
 		return fail(exitTransport, "%v", err)
 	}
 	if c.version {
-		fmt.Fprintf(e.stderr, "rexec %s, in the manner of OpenSSH's ssh (execd protocol)\n", version)
+		fmt.Fprintf(e.stderr, "rexec %s, in the manner of OpenSSH's ssh (execd protocol)\n", buildinfo.Read().Long())
 		return nil
 	}
 	st := &sshSettings{first: map[string]string{}, lists: map[string][]string{}}
