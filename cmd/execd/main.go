@@ -233,8 +233,15 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		return fail(2, "%v", err)
 	}
 	log.Info("execd starting", "version", buildinfo.Read().Short(), "listen", opts.listen)
-	loop, err := isLoopback(ctx, opts.listen)
+	activated, err := activatedListener(log)
 	if err != nil {
+		return fail(1, "%v", err)
+	}
+	var loop bool
+	if activated != nil {
+		defer activated.Close()
+		loop = isLoopbackAddr(activated.Addr())
+	} else if loop, err = isLoopback(ctx, opts.listen); err != nil {
 		return fail(2, "%v", err)
 	}
 	if err := transcode.Check(opts.encoding); err != nil {
@@ -252,9 +259,11 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		return err
 	}
 	defer closeAll()
-	ln, err := net.Listen("tcp", opts.listen)
-	if err != nil {
-		return fail(1, "%v", err)
+	ln := activated
+	if ln == nil {
+		if ln, err = net.Listen("tcp", opts.listen); err != nil {
+			return fail(1, "%v", err)
+		}
 	}
 	stop := daemonSignals(sigs, log, hangup(log, lf, srv), statusReport(log, srv, time.Now()))
 	return serveUntilStopped(ctx, srv, ln, opts.shutdownGrace, log, stop, sigs)
@@ -384,12 +393,22 @@ func openUsersOrStart(opts *options, dir string, loop bool, log *slog.Logger, st
 // stop delivers the first stop signal; sigs the later ones.
 func serveUntilStopped(ctx context.Context, srv *execd.Server, ln net.Listener, grace time.Duration, log *slog.Logger, stop <-chan os.Signal, sigs <-chan os.Signal) error {
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	accepting := make(chan struct{}) // closed when Serve returns
+	go func() {
+		err := srv.Serve(ln)
+		close(accepting)
+		served <- err
+	}()
+	notify(log, "READY=1\nSTATUS=serving on "+ln.Addr().String())
+	stopWatchdog := watchdog(log, accepting)
 	select {
 	case err := <-served:
+		stopWatchdog()
 		_ = srv.Close()
 		return fail(1, "%v", err)
 	case sig := <-stop:
+		stopWatchdog()
+		notify(log, "STOPPING=1\nSTATUS=shutting down")
 		log.Info("signal received, shutting down", "signal", sig.String(), "grace", grace)
 	}
 	sctx, cancel := context.WithTimeout(ctx, grace)

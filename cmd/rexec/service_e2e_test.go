@@ -3,6 +3,7 @@
 package main_test
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,5 +109,104 @@ func TestE2ECompletion(t *testing.T) {
 		r = c.run("", "completion", sh)
 		assert.Equal(t, 0, r.code, sh)
 		assert.Contains(t, r.stdout, "rexec", sh)
+	}
+}
+
+// execd.socket's way: systemd-socket-activate holds the port and passes
+// the listening socket; execd serves it, and its commands do not see the
+// activation's variables.
+func TestE2ESocketActivation(t *testing.T) {
+	t.Parallel()
+	needTool(t, "systemd-socket-activate")
+	addr := freeAddr(t)
+	state := t.TempDir()
+	logBuf := &syncBuffer{}
+	// systemd-socket-activate passes on only the environment given with -E.
+	cmd := exec.Command("systemd-socket-activate", "-l", addr, "-E", "HOME="+t.TempDir(), "-E", "XDG_CONFIG_HOME="+userConfig(t),
+		filepath.Join(binDir, "execd"), "--state-dir", state, "--listen", "127.0.0.1:1")
+	cmd.Stderr = logBuf
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	c := newClient(t)
+	var r result
+	require.Eventually(t, func() bool {
+		r = c.run("", addr, "sh", "-c", `echo "fds=${LISTEN_FDS-unset}"`)
+		return r.code == 0
+	}, 10*time.Second, 50*time.Millisecond, "daemon: %s", logBuf)
+	assert.Equal(t, "fds=unset\n", r.stdout)
+	assert.Contains(t, logBuf.String(), "listening on the socket systemd passed")
+}
+
+// Type=notify: READY=1 once serving, WATCHDOG=1 as WatchdogSec asks,
+// STOPPING=1 at SIGTERM, on the socket systemd names.
+func TestE2ENotifyAndWatchdog(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	require.NoError(t, err)
+	defer c.Close()
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	// env execs execd: the daemon's pid is the one started.
+	d := startDaemonUnder(t, []string{"env", "NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, freeAddr(t), t.TempDir())
+	want := func(prefix string) string {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.HasPrefix(m, prefix) {
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %s from execd: %s", prefix, d.log)
+			}
+		}
+	}
+	assert.Contains(t, want("READY=1"), "STATUS=serving on "+d.addr)
+	want("WATCHDOG=1")
+	want("WATCHDOG=1")
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	want("STOPPING=1")
+}
+
+// The unit files pass systemd-analyze verify (with ExecStart pointed at
+// the binary built here, which verify requires to exist).
+func TestSystemdUnitsVerify(t *testing.T) {
+	t.Parallel()
+	needTool(t, "systemd-analyze")
+	dir := t.TempDir()
+	for _, name := range []string{"execd.service", "execd.socket"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "dist", "systemd", name))
+		require.NoError(t, err)
+		text := strings.ReplaceAll(string(b), "/usr/bin/execd", filepath.Join(binDir, "execd"))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
+	}
+	out, err := exec.Command("systemd-analyze", "verify", "--man=no", filepath.Join(dir, "execd.service"), filepath.Join(dir, "execd.socket")).CombinedOutput()
+	assert.NoError(t, err, "%s", out)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(line, "execd") {
+			t.Errorf("systemd-analyze: %s", line)
+		}
 	}
 }
