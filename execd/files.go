@@ -256,7 +256,7 @@ func (pc *putChan) run() {
 	}
 	d, err := pc.receive(t)
 	if err != nil {
-		if pc.ctx.Err() != nil || errors.Is(err, mux.ErrLost) {
+		if pc.ctx.Err() != nil || errors.Is(err, mux.ErrLost) || errors.Is(err, mux.ErrAbandoned) {
 			// Interrupted: keep what arrived so that the client can resume.
 			pc.c.log.Info("put interrupted", "channel", pc.id, "path", t.path, "kept", t.sink.Written(), "cause", err)
 			t.keep()

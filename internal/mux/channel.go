@@ -271,8 +271,14 @@ func (ch *Channel) end(st State, err error, drop bool) {
 	}
 	ch.mu.Unlock()
 	// Out of the table first: frames that crossed the end on the wire are
-	// then dropped as stale.
+	// then dropped as stale. The context ends before the streams do, so
+	// that whoever sees a stream fail finds the channel's end in it.
 	ch.s.forget(ch)
+	if err == nil {
+		ch.cancel(ErrChannelClosed)
+	} else {
+		ch.cancel(err)
+	}
 	for _, in := range ins {
 		switch {
 		case st == Finished:
@@ -294,11 +300,6 @@ func (ch *Channel) end(st State, err error, drop bool) {
 		if o != nil {
 			o.Abort(werr)
 		}
-	}
-	if err == nil {
-		ch.cancel(ErrChannelClosed)
-	} else {
-		ch.cancel(err)
 	}
 	close(ch.done) // last: whoever waits on it sees the whole end
 }
