@@ -443,7 +443,10 @@ func (ch *Channel) waitOpen(ctx context.Context) error {
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.state == Open || ch.state == Finished {
+	if ch.ok != nil {
+		// Confirmed, whatever came after (a reset right behind the
+		// open_ok): the open succeeded, and the channel's end is for its
+		// owner to find in Wait.
 		return nil
 	}
 	return ch.err

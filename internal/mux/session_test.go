@@ -292,3 +292,25 @@ func TestSessionDataAfterLocalEnd(t *testing.T) {
 	}
 	require.NoError(t, client.Err(), "the connection survived every late frame")
 }
+
+// An open confirmed and then lost at once (a reset right behind the
+// open_ok) succeeds; the loss is the channel's end, found by Wait. The
+// daemon closes right after confirming, so that in many of the rounds the
+// loss reaches the client before its opener wakes.
+func TestSessionOpenConfirmedThenLost(t *testing.T) {
+	for range 100 {
+		var daemon *mux.Session
+		accepted := make(chan struct{})
+		client, d := sessions(t, mux.Config{}, map[string]mux.Handler{frame.KindFS: func(nc mux.NewChannel) {
+			<-accepted // daemon is set
+			if _, err := nc.Accept(&frame.OpenOKMsg{Window: 1}); err == nil {
+				_ = daemon.Close()
+			}
+		}})
+		daemon = d
+		close(accepted)
+		ch, err := client.Open(t.Context(), &frame.OpenMsg{Kind: frame.KindFS, Window: 1}, nil)
+		require.NoError(t, err, "confirmed, then lost: the open succeeded")
+		assert.ErrorIs(t, ch.Wait(), mux.ErrLost)
+	}
+}
