@@ -54,10 +54,31 @@ func TestMain(m *testing.M) {
 }
 
 type daemon struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *syncBuffer
-	done chan error
+	cmd    *exec.Cmd
+	addr   string
+	log    *syncBuffer
+	done   chan error    // Wait's result, once
+	exited chan struct{} // closed when the process has exited
+}
+
+// wait starts the goroutine that waits for the daemon's process.
+func (d *daemon) wait() {
+	d.exited = make(chan struct{})
+	go func() {
+		err := d.cmd.Wait()
+		d.done <- err
+		close(d.exited)
+	}()
+}
+
+// running reports whether the daemon's process has not exited.
+func (d *daemon) running() bool {
+	select {
+	case <-d.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // syncBuffer collects a daemon's log while tests read it.
@@ -114,7 +135,7 @@ func startDaemonUnder(t *testing.T, wrap []string, addr, stateDir string, extra 
 	d.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+userConfig(t))
 	d.cmd.Stderr = d.log
 	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
+	d.wait()
 	t.Cleanup(func() { d.stop(t) })
 	require.Eventually(t, func() bool {
 		c, err := net.Dial("tcp", d.addr)
@@ -127,15 +148,15 @@ func startDaemonUnder(t *testing.T, wrap []string, addr, stateDir string, extra 
 }
 
 func (d *daemon) stop(t *testing.T) {
-	if d.cmd.ProcessState != nil {
+	if !d.running() {
 		return
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
+	case <-d.exited:
 	case <-time.After(15 * time.Second):
 		_ = d.cmd.Process.Kill()
-		<-d.done
+		<-d.exited
 		t.Errorf("daemon did not stop on SIGTERM: %s", d.log)
 	}
 }
@@ -294,7 +315,7 @@ func startDaemonAt(t *testing.T, addr, state string) *daemon {
 		if d.cmd.Start() != nil {
 			return false
 		}
-		go func() { d.done <- d.cmd.Wait() }()
+		d.wait()
 		time.Sleep(200 * time.Millisecond)
 		select {
 		case <-d.done:
@@ -493,7 +514,7 @@ func TestE2EQuickStart(t *testing.T) {
 	d.cmd = exec.Command(filepath.Join(binDir, "execd"), "--listen", addr)
 	d.cmd.Env, d.cmd.Stderr = env, d.log
 	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
+	d.wait()
 	t.Cleanup(func() { d.stop(t) })
 
 	args := append([]string{"-p", port}, clientLine[1:]...)

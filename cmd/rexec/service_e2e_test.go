@@ -77,7 +77,7 @@ func TestE2EHangupReopensLogsAndUSR1Status(t *testing.T) {
 	require.True(t, sc.Scan())
 	assert.Equal(t, "finished", sc.Text(), "the command ran through the hangup and the status")
 	require.NoError(t, cmd.Wait())
-	assert.True(t, d.cmd.ProcessState == nil, "the daemon is still running")
+	assert.True(t, d.running(), "the daemon is still running")
 }
 
 // --version names the commit the toolchain stamped into a release build

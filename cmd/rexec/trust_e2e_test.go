@@ -130,7 +130,7 @@ func TestE2EParallelFirstStartsShareOneKey(t *testing.T) {
 	wg.Wait()
 	for i, d := range daemons {
 		require.NoError(t, errs[i])
-		go func() { d.done <- d.cmd.Wait() }()
+		d.wait()
 		t.Cleanup(func() { d.stop(t) })
 	}
 	c := newClient(t)

@@ -39,7 +39,7 @@ func TestWineE2E(t *testing.T) {
 	d.cmd.Env = append(os.Environ(), "LC_ALL=zh_CN.UTF-8", "XDG_CONFIG_HOME="+userConfig(t))
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
+	d.wait()
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Kill() // the wine process we started, by its pid
 		<-d.done
