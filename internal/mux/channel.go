@@ -292,12 +292,15 @@ func (ch *Channel) end(st State, err error, drop bool) {
 			in.Interrupt(err)
 		}
 	}
+	// Writers fail now, except after the peer's close: then the owner,
+	// told by the context, stops its writers in its own order (a command
+	// is signalled as its output is cut, not after).
 	werr := err
 	if werr == nil {
 		werr = io.ErrClosedPipe
 	}
 	for _, o := range outs {
-		if o != nil {
+		if o != nil && !errors.Is(err, ErrAbandoned) {
 			o.Abort(werr)
 		}
 	}
