@@ -100,7 +100,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
 		timeout = limit
 	}
-	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, Env: mergeEnv(env, extra), Dir: dir, Pty: m.Pty, Cred: cred})
+	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, Env: mergeEnv(env, extra), Dir: dir, Pty: m.Pty, Cred: cred, Keeper: s.Keeper})
 	if err != nil {
 		return nil, err
 	}

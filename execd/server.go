@@ -68,6 +68,10 @@ type Server struct {
 	Window uint32
 	// KillGrace is the time between TERM and KILL when a command is ended.
 	KillGrace time.Duration
+	// Keeper, when set, keeps commands from outliving the daemon: a
+	// cgroup per command and a guard process (see proc.Keeper). Nil: the
+	// daemon's own cleanup alone ends them.
+	Keeper *proc.Keeper
 	// Dir is the served directory: commands start in it, and every file
 	// operation is confined to it (through os.Root). Empty means the
 	// daemon user's home directory.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/buildinfo"
 	"github.com/execd-project/execd/internal/naive"
+	"github.com/execd-project/execd/internal/proc"
 	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
 )
@@ -61,6 +63,7 @@ type options struct {
 	encoding         string
 	logFile          string
 	verbose          bool
+	cgroup           string
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -112,6 +115,7 @@ ended.`,
 	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
+	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
 	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
 	lf.BoolVar(&opts.force, "force", false, "with --framing=off: allow it beyond loopback, or as root")
@@ -119,6 +123,15 @@ ended.`,
 	lf.BoolVar(&opts.trace, "trace", false, "print every frame of every connection on stderr (passwords masked)")
 	lf.StringVar(&opts.traceFile, "trace-file", "", "append every frame of every connection to this file as JSON lines")
 
+	root.AddCommand(&cobra.Command{
+		Use:    "guard",
+		Short:  "The guard process a daemon starts to end its commands if it dies (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return proc.RunGuard(stdin, stderr)
+		},
+	})
 	root.AddCommand(&cobra.Command{
 		Use:   "fingerprint",
 		Short: "Print the daemon's identity fingerprint, creating the identity if needed",
@@ -269,6 +282,19 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	return serveUntilStopped(ctx, srv, ln, opts.shutdownGrace, log, stop, sigs)
 }
 
+// guardArgv is the command line of the guard process: this program's
+// hidden "guard" command. Windows needs none: job objects end with us.
+func guardArgv() []string {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return []string{exe, "guard"}
+}
+
 // newServer makes the daemon of the options: its state directory, users
 // (adding the starting user on a first start on loopback), audit log,
 // identity and tracing. closeAll closes the files it opened.
@@ -305,6 +331,16 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		return nil, nil, fail(1, "%v", err)
 	}
 	closers = append(closers, func() { _ = audit.Close() })
+	keeper, err := proc.NewKeeper(proc.KeeperConfig{Cgroup: opts.cgroup, Guard: guardArgv(), GuardStderr: stderr})
+	if err != nil {
+		return nil, nil, fail(1, "%v", err)
+	}
+	closers = append(closers, func() {
+		if err := keeper.Close(); err != nil {
+			log.Warn("commands' cgroups", "err", err)
+		}
+	})
+	log.Info("commands kept", "by", keeper.String())
 	srv = &execd.Server{
 		Logger:           log,
 		HandshakeTimeout: opts.handshakeTimeout,
@@ -314,6 +350,7 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		MaxStartups:      startups,
 		MaxChannels:      opts.maxChannels,
 		KillGrace:        opts.killGrace,
+		Keeper:           keeper,
 		Software:         "execd/" + buildinfo.Read().Short(),
 		Users:            users,
 		Audit:            audit,

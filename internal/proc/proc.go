@@ -24,6 +24,8 @@ type Spec struct {
 	Dir   string
 	Pty   *frame.PtyRequest
 	Cred  *Credential // nil: the daemon's own account
+	// Keeper, when set, keeps the command from outliving the daemon.
+	Keeper *Keeper
 }
 
 // pipes are a command's stdin, stdout and stderr: the child's ends (inR,

@@ -36,6 +36,10 @@ type Process struct {
 	Stdin  io.Writer
 	inPipe *os.File // our end of the stdin pipe, nil with a pty
 
+	keeper *Keeper
+	cg     *cgroup // nil without a keeper's cgroups
+	gone   sync.Once
+
 	mu     sync.Mutex
 	exited bool
 	killT  *time.Timer
@@ -53,9 +57,31 @@ func Start(spec Spec) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = spec.Env
 	cmd.Dir = spec.Dir
-	if spec.Cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: spec.Cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: spec.Cred}
+	setDeathSignal(cmd.SysProcAttr)
+	var cg *cgroup
+	if spec.Keeper != nil {
+		var err error
+		if cg, err = spec.Keeper.cg.create(); err != nil {
+			return nil, err
+		}
+		cg.attach(cmd.SysProcAttr)
 	}
+	p, err := start(cmd, spec)
+	cg.started()
+	if err != nil {
+		_ = cg.remove()
+		return nil, err
+	}
+	p.keeper, p.cg = spec.Keeper, cg
+	if cg == nil {
+		spec.Keeper.tell("+", p.pgid)
+	}
+	return p, nil
+}
+
+// start starts cmd, made ready by Start, with a pty or pipes.
+func start(cmd *exec.Cmd, spec Spec) (*Process, error) {
 	if spec.Pty != nil {
 		size := &pty.Winsize{Rows: spec.Pty.Rows, Cols: spec.Pty.Cols}
 		if size.Rows == 0 || size.Cols == 0 {
@@ -79,7 +105,7 @@ func Start(spec Spec) (*Process, error) {
 	growPipe(pp.outR)
 	growPipe(pp.errR)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pp.inR, pp.outW, pp.errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: spec.Cred}
+	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
 		pp.closeAll()
 		return nil, err
@@ -115,9 +141,11 @@ func (p *Process) killGroup(sig syscall.Signal) error {
 
 // kill delivers sig to the process group; with a pty, to every process
 // group of the terminal's session (a shell's background jobs included),
-// as a hangup of the terminal would reach them.
+// as a hangup of the terminal would reach them; with a cgroup, to every
+// process in it.
 func (p *Process) kill(sig syscall.Signal) error {
 	err := p.killGroup(sig)
+	p.cg.signal(sig) // everything the command started, setsid children included
 	if p.tty != nil {
 		for _, g := range sessionGroups(p.pgid) {
 			if g != p.pgid {
@@ -131,7 +159,7 @@ func (p *Process) kill(sig syscall.Signal) error {
 // alive reports whether anything of the group (with a pty: the session)
 // is left.
 func (p *Process) alive() bool {
-	if !errors.Is(syscall.Kill(-p.pgid, 0), syscall.ESRCH) {
+	if !errors.Is(syscall.Kill(-p.pgid, 0), syscall.ESRCH) || p.cg.populated() {
 		return true
 	}
 	return p.tty != nil && len(sessionGroups(p.pgid)) > 0
@@ -153,7 +181,10 @@ func (p *Process) Terminate(grace time.Duration) {
 	_ = p.kill(syscall.SIGTERM) // best effort: ESRCH means nothing is left
 	// A stopped process ignores TERM until continued.
 	_ = p.kill(syscall.SIGCONT)
-	p.killT = time.AfterFunc(grace, func() { _ = p.kill(syscall.SIGKILL) })
+	p.killT = time.AfterFunc(grace, func() {
+		_ = p.kill(syscall.SIGKILL)
+		p.forget()
+	})
 }
 
 // Resize sets the size of the command's pty.
@@ -254,12 +285,26 @@ func (p *Process) CloseOutput() {
 	}
 }
 
+// forget removes the command's cgroup and tells the keeper its group is
+// gone, once nothing of it is left (after KILL: the kernel's moment).
+func (p *Process) forget() {
+	p.gone.Do(func() {
+		_ = p.cg.remove() // best effort: a cgroup left busy goes with the keeper's
+		if p.cg == nil {
+			p.keeper.tell("-", p.pgid)
+		}
+	})
+}
+
 // Release closes every descriptor the daemon holds for the process, and
 // cancels the pending KILL when nothing of the group is left.
 func (p *Process) Release() {
 	p.mu.Lock()
-	if p.killT != nil && !p.alive() {
-		p.killT.Stop()
+	if !p.alive() {
+		if p.killT != nil {
+			p.killT.Stop()
+		}
+		defer p.forget()
 	}
 	p.mu.Unlock()
 	p.CloseOutput()

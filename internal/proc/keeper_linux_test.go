@@ -1,0 +1,199 @@
+package proc
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// roleEnv makes the test binary play a daemon or its guard (TestMain).
+const roleEnv = "EXECD_PROC_TEST_ROLE"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "guard":
+		if err := RunGuard(os.Stdin, os.Stderr); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "daemon":
+		os.Exit(fakeDaemon())
+	}
+	os.Exit(m.Run())
+}
+
+// treeScript starts a group member and a setsid child, prints their pids
+// and its own, and waits.
+const treeScript = `setsid sleep 301 & echo $!; sleep 302 & echo $!; echo $$; wait`
+
+// fakeDaemon starts treeScript under a keeper with a guard, copies its
+// pids to stdout and blocks until killed.
+func fakeDaemon() int {
+	self, _ := os.Executable()
+	k, err := NewKeeper(KeeperConfig{
+		Cgroup:      os.Getenv("EXECD_PROC_TEST_CGROUP"),
+		Guard:       []string{"/usr/bin/env", roleEnv + "=guard", self},
+		GuardStderr: os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	p, err := Start(Spec{Shell: treeScript, Keeper: k})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("guard %d\n", k.guard.pid())
+	sc := bufio.NewScanner(p.Stdout)
+	for range 3 {
+		sc.Scan()
+		fmt.Println(sc.Text())
+	}
+	select {}
+}
+
+// alive reports whether pid is a process that has not ended (a zombie
+// has).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || !bytes.HasPrefix(bytes.TrimSpace(b[i+1:]), []byte("Z"))
+}
+
+// eventuallyGone waits up to 5 s for every pid to end.
+func eventuallyGone(t *testing.T, pids ...int) {
+	t.Helper()
+	assert.Eventually(t, func() bool {
+		for _, pid := range pids {
+			if alive(pid) {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "processes %v outlived the command or the daemon", pids)
+}
+
+func killOnCleanup(t *testing.T, pids ...int) {
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			if alive(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+}
+
+func readPids(t *testing.T, sc *bufio.Scanner, n int) []int {
+	t.Helper()
+	var pids []int
+	for len(pids) < n && sc.Scan() {
+		f := strings.Fields(sc.Text())
+		pid, err := strconv.Atoi(f[len(f)-1])
+		require.NoError(t, err, sc.Text())
+		pids = append(pids, pid)
+	}
+	require.Len(t, pids, n, "pids: %v", sc.Err())
+	return pids
+}
+
+func cgroupKeeper(t *testing.T) *Keeper {
+	t.Helper()
+	k, err := NewKeeper(KeeperConfig{Cgroup: "auto"})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, k.Close()) })
+	if !k.Cgroups() {
+		t.Skipf("this machine gives no cgroup v2 to this process: %s", k)
+	}
+	return k
+}
+
+// Ending a command ends everything it started, a setsid child included,
+// and its cgroup is removed.
+func TestKeeperEndsSetsidChildren(t *testing.T) {
+	t.Parallel()
+	k := cgroupKeeper(t)
+	p, err := Start(Spec{Shell: treeScript, Keeper: k})
+	require.NoError(t, err)
+	pids := readPids(t, bufio.NewScanner(p.Stdout), 3)
+	killOnCleanup(t, pids...)
+	cgDir := p.cg.dir
+	assert.DirExists(t, cgDir)
+
+	p.Terminate(200 * time.Millisecond)
+	p.Wait()
+	eventuallyGone(t, pids...)
+	p.Release()
+	assert.Eventually(t, func() bool { _, err := os.Stat(cgDir); return os.IsNotExist(err) },
+		5*time.Second, 10*time.Millisecond, "the command's cgroup is removed")
+}
+
+// A command that ignores TERM, and its setsid child, end by KILL after
+// the grace period.
+func TestKeeperKillsWhatIgnoresTerm(t *testing.T) {
+	t.Parallel()
+	k := cgroupKeeper(t)
+	p, err := Start(Spec{Shell: `trap "" TERM; setsid sh -c 'trap "" TERM HUP; sleep 303' & echo $!; echo $$; wait`, Keeper: k})
+	require.NoError(t, err)
+	pids := readPids(t, bufio.NewScanner(p.Stdout), 2)
+	killOnCleanup(t, pids...)
+	p.Terminate(100 * time.Millisecond)
+	p.Wait()
+	eventuallyGone(t, pids...)
+	p.Release()
+}
+
+// kill -9 of the daemon: the guard ends the command tree. With cgroups,
+// everything; without, the command's process group (a setsid child
+// escapes it: that is what the cgroup is for).
+func TestGuardEndsCommandsOfAKilledDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		cgroup      string
+		setsidGoes  bool
+		needCgroups bool
+	}{
+		{cgroup: "auto", setsidGoes: true, needCgroups: true},
+		{cgroup: "off", setsidGoes: false},
+	} {
+		t.Run("cgroup="+tc.cgroup, func(t *testing.T) {
+			t.Parallel()
+			if tc.needCgroups {
+				cgroupKeeper(t)
+			}
+			self, err := os.Executable()
+			require.NoError(t, err)
+			d := exec.Command(self)
+			d.Env = append(os.Environ(), roleEnv+"=daemon", "EXECD_PROC_TEST_CGROUP="+tc.cgroup)
+			d.Stderr = os.Stderr
+			out, err := d.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, d.Start())
+			t.Cleanup(func() { _ = d.Process.Kill(); _ = d.Wait() })
+			pids := readPids(t, bufio.NewScanner(out), 4) // guard, setsid child, group member, shell
+			guard, setsid, member, shell := pids[0], pids[1], pids[2], pids[3]
+			killOnCleanup(t, pids...)
+
+			require.NoError(t, d.Process.Signal(syscall.SIGKILL))
+			_ = d.Wait()
+			eventuallyGone(t, guard, member, shell)
+			if tc.setsidGoes {
+				eventuallyGone(t, setsid)
+			} else {
+				assert.True(t, alive(setsid), "without a cgroup a setsid child is out of reach")
+			}
+		})
+	}
+}
