@@ -28,6 +28,7 @@ var (
 	errAuthTimeout  = errors.New("execd: no successful authentication in time")
 	errAuthTries    = errors.New("execd: too many failed authentication attempts")
 	errAuthRequired = errors.New("execd: frame before authentication")
+	errUserConns    = errors.New("execd: user connection limit")
 )
 
 // authMethods are the methods a server with a users database offers.
@@ -184,7 +185,10 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 			}
 			return s.userThrottle.wait(ctx, m.User)
 		}
-		if err := wait(); err != nil {
+		waitStart := time.Now()
+		err = wait()
+		s.Metrics.throttled(time.Since(waitStart))
+		if err != nil {
 			release()
 			return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
 		}
@@ -195,7 +199,8 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 				release()
 				ev.Event, ev.Result = "login_failed", "connection limit"
 				s.Audit.Log(ev)
-				return fatal(frame.CodeUserLimit, errors.New("user connection limit"),
+				s.Metrics.login(m.Method, "limit")
+				return fatal(frame.CodeUserLimit, errUserConns,
 					"user %s already has %d connections, the most allowed", m.User, acct.user.MaxConns)
 			}
 			s.throttle.succeeded(host)
@@ -203,6 +208,7 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 			release()
 			ev.Result = "ok"
 			s.Audit.Log(ev)
+			s.Metrics.login(m.Method, "ok")
 			loggedIn = true
 			c.log.Info("login", "user", m.User, "method", m.Method, "key", keyFP)
 			err := sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
@@ -221,6 +227,7 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 		}
 		release()
 		ev.Event, ev.Result = "login_failed", reason
+		s.Metrics.login(m.Method, "failed")
 		if m.Method == frame.AuthPublicKey {
 			keyFails = append(keyFails, ev)
 		} else {

@@ -134,6 +134,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	}
 	ch.audit.Start = ptr(ch.started.UTC())
 	s.Audit.Log(ch.audit)
+	s.Metrics.commandStarted()
 	c.log.Info("command started", "channel", id, "argv0", argv0, "args", max(len(m.Argv)-1, 0),
 		"shell", m.Shell != "", "pty", m.Pty != nil, "dir", dir, "pid", p.Pid())
 	return ch, nil
@@ -233,7 +234,7 @@ func (ch *execChan) run() {
 // channel is closed when both have ended.
 func (ch *execChan) pumpOutput() <-chan struct{} {
 	var wg sync.WaitGroup
-	pump := func(r io.ReadCloser, o *mux.Outbound) {
+	pump := func(r io.ReadCloser, o *mux.Outbound, stream string) {
 		defer wg.Done()
 		// Ends at io.EOF, or EIO from a pty whose processes have all exited.
 		// When the client is gone or abandoned the channel, stop reading so
@@ -241,16 +242,17 @@ func (ch *execChan) pumpOutput() <-chan struct{} {
 		// (closing a pty master would hang up the terminal).
 		n, err := o.ReadFrom(r)
 		ch.bytesOut.Add(n)
+		ch.c.srv.Metrics.addBytes("out", stream, n)
 		if err != nil && o.Failed() {
 			_ = r.Close() // best effort
 		}
 		ch.c.log.Debug("output ended", "channel", ch.id, "bytes", n, "err", err)
 	}
 	wg.Add(1)
-	go pump(decodeOutput(ch.p.Stdout, ch.encoding), ch.stdout)
+	go pump(decodeOutput(ch.p.Stdout, ch.encoding), ch.stdout, "stdout")
 	if ch.stderr != nil {
 		wg.Add(1)
-		go pump(decodeOutput(ch.p.Stderr, ch.encoding), ch.stderr)
+		go pump(decodeOutput(ch.p.Stderr, ch.encoding), ch.stderr, "stderr")
 	}
 	drained := make(chan struct{})
 	go func() {
@@ -268,6 +270,7 @@ func (ch *execChan) pumpInput() <-chan struct{} {
 		defer close(done)
 		n, err := io.Copy(ch.p.Stdin, encodeInput(ch.stdin, ch.encoding))
 		ch.bytesIn.Add(n)
+		ch.c.srv.Metrics.addBytes("in", "stdin", n)
 		if err == nil {
 			ch.p.StdinEOF()
 		}
@@ -333,6 +336,7 @@ func (ch *execChan) recordExit(exit *frame.ExitMsg) {
 	ev.Exit, ev.Signal, ev.TimedOut, ev.Result = ptr(int(exit.Code)), exit.Signal, exit.TimedOut, exit.Message
 	ev.BytesIn, ev.BytesOut = ch.bytesIn.Load(), ch.bytesOut.Load()
 	c.srv.Audit.Log(&ev)
+	c.srv.Metrics.commandExited(exit)
 	if acct := c.acct; acct.st != nil && acct.user.Quota > 0 {
 		c.srv.quotas.get(acct.home).markDirty()
 	}

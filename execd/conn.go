@@ -101,6 +101,7 @@ func (c *serverConn) serve() {
 	sess, err := c.handshake()
 	if err != nil {
 		c.log.Info("handshake failed", "err", err)
+		c.srv.Metrics.connRefused(handshakeFailure(err))
 		return
 	}
 	c.log.Info("connection established")
@@ -164,7 +165,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	acct := &account{home: s.servedDir()}
 	if s.Users != nil {
 		if acct, err = c.authenticate(sess, sh.Challenge); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errLogin, err)
 		}
 		c.log = c.log.With("user", acct.user.Name)
 	}
@@ -192,11 +193,36 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	return sess, nil
 }
 
+var (
+	// errTooManyConns ends a connection refused at MaxConns.
+	errTooManyConns = errors.New("too many connections")
+	// errLogin wraps why a connection ended during its login.
+	errLogin = errors.New("login")
+)
+
 // refuseFull tells the client the daemon is at MaxConns.
 func (c *serverConn) refuseFull(sess *mux.Session) error {
 	max := orDefault(c.srv.MaxConns, DefaultMaxConns)
 	sess.Refuse(frame.CodeTooManyConns, fmt.Sprintf("server is at its limit of %d connections", max))
-	return errors.New("too many connections")
+	return errTooManyConns
+}
+
+// handshakeFailure is why a connection ended before it was served, as
+// the metrics count it.
+func handshakeFailure(err error) string {
+	switch {
+	case errors.Is(err, errTooManyConns):
+		return "max_conns"
+	case errors.Is(err, errUserConns):
+		return "user_conns"
+	case errors.Is(err, ErrServerClosed):
+		return "shutting_down"
+	case errors.Is(err, ErrHandshakeTimeout):
+		return "handshake_timeout"
+	case errors.Is(err, errLogin):
+		return "login"
+	}
+	return "handshake"
 }
 
 func orDefault(v, def int) int {
@@ -227,6 +253,7 @@ func (c *serverConn) guard(open func(mux.NewChannel)) mux.Handler {
 			context.AfterFunc(nc.Context(), func() { acct.st.release(&acct.st.chans) })
 		}
 		c.count(m.Kind, 1)
+		c.srv.Metrics.channelOpened(m.Kind)
 		context.AfterFunc(nc.Context(), func() { c.count(m.Kind, -1) })
 		open(nc)
 	}
@@ -247,6 +274,7 @@ func (c *serverConn) count(kind string, d int) {
 // reject refuses an open, saying so in the log.
 func (c *serverConn) reject(nc mux.NewChannel, code frame.Code, msg string) {
 	c.log.Info("open refused", "channel", nc.ID(), "code", code, "err", msg)
+	c.srv.Metrics.channelRefusedWith(nc.OpenMsg().Kind, code)
 	nc.Reject(code, msg)
 }
 

@@ -78,6 +78,9 @@ func (b *fileBase) accept(ok *frame.OpenOKMsg) bool {
 // fail reports err on the channel, which ends it for the client.
 func (b *fileBase) fail(err error) {
 	em := xfer.ErrorFor(b.m.Path, err)
+	if em.Code == frame.CodeQuota {
+		b.c.srv.Metrics.quotaRefused()
+	}
 	if b.m.Kind != frame.KindFS {
 		b.audit(b.m.Kind, b.m.Path, "", nil, "", em)
 	}
@@ -195,6 +198,8 @@ func (g *getChan) run() {
 	_ = g.out.Close() // best effort: a dead connection fails the next send too
 	sum := src.Sum()
 	g.audit(frame.KindGet, p, "", &size, sum, nil) // before the client hears of it, as a put's
+	g.c.srv.Metrics.addBytes("out", "file", n)
+	g.c.srv.Metrics.transferred(frame.KindGet, time.Since(start))
 	_ = g.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: size, Hash: sum})
 	g.c.log.Info("file sent", "channel", g.id, "path", p, "size", size, "resumed_at", off,
 		"sent", n, "hash", g.m.Hash, "sum", sum, "duration_ms", time.Since(start).Milliseconds())
@@ -273,6 +278,8 @@ func (pc *putChan) run() {
 	// Recorded before the client hears of it: the audit log's order is
 	// the order in which the client saw its operations complete.
 	pc.audit(frame.KindPut, t.path, "", &d.Size, d.Hash, nil)
+	pc.c.srv.Metrics.addBytes("in", "file", int64(d.Size-off))
+	pc.c.srv.Metrics.transferred(frame.KindPut, time.Since(start))
 	_ = pc.ch.SendJSON(frame.Done, &frame.DoneMsg{Size: d.Size, Hash: d.Hash})
 	pc.c.log.Info("file received", "channel", pc.id, "path", t.path, "size", d.Size, "resumed_at", off,
 		"hash", pc.m.Hash, "sum", d.Hash, "duration_ms", time.Since(start).Milliseconds())

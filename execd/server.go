@@ -72,6 +72,9 @@ type Server struct {
 	// cgroup per command and a guard process (see proc.Keeper). Nil: the
 	// daemon's own cleanup alone ends them.
 	Keeper *proc.Keeper
+	// Metrics, when set (NewMetrics), counts connections, logins,
+	// channels, commands, bytes and transfers.
+	Metrics *Metrics
 	// Dir is the served directory: commands start in it, and every file
 	// operation is confined to it (through os.Root). Empty means the
 	// daemon user's home directory.
@@ -190,6 +193,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			n, warn := s.droppedLocked()
 			s.mu.Unlock()
 			_ = nc.Close() // best effort: refused before anything is spent on it
+			s.Metrics.connRefused(reason)
 			if warn {
 				log.Warn("connections refused before their handshake", "count", n, "last_reason", reason, "last_addr", c.src)
 			}
@@ -198,6 +202,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.Metrics.connAccepted()
 		go func() {
 			defer s.wg.Done()
 			defer func() {
@@ -248,6 +253,14 @@ func (s *Server) NumConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// Ready reports whether the daemon accepts connections: it listens and is
+// not shutting down (/readyz).
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.listeners) > 0 && !s.closing
 }
 
 func (s *Server) closeListeners() {

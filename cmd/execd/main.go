@@ -64,6 +64,7 @@ type options struct {
 	logFile          string
 	verbose          bool
 	cgroup           string
+	metrics          string
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -115,6 +116,7 @@ ended.`,
 	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
+	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
 	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
 	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
@@ -272,6 +274,13 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		return err
 	}
 	defer closeAll()
+	if opts.metrics != "" {
+		stopMetrics, err := startMetrics(opts.metrics, srv, log)
+		if err != nil {
+			return fail(1, "--metrics: %v", err)
+		}
+		defer stopMetrics()
+	}
 	ln := activated
 	if ln == nil {
 		if ln, err = net.Listen("tcp", opts.listen); err != nil {

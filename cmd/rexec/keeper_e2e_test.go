@@ -3,8 +3,11 @@
 package main_test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,24 +18,31 @@ import (
 	"github.com/execd-project/execd/execd/execdtest"
 )
 
-// commandTree starts a setsid child and a group member, prints their pids
-// and the shell's, and waits.
-const commandTree = `setsid sleep 311 & echo $!; sleep 312 & echo $!; echo $$; wait`
+// commandTree starts a setsid child and a group member, and prints their
+// pids and the shell's, each with its role. The setsid child prints its
+// own once it has a session of its own: before that, it is in the group.
+const commandTree = `setsid sh -c 'echo setsid $$; exec sleep 311' & sleep 312 & echo member $!; echo shell $$; wait`
 
-// startTree runs commandTree through rexec and returns its three pids;
-// each is killed by its pid at the end of the test if still there.
+// startTree runs commandTree through rexec and returns the pids of the
+// setsid child, the group member and the shell; each is killed by its pid
+// at the end of the test if still there.
 func startTree(t *testing.T, c *client, addr string) []int {
 	t.Helper()
 	_, _, sc, first := c.startHeld(addr, commandTree)
-	lines := []string{first}
-	for len(lines) < 3 && sc.Scan() {
-		lines = append(lines, sc.Text())
+	got := map[string]int{}
+	for line := first; ; line = sc.Text() {
+		role, p, _ := strings.Cut(line, " ")
+		pid, err := strconv.Atoi(p)
+		require.NoError(t, err, "%q", line)
+		got[role] = pid
+		if len(got) == 3 || !sc.Scan() {
+			break
+		}
 	}
 	var pids []int
-	for _, l := range lines {
-		pid, err := strconv.Atoi(l)
-		require.NoError(t, err, "%q", lines)
-		pids = append(pids, pid)
+	for _, role := range []string{"setsid", "member", "shell"} {
+		require.Contains(t, got, role, "%v", got)
+		pids = append(pids, got[role])
 	}
 	t.Cleanup(func() {
 		for _, pid := range pids {
@@ -95,11 +105,19 @@ func TestE2EKilledDaemonWithoutCgroups(t *testing.T) {
 }
 
 // When the guard is killed with the daemon, the next daemon's start
-// ends what they left.
+// ends what they left. Both daemons keep their cgroups under one made for
+// this test, so that no other daemon's start sweeps it first.
 func TestE2ENextDaemonEndsWhatADeadOneLeft(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, t.TempDir())
-	needCgroups(t, d)
+	probe := startDaemon(t, t.TempDir())
+	needCgroups(t, probe)
+	under := regexp.MustCompile(`cgroup per command under (\S+);`).FindStringSubmatch(probe.log.String())
+	require.NotNil(t, under, probe.log.String())
+	parent, err := os.MkdirTemp(filepath.Dir(under[1]), "test-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.Remove(parent) })
+
+	d := startDaemon(t, t.TempDir(), "--cgroup", parent)
 	m := regexp.MustCompile(`guard process (\d+)`).FindStringSubmatch(d.log.String())
 	require.NotNil(t, m, d.log.String())
 	guard, _ := strconv.Atoi(m[1])
@@ -112,7 +130,7 @@ func TestE2ENextDaemonEndsWhatADeadOneLeft(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // what would have ended them has had its moment
 	assert.True(t, execdtest.ProcessAlive(pids[0]), "with its guard killed too, nothing ended the tree")
 
-	d2 := startDaemon(t, t.TempDir())
+	d2 := startDaemon(t, t.TempDir(), "--cgroup", parent)
 	assert.Eventually(t, allGone(pids...), 5*time.Second, 10*time.Millisecond)
 	assert.Contains(t, d2.log.String(), "left by daemons that died")
 }

@@ -32,9 +32,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// treeScript starts a group member and a setsid child, prints their pids
-// and its own, and waits.
-const treeScript = `setsid sleep 301 & echo $!; sleep 302 & echo $!; echo $$; wait`
+// treeScript starts a setsid child and a group member, and prints their
+// pids and its own, each with its role. The setsid child prints its own
+// once it has a session of its own: before that, it is in the group.
+const treeScript = `setsid sh -c 'echo setsid $$; exec sleep 301' & sleep 302 & echo member $!; echo shell $$; wait`
 
 // fakeDaemon starts treeScript under a keeper with a guard, copies its
 // pids to stdout and blocks until killed.
@@ -55,6 +56,7 @@ func fakeDaemon() int {
 		return 1
 	}
 	fmt.Printf("guard %d\n", k.guard.pid())
+	os.Stdout.Sync()
 	sc := bufio.NewScanner(p.Stdout)
 	for range 3 {
 		sc.Scan()
@@ -97,16 +99,22 @@ func killOnCleanup(t *testing.T, pids ...int) {
 	})
 }
 
-func readPids(t *testing.T, sc *bufio.Scanner, n int) []int {
+// readPids reads "ROLE PID" lines until it has the pid of each role, and
+// returns them in the order of roles.
+func readPids(t *testing.T, sc *bufio.Scanner, roles ...string) []int {
 	t.Helper()
-	var pids []int
-	for len(pids) < n && sc.Scan() {
-		f := strings.Fields(sc.Text())
-		pid, err := strconv.Atoi(f[len(f)-1])
+	got := map[string]int{}
+	for len(got) < len(roles) && sc.Scan() {
+		role, p, _ := strings.Cut(sc.Text(), " ")
+		pid, err := strconv.Atoi(p)
 		require.NoError(t, err, sc.Text())
-		pids = append(pids, pid)
+		got[role] = pid
 	}
-	require.Len(t, pids, n, "pids: %v", sc.Err())
+	pids := make([]int, len(roles))
+	for i, r := range roles {
+		require.Contains(t, got, r, "pids: %v %v", got, sc.Err())
+		pids[i] = got[r]
+	}
 	return pids
 }
 
@@ -128,7 +136,7 @@ func TestKeeperEndsSetsidChildren(t *testing.T) {
 	k := cgroupKeeper(t)
 	p, err := Start(Spec{Shell: treeScript, Keeper: k})
 	require.NoError(t, err)
-	pids := readPids(t, bufio.NewScanner(p.Stdout), 3)
+	pids := readPids(t, bufio.NewScanner(p.Stdout), "setsid", "member", "shell")
 	killOnCleanup(t, pids...)
 	cgDir := p.cg.dir
 	assert.DirExists(t, cgDir)
@@ -146,9 +154,9 @@ func TestKeeperEndsSetsidChildren(t *testing.T) {
 func TestKeeperKillsWhatIgnoresTerm(t *testing.T) {
 	t.Parallel()
 	k := cgroupKeeper(t)
-	p, err := Start(Spec{Shell: `trap "" TERM; setsid sh -c 'trap "" TERM HUP; sleep 303' & echo $!; echo $$; wait`, Keeper: k})
+	p, err := Start(Spec{Shell: `trap "" TERM; setsid sh -c 'trap "" TERM HUP; echo setsid $$; sleep 303' & echo shell $$; wait`, Keeper: k})
 	require.NoError(t, err)
-	pids := readPids(t, bufio.NewScanner(p.Stdout), 2)
+	pids := readPids(t, bufio.NewScanner(p.Stdout), "setsid", "shell")
 	killOnCleanup(t, pids...)
 	p.Terminate(100 * time.Millisecond)
 	p.Wait()
@@ -182,7 +190,7 @@ func TestGuardEndsCommandsOfAKilledDaemon(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, d.Start())
 			t.Cleanup(func() { _ = d.Process.Kill(); _ = d.Wait() })
-			pids := readPids(t, bufio.NewScanner(out), 4) // guard, setsid child, group member, shell
+			pids := readPids(t, bufio.NewScanner(out), "guard", "setsid", "member", "shell")
 			guard, setsid, member, shell := pids[0], pids[1], pids[2], pids[3]
 			killOnCleanup(t, pids...)
 
