@@ -12,15 +12,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
@@ -65,6 +68,7 @@ type options struct {
 	verbose          bool
 	cgroup           string
 	metrics          string
+	config           string
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -95,35 +99,16 @@ ended.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(ctx, &opts, stderr, sigs)
+			return serve(ctx, &opts, cmd.Flags(), stderr, sigs)
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&opts.stateDir, "state-dir", "", "directory for the daemon's identity, users database and audit log (default $XDG_STATE_HOME/execd, else /var/lib/execd as root, else ~/.local/state/execd)")
-	lf := root.Flags()
-	lf.StringVar(&opts.listen, "listen", "127.0.0.1:7022", "address to listen on")
-	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
-	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
-	lf.BoolVarP(&opts.verbose, "verbose", "v", false, "log at debug level (as --log-level debug)")
-	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
-	lf.StringVar(&opts.logFile, "log-file", "", "append the log to this file instead of stderr (for a Windows service, which has no console)")
-	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent logged-in connections")
-	lf.StringVar(&opts.maxStartups, "max-startups", fmt.Sprintf("%d:%d:%d", execd.DefaultStartupsBegin, execd.DefaultStartupsRate, execd.DefaultStartupsFull), "connections not logged in yet, as sshd's MaxStartups BEGIN:RATE:FULL: past BEGIN, new ones are dropped with probability RATE% rising to 100% at FULL")
-	lf.IntVar(&opts.perSource, "max-startups-per-source", execd.DefaultStartupsPerSource, "connections not logged in yet from one address")
-	lf.IntVar(&opts.maxChannels, "max-channels", execd.DefaultMaxChannels, "maximum concurrent commands per connection")
-	lf.DurationVar(&opts.idleTimeout, "idle-timeout", time.Hour, "close connections with no command running for this long (0: never)")
-	lf.DurationVar(&opts.handshakeTimeout, "handshake-timeout", execd.DefaultHandshakeTimeout, "time limit for TLS and hello")
-	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
-	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
-	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
-	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
-	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
-	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
-	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
-	lf.BoolVar(&opts.force, "force", false, "with --framing=off: allow it beyond loopback, or as root")
-	lf.StringVar(&opts.encoding, "encoding", "auto", "how commands' output is transcoded to UTF-8: auto (the console or ANSI code page on Windows, the locale elsewhere), utf-8, gbk, gb18030, or raw; clients may ask otherwise per command")
-	lf.BoolVar(&opts.trace, "trace", false, "print every frame of every connection on stderr (passwords masked)")
-	lf.StringVar(&opts.traceFile, "trace-file", "", "append every frame of every connection to this file as JSON lines")
+	f.StringVar(&opts.config, "config", "", "the daemon's configuration file, whose keys are these flags' names (default /etc/execd/execd.toml as root, else execd.toml in the state directory; flags override it)")
+	daemonFlags(root.Flags(), &opts)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return loadConfig(cmd, root, &opts)
+	}
 
 	root.AddCommand(&cobra.Command{
 		Use:    "guard",
@@ -151,7 +136,7 @@ ended.`,
 			return nil
 		},
 	})
-	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout))
+	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout), checkConfigCommand(&opts, stdout))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -162,6 +147,34 @@ ended.`,
 		return fail(2, "%v", err) // cobra's complaint about the command line
 	}
 	return err
+}
+
+// daemonFlags defines the flags of a serving daemon: each is also a key of
+// the configuration file.
+func daemonFlags(lf *pflag.FlagSet, opts *options) {
+	lf.StringVar(&opts.listen, "listen", "127.0.0.1:7022", "address to listen on")
+	lf.BoolVar(&opts.plaintext, "insecure-plaintext", false, "speak without TLS: anyone on the path can read and forge the traffic")
+	lf.StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.BoolVarP(&opts.verbose, "verbose", "v", false, "log at debug level (as --log-level debug)")
+	lf.StringVar(&opts.logFormat, "log-format", "text", "text or json")
+	lf.StringVar(&opts.logFile, "log-file", "", "append the log to this file instead of stderr (for a Windows service, which has no console)")
+	lf.IntVar(&opts.maxConns, "max-conns", execd.DefaultMaxConns, "maximum concurrent logged-in connections")
+	lf.StringVar(&opts.maxStartups, "max-startups", fmt.Sprintf("%d:%d:%d", execd.DefaultStartupsBegin, execd.DefaultStartupsRate, execd.DefaultStartupsFull), "connections not logged in yet, as sshd's MaxStartups BEGIN:RATE:FULL: past BEGIN, new ones are dropped with probability RATE% rising to 100% at FULL")
+	lf.IntVar(&opts.perSource, "max-startups-per-source", execd.DefaultStartupsPerSource, "connections not logged in yet from one address")
+	lf.IntVar(&opts.maxChannels, "max-channels", execd.DefaultMaxChannels, "maximum concurrent commands per connection")
+	lf.DurationVar(&opts.idleTimeout, "idle-timeout", time.Hour, "close connections with no command running for this long (0: never)")
+	lf.DurationVar(&opts.handshakeTimeout, "handshake-timeout", execd.DefaultHandshakeTimeout, "time limit for TLS and hello")
+	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
+	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
+	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
+	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
+	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
+	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
+	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
+	lf.BoolVar(&opts.force, "force", false, "with --framing=off: allow it beyond loopback, or as root")
+	lf.StringVar(&opts.encoding, "encoding", "auto", "how commands' output is transcoded to UTF-8: auto (the console or ANSI code page on Windows, the locale elsewhere), utf-8, gbk, gb18030, or raw; clients may ask otherwise per command")
+	lf.BoolVar(&opts.trace, "trace", false, "print every frame of every connection on stderr (passwords masked)")
+	lf.StringVar(&opts.traceFile, "trace-file", "", "append every frame of every connection to this file as JSON lines")
 }
 
 // stateDir picks the state directory.
@@ -212,24 +225,30 @@ func isLoopback(ctx context.Context, hostport string) (bool, error) {
 	return len(ips) > 0, nil
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
+// newLogger is the daemon's logger at level, which a hangup may change
+// (the configuration file's log-level).
+func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, nil, err
 	}
 	hopts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return slog.New(slog.NewTextHandler(w, hopts)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return slog.New(slog.NewJSONHandler(w, hopts)), lv, nil
 	}
-	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+	return nil, nil, fmt.Errorf("want text or json, not %q", format)
 }
 
 // serve runs the daemon until a stop signal. With --log-file, its own
 // failures are written there too: a service has no console.
-func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.Signal) (err error) {
+func serve(ctx context.Context, opts *options, flags *pflag.FlagSet, stderr io.Writer, sigs <-chan os.Signal) (err error) {
+	if bad := checkOptions(opts); len(bad) > 0 {
+		names := slices.Sorted(maps.Keys(bad))
+		return fail(2, "--%s: %v", names[0], bad[names[0]])
+	}
 	var lf *logFile
 	if opts.logFile != "" {
 		if lf, err = openLogFile(opts.logFile); err != nil {
@@ -243,7 +262,7 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 	if opts.verbose {
 		level = "debug"
 	}
-	log, err := newLogger(stderr, level, opts.logFormat)
+	log, levelVar, err := newLogger(stderr, level, opts.logFormat)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
@@ -258,9 +277,6 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 		loop = isLoopbackAddr(activated.Addr())
 	} else if loop, err = isLoopback(ctx, opts.listen); err != nil {
 		return fail(2, "%v", err)
-	}
-	if err := transcode.Check(opts.encoding); err != nil {
-		return fail(2, "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
 	}
 	switch opts.framing {
 	case "on":
@@ -287,7 +303,9 @@ func serve(ctx context.Context, opts *options, stderr io.Writer, sigs <-chan os.
 			return fail(1, "%v", err)
 		}
 	}
-	stop := daemonSignals(sigs, log, hangup(log, lf, srv), statusReport(log, srv, time.Now()))
+	cfgPath, _, _ := configPath(opts)
+	reload := func() { reloadConfig(cfgPath, flags, levelVar, log) }
+	stop := daemonSignals(sigs, log, hangup(log, lf, srv, reload), statusReport(log, srv, time.Now()))
 	return serveUntilStopped(ctx, srv, ln, opts.shutdownGrace, log, stop, sigs)
 }
 

@@ -41,11 +41,13 @@ func daemonSignals(sigs <-chan os.Signal, log *slog.Logger, hangup, status func(
 	return out
 }
 
-// hangup is what HUP does to a serving daemon: the log file and the
-// audit log are opened anew (logrotate's create mode renames them first)
-// and the users database is read again. Running commands go on.
-func hangup(log *slog.Logger, lf *logFile, srv *execd.Server) func() {
+// hangup is what HUP does to a serving daemon: the configuration file is
+// read again, the log file and the audit log are opened anew (logrotate's
+// create mode renames them first) and the users database is read again.
+// Running commands go on.
+func hangup(log *slog.Logger, lf *logFile, srv *execd.Server, reloadConfig func()) func() {
 	return func() {
+		reloadConfig()
 		if lf != nil {
 			if err := lf.Reopen(); err != nil {
 				log.Error("log file not reopened; writing on to the old one", "err", err)

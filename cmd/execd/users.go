@@ -245,7 +245,7 @@ func userCommand(opts *options, stdin io.Reader, stdout, stderr io.Writer) *cobr
 		Long: `user manages the users database (users.toml in the state directory). A
 running daemon reads changes at the next login; no restart is needed.`,
 	}
-	cmd.AddCommand(ue.addCommand(), ue.setCommand(), ue.passwdCommand(), ue.delCommand(), ue.listCommand())
+	cmd.AddCommand(ue.addCommand(), ue.setCommand(), ue.passwdCommand(), ue.delCommand(), ue.listCommand(), ue.checkCommand())
 	return cmd
 }
 
@@ -410,6 +410,31 @@ func (ue *userEnv) delCommand() *cobra.Command {
 	}
 
 	return del
+}
+
+func (ue *userEnv) checkCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Check the users database: every problem with its line",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := stateDir(ue.opts.stateDir)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, execd.UsersFile)
+			ps, err := execd.CheckUsers(path)
+			if err != nil {
+				return err
+			}
+			if len(ps) > 0 {
+				fmt.Fprintln(ue.stdout, ps.Error())
+				return exitWith(1)
+			}
+			fmt.Fprintf(ue.stdout, "%s: OK\n", path)
+			return nil
+		},
+	}
 }
 
 func (ue *userEnv) listCommand() *cobra.Command {

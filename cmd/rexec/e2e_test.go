@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -126,6 +127,10 @@ func startDaemonUnder(t *testing.T, wrap []string, addr, stateDir string, extra 
 	t.Helper()
 	d := &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"--listen", d.addr, "--state-dir", stateDir, "--kill-grace", "1s"}, extra...)
+	if !slices.Contains(extra, "--config") {
+		// Not the machine's /etc/execd/execd.toml, which root's daemon reads.
+		args = append(args, "--config", os.DevNull)
+	}
 	prog := filepath.Join(binDir, "execd")
 	if len(wrap) > 0 {
 		args = append(append(append([]string{}, wrap[1:]...), prog), args...)

@@ -1,0 +1,71 @@
+package execd
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+	"sort"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/execd-project/execd/internal/config"
+)
+
+// CheckUsers reports every problem of the users database at path, each
+// with its line: TOML syntax, unknown settings, invalid records, users
+// who can never log in, and a file others may read while it holds
+// password hashes. A missing file has no problem (no users yet).
+func CheckUsers(path string) (config.Problems, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f usersFile
+	md, err := toml.Decode(string(b), &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return config.Problems{{File: path, Line: pe.Position.Line, Msg: pe.Message}}, nil
+		}
+		return config.Problems{{File: path, Msg: err.Error()}}, nil
+	}
+	at := config.Lines(b)
+	var ps config.Problems
+	for _, k := range md.Undecoded() {
+		ps = append(ps, config.Problem{File: path, Line: at[k.String()], Msg: fmt.Sprintf("unknown setting %q", k.String())})
+	}
+	names := make([]string, 0, len(f.Users))
+	for name := range f.Users {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	passwords := false
+	for _, name := range names {
+		u := f.Users[name]
+		line := at[toml.Key{"users", name}.String()]
+		if u == nil {
+			continue
+		}
+		u.Name = name
+		if err := u.Validate(); err != nil {
+			ps = append(ps, config.Problem{File: path, Line: line, Msg: err.Error()})
+			continue
+		}
+		if len(u.Keys) == 0 && u.Password == "" {
+			ps = append(ps, config.Problem{File: path, Line: line,
+				Msg: fmt.Sprintf("user %s can never log in: no key and no password (add one with \"execd user set %s --add-key\" or \"execd user passwd %s\")", name, name, name)})
+		}
+		passwords = passwords || u.Password != ""
+	}
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && passwords && fi.Mode().Perm()&0o077 != 0 {
+		ps = append(ps, config.Problem{File: path,
+			Msg: fmt.Sprintf("others may read this file (mode %04o) and it holds password hashes: chmod 600 %s", fi.Mode().Perm(), path)})
+	}
+	ps.Sort()
+	return ps, nil
+}
