@@ -64,7 +64,7 @@ func startLab(t *testing.T, tune func(*execd.Server)) *lab {
 		}
 		return nil
 	}))
-	audit, err := execd.OpenAudit(filepath.Join(l.state, execd.AuditFile), func(err error) { t.Error(err) })
+	audit, err := execd.OpenAudit(filepath.Join(l.state, execd.AuditFile), execd.AuditConfig{OnError: func(err error) { t.Error(err) }})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = audit.Close() }) // after the daemon's cleanup, which runs first
 	l.srv = &execd.Server{Users: db, Audit: audit, KillGrace: 500 * time.Millisecond, AuthDelay: time.Millisecond, AuthDelayMax: 5 * time.Millisecond}
@@ -628,7 +628,7 @@ func TestAuditLogAndRestart(t *testing.T) {
 	require.NoError(t, l.srv.Close())
 	db, err := execd.OpenUsers(filepath.Join(l.state, execd.UsersFile))
 	require.NoError(t, err)
-	audit, err := execd.OpenAudit(filepath.Join(l.state, execd.AuditFile), nil)
+	audit, err := execd.OpenAudit(filepath.Join(l.state, execd.AuditFile), execd.AuditConfig{})
 	require.NoError(t, err)
 	defer audit.Close()
 	d2 := execdtest.Start(t, &execd.Server{Users: db, Audit: audit}, false)

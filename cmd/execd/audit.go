@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -83,13 +82,14 @@ func formatEvent(ev *execd.AuditEvent) string {
 
 func auditCommand(opts *options, stdout io.Writer) *cobra.Command {
 	var userF, eventF, since, until string
-	var asJSON bool
+	var asJSON, current bool
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Print the audit log, filtered by user, event and time",
 		Long: `audit prints the audit log (audit.log in the state directory, one JSON
 object per line): logins and failed logins, each command's start and exit,
-and each file operation.`,
+and each file operation. The rotated logs come first, oldest first, gzip-ed
+ones included (audit.log.2.gz, audit.log-20261201.gz), then audit.log.`,
 		Example: `  execd audit --user alice --since 2h
   execd audit --event login_failed --since 2026-11-22
   execd audit --json | jq .`,
@@ -111,13 +111,18 @@ and each file operation.`,
 					return fmt.Errorf("--until: %w", err)
 				}
 			}
-			f, err := os.Open(filepath.Join(dir, execd.AuditFile))
-			if err != nil {
-				return err
+			path := filepath.Join(dir, execd.AuditFile)
+			files := []string{path}
+			if !current {
+				if files, err = execd.AuditFiles(path); err != nil {
+					return err
+				}
+				if len(files) == 0 {
+					return fmt.Errorf("no audit log in %s", dir)
+				}
 			}
-			defer f.Close()
 			enc := json.NewEncoder(stdout)
-			return execd.ReadAudit(f, func(ev *execd.AuditEvent) error {
+			return execd.ReadAuditFiles(files, func(ev *execd.AuditEvent) error {
 				if (userF != "" && ev.User != userF) || (eventF != "" && ev.Event != eventF) ||
 					(!from.IsZero() && ev.Time.Before(from)) || (!to.IsZero() && ev.Time.After(to)) {
 					return nil
@@ -136,5 +141,6 @@ and each file operation.`,
 	f.StringVar(&since, "since", "", "only events from this time on: 2h (ago), 2026-11-22, or RFC 3339")
 	f.StringVar(&until, "until", "", "only events up to this time")
 	f.BoolVar(&asJSON, "json", false, "print the events as JSON lines")
+	f.BoolVar(&current, "current", false, "read audit.log alone, not the rotated files (audit.log.1, audit.log.2.gz, ...) before it")
 	return cmd
 }

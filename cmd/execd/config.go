@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/internal/config"
 	"github.com/execd-project/execd/internal/transcode"
 )
@@ -93,6 +94,9 @@ func checkOptions(opts *options) map[string]error {
 	}
 	if opts.framing != "on" && opts.framing != "off" {
 		bad["framing"] = fmt.Errorf("want on or off, got %q", opts.framing)
+	}
+	if _, err := execd.ParseSize(opts.auditMaxSize); err != nil {
+		bad["audit-max-size"] = err
 	}
 	if _, err := parseStartups(opts.maxStartups); err != nil {
 		bad["max-startups"] = err

@@ -69,6 +69,9 @@ type options struct {
 	cgroup           string
 	metrics          string
 	config           string
+	auditMaxSize     string
+	auditKeep        int
+	auditSync        bool
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -167,6 +170,9 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
+	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
+	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
+	lf.BoolVar(&opts.auditSync, "audit-sync", false, "flush each audit event to disk (fsync) before going on: none is lost if the machine crashes")
 	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
 	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
@@ -353,7 +359,14 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		return nil, nil, fail(2, "--max-startups: %v", err)
 	}
 	startups.PerSource = opts.perSource
-	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), func(err error) { log.Error("audit", "err", err) })
+	auditMax, err := execd.ParseSize(opts.auditMaxSize)
+	if err != nil {
+		return nil, nil, fail(2, "--audit-max-size: %v", err)
+	}
+	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), execd.AuditConfig{
+		OnError: func(err error) { log.Error("audit", "err", err) },
+		MaxSize: int64(auditMax), Keep: opts.auditKeep, Sync: opts.auditSync,
+	})
 	if err != nil {
 		return nil, nil, fail(1, "%v", err)
 	}

@@ -3,9 +3,11 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,4 +100,62 @@ func TestE2EConfigStateDirAndUserCheck(t *testing.T) {
 	out, code = execdOut(t, "--config", conf, "user", "check")
 	assert.Equal(t, 0, code, out)
 	assert.Equal(t, filepath.Join(state, "users.toml")+": OK\n", out)
+}
+
+// Issue 15 item 6: the shipped logrotate snippet, run by logrotate itself
+// (its paths pointed at this test's daemon, its postrotate at its pid),
+// rotates and compresses the audit log and the log file; the daemon goes
+// on in fresh files after the hangup, and "execd audit" reads the
+// rotated, gzip-ed and current files as one log, in order.
+func TestE2ELogrotateSnippet(t *testing.T) {
+	t.Parallel()
+	logrotate := needTool(t, "logrotate")
+	state := t.TempDir()
+	logDir := t.TempDir()
+	d := startDaemon(t, state, "--log-file", filepath.Join(logDir, "execd.log"))
+	snippet, err := os.ReadFile("../../dist/logrotate/execd")
+	require.NoError(t, err)
+	conf := strings.NewReplacer(
+		"/var/lib/execd/audit.log", filepath.Join(state, "audit.log"),
+		"/var/log/execd/*.log", filepath.Join(logDir, "*.log"),
+		"systemctl kill --signal=HUP --kill-who=main execd.service", fmt.Sprintf("kill -HUP %d", d.cmd.Process.Pid),
+	).Replace(string(snippet))
+	require.NotEqual(t, string(snippet), conf)
+	confPath := filepath.Join(t.TempDir(), "execd")
+	require.NoError(t, os.WriteFile(confPath, []byte(conf), 0o644))
+	rotate := func() {
+		out, err := exec.Command(logrotate, "-f", "-s", filepath.Join(logDir, "status"), confPath).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	c := newClient(t)
+	audit := filepath.Join(state, "audit.log")
+	for i, word := range []string{"one", "two", "three"} {
+		if i > 0 {
+			rotate()
+		}
+		require.Equal(t, 0, c.run("", d.addr, "echo", word).code)
+		require.Eventually(t, func() bool { return fileHas(audit, word) }, 10*time.Second, 10*time.Millisecond,
+			"%s in a fresh audit.log after the hangup", word)
+	}
+	assert.FileExists(t, audit+".1", "delaycompress: the last rotated file stays plain")
+	assert.FileExists(t, audit+".2.gz")
+	assert.FileExists(t, filepath.Join(logDir, "execd.log.2.gz"))
+	assert.True(t, fileHas(filepath.Join(logDir, "execd.log"), "hangup: log files reopened"), "the log file goes on too")
+
+	out, code := execdOut(t, "--state-dir", state, "--config", os.DevNull, "audit", "--event", "exec")
+	require.Equal(t, 0, code, out)
+	var words []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		for _, w := range []string{`"one"`, `"two"`, `"three"`} {
+			if slices.Contains(f, w) {
+				words = append(words, w)
+			}
+		}
+	}
+	assert.Equal(t, []string{`"one"`, `"two"`, `"three"`}, words, out)
+	out, code = execdOut(t, "--state-dir", state, "--config", os.DevNull, "audit", "--event", "exec", "--current")
+	require.Equal(t, 0, code, out)
+	assert.NotContains(t, out, `"one"`)
+	assert.Contains(t, out, `"three"`)
 }
