@@ -73,7 +73,8 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := runAs(acct.user.RunAs)
+	account := s.runAsOf(acct.user)
+	cred, err := runAs(account)
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +85,8 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*execChan, error) {
 	var extra []string
 	if acct.st != nil {
 		extra = append(extra, "HOME="+acct.home, "REXEC_USER="+acct.user.Name)
-		if acct.user.RunAs != "" {
-			extra = append(extra, "USER="+acct.user.RunAs, "LOGNAME="+acct.user.RunAs)
+		if account != "" {
+			extra = append(extra, "USER="+account, "LOGNAME="+account)
 		}
 	}
 	if m.Pty != nil && m.Pty.Term != "" {

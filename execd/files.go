@@ -388,8 +388,8 @@ func (pc *putChan) commit(root *os.Root, t *putTarget, d frame.DoneMsg) error {
 		return err
 	}
 	t.qc.end(-replaced)
-	if err := giveTo(root, t.path, pc.c.acct.user.RunAs); err != nil {
-		pc.c.log.Warn("could not give the file to its user's account", "path", t.path, "run_as", pc.c.acct.user.RunAs, "err", err)
+	if err := giveTo(root, t.path, pc.c.srv.runAsOf(pc.c.acct.user)); err != nil {
+		pc.c.log.Warn("could not give the file to its user's account", "path", t.path, "run_as", pc.c.srv.runAsOf(pc.c.acct.user), "err", err)
 	}
 	return nil
 }
@@ -579,7 +579,7 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 			err = root.Mkdir(p, perm)
 		}
 		if err == nil {
-			err = giveTo(root, p, fc.c.acct.user.RunAs)
+			err = giveTo(root, p, fc.c.srv.runAsOf(fc.c.acct.user))
 		}
 		return err
 	case frame.OpRemove:
@@ -647,7 +647,7 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		if err := root.Symlink(req.Target, p); err != nil {
 			return err
 		}
-		return giveTo(root, p, fc.c.acct.user.RunAs)
+		return giveTo(root, p, fc.c.srv.runAsOf(fc.c.acct.user))
 	default:
 		return xfer.Errorf(frame.CodeNotSupported, "operation %q not supported", req.Op)
 	}

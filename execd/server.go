@@ -84,6 +84,11 @@ type Server struct {
 	// Software is announced in the hello; empty means "execd".
 	Software string
 
+	// DefaultRunAs is the OS account of the commands and files of users
+	// without run_as, when the daemon runs as root; empty means the
+	// daemon's own account (root).
+	DefaultRunAs string
+
 	// Users, when non-nil, makes every client log in (publickey or
 	// password) before opening a channel, and act as that user: in their
 	// home, with their permissions, quota and limits. Nil means no
@@ -116,6 +121,15 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
+}
+
+// runAsOf is the OS account u's commands run as: run_as, else the
+// daemon's default.
+func (s *Server) runAsOf(u User) string {
+	if u.RunAs != "" {
+		return u.RunAs
+	}
+	return s.DefaultRunAs
 }
 
 func (s *Server) logger() *slog.Logger {

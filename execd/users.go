@@ -51,7 +51,7 @@ type User struct {
 	// Allow lists the permissions: exec, get, put.
 	Allow []string `toml:"allow"`
 	// RunAs is the OS account commands run as when the daemon runs as
-	// root; empty means the daemon's own account.
+	// root; empty means the daemon's default-run-as, else its own account.
 	RunAs string `toml:"run_as,omitempty"`
 	// MaxConns and MaxChannels cap the user's concurrent connections and
 	// channels (over all connections); 0 means the server's limits.

@@ -46,7 +46,8 @@ func configPath(opts *options) (path string, explicit bool, err error) {
 
 // loadConfig applies the configuration file before any command runs: to
 // the daemon's flags when it serves; for its other commands (user,
-// audit, fingerprint) only the state directory is taken from it.
+// audit, fingerprint) only the state directory and the default account
+// of new users' homes are taken from it.
 func loadConfig(cmd *cobra.Command, root *cobra.Command, opts *options) error {
 	path, explicit, err := configPath(opts)
 	if err != nil || path == "" {
@@ -61,13 +62,14 @@ func loadConfig(cmd *cobra.Command, root *cobra.Command, opts *options) error {
 		}
 		return nil
 	}
-	if cmd.Flags().Changed("state-dir") {
-		return nil
-	}
 	var scratch options
 	sfs := configFlags(&scratch)
-	if set, _ := config.Apply(path, sfs); set["state-dir"] {
+	set, _ := config.Apply(path, sfs)
+	if set["state-dir"] && !cmd.Flags().Changed("state-dir") {
 		opts.stateDir = scratch.stateDir
+	}
+	if set["default-run-as"] {
+		opts.defaultRunAs = scratch.defaultRunAs
 	}
 	return nil
 }

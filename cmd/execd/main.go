@@ -72,6 +72,7 @@ type options struct {
 	auditMaxSize     string
 	auditKeep        int
 	auditSync        bool
+	defaultRunAs     string
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -173,6 +174,7 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
 	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
 	lf.BoolVar(&opts.auditSync, "audit-sync", false, "flush each audit event to disk (fsync) before going on: none is lost if the machine crashes")
+	lf.StringVar(&opts.defaultRunAs, "default-run-as", "", "as root: the OS account of the commands and files of users without run_as (the packages set execd; default: root itself)")
 	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
 	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
@@ -391,6 +393,7 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		MaxChannels:      opts.maxChannels,
 		KillGrace:        opts.killGrace,
 		Keeper:           keeper,
+		DefaultRunAs:     opts.defaultRunAs,
 		Software:         "execd/" + buildinfo.Read().Short(),
 		Users:            users,
 		Audit:            audit,

@@ -202,13 +202,17 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, er
 	return pw, nil
 }
 
-// makeHome creates a user's home (mode 0700), owned by run_as when the
-// daemon runs as root.
-func makeHome(u *execd.User) error {
+// makeHome creates a user's home (mode 0700), owned by run_as (else the
+// daemon's default-run-as) when the daemon runs as root.
+func makeHome(u *execd.User, defaultRunAs string) error {
 	if err := os.MkdirAll(u.Home, 0o700); err != nil {
 		return fmt.Errorf("home: %w", err)
 	}
-	return chownHome(u)
+	account := u.RunAs
+	if account == "" {
+		account = defaultRunAs
+	}
+	return chownHome(u.Home, account)
 }
 
 // userEnv is what the user subcommands share: the options (for the
@@ -279,7 +283,7 @@ func (ue *userEnv) addCommand() *cobra.Command {
 			} else if len(u.Keys) == 0 {
 				return errors.New("--no-password needs a key (--add-key): the user could never log in")
 			}
-			if err := makeHome(u); err != nil {
+			if err := makeHome(u, ue.opts.defaultRunAs); err != nil {
 				return err
 			}
 			err = db.Update(func(users map[string]*execd.User) error {
@@ -332,7 +336,7 @@ func (ue *userEnv) setCommand() *cobra.Command {
 					}
 				}
 				changed = *u
-				return makeHome(u)
+				return makeHome(u, ue.opts.defaultRunAs)
 			})
 			if err != nil {
 				return err

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,4 +161,41 @@ func TestE2ELogrotateSnippet(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	assert.NotContains(t, out, `"one"`)
 	assert.Contains(t, out, `"three"`)
+}
+
+// default-run-as: a daemon run as root runs the commands of users without
+// run_as as that account, not as root, and gives their files to it.
+func TestE2EDefaultRunAs(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("switching accounts needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	require.NoError(t, err)
+	d := startDaemon(t, t.TempDir(), "--default-run-as", "nobody")
+	m := regexp.MustCompile(`created user \S+ \(home (\S+),`).FindStringSubmatch(d.log.String())
+	require.NotNil(t, m, d.log.String())
+	home := m[1]
+	require.NoError(t, os.Chown(home, mustAtoi(t, nobody.Uid), mustAtoi(t, nobody.Gid)))
+	require.NoError(t, os.Chmod(filepath.Dir(home), 0o711)) // the test's own directory, on the way to it
+	c := newClient(t)
+	r := c.run("", d.addr, "id", "-un")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "nobody\n", r.stdout)
+
+	_, port, _ := strings.Cut(d.addr, ":")
+	local := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(local, []byte("x"), 0o600))
+	r = c.run("", "put", "-q", "-p", port, local, "127.0.0.1:f")
+	require.Equal(t, 0, r.code, r.stderr)
+	fi, err := os.Stat(filepath.Join(home, "f"))
+	require.NoError(t, err)
+	assert.Equal(t, uint32(mustAtoi(t, nobody.Uid)), fi.Sys().(*syscall.Stat_t).Uid, "the put file belongs to the account")
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err)
+	return n
 }
