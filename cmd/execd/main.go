@@ -28,6 +28,7 @@ import (
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/buildinfo"
+	"github.com/execd-project/execd/internal/manpage"
 	"github.com/execd-project/execd/internal/naive"
 	"github.com/execd-project/execd/internal/proc"
 	"github.com/execd-project/execd/internal/trace"
@@ -140,7 +141,7 @@ ended.`,
 			return nil
 		},
 	})
-	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout), checkConfigCommand(&opts, stdout))
+	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout), checkConfigCommand(&opts, stdout), manpage.Command())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -22,7 +22,9 @@ import (
 //
 //	cgroup DIR   the keeper's cgroup, to end and remove
 //	+ PGID       a command's process group was started
-//	- PGID       that group is gone
+//	s SID        a command's terminal session was started (with a pty):
+//	             every process group in it is the command's
+//	- ID         that group or session is gone
 //
 // At the end of its stdin the guard kills what it knows of and exits.
 
@@ -98,22 +100,27 @@ func (g *guard) close() error {
 func RunGuard(in io.Reader, stderr io.Writer) error {
 	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
 	var root string
-	groups := map[int]bool{}
+	live := map[int]string{} // by id: "+" a group, "s" a session
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		op, arg, _ := strings.Cut(sc.Text(), " ")
-		switch op {
-		case "cgroup":
+		id, err := strconv.Atoi(arg)
+		switch {
+		case op == "cgroup":
 			root = arg
-		case "+", "-":
-			if pgid, err := strconv.Atoi(arg); err == nil && pgid > 1 {
-				groups[pgid] = op == "+"
-			}
+		case err != nil || id <= 1:
+		case op == "+" || op == "s":
+			live[id] = op
+		case op == "-":
+			delete(live, id)
 		}
 	}
-	for pgid, live := range groups {
-		if live {
-			_ = unix.Kill(-pgid, unix.SIGKILL) // best effort: it may be gone
+	for id, kind := range live {
+		_ = unix.Kill(-id, unix.SIGKILL) // best effort: it may be gone
+		if kind == "s" {
+			for _, g := range sessionGroups(id) { // a shell's jobs, each a group
+				_ = unix.Kill(-g, unix.SIGKILL)
+			}
 		}
 	}
 	if root != "" {

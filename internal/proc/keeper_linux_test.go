@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/frame"
 )
 
 // roleEnv makes the test binary play a daemon or its guard (TestMain).
@@ -50,7 +52,12 @@ func fakeDaemon() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	p, err := Start(Spec{Shell: treeScript, Keeper: k})
+	spec := Spec{Shell: treeScript, Keeper: k}
+	if os.Getenv("EXECD_PROC_TEST_PTY") != "" {
+		// Under job control each job is a process group of its own.
+		spec.Shell, spec.Pty = "set -m; "+treeScript, &frame.PtyRequest{}
+	}
+	p, err := Start(spec)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -60,7 +67,7 @@ func fakeDaemon() int {
 	sc := bufio.NewScanner(p.Stdout)
 	for range 3 {
 		sc.Scan()
-		fmt.Println(sc.Text())
+		fmt.Println(strings.TrimRight(sc.Text(), "\r"))
 	}
 	select {}
 }
@@ -170,13 +177,15 @@ func TestKeeperKillsWhatIgnoresTerm(t *testing.T) {
 func TestGuardEndsCommandsOfAKilledDaemon(t *testing.T) {
 	for _, tc := range []struct {
 		cgroup      string
+		pty         bool
 		setsidGoes  bool
 		needCgroups bool
 	}{
 		{cgroup: "auto", setsidGoes: true, needCgroups: true},
 		{cgroup: "off", setsidGoes: false},
+		{cgroup: "off", pty: true, setsidGoes: false}, // every group of the session
 	} {
-		t.Run("cgroup="+tc.cgroup, func(t *testing.T) {
+		t.Run(fmt.Sprintf("cgroup=%s,pty=%v", tc.cgroup, tc.pty), func(t *testing.T) {
 			t.Parallel()
 			if tc.needCgroups {
 				cgroupKeeper(t)
@@ -185,6 +194,9 @@ func TestGuardEndsCommandsOfAKilledDaemon(t *testing.T) {
 			require.NoError(t, err)
 			d := exec.Command(self)
 			d.Env = append(os.Environ(), roleEnv+"=daemon", "EXECD_PROC_TEST_CGROUP="+tc.cgroup)
+			if tc.pty {
+				d.Env = append(d.Env, "EXECD_PROC_TEST_PTY=1")
+			}
 			d.Stderr = os.Stderr
 			out, err := d.StdoutPipe()
 			require.NoError(t, err)

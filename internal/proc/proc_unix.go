@@ -74,7 +74,9 @@ func Start(spec Spec) (*Process, error) {
 		return nil, err
 	}
 	p.keeper, p.cg = spec.Keeper, cg
-	if cg == nil {
+	if cg == nil && p.tty != nil {
+		spec.Keeper.tell("s", p.pgid) // the session: a shell's jobs have groups of their own
+	} else if cg == nil {
 		spec.Keeper.tell("+", p.pgid)
 	}
 	return p, nil
