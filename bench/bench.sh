@@ -37,7 +37,7 @@ mkdir -p "$work/served" "$work/dl"
 # The client's config directory first: execd's first start puts the
 # user's key there, and rexec logs in with it.
 export XDG_CONFIG_HOME="$work/client"
-"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>"$work/execd.log" &
+"$work/execd" --config /dev/null --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>"$work/execd.log" &
 EXECD_PID=$!
 pids+=($EXECD_PID)
 REXEC=("$work/rexec" "127.0.0.1:$EXECD_PORT")
@@ -90,7 +90,7 @@ read -r rtt_p50 rtt_p90 < <("$work/rtt" -addr "127.0.0.1:$EXECD_PORT" -n 300 -kn
 
 # --- daemon peak RSS while streaming the file, on a fresh daemon
 kill "$EXECD_PID"; wait "$EXECD_PID" 2>/dev/null || true
-"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>>"$work/execd.log" &
+"$work/execd" --config /dev/null --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>>"$work/execd.log" &
 EXECD_PID=$!
 pids+=($EXECD_PID)
 for i in $(seq 50); do "${REXEC[@]}" true 2>/dev/null && break; sleep 0.1; done
@@ -140,7 +140,7 @@ put_rx_sha=$(xfer "$work/served/up.bin" rx_put_sha)
 
 # --- daemon peak RSS during a get and a put, on a fresh daemon
 kill "$EXECD_PID"; wait "$EXECD_PID" 2>/dev/null || true
-"$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>>"$work/execd.log" &
+"$work/execd" --config /dev/null --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" --log-level warn 2>>"$work/execd.log" &
 EXECD_PID=$!
 pids+=($EXECD_PID)
 for i in $(seq 50); do "${REXEC[@]}" true 2>/dev/null && break; sleep 0.1; done

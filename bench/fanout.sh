@@ -40,7 +40,7 @@ export XDG_CONFIG_HOME="$work/client" # execd's first start puts the user's key 
 for a in $(addrs); do
   mkdir -p "$work/served/$a"
   head -c "${FILE_KB}K" /dev/urandom >"$work/served/$a/data.bin"
-  "$work/execd" --listen "$a:$EXECD_PORT" --state-dir "$work/state/$a" --dir "$work/served/$a" --log-level warn 2>>"$work/execd.log" &
+  "$work/execd" --config /dev/null --listen "$a:$EXECD_PORT" --state-dir "$work/state/$a" --dir "$work/served/$a" --log-level warn 2>>"$work/execd.log" &
   pids+=($!)
   if [ "$a" = 127.0.0.2 ]; then # the first makes the key the others use
     for i in $(seq 50); do "$work/rexec" -p "$EXECD_PORT" 127.0.0.2 true 2>/dev/null && break; sleep 0.1; done

@@ -205,7 +205,12 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, er
 // makeHome creates a user's home (mode 0700), owned by run_as (else the
 // daemon's default-run-as) when the daemon runs as root.
 func makeHome(u *execd.User, defaultRunAs string) error {
-	if err := os.MkdirAll(u.Home, 0o700); err != nil {
+	// The directories on the way are passable (not readable) by the
+	// accounts commands run as: STATE-DIR/home may be the first of them.
+	if err := os.MkdirAll(filepath.Dir(u.Home), 0o711); err != nil {
+		return fmt.Errorf("home: %w", err)
+	}
+	if err := os.Mkdir(u.Home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("home: %w", err)
 	}
 	account := u.RunAs

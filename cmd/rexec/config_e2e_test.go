@@ -3,6 +3,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -198,4 +199,46 @@ func mustAtoi(t *testing.T, s string) int {
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err)
 	return n
+}
+
+// The shipped service definitions start execd with flags it has: the
+// launchd plist, read with Python's plistlib (a real plist parser), the
+// systemd unit's ExecStart, and the packages' execd.toml, which
+// check-config passes.
+func TestE2EServiceDefinitions(t *testing.T) {
+	t.Parallel()
+	python := needTool(t, "python3")
+	out, err := exec.Command(python, "-c", `import json, plistlib, sys
+p = plistlib.load(open(sys.argv[1], "rb"))
+print(json.dumps(p))`, "../../dist/launchd/org.execd.execd.plist").CombinedOutput()
+	require.NoError(t, err, string(out))
+	var plist struct {
+		Label            string
+		ProgramArguments []string
+		RunAtLoad        bool
+		KeepAlive        map[string]bool
+	}
+	require.NoError(t, json.Unmarshal(out, &plist))
+	assert.Equal(t, "org.execd.execd", plist.Label)
+	assert.True(t, plist.RunAtLoad)
+	assert.Equal(t, map[string]bool{"SuccessfulExit": false}, plist.KeepAlive, "restarted when it fails, not after a clean stop")
+	require.Equal(t, "/usr/local/bin/execd", plist.ProgramArguments[0])
+
+	unit, err := os.ReadFile("../../dist/systemd/execd.service")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^ExecStart=(\S+)(.*)$`).FindStringSubmatch(string(unit))
+	require.NotNil(t, m)
+	assert.Equal(t, "/usr/bin/execd", m[1])
+
+	help, code := execdOut(t, "--help")
+	require.Equal(t, 0, code)
+	for _, args := range [][]string{plist.ProgramArguments[1:], strings.Fields(m[2])} {
+		for _, a := range args {
+			if strings.HasPrefix(a, "--") {
+				assert.Contains(t, help, "  "+a+" ", "execd has the flag %s", a)
+			}
+		}
+	}
+	out2, code := execdOut(t, "check-config", "--config", "../../dist/execd.toml")
+	assert.Equal(t, 0, code, out2)
 }

@@ -11,7 +11,7 @@ if ! getent passwd execd >/dev/null 2>&1; then
 	useradd --system --gid execd --home-dir /nonexistent --no-create-home \
 		--shell /usr/sbin/nologin --comment "execd commands" execd
 fi
-install -d -m 0700 /var/lib/execd
+install -d -m 0711 /var/lib/execd
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 	systemctl try-restart execd.service >/dev/null 2>&1 || true
