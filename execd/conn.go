@@ -189,6 +189,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	sess.Handle(frame.KindGet, c.guard(c.openFile))
 	sess.Handle(frame.KindPut, c.guard(c.openFile))
 	sess.Handle(frame.KindFS, c.guard(c.openFile))
+	sess.Handle(frame.KindTail, c.guard(c.openFile))
 	sess.Start(c.ctx)
 	return sess, nil
 }

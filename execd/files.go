@@ -51,6 +51,9 @@ func (c *serverConn) openFile(nc mux.NewChannel) {
 	case frame.KindGet:
 		g := &getChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}
 		run = g.run
+	case frame.KindTail:
+		t := &tailChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}
+		run = t.run
 	case frame.KindPut:
 		win := max(c.srv.Window, DefaultFileWindow)
 		pc := &putChan{fileBase: b, in: nc.Inbound(frame.Data, win), done: make(chan frame.DoneMsg, 1)}

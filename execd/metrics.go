@@ -86,7 +86,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.srv.Status()
 	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(st.Connections))
 	ch <- prometheus.MustNewConstMetric(loggedDesc, prometheus.GaugeValue, float64(st.LoggedIn))
-	for _, kind := range []string{frame.KindExec, frame.KindGet, frame.KindPut, frame.KindFS} {
+	for _, kind := range []string{frame.KindExec, frame.KindGet, frame.KindPut, frame.KindFS, frame.KindTail} {
 		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(st.Channels[kind]), kind)
 	}
 }
@@ -155,7 +155,7 @@ func (m *Metrics) channelRefusedWith(kind string, code frame.Code) {
 // names it.
 func knownKind(kind string) string {
 	switch kind {
-	case frame.KindExec, frame.KindGet, frame.KindPut, frame.KindFS:
+	case frame.KindExec, frame.KindGet, frame.KindPut, frame.KindFS, frame.KindTail:
 		return kind
 	}
 	return "other"

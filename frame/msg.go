@@ -96,7 +96,10 @@ type OpenMsg struct {
 	// for file data (get).
 	Window uint32 `json:"window"`
 
-	// Path names the file of a get or put, relative to the served directory.
+	// Tail is what a tail channel (KindTail) asks for; Path names its file.
+	Tail *TailRequest `json:"tail,omitempty"`
+
+	// Path names the file of a get, put or tail, relative to the served directory.
 	Path string `json:"path,omitempty"`
 	// Hash names the hash of a get or put: HashSHA256 (the default when
 	// empty) or HashBLAKE3 when the server's hello offers FeatureBLAKE3.
@@ -151,6 +154,14 @@ func (m *OpenMsg) Validate() error {
 		return nil
 	case KindFS:
 		return checkPathField("dir", m.Dir)
+	case KindTail:
+		if err := checkPathField("path", m.Path); err != nil {
+			return err
+		}
+		if m.Path == "" || m.Tail == nil {
+			return fmt.Errorf("%w: tail needs a path and a tail request", ErrInvalid)
+		}
+		return m.Tail.Validate()
 	}
 	return fmt.Errorf("%w: unknown channel kind %q", ErrInvalid, m.Kind)
 }

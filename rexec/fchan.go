@@ -34,7 +34,7 @@ func (c *Client) openFile(ctx context.Context, m *frame.OpenMsg) (*fileChan, err
 	fc := &fileChan{c: c, kind: m.Kind, replyCh: make(chan struct{}, 1)}
 	ch, err := c.open(ctx, m, func(ch *mux.Channel) {
 		switch m.Kind {
-		case frame.KindGet:
+		case frame.KindGet, frame.KindTail:
 			fc.in = ch.Inbound(frame.Data, c.window)
 		case frame.KindPut:
 			ch.Sends(frame.Data)

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/rexec"
+)
+
+type tailFlags struct {
+	connFlags
+	fan       fanFlags
+	follow    bool
+	followF   bool
+	lines     string
+	since     uint64
+	grep      string
+	json      bool
+	reconnect time.Duration
+}
+
+func tailCommand(ctx context.Context, e env) *cobra.Command {
+	var tf tailFlags
+	cmd := &cobra.Command{
+		Use:   "tail [flags] HOST:PATH...",
+		Short: "Print the end of remote files, and follow them as they grow (-F)",
+		Long: `tail prints the last lines of each PATH (relative to the home the daemon
+serves), as tail does. With -F (or -f) it follows them by name: new lines
+as they are written, the new file after a rotation (renamed and created
+anew, or copied and truncated), the file from its start after a
+truncation. The daemon tells which file and which offset every byte came
+from, so that a dropped connection is resumed where it stopped, with no
+line twice and none missing, for --reconnect-for after each loss.
+
+--grep keeps only the lines a regular expression (RE2) matches; the
+daemon filters, so only they cross the wire. Several files, or -H (one
+:PATH on many hosts), print each line whole after its source
+("node07: ..."), or as JSON objects with --json.
+
+Exit status: 0 at the end of the files (without -F), 130 after Ctrl-C, 1
+when a file cannot be read, 2 for a usage error, 255 when a connection
+failed for good.`,
+		Example: `  rexec tail -n 50 lab1:logs/app.log
+  rexec tail -F lab1:logs/app.log
+  rexec tail -F --grep 'ERROR|WARN' -H node[01-40] :logs/app.log
+  rexec tail -F --json lab1:a.log lab1:b.log`,
+		Args:          cobra.MinimumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return result(runTail(ctx, &tf, args, e))
+		},
+	}
+	f := cmd.Flags()
+	tf.connFlags.register(f)
+	tf.fan.register(f)
+	f.BoolVarP(&tf.followF, "follow-name", "F", false, "follow each file by name as it grows, across rotations and truncations")
+	f.BoolVarP(&tf.follow, "follow", "f", false, "the same as -F: a remote file is always followed by name")
+	f.StringVarP(&tf.lines, "lines", "n", "10", "print the last N lines first; +1 prints the whole file")
+	f.Uint64Var(&tf.since, "since", 0, "start at this byte offset of the file instead of -n")
+	f.StringVar(&tf.grep, "grep", "", "only the lines this regular expression (RE2) matches, filtered by the daemon")
+	f.BoolVar(&tf.json, "json", false, `one JSON object per line: {"host","path","line"}`)
+	f.DurationVar(&tf.reconnect, "reconnect-for", 5*time.Minute, "with -F: how long to keep reconnecting after a connection is lost (0: never)")
+	return cmd
+}
+
+// tailTarget is one file to follow.
+type tailTarget struct{ host, path, label string }
+
+func runTail(ctx context.Context, tf *tailFlags, args []string, e env) error {
+	if err := tf.fan.check(); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	lines, err := parseTailLines(tf.lines)
+	if err != nil {
+		return fail(exitUsage, "-n: %v", err)
+	}
+	d, status, err := tf.newDialer(e)
+	if err != nil {
+		return fail(tf.status(status), "%v", err)
+	}
+	defer d.close()
+	targets, err := tf.targets(d, args)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	opts := rexec.TailOptions{Lines: lines, Follow: tf.follow || tf.followF, Grep: tf.grep}
+	if tf.since > 0 {
+		opts.Since = &rexec.TailPos{Offset: tf.since}
+	}
+	ctx, stop := interruptible(ctx, e)
+	out := &tailOut{w: e.stdout, json: tf.json, raw: len(targets) == 1 && !tf.json && !tf.fan.active()}
+	var wg sync.WaitGroup
+	errs := make([]error, len(targets))
+	for i, tgt := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tf.followOne(ctx, d, tgt, opts, out.writer(tgt), e)
+		}()
+	}
+	wg.Wait()
+	if sig := stop(); sig != "" {
+		return &exitError{status: signalStatus(sig)}
+	}
+	return tailStatus(errs)
+}
+
+// parseTailLines reads -n: N, or +1 for the whole file.
+func parseTailLines(s string) (int64, error) {
+	if s == "+1" || s == "+0" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a number of lines or +1, got %q", s)
+	}
+	return n, nil
+}
+
+// targets are the files to follow: HOST:PATH arguments, or :PATH on every
+// host of -H.
+func (tf *tailFlags) targets(d *dialer, args []string) ([]tailTarget, error) {
+	var out []tailTarget
+	if tf.fan.active() {
+		hosts, err := tf.fan.resolve(d.fc)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range args {
+			p, ok := fanRemote(a)
+			if !ok {
+				return nil, fmt.Errorf("%q: %s", a, fanRemoteHint)
+			}
+			for _, h := range hosts {
+				label := h
+				if len(args) > 1 {
+					label = h + ":" + p
+				}
+				out = append(out, tailTarget{host: h, path: p, label: label})
+			}
+		}
+		return out, nil
+	}
+	for _, a := range args {
+		h, p, ok := splitRemote(a)
+		if !ok {
+			return nil, fmt.Errorf("%q is not HOST:PATH", a)
+		}
+		out = append(out, tailTarget{host: h, path: p, label: a})
+	}
+	return out, nil
+}
+
+// followOne tails one target, reconnecting after a lost connection (with
+// -F) and resuming where the last byte written stopped.
+func (tf *tailFlags) followOne(ctx context.Context, d *dialer, tgt tailTarget, opts rexec.TailOptions, w *tailWriter, e env) error {
+	opts.OnFile = func(f rexec.TailFile) {
+		switch f.Reason {
+		case "start", "resumed", "appeared":
+		default:
+			fmt.Fprintf(e.stderr, "rexec: tail %s: %s\n", termsafe.String(tgt.label), termsafe.String(f.Reason))
+		}
+	}
+	var lostAt time.Time
+	backoff := 100 * time.Millisecond
+	for {
+		c, _, err := d.dial(ctx, tgt.host)
+		if err == nil {
+			if !lostAt.IsZero() {
+				fmt.Fprintf(e.stderr, "rexec: tail %s: reconnected, resuming at offset %d\n", termsafe.String(tgt.label), opts.Since.Offset)
+				lostAt, backoff = time.Time{}, 100*time.Millisecond
+			}
+			var pos rexec.TailPos
+			pos, err = c.Tail(ctx, tgt.path, opts, w)
+			_ = c.Close()
+			w.flush()
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			if !opts.Follow || !errors.Is(err, rexec.ErrConnectionLost) {
+				return fmt.Errorf("%s: %w", tgt.label, err)
+			}
+			opts.Since = &pos
+			lostAt = time.Now()
+			fmt.Fprintf(e.stderr, "rexec: tail %s: connection lost at offset %d; reconnecting\n", termsafe.String(tgt.label), pos.Offset)
+		} else if lostAt.IsZero() || ctx.Err() != nil {
+			return err
+		}
+		if time.Since(lostAt) > tf.reconnect {
+			return fmt.Errorf("%s: no connection for %s: %w", tgt.label, tf.reconnect, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// tailStatus is the run's result: the first failure, 255 if any
+// connection failed for good, else 1.
+func tailStatus(errs []error) error {
+	var first error
+	status := 0
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		var re *rexec.RemoteError
+		switch {
+		case errors.As(err, &re):
+			status = max(status, 1)
+		default:
+			status = exitTransport
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return fail(status, "tail %s", strings.TrimPrefix(first.Error(), "rexec: "))
+}
+
+// tailOut writes what every target's tail received: as it comes when
+// there is one file (the bytes exactly), else whole lines after their
+// source, or JSON objects, never two lines mixed.
+type tailOut struct {
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+	raw  bool
+}
+
+func (o *tailOut) writer(tgt tailTarget) *tailWriter { return &tailWriter{o: o, tgt: tgt} }
+
+// tailWriter is one target's: it holds a line until its end.
+type tailWriter struct {
+	o       *tailOut
+	tgt     tailTarget
+	pending []byte
+}
+
+func (tw *tailWriter) Write(p []byte) (int, error) {
+	o := tw.o
+	if o.raw {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.w.Write(p)
+	}
+	tw.pending = append(tw.pending, p...)
+	for {
+		i := bytes.IndexByte(tw.pending, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if err := tw.line(tw.pending[:i]); err != nil {
+			return 0, err
+		}
+		tw.pending = tw.pending[i+1:]
+	}
+}
+
+// flush writes a last line that has no end yet (the tail stopped).
+func (tw *tailWriter) flush() {
+	if len(tw.pending) > 0 && !tw.o.raw {
+		_ = tw.line(tw.pending) // best effort: stdout closed is the caller's end anyway
+		tw.pending = nil
+	}
+}
+
+func (tw *tailWriter) line(l []byte) error {
+	o := tw.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.json {
+		b, err := json.Marshal(struct {
+			Host string `json:"host"`
+			Path string `json:"path"`
+			Line string `json:"line"`
+		}{tw.tgt.host, tw.tgt.path, string(l)})
+		if err != nil {
+			return err
+		}
+		_, err = o.w.Write(append(b, '\n'))
+		return err
+	}
+	_, err := fmt.Fprintf(o.w, "%s: %s\n", tw.tgt.label, l)
+	return err
+}

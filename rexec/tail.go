@@ -1,0 +1,89 @@
+package rexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/execd-project/execd/frame"
+)
+
+// TailPos is a position in a followed file: its identity and the offset
+// after the last byte received. Give it back in TailOptions.Since to
+// resume after a lost connection, with no duplicate and no gap.
+type TailPos = frame.TailPos
+
+// TailFile tells of a switch to a file: at the start, after a rotation
+// or a truncation, or on resuming.
+type TailFile = frame.TailFile
+
+// TailOptions says how Tail follows a file.
+type TailOptions struct {
+	// Lines starts this many lines before the end (tail -n); negative
+	// starts at the beginning. Ignored with Since.
+	Lines int64
+	// Follow goes on as the file grows, across rotations and truncations
+	// (tail -F), until ctx ends or the connection is lost.
+	Follow bool
+	// Grep keeps only the lines this regular expression (RE2) matches; the
+	// daemon filters, so that only they cross the wire.
+	Grep string
+	// Since resumes at a position a previous Tail returned.
+	Since *TailPos
+	// OnFile, when set, is told of each switch of file.
+	OnFile func(TailFile)
+}
+
+// Tail writes the file at path (relative to the user's home) to w, as
+// tail -n and tail -F do. It returns the position after the last byte
+// written, also on error, so that a caller can resume: with Follow it
+// returns only when ctx ends (ctx's error) or the channel does (a lost
+// connection is ErrConnectionLost).
+func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.Writer) (TailPos, error) {
+	var pos TailPos
+	if opts.Since != nil {
+		pos = *opts.Since
+	}
+	fc, err := c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindTail, Path: path,
+		Tail: &frame.TailRequest{Lines: opts.Lines, Follow: opts.Follow, Grep: opts.Grep, Since: opts.Since}})
+	if err != nil {
+		return pos, err
+	}
+	stop := fc.endWith(ctx)
+	defer stop()
+	tr := frame.NewTailReader(fc.in)
+	for {
+		rec, err := tr.Next()
+		if err != nil {
+			if errors.Is(err, frame.ErrMalformed) {
+				fc.close()
+				return pos, fmt.Errorf("rexec: tail: %w", err)
+			}
+			if errors.Is(err, io.EOF) { // the end of the file, without Follow
+				fc.ch.Finish()
+				_, err = fc.wait(ctx)
+				return pos, err
+			}
+			if ctx.Err() != nil {
+				return pos, ctx.Err()
+			}
+			if cerr := c.channelErr(fc.ch); cerr != nil {
+				return pos, cerr
+			}
+			return pos, err
+		}
+		if f := rec.File; f != nil {
+			pos = f.TailPos
+			if opts.OnFile != nil {
+				opts.OnFile(*f)
+			}
+			continue
+		}
+		if _, err := w.Write(rec.Data); err != nil {
+			fc.close()
+			return pos, err
+		}
+		pos.Offset = rec.Offset + uint64(len(rec.Data))
+	}
+}
