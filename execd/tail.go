@@ -125,9 +125,16 @@ func (t *tailChan) begin(cur *tailed) error {
 			return err
 		}
 		return t.switchTo(cur, off, "start")
-	case since.Dev == cur.dev && since.Ino == cur.ino && since.Offset <= uint64(size):
+	case since.Dev == cur.dev && since.Ino == cur.ino && since.Offset <= uint64(size) && endsWith(cur.f, since.Offset, since.Last):
 		return t.switchTo(cur, since.Offset, "resumed")
 	case since.Dev == cur.dev && since.Ino == cur.ino:
+		// Truncated (and perhaps written again) meanwhile: the rest may be
+		// in the copy a copytruncate made.
+		if cp := t.findCopy(since.Offset, nil, since.Last); cp != nil {
+			if err := t.sendRest(cp, since.Offset); err != nil {
+				return err
+			}
+		}
 		return t.switchTo(cur, 0, "truncated")
 	}
 	if old := t.findRotated(since); old != nil {
@@ -165,7 +172,7 @@ func (t *tailChan) findRotated(p *frame.TailPos) *tailed {
 			if err != nil {
 				return nil
 			}
-			if dev2, ino2 := fileID(fi); dev2 != p.Dev || ino2 != p.Ino || uint64(fi.Size()) < p.Offset {
+			if dev2, ino2 := fileID(fi); dev2 != p.Dev || ino2 != p.Ino || uint64(fi.Size()) < p.Offset || !endsWith(f, p.Offset, p.Last) {
 				_ = f.Close()
 				return nil
 			}
@@ -184,7 +191,8 @@ func (t *tailChan) switchTo(f *tailed, off uint64, reason string) error {
 		_ = t.cur.f.Close()
 	}
 	f.off = off
-	f.head, f.last = f.head[:0], f.last[:0]
+	f.head = readRange(f.f, 0, min(tailHead, off))
+	f.last = readRange(f.f, off-min(tailHead, off), off)
 	t.cur = f
 	t.rec = frame.AppendTailRecord(t.rec, &frame.TailRecord{File: &frame.TailFile{
 		TailPos: frame.TailPos{Dev: f.dev, Ino: f.ino, Offset: off}, Reason: reason}})
@@ -222,15 +230,15 @@ func (t *tailChan) readFile(cur *tailed, buf []byte) error {
 	for {
 		n, err := cur.f.ReadAt(buf, int64(cur.off))
 		if n > 0 {
-			if len(cur.head) < tailHead && cur.off < tailHead {
-				cur.head = append(cur.head, buf[:min(n, tailHead-int(cur.off))]...)
-			}
 			if err := t.send(cur.off, buf[:n]); err != nil {
 				return err
 			}
 			cur.off += uint64(n)
 			cur.last = append(cur.last, buf[max(0, n-tailHead):n]...)
 			cur.last = cur.last[max(0, len(cur.last)-tailHead):]
+			if len(cur.head) < tailHead {
+				cur.head = readRange(cur.f, 0, min(tailHead, cur.off))
+			}
 		}
 		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
 			return t.flush()
@@ -277,7 +285,7 @@ func (t *tailChan) check() error {
 	if uint64(size) < t.cur.off || !t.sameHead() {
 		// copytruncate: what was written after our last read and before
 		// the truncation is in the copy, beside the file.
-		if cp := t.findCopy(); cp != nil {
+		if cp := t.findCopy(t.cur.off, t.cur.head, t.cur.last); cp != nil {
 			if err := t.sendRest(cp, t.cur.off); err != nil {
 				return err
 			}
@@ -287,12 +295,11 @@ func (t *tailChan) check() error {
 	return nil
 }
 
-// findCopy looks beside the file for a copy of what we read of it: a
-// regular file (not the one we follow) that starts with the same bytes
-// and has, where we stopped, the same bytes before.
-func (t *tailChan) findCopy() *tailed {
-	cur := t.cur
-	if len(cur.head) == 0 || len(cur.last) == 0 {
+// findCopy looks beside the file for a copy of what was read of it up to
+// off: a regular file (not the one followed) that starts with head (when
+// known) and has last just before off.
+func (t *tailChan) findCopy(off uint64, head, last []byte) *tailed {
+	if len(last) == 0 || off < uint64(len(last)) {
 		return nil
 	}
 	dir := path.Dir(t.path)
@@ -308,18 +315,16 @@ func (t *tailChan) findCopy() *tailed {
 			continue
 		}
 		fi, err := e.Info()
-		if err != nil || !fi.Mode().IsRegular() || uint64(fi.Size()) < cur.off {
+		if err != nil || !fi.Mode().IsRegular() || uint64(fi.Size()) < off {
 			continue
 		}
 		f, fi, err := xfer.OpenRead(t.root, name)
 		if err != nil {
 			continue
 		}
-		head := make([]byte, len(cur.head))
-		last := make([]byte, len(cur.last))
-		_, err1 := f.ReadAt(head, 0)
-		_, err2 := f.ReadAt(last, int64(cur.off)-int64(len(last)))
-		if err1 == nil && err2 == nil && bytes.Equal(head, cur.head) && bytes.Equal(last, cur.last) {
+		got := make([]byte, len(head))
+		_, err1 := f.ReadAt(got, 0)
+		if (len(head) == 0 || (err1 == nil && bytes.Equal(got, head))) && endsWith(f, off, last) {
 			dev, ino := fileID(fi)
 			return &tailed{f: f, dev: dev, ino: ino}
 		}
@@ -471,6 +476,30 @@ func lastLines(f *os.File, size int64, n int64) (uint64, error) {
 		pos -= chunk
 	}
 	return 0, nil
+}
+
+// readRange reads f's bytes [from, to), fewer if f is shorter now.
+func readRange(f *os.File, from, to uint64) []byte {
+	if to <= from {
+		return nil
+	}
+	b := make([]byte, to-from)
+	n, _ := f.ReadAt(b, int64(from))
+	return b[:n]
+}
+
+// endsWith reports whether the bytes of f just before off are last (true
+// when last is empty: nothing to check).
+func endsWith(f *os.File, off uint64, last []byte) bool {
+	if len(last) == 0 {
+		return true
+	}
+	if off < uint64(len(last)) {
+		return false
+	}
+	got := make([]byte, len(last))
+	n, _ := f.ReadAt(got, int64(off)-int64(len(last)))
+	return n == len(last) && bytes.Equal(got, last)
 }
 
 func fileSize(f *os.File) (int64, error) {

@@ -46,10 +46,21 @@ type TailPos struct {
 	Dev    uint64 `json:"dev"`
 	Ino    uint64 `json:"ino"`
 	Offset uint64 `json:"offset"`
+	// Last holds the last bytes before Offset (up to MaxTailLast), as the
+	// client received them: the daemon checks them to know that the file
+	// was not truncated and written again meanwhile, and to find the copy
+	// a copytruncate made. Not part of a file record on the wire.
+	Last []byte `json:"last,omitempty"`
 }
+
+// MaxTailLast is how many of the last bytes a position keeps.
+const MaxTailLast = 64
 
 // Validate checks the request's structure.
 func (r *TailRequest) Validate() error {
+	if r.Since != nil && len(r.Since.Last) > MaxTailLast {
+		return fmt.Errorf("%w: since.last longer than %d bytes", ErrInvalid, MaxTailLast)
+	}
 	if len(r.Grep) > MaxTailGrep {
 		return fmt.Errorf("%w: grep longer than %d bytes", ErrInvalid, MaxTailGrep)
 	}

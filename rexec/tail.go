@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
 )
 
 // TailPos is a position in a followed file: its identity and the offset
@@ -17,6 +18,22 @@ type TailPos = frame.TailPos
 // TailFile tells of a switch to a file: at the start, after a rotation
 // or a truncation, or on resuming.
 type TailFile = frame.TailFile
+
+// lostIf is err, or ErrConnectionLost when err comes from the loss of the
+// connection (seen by a read or a write before the session marked it).
+func (c *Client) lostIf(err error) error {
+	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
+		return c.lost()
+	}
+	return err
+}
+
+// lastBytes is the last MaxTailLast bytes of prev followed by p, in a
+// new slice.
+func lastBytes(prev, p []byte) []byte {
+	b := append(append([]byte(nil), prev...), p[max(0, len(p)-frame.MaxTailLast):]...)
+	return b[max(0, len(b)-frame.MaxTailLast):]
+}
 
 // TailOptions says how Tail follows a file.
 type TailOptions struct {
@@ -48,7 +65,7 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 	fc, err := c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindTail, Path: path,
 		Tail: &frame.TailRequest{Lines: opts.Lines, Follow: opts.Follow, Grep: opts.Grep, Since: opts.Since}})
 	if err != nil {
-		return pos, err
+		return pos, c.lostIf(err)
 	}
 	stop := fc.endWith(ctx)
 	defer stop()
@@ -69,12 +86,15 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 				return pos, ctx.Err()
 			}
 			if cerr := c.channelErr(fc.ch); cerr != nil {
-				return pos, cerr
+				return pos, c.lostIf(cerr)
 			}
-			return pos, err
+			return pos, c.lostIf(err)
 		}
 		if f := rec.File; f != nil {
-			pos = f.TailPos
+			if f.Dev != pos.Dev || f.Ino != pos.Ino || f.Offset != pos.Offset {
+				pos = f.TailPos // another file or place: what came before it is not its
+				pos.Last = nil
+			}
 			if opts.OnFile != nil {
 				opts.OnFile(*f)
 			}
@@ -84,6 +104,12 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 			fc.close()
 			return pos, err
 		}
-		pos.Offset = rec.Offset + uint64(len(rec.Data))
+		if end := rec.Offset + uint64(len(rec.Data)); pos.Offset == rec.Offset {
+			pos.Last = lastBytes(pos.Last, rec.Data)
+			pos.Offset = end
+		} else { // with grep, lines in between were left out
+			pos.Last = lastBytes(nil, rec.Data)
+			pos.Offset = end
+		}
 	}
 }

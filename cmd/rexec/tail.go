@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
@@ -46,7 +47,8 @@ line twice and none missing, for --reconnect-for after each loss.
 --grep keeps only the lines a regular expression (RE2) matches; the
 daemon filters, so only they cross the wire. Several files, or -H (one
 :PATH on many hosts), print each line whole after its source
-("node07: ..."), or as JSON objects with --json.
+("node07: ..."), or as JSON objects with --json. Here -f and -F are
+tail's: the config file and the fan-out are --config and --fanout.
 
 Exit status: 0 at the end of the files (without -F), 130 after Ctrl-C, 1
 when a file cannot be read, 2 for a usage error, 255 when a connection
@@ -63,8 +65,17 @@ failed for good.`,
 		},
 	}
 	f := cmd.Flags()
-	tf.connFlags.register(f)
-	tf.fan.register(f)
+	// -f and -F are tail's: the config file and the fan-out keep their
+	// long names here (--config, --fanout).
+	common := pflag.NewFlagSet("tail", pflag.ContinueOnError)
+	tf.connFlags.register(common)
+	tf.fan.register(common)
+	common.VisitAll(func(fl *pflag.Flag) {
+		if fl.Shorthand == "f" || fl.Shorthand == "F" {
+			fl.Shorthand = ""
+		}
+		f.AddFlag(fl)
+	})
 	f.BoolVarP(&tf.followF, "follow-name", "F", false, "follow each file by name as it grows, across rotations and truncations")
 	f.BoolVarP(&tf.follow, "follow", "f", false, "the same as -F: a remote file is always followed by name")
 	f.StringVarP(&tf.lines, "lines", "n", "10", "print the last N lines first; +1 prints the whole file")

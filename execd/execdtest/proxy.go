@@ -30,6 +30,9 @@ type Proxy struct {
 	tamper func(toClient bool, f *frame.Frame)
 	stall  chan struct{} // closed by Stall
 	ended  chan struct{} // closed when the test ends
+
+	openMu sync.Mutex
+	open   []net.Conn // both ends of every connection forwarded so far
 }
 
 // StartProxy listens on 127.0.0.1 and forwards to target.
@@ -45,8 +48,6 @@ func StartProxyAt(t testing.TB, addr, target string) *Proxy {
 	require.NoError(t, err)
 	p := &Proxy{Addr: ln.Addr().String(), target: target, stall: make(chan struct{}), ended: make(chan struct{})}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -60,9 +61,9 @@ func StartProxyAt(t testing.TB, addr, target string) *Proxy {
 				_ = c.Close()
 				continue
 			}
-			mu.Lock()
-			open = append(open, c, s)
-			mu.Unlock()
+			p.openMu.Lock()
+			p.open = append(p.open, c, s)
+			p.openMu.Unlock()
 			p.mu.Lock()
 			cut, tamper, reset := p.cut, p.tamper, p.reset
 			p.cut, p.reset = [2]int64{}, false
@@ -81,11 +82,11 @@ func StartProxyAt(t testing.TB, addr, target string) *Proxy {
 		close(p.ended)
 		_ = ln.Close()
 		<-done
-		mu.Lock()
-		for _, c := range open {
+		p.openMu.Lock()
+		for _, c := range p.open {
 			_ = c.Close()
 		}
-		mu.Unlock()
+		p.openMu.Unlock()
 		wg.Wait()
 	})
 	return p
@@ -110,6 +111,24 @@ func (p *Proxy) ResetNext(toClient bool, n int64) {
 	p.mu.Lock()
 	p.reset = true
 	p.mu.Unlock()
+}
+
+// ResetOpen resets every connection forwarded so far, now: both sides see
+// ECONNRESET, wherever they are in their exchange. It returns how many
+// were still open.
+func (p *Proxy) ResetOpen() int {
+	p.openMu.Lock()
+	defer p.openMu.Unlock()
+	n := 0
+	for _, c := range p.open {
+		tc := c.(*net.TCPConn)
+		_ = tc.SetLinger(0)
+		if tc.Close() == nil {
+			n++
+		}
+	}
+	p.open = p.open[:0]
+	return n / 2
 }
 
 // Stall stops forwarding on every connection, from now until the test

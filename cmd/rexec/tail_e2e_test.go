@@ -1,0 +1,165 @@
+//go:build unix
+
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/execd/execdtest"
+)
+
+// writeRotatingLog writes n numbered lines to path, rotating it every
+// 1000 lines, by rename and create and by copytruncate in turn, pausing
+// after each rotation (logs rotate far less often than the daemon looks).
+func writeRotatingLog(t *testing.T, path string, n int, done chan<- struct{}) {
+	defer close(done)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer func() { _ = f.Close() }()
+	for i := 1; i <= n; i++ {
+		if _, err := fmt.Fprintf(f, "line %06d %s\n", i, strings.Repeat("y", i%40)); err != nil {
+			t.Error(err)
+			return
+		}
+		switch {
+		case i%2000 == 1000: // rename and create
+			_ = os.Rename(path, fmt.Sprintf("%s.%d", path, i))
+			_ = f.Close()
+			if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+		case i%2000 == 0: // copytruncate
+			b, _ := os.ReadFile(path)
+			_ = os.WriteFile(fmt.Sprintf("%s.%d", path, i), b, 0o644)
+			_ = f.Truncate(0)
+			time.Sleep(300 * time.Millisecond)
+		case i%5 == 0: // 1000 lines in about 400 ms: several of the daemon's looks
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// Issue 17 item 2: rexec tail -F through a proxy that resets the
+// connection over 20 times while the log is written and rotated both
+// ways: every line exactly once, in order; Ctrl-C ends it with 130.
+func TestE2ETailFollowsThroughCutsAndRotations(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := newClient(t)
+	require.Equal(t, 0, c.run("", d.addr, "true").code)
+	p := execdtest.StartProxy(t, d.addr)
+	log := filepath.Join(home, "app.log")
+	require.NoError(t, os.WriteFile(log, nil, 0o644))
+
+	const n = 8000
+	writerDone := make(chan struct{})
+	go writeRotatingLog(t, log, n, writerDone)
+	cmd := c.command("tail", "-F", "-n", "+1", "--reconnect-for", "30s", p.Addr+":app.log")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() { _ = cmd.Process.Kill(); <-exited }()
+
+	// A reset every 150 ms while the log is written: over 20 in all.
+	cuts := 0
+	last := fmt.Sprintf("line %06d ", n)
+	deadline := time.After(90 * time.Second)
+	for !strings.Contains(out.String(), last) {
+		select {
+		case <-deadline:
+			o := out.String()
+			t.Fatalf("the last line did not arrive; %d cuts; the output ends with %q; stderr: %s", cuts, o[max(0, len(o)-200):], errb.String())
+		case <-exited:
+			t.Fatalf("rexec tail ended: %s", errb.String())
+		case <-time.After(150 * time.Millisecond):
+		}
+		select {
+		case <-writerDone:
+		default:
+			cuts += p.ResetOpen()
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("rexec tail did not end on SIGINT")
+	}
+	assert.Equal(t, 130, cmd.ProcessState.ExitCode())
+	assert.GreaterOrEqual(t, cuts, 20)
+	assert.GreaterOrEqual(t, strings.Count(errb.String(), "connection lost at offset"), 20, errb.String())
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, fmt.Sprintf("line %06d ", i+1)) {
+			t.Fatalf("line %d is %q (before it: %q); %d lines in all", i+1, l, lines[max(0, i-1)], len(lines))
+		}
+	}
+	assert.Len(t, lines, n, "every line once")
+}
+
+// -H: the same file on two daemons, filtered by the daemons (--grep),
+// as JSON objects naming their host; and a missing file is a one-line
+// failure with status 1.
+func TestE2ETailManyHostsGrepJSON(t *testing.T) {
+	t.Parallel()
+	homes := []string{t.TempDir(), t.TempDir()}
+	var hosts []string
+	for i, home := range homes {
+		d := startDaemon(t, t.TempDir(), "--dir", home)
+		hosts = append(hosts, d.addr)
+		var b strings.Builder
+		for j := 1; j <= 100; j++ {
+			level := "INFO"
+			if j%10 == 0 {
+				level = "ERROR"
+			}
+			fmt.Fprintf(&b, "%s host%d event %d\n", level, i, j)
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(home, "app.log"), []byte(b.String()), 0o644))
+	}
+	c := newClient(t)
+	for _, h := range hosts {
+		require.Equal(t, 0, c.run("", h, "true").code)
+	}
+	r := c.run("", "tail", "-n", "+1", "--grep", "^ERROR", "--json", "-H", strings.Join(hosts, ","), ":app.log")
+	require.Equal(t, 0, r.code, r.stderr)
+	got := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var v struct{ Host, Path, Line string }
+		require.NoError(t, json.Unmarshal([]byte(l), &v), l)
+		assert.Equal(t, "app.log", v.Path)
+		got[v.Host] = append(got[v.Host], v.Line)
+	}
+	for i, h := range hosts {
+		require.Len(t, got[h], 10, "%v", got)
+		assert.Equal(t, fmt.Sprintf("ERROR host%d event 100", i), got[h][9])
+	}
+
+	r = c.run("", "tail", "-n", "2", "-H", strings.Join(hosts, ","), ":app.log")
+	require.Equal(t, 0, r.code, r.stderr)
+	for i, h := range hosts {
+		assert.Contains(t, r.stdout, fmt.Sprintf("%s: INFO host%d event 99\n%s: ERROR host%d event 100\n", h, i, h, i))
+	}
+	r = c.run("", "tail", hosts[0]+":missing.log")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	assert.Contains(t, r.stderr, "missing.log")
+}
