@@ -20,7 +20,7 @@ const AuditFile = "audit.log"
 
 // AuditEvent is one line of the audit log. Event is one of: login,
 // login_failed, exec (a command started, or was refused: Result says why),
-// exit (it ended), get, put, list, checksum, mkdir, remove, rename,
+// exit (it ended), get, put, tail, list, checksum, mkdir, remove, rename,
 // setattr, symlink.
 type AuditEvent struct {
 	Time   time.Time `json:"time"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,4 +163,99 @@ func TestE2ETailManyHostsGrepJSON(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
 	assert.Contains(t, r.stderr, "missing.log")
+}
+
+// The README's tail examples, run as written against two daemons named
+// lab1 and lab2 in the client's config.toml; the -F ones until SIGINT.
+func TestE2EReadmeTail(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, sec, ok := strings.Cut(string(readme), "## Following logs: rexec tail")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	c := newClient(t)
+	var conf strings.Builder
+	for _, name := range []string{"lab1", "lab2"} {
+		home := t.TempDir()
+		d := startDaemon(t, t.TempDir(), "--dir", home)
+		require.NoError(t, os.MkdirAll(filepath.Join(home, "logs"), 0o755))
+		var b strings.Builder
+		for j := 1; j <= 20; j++ {
+			level := map[bool]string{true: "ERROR", false: "INFO"}[j%7 == 0]
+			fmt.Fprintf(&b, "%s %s %d\n", level, name, j)
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(home, "logs", "app.log"), []byte(b.String()), 0o644))
+		host, port, _ := strings.Cut(d.addr, ":")
+		fmt.Fprintf(&conf, "[hosts.%s]\nhost = %q\nport = %s\n\n", name, host, port)
+		require.Equal(t, 0, c.run("", d.addr, "true").code)
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), []byte(conf.String()), 0o600))
+	// The aliases' identities: pinned under their addresses already.
+	want := []string{
+		"INFO lab1 18\nINFO lab1 19\nINFO lab1 20\n",
+		"ERROR lab1 7\nERROR lab1 14\n",
+		"INFO lab1 20\n",
+		`{"host":"lab2","path":"logs/app.log","line":"INFO lab2 20"}`,
+	}
+	lines := strings.Split(strings.TrimSpace(block), "\n")
+	require.Len(t, lines, len(want))
+	for i, line := range lines {
+		args := shellWords(t, strings.TrimPrefix(line, "rexec "))
+		if !slices.Contains(args, "-F") {
+			r := c.run("", args...)
+			require.Equal(t, 0, r.code, "%s: %s", line, r.stderr)
+			assert.Equal(t, want[i], r.stdout, line)
+			continue
+		}
+		cmd := c.command(args...)
+		var out, errb syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		require.NoError(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), want[i]) }, 20*time.Second, 10*time.Millisecond,
+			"%s: %s %s", line, out.String(), errb.String())
+		require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("%s did not end on SIGINT", line)
+		}
+		assert.Equal(t, 130, cmd.ProcessState.ExitCode(), line)
+	}
+}
+
+// shellWords splits a README command line as sh would, for the quoting
+// the examples use (single quotes).
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	quoted, in := false, false
+	for _, r := range line {
+		switch {
+		case r == '\'':
+			quoted, in = !quoted, true
+		case r == ' ' && !quoted:
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	require.False(t, quoted, "unbalanced quote in %q", line)
+	if in {
+		words = append(words, cur.String())
+	}
+	return words
 }
