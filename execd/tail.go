@@ -149,19 +149,26 @@ func (t *tailChan) begin(cur *tailed) error {
 	return t.switchTo(cur, 0, "rotated while away: the rest of the old file is gone")
 }
 
+// siblings lists the directory of the followed file (a rotated file or a
+// copy is beside it): its path and its entries, none when unreadable.
+func (t *tailChan) siblings() (string, []fs.DirEntry) {
+	dir := path.Dir(t.path)
+	d, err := t.root.Open(dir)
+	if err != nil {
+		return dir, nil
+	}
+	defer d.Close()
+	ents, _ := d.ReadDir(-1) // what could be read
+	return dir, ents
+}
+
 // findRotated looks in the file's directory for the file a previous tail
 // read (a rotation renames it beside the new one).
 func (t *tailChan) findRotated(p *frame.TailPos) *tailed {
 	if p.Dev == 0 && p.Ino == 0 {
 		return nil
 	}
-	dir := path.Dir(t.path)
-	d, err := t.root.Open(dir)
-	if err != nil {
-		return nil
-	}
-	ents, _ := d.ReadDir(-1)
-	_ = d.Close()
+	dir, ents := t.siblings()
 	for _, e := range ents {
 		fi, err := e.Info()
 		if err != nil || !fi.Mode().IsRegular() {
@@ -302,13 +309,7 @@ func (t *tailChan) findCopy(off uint64, head, last []byte) *tailed {
 	if len(last) == 0 || off < uint64(len(last)) {
 		return nil
 	}
-	dir := path.Dir(t.path)
-	d, err := t.root.Open(dir)
-	if err != nil {
-		return nil
-	}
-	ents, _ := d.ReadDir(-1)
-	_ = d.Close()
+	dir, ents := t.siblings()
 	for _, e := range ents {
 		name := path.Join(dir, e.Name())
 		if name == t.path {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -121,24 +120,6 @@ func checkLines(t *testing.T, out string, n int) {
 	require.Equal(t, n, len(lines), "every line once")
 }
 
-// syncBuffer is a buffer one goroutine writes while another reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Issue 17: tail -F across rename and copytruncate rotations while the
 // connection is cut at random points (over 20 times) and resumed from the
 // last position: every line exactly once.
@@ -157,7 +138,7 @@ func TestTailFollowRotationsAndCuts(t *testing.T) {
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); w.run(ctx, t) }()
 
-	var out syncBuffer
+	var out execdtest.SyncBuffer
 	var since *rexec.TailPos
 	cuts := 0
 	for ctx.Err() == nil {
