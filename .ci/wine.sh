@@ -8,7 +8,15 @@
 #   bash .ci/wine.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export WINEPREFIX="${WINEPREFIX:-/tmp/execd-wineprefix}" WINEDEBUG=-all WINEARCH=win64
+# A prefix of its own for each run, removed at the end: one left by an
+# earlier run on the same machine (its services registered, its
+# wineserver's state) made "net start" and "execd user add" fail there.
+own_prefix=""
+if [ -z "${WINEPREFIX:-}" ]; then
+  own_prefix=$(mktemp -d /tmp/execd-wineprefix.XXXXXX)
+  export WINEPREFIX="$own_prefix"
+fi
+export WINEDEBUG=-all WINEARCH=win64
 
 if ! command -v wine >/dev/null 2>&1 || ! command -v x86_64-w64-mingw32-as >/dev/null 2>&1 || ! command -v locale-gen >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
@@ -27,7 +35,7 @@ fi
 # /dev/null so that they never hold a test's output open.
 mkdir -p "$WINEPREFIX"
 wineserver -p 2>/dev/null || true # 2: one is running already
-trap 'wineserver -k 2>/dev/null || true' EXIT
+trap 'wineserver -k 2>/dev/null || true; [ -z "$own_prefix" ] || rm -rf "$own_prefix"' EXIT
 SYS32="$WINEPREFIX/drive_c/windows/system32"
 if [ ! -d "$SYS32" ]; then
   wineboot -i </dev/null >/dev/null 2>&1
