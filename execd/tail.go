@@ -383,11 +383,20 @@ func (t *tailChan) send(off uint64, p []byte) error {
 	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			if len(t.carry)+len(p) > frame.MaxTailData { // a line too long to wait for: judged as it is
-				t.carry = append(t.carry, p...)
-				return t.flushCarry()
+		end := len(p)
+		if i >= 0 {
+			end = i + 1
+		}
+		if room := frame.MaxTailData - len(t.carry); end > room {
+			// A line longer than a record: judged a record's worth at a time.
+			t.carry = append(t.carry, p[:room]...)
+			if err := t.flushCarry(); err != nil {
+				return err
 			}
+			p = p[room:]
+			continue
+		}
+		if i < 0 {
 			t.carry = append(t.carry, p...)
 			return nil
 		}
