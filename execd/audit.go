@@ -245,7 +245,7 @@ func AuditFiles(path string) ([]string, error) {
 // rotationOrder is N of path.N[.gz], for files written in the same
 // instant: the higher, the older.
 func rotationOrder(name string) int {
-	ext := strings.TrimSuffix(filepath.Ext(strings.TrimSuffix(name, ".gz")), ".gz")
+	ext := filepath.Ext(strings.TrimSuffix(name, ".gz"))
 	n, _ := strconv.Atoi(strings.TrimPrefix(ext, "."))
 	return n
 }

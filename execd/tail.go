@@ -36,7 +36,7 @@ type tailChan struct {
 	rec  []byte // records not yet written
 
 	cur   *tailed
-	carry []byte // with grep: a line not yet ended, from carryAt
+	carry []byte // with grep: a line not yet ended, starting at offset at
 	at    uint64
 }
 

@@ -28,11 +28,7 @@ func CheckUsers(path string) (config.Problems, error) {
 	var f usersFile
 	md, err := toml.Decode(string(b), &f)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return config.Problems{{File: path, Line: pe.Position.Line, Msg: pe.Message}}, nil
-		}
-		return config.Problems{{File: path, Msg: err.Error()}}, nil
+		return config.Syntax(path, err), nil
 	}
 	at := config.Lines(b)
 	var ps config.Problems

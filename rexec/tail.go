@@ -104,12 +104,10 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 			fc.close()
 			return pos, err
 		}
-		if end := rec.Offset + uint64(len(rec.Data)); pos.Offset == rec.Offset {
-			pos.Last = lastBytes(pos.Last, rec.Data)
-			pos.Offset = end
-		} else { // with grep, lines in between were left out
-			pos.Last = lastBytes(nil, rec.Data)
-			pos.Offset = end
+		if pos.Offset != rec.Offset { // with grep, lines in between were left out
+			pos.Last = nil
 		}
+		pos.Last = lastBytes(pos.Last, rec.Data)
+		pos.Offset = rec.Offset + uint64(len(rec.Data))
 	}
 }

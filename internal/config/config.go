@@ -42,6 +42,16 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Syntax is a TOML decoding error of the file at path as its problem,
+// with its line when the decoder knows it.
+func Syntax(path string, err error) Problems {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return Problems{{File: path, Line: pe.Position.Line, Msg: pe.Message}}
+	}
+	return Problems{{File: path, Msg: err.Error()}}
+}
+
 // Lines maps each key of a TOML document (dotted: "users.alice.quota";
 // a table header under its own name) to the line it is on. It reads the
 // layout execd's files use (tables, keys, values on one line or arrays
@@ -127,11 +137,7 @@ func Apply(path string, fs *pflag.FlagSet) (set map[string]bool, err error) {
 	var doc map[string]any
 	md, err := toml.Decode(string(data), &doc)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, Problems{{File: path, Line: pe.Position.Line, Msg: pe.Message}}
-		}
-		return nil, Problems{{File: path, Msg: err.Error()}}
+		return nil, Syntax(path, err)
 	}
 	set = map[string]bool{}
 	at := Lines(data)
