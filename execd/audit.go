@@ -20,7 +20,8 @@ const AuditFile = "audit.log"
 
 // AuditEvent is one line of the audit log. Event is one of: login,
 // login_failed, exec (a command started, or was refused: Result says why),
-// exit (it ended), get, put, tail, list, checksum, mkdir, remove, rename,
+// exit (it ended), attach (a resumable command was taken over by a new
+// connection), get, put, tail, list, checksum, mkdir, remove, rename,
 // setattr, symlink.
 type AuditEvent struct {
 	Time   time.Time `json:"time"`
@@ -36,6 +37,7 @@ type AuditEvent struct {
 	Dir      string     `json:"dir,omitempty"`
 	Pty      bool       `json:"pty,omitempty"`
 	PID      int        `json:"pid,omitempty"`
+	Job      string     `json:"job,omitempty"` // a resumable command's id; attach and detach events carry it too
 	Start    *time.Time `json:"start,omitempty"`
 	End      *time.Time `json:"end,omitempty"`
 	Exit     *int       `json:"exit,omitempty"`

@@ -68,6 +68,15 @@ type Server struct {
 	Window uint32
 	// KillGrace is the time between TERM and KILL when a command is ended.
 	KillGrace time.Duration
+	// ResumeGrace is how long a resumable command (OpenMsg.Resume) whose
+	// connection was lost keeps running, its output kept, for its client
+	// to attach again; 0 means DefaultResumeGrace, negative turns
+	// resumption off (such commands end with their connection).
+	ResumeGrace time.Duration
+	// ResumeBuffer bounds the output kept per stream of a resumable
+	// command and not yet acknowledged by its client; a command that
+	// writes more waits for the client. 0 means DefaultResumeBuffer.
+	ResumeBuffer int
 	// Keeper, when set, keeps commands from outliving the daemon: a
 	// cgroup per command and a guard process (see proc.Keeper). Nil: the
 	// daemon's own cleanup alone ends them.
@@ -119,6 +128,7 @@ type Server struct {
 	adm       admission
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
+	jobs      map[string]*job // resumable commands by id
 	closing   bool
 	wg        sync.WaitGroup
 }
@@ -324,6 +334,7 @@ func (s *Server) Close() error {
 		c.abort(errors.New("server closed"))
 	}
 	s.mu.Unlock()
+	s.endJobs(errJobClosed)
 	s.wg.Wait()
 	return nil
 }

@@ -99,6 +99,11 @@ type OpenMsg struct {
 	// Tail is what a tail channel (KindTail) asks for; Path names its file.
 	Tail *TailRequest `json:"tail,omitempty"`
 
+	// Attach is what an attach channel (KindAttach) asks for. Pty, when
+	// set, gives the client's terminal size: the daemon resizes the
+	// command's terminal and sends it SIGWINCH, so that it redraws.
+	Attach *AttachRequest `json:"attach,omitempty"`
+
 	// Path names the file of a get, put or tail, relative to the served directory.
 	Path string `json:"path,omitempty"`
 	// Hash names the hash of a get or put: HashSHA256 (the default when
@@ -114,7 +119,10 @@ type OpenMsg struct {
 	Size    uint64 `json:"size,omitempty"`
 	Mode    uint32 `json:"mode,omitempty"`
 	MtimeNS int64  `json:"mtime_ns,omitempty"`
-	// Resume lets a put continue a partial copy the server kept.
+	// Resume lets a put continue a partial copy the server kept. On an
+	// exec it asks the daemon to keep the command running when the
+	// connection is lost, its output kept, for a grace period in which
+	// the client may attach (KindAttach) with the job id of the open_ok.
 	Resume bool `json:"resume,omitempty"`
 	// Stream marks a put whose size is not known in advance (a pipe):
 	// Size must be 0, Resume false; the done frame gives the size.
@@ -154,6 +162,11 @@ func (m *OpenMsg) Validate() error {
 		return nil
 	case KindFS:
 		return checkPathField("dir", m.Dir)
+	case KindAttach:
+		if m.Attach == nil {
+			return fmt.Errorf("%w: attach needs an attach request", ErrInvalid)
+		}
+		return m.Attach.Validate()
 	case KindTail:
 		if err := checkPathField("path", m.Path); err != nil {
 			return err
@@ -279,6 +292,13 @@ type OpenOKMsg struct {
 	Cwd string `json:"cwd,omitempty"`
 	// Encoding names how the command's output is transcoded to UTF-8 (exec).
 	Encoding string `json:"encoding,omitempty"`
+	// Job is the id to attach with (exec with Resume, attach).
+	Job string `json:"job,omitempty"`
+	// StdinOffset (attach) is how many bytes of stdin the command has
+	// taken: the client sends on from there. StdinEOF says that the end
+	// of stdin was taken too.
+	StdinOffset uint64 `json:"stdin_offset,omitempty"`
+	StdinEOF    bool   `json:"stdin_eof,omitempty"`
 }
 
 // Validate checks the message against SPEC.md.
@@ -296,6 +316,11 @@ func (m *OpenOKMsg) Validate() error {
 	}
 	if err := checkPathField("cwd", m.Cwd); err != nil {
 		return err
+	}
+	if m.Job != "" {
+		if err := checkJobID(m.Job); err != nil {
+			return err
+		}
 	}
 	return checkHash(m.PrefixHash)
 }

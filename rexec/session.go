@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -47,6 +48,9 @@ type Session struct {
 	// daemon's choice), EncodingUTF8, EncodingGBK, EncodingGB18030 or
 	// EncodingRaw for binary output. Exit().Encoding says what was done.
 	Encoding string
+	// Reconnect, when set, makes the command survive a lost connection
+	// (see Reconnect). Not with StdoutPipe or StderrPipe.
+	Reconnect *Reconnect
 
 	c   *Client
 	env []string
@@ -69,6 +73,14 @@ type Session struct {
 	copies    sync.WaitGroup
 	stopCtx   func() bool
 	cancelled error
+
+	// A resumable session (Reconnect, and a daemon that keeps commands).
+	job        string          // the daemon's id of the command
+	written    [2]atomic.Int64 // bytes of stdout and stderr delivered
+	stdinLog   *stdinLog       // stdin not yet acknowledged
+	bound      *sync.WaitGroup // the output copies of the current channel
+	owned      []*Client       // connections dialled to reconnect, closed by Wait
+	supervised chan struct{}   // closed when supervise has returned
 }
 
 // Setenv adds an environment variable for the command.
@@ -95,7 +107,13 @@ func (s *Session) WindowChange(h, w int) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	return s.ch.SendJSON(frame.Resize, &frame.ResizeMsg{Rows: uint16(h), Cols: uint16(w)})
+	s.mu.Lock()
+	ch := s.ch
+	if s.pty != nil {
+		s.pty.Rows, s.pty.Cols = uint16(h), uint16(w)
+	}
+	s.mu.Unlock()
+	return ch.SendJSON(frame.Resize, &frame.ResizeMsg{Rows: uint16(h), Cols: uint16(w)})
 }
 
 // Signal delivers sig to the command's process group on the daemon.
@@ -103,7 +121,10 @@ func (s *Session) Signal(sig Signal) error {
 	if err := s.ready(); err != nil {
 		return err
 	}
-	return s.ch.SendJSON(frame.Signal, &frame.SignalMsg{Signal: string(sig)})
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	return ch.SendJSON(frame.Signal, &frame.SignalMsg{Signal: string(sig)})
 }
 
 func (s *Session) ready() error {
@@ -202,34 +223,40 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 		m.TimeoutMS = 1
 	}
 	m.Window = s.c.window
+	m.Resume = s.resumable()
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("rexec: %w", err)
 	}
-	ch, err := s.c.open(ctx, m, func(ch *mux.Channel) {
-		s.mu.Lock()
-		s.stdout = ch.Inbound(frame.Stdout, s.c.window)
-		if s.pty == nil {
-			s.stderr = ch.Inbound(frame.Stderr, s.c.window)
-		}
-		s.mu.Unlock()
-		ch.Sends(frame.Stdin)
-		ch.OnControl(frame.Exit, mux.On(s.exited))
-	})
+	ch, err := s.c.open(ctx, m, s.setup(s.c))
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.ch, s.stdin = ch, ch.Out(frame.Stdin)
-	s.mu.Unlock()
 	s.stopCtx = context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		s.cancelled = ctx.Err()
 		s.mu.Unlock()
 		s.abandon()
 	})
-	s.copyOut(s.Stdout, s.stdout, 1)
+	if job := ch.OpenOK().Job; m.Resume && job != "" {
+		s.job = job
+		s.stdinLog = newStdinLog(int(2 * max(ch.OpenOK().Window, mux.DefaultChunk)))
+		if s.Stdin == nil {
+			s.stdinLog.eof = true
+		} else {
+			go s.stdinLog.fill(s.Stdin) // not waited for: a Read of the local stdin may never return
+		}
+		s.bind(ch, 0, false)
+		s.supervised = make(chan struct{})
+		close(s.started)
+		go s.supervise(ctx)
+		return nil
+	}
+	s.mu.Lock()
+	s.ch, s.stdin = ch, ch.Out(frame.Stdin)
+	s.mu.Unlock()
+	s.copyOut(s.Stdout, s.stdout, 1, nil)
 	if s.stderr != nil {
-		s.copyOut(s.Stderr, s.stderr, 2)
+		s.copyOut(s.Stderr, s.stderr, 2, nil)
 	}
 	close(s.started)
 	if s.Stdin == nil {
@@ -246,8 +273,24 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 	return nil
 }
 
-// copyOut delivers an output stream to w unless the caller reads it through a pipe.
-func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
+// setup prepares a channel of c for the session before its open leaves:
+// its output streams and its exit.
+func (s *Session) setup(c *Client) func(*mux.Channel) {
+	return func(ch *mux.Channel) {
+		s.mu.Lock()
+		s.stdout = ch.Inbound(frame.Stdout, c.window)
+		if s.pty == nil {
+			s.stderr = ch.Inbound(frame.Stderr, c.window)
+		}
+		s.mu.Unlock()
+		ch.Sends(frame.Stdin)
+		ch.OnControl(frame.Exit, mux.On(s.exited))
+	}
+}
+
+// copyOut delivers an output stream to w unless the caller reads it
+// through a pipe; bound, when set, counts the copies of the channel.
+func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int, bound *sync.WaitGroup) {
 	if s.piped[idx] {
 		return
 	}
@@ -255,12 +298,20 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 		w = io.Discard
 	}
 	s.copies.Add(1)
+	if bound != nil {
+		bound.Add(1)
+	}
 	go func() {
 		defer s.copies.Done()
+		if bound != nil {
+			defer bound.Done()
+		}
 		_, err := io.Copy(w, in)
 		if errors.Is(err, mux.ErrLost) {
-			s.finish(nil, s.c.lost())
-			return
+			if s.job == "" {
+				s.finish(nil, s.c.lost())
+			}
+			return // a resumable session reconnects (supervise)
 		}
 		if err != nil {
 			// The local side cannot take more: end the command, as a
@@ -278,7 +329,14 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int) {
 
 // abandon asks the daemon to end the command; its exit (with the reason)
 // still ends the session.
-func (s *Session) abandon() { _ = s.ch.Send(frame.Close, nil) } // best effort
+func (s *Session) abandon() {
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	if ch != nil {
+		_ = ch.Send(frame.Close, nil) // best effort
+	}
+}
 
 // exited takes the command's exit from the read loop.
 func (s *Session) exited(ch *mux.Channel, m *frame.ExitMsg) error {
@@ -308,6 +366,9 @@ func (s *Session) finish(exit *frame.ExitMsg, lost error) {
 	if s.stdinPR != nil {
 		_ = s.stdinPR.CloseWithError(io.ErrClosedPipe) // the command is gone: writes fail
 	}
+	if s.stdinLog != nil {
+		s.stdinLog.close()
+	}
 	close(s.done)
 }
 
@@ -321,18 +382,32 @@ func (s *Session) Wait() error {
 	default:
 		return errors.New("rexec: session not started")
 	}
-	select {
-	case <-s.done:
-	case <-s.ch.Done():
-		// The channel ended without an exit: the connection was lost, or
-		// the daemon reported an error for it. Nothing more can arrive.
-		err := s.c.channelErr(s.ch)
-		if !errors.Is(err, ErrConnectionLost) {
-			err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+	if s.job != "" {
+		// supervise ends a resumable session, once the channel the exit
+		// came on has its output copies running.
+		<-s.done
+		<-s.supervised
+	} else {
+		select {
+		case <-s.done:
+		case <-s.ch.Done():
+			// The channel ended without an exit: the connection was lost, or
+			// the daemon reported an error for it. Nothing more can arrive.
+			err := s.c.channelErr(s.ch)
+			if !errors.Is(err, ErrConnectionLost) {
+				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			}
+			s.finish(nil, err)
 		}
-		s.finish(nil, err)
 	}
 	s.copies.Wait()
+	s.mu.Lock()
+	owned := s.owned
+	s.owned = nil
+	s.mu.Unlock()
+	for _, c := range owned {
+		_ = c.Close() // best effort
+	}
 	if s.stopCtx != nil {
 		s.stopCtx()
 	}
@@ -427,5 +502,8 @@ func (s *Session) Close() error {
 		return nil
 	default:
 	}
-	return s.ch.Send(frame.Close, nil)
+	s.mu.Lock()
+	ch := s.ch
+	s.mu.Unlock()
+	return ch.Send(frame.Close, nil)
 }

@@ -24,6 +24,9 @@ type Outbound struct {
 	credit int64
 	err    error
 	eof    bool
+
+	granted  int64       // credit granted after the start: what the peer has consumed
+	onCredit func(int64) // called with granted after each grant
 }
 
 // NewOutbound returns a stream of type t on channel with initial credit.
@@ -38,13 +41,30 @@ func NewOutbound(c *Conn, channel uint32, t frame.Type, credit uint32) *Outbound
 // frame.MaxWindow*2 outstanding is a protocol violation.
 func (o *Outbound) AddCredit(n uint32) error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.credit+int64(n) > 2*frame.MaxWindow {
+		o.mu.Unlock()
 		return fmt.Errorf("%w: credit overflow on %s", ErrFlowControl, o.typ)
 	}
 	o.credit += int64(n)
+	o.granted += int64(n)
+	granted, f := o.granted, o.onCredit
 	o.cond.Broadcast()
+	o.mu.Unlock()
+	if f != nil {
+		f(granted)
+	}
 	return nil
+}
+
+// OnCredit makes f see, after each grant, the credit the peer has granted
+// since the stream began: how many bytes it has consumed, as far as it
+// has said. It is the acknowledgement a resumable stream trims its
+// replay buffer by. f runs in the read loop and must not block; set it
+// before the peer can grant anything.
+func (o *Outbound) OnCredit(f func(granted int64)) {
+	o.mu.Lock()
+	o.onCredit = f
+	o.mu.Unlock()
 }
 
 // Write sends p as data frames, waiting for credit as needed.

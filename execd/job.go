@@ -1,0 +1,693 @@
+package execd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/proc"
+)
+
+// Defaults of resumable commands.
+const (
+	// DefaultResumeGrace is how long a resumable command whose connection
+	// was lost keeps running, its output kept, waiting for its client.
+	DefaultResumeGrace = 3 * time.Minute
+	// DefaultResumeBuffer bounds the output kept per stream of a resumable
+	// command that its client has not acknowledged.
+	DefaultResumeBuffer = 8 << 20
+	// plainBuffer is the output kept per stream of any other command:
+	// enough to read ahead of the connection, no more.
+	plainBuffer = 2 * spoolChunk
+	// maxResumeBuffer caps what a client's large window can make a
+	// resumable command's spool keep.
+	maxResumeBuffer = 64 << 20
+)
+
+// Why a command was ended early; sent in the exit message.
+var (
+	errAbandoned = errors.New("abandoned by the client")
+	errTimeLimit = errors.New("time limit reached")
+	errTakenOver = errors.New("attached from another connection")
+	errGraceOver = errors.New("no client came back within the grace period")
+	errJobClosed = errors.New("server closed")
+)
+
+// job is one command, apart from the channel it is streamed on: its
+// process, its output kept in a spool per stream, addressed by offset,
+// and how much of its stdin it took. A plain command lives and dies with
+// its channel. A resumable one (OpenMsg.Resume) outlives a lost
+// connection for the grace period: a new channel (attach) takes it over
+// at the offsets its client has written, and the command never notices.
+type job struct {
+	srv       *Server
+	id        string // "" unless resumable
+	acct      *account
+	log       *slog.Logger
+	p         *proc.Process
+	out       [2]*spool // stdout, stderr (nil with a pty: the terminal merges them)
+	resumable bool
+	started   time.Time
+	timeout   time.Duration
+	argv0     string
+	encoding  string
+	audit     *AuditEvent
+	bytesIn   atomic.Int64
+	bytesOut  atomic.Int64
+
+	ctx    context.Context // ends the command, with why
+	cancel context.CancelCauseFunc
+	stdinQ chan []byte   // chunks handed to the stdin writer; nil is the end
+	exited chan struct{} // closed when the leader has been reaped
+	done   chan struct{} // closed once exit is set and the output drained
+
+	mu       sync.Mutex
+	stdinOff int64
+	stdinEOF bool
+	bound    *binding // the channel streaming it, or nil
+	grace    *time.Timer
+	exit     *frame.ExitMsg
+}
+
+// newJob wraps a started process; resumable jobs get an id and a place
+// in the server's table, where attaches find them.
+func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, resumable bool, window uint32) *job {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	j := &job{
+		srv: s, acct: acct, log: log, p: p, started: time.Now(),
+		ctx: ctx, cancel: cancel,
+		stdinQ: make(chan []byte), exited: make(chan struct{}), done: make(chan struct{}),
+	}
+	size := int64(plainBuffer)
+	if resumable {
+		size = int64(s.ResumeBuffer)
+		if size <= 0 {
+			size = DefaultResumeBuffer
+		}
+		// The client acknowledges (grants credit) after half its window:
+		// the spool holds at least that much, or both would wait forever.
+		if need := int64(window)/2 + 2*spoolChunk; need > size {
+			if need > maxResumeBuffer {
+				resumable = false // a window this large is not kept: the command runs plain
+				size = plainBuffer
+			} else {
+				size = need
+			}
+		}
+	}
+	j.resumable = resumable
+	j.out[0] = newSpool(size)
+	if !pty {
+		j.out[1] = newSpool(size)
+	}
+	if resumable {
+		s.mu.Lock()
+		if s.jobs == nil {
+			s.jobs = make(map[string]*job)
+		}
+		for j.id == "" || s.jobs[j.id] != nil {
+			var b [8]byte
+			_, _ = rand.Read(b[:]) // never fails
+			j.id = hex.EncodeToString(b[:])
+		}
+		s.jobs[j.id] = j
+		s.mu.Unlock()
+	}
+	return j
+}
+
+// findJob returns the resumable job id of user, or nil.
+func (s *Server) findJob(id, user string) *job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[id]
+	if j == nil || j.acct.user.Name != user {
+		return nil
+	}
+	return j
+}
+
+// forget removes the job from the table: it can no longer be attached.
+func (j *job) forget() {
+	if !j.resumable {
+		return
+	}
+	j.srv.mu.Lock()
+	if j.srv.jobs[j.id] == j {
+		delete(j.srv.jobs, j.id)
+	}
+	j.srv.mu.Unlock()
+	j.mu.Lock()
+	if j.grace != nil {
+		j.grace.Stop()
+	}
+	j.mu.Unlock()
+}
+
+// endJobs ends every command, bound or not (Server.Close).
+func (s *Server) endJobs(cause error) {
+	s.mu.Lock()
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		j.cancel(cause)
+	}
+}
+
+// start runs the job: output into the spools, stdin from the handoff,
+// the exit once the command is gone and its output drained.
+func (j *job) start() {
+	j.srv.wg.Add(1)
+	go j.run()
+}
+
+func (j *job) run() {
+	defer j.srv.wg.Done()
+	grace := durOr(j.srv.KillGrace, DefaultKillGrace)
+	drained := j.pumpOutput()
+	inDone := j.pumpInput()
+	st := j.wait(grace)
+	// The leader is gone: what is left of its process group would be an
+	// orphan. End it, then drain what it wrote.
+	j.p.Terminate(grace)
+	select {
+	case <-drained:
+	case <-time.After(grace + time.Second):
+		j.log.Warn("output still open after exit, closing", "job", j.id, "pid", j.p.Pid())
+		j.p.CloseOutput()
+		<-drained
+	}
+	j.p.Release()
+	<-inDone
+	exit := j.exitMsg(st)
+	j.mu.Lock()
+	j.exit = exit
+	j.mu.Unlock()
+	close(j.done)
+	j.log.Info("command exited", "job", j.id, "pid", j.p.Pid(), "argv0", j.argv0, "code", exit.Code,
+		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
+	j.recordExit(exit)
+	j.mu.Lock()
+	unbound := j.bound == nil
+	j.mu.Unlock()
+	if unbound && (!j.resumable || j.ctx.Err() != nil) {
+		// Nobody is attached, and nobody will be: the exit stays in the
+		// audit log alone. (A resumable job left by a lost connection
+		// waits out its grace period, so that its client gets the rest.)
+		j.forget()
+	}
+}
+
+// pumpOutput copies stdout and stderr into their spools; the returned
+// channel is closed when both have ended.
+func (j *job) pumpOutput() <-chan struct{} {
+	var wg sync.WaitGroup
+	pump := func(r io.ReadCloser, sp *spool, stream string) {
+		defer wg.Done()
+		// Ends at io.EOF, or EIO from a pty whose processes have all
+		// exited. When nobody will read the output any more (the spool was
+		// abandoned), stop reading so that the command's writes fail; a
+		// read error alone closes nothing (closing a pty master would hang
+		// up the terminal).
+		n, err := sp.ReadFrom(r)
+		j.bytesOut.Add(n)
+		j.srv.Metrics.addBytes("out", stream, n)
+		if err != nil && errors.Is(err, errSpoolAbandoned) {
+			_ = r.Close() // best effort
+		}
+		sp.closeWrite()
+		j.log.Debug("output ended", "job", j.id, "stream", stream, "bytes", n, "err", err)
+	}
+	wg.Add(1)
+	go pump(decodeOutput(j.p.Stdout, j.encoding), j.out[0], "stdout")
+	if j.out[1] != nil {
+		wg.Add(1)
+		go pump(decodeOutput(j.p.Stderr, j.encoding), j.out[1], "stderr")
+	}
+	drained := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(drained)
+	}()
+	return drained
+}
+
+// errSpoolAbandoned marks spools nobody will read again.
+var errSpoolAbandoned = errors.New("execd: output abandoned")
+
+// pumpInput writes what bindings hand over to the command's stdin; the
+// returned channel is closed when that has ended (the end of stdin, or
+// the command's exit).
+func (j *job) pumpInput() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := io.Copy(j.p.Stdin, encodeInput(&stdinQueue{q: j.stdinQ, quit: j.exited}, j.encoding))
+		j.bytesIn.Add(n)
+		j.srv.Metrics.addBytes("in", "stdin", n)
+		if err == nil {
+			j.p.StdinEOF()
+		}
+	}()
+	return done
+}
+
+// stdinQueue reads the chunks handed over to a job's stdin; a nil chunk
+// is the end of stdin.
+type stdinQueue struct {
+	q    <-chan []byte
+	quit <-chan struct{}
+	cur  []byte
+}
+
+func (r *stdinQueue) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		select {
+		case c := <-r.q:
+			if c == nil {
+				return 0, io.EOF
+			}
+			r.cur = c
+		case <-r.quit:
+			return 0, io.ErrClosedPipe
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// wait waits for the command's leader to exit, ending its process group
+// when the job is cancelled first (the client left or abandoned it, the
+// grace period or the time limit passed, the server closed).
+func (j *job) wait(grace time.Duration) proc.ExitState {
+	if j.timeout > 0 {
+		timer := time.AfterFunc(j.timeout, func() { j.cancel(errTimeLimit) })
+		defer timer.Stop()
+	}
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-j.ctx.Done():
+		case <-j.exited:
+			return
+		}
+		if !errors.Is(context.Cause(j.ctx), errTimeLimit) {
+			// Nobody will read the output any more: do not wait for room.
+			for _, sp := range j.out {
+				if sp != nil {
+					sp.abandon(errSpoolAbandoned)
+				}
+			}
+		}
+		j.p.Terminate(grace)
+	}()
+	st := j.p.Wait()
+	close(j.exited)
+	<-watchDone
+	return st
+}
+
+// exitMsg is the exit frame of the command, with why it was ended early.
+func (j *job) exitMsg(st proc.ExitState) *frame.ExitMsg {
+	exit := st.ExitMsg(time.Since(j.started))
+	exit.Encoding = j.encoding
+	var re *mux.RemoteError
+	switch cause := context.Cause(j.ctx); {
+	case errors.Is(cause, errTimeLimit):
+		exit.TimedOut = true
+		exit.Message = fmt.Sprintf("time limit of %s reached", j.timeout)
+	case errors.Is(cause, mux.ErrAbandoned):
+		exit.Message = errAbandoned.Error()
+	case errors.Is(cause, errGraceOver):
+		exit.Message = fmt.Sprintf("%s of %s", errGraceOver, j.srv.resumeGrace())
+	case errors.As(cause, &re):
+		exit.Message = "the client reported: " + re.Message
+	}
+	return exit
+}
+
+// recordExit writes the exit event to the audit log.
+func (j *job) recordExit(exit *frame.ExitMsg) {
+	s := j.srv
+	ev := *j.audit
+	ev.Time, ev.Event, ev.End = time.Time{}, "exit", ptr(time.Now().UTC())
+	ev.Exit, ev.Signal, ev.TimedOut, ev.Result = ptr(int(exit.Code)), exit.Signal, exit.TimedOut, exit.Message
+	ev.BytesIn, ev.BytesOut = j.bytesIn.Load(), j.bytesOut.Load()
+	s.Audit.Log(&ev)
+	s.Metrics.commandExited(exit)
+	if acct := j.acct; acct.st != nil && acct.user.Quota > 0 {
+		s.quotas.get(acct.home).markDirty()
+	}
+}
+
+func (s *Server) resumeGrace() time.Duration { return durOr(s.ResumeGrace, DefaultResumeGrace) }
+
+func (j *job) signal(name string) {
+	if err := j.p.Signal(name); err != nil {
+		j.log.Debug("signal not delivered", "job", j.id, "signal", name, "err", err)
+		return
+	}
+	j.log.Info("signal delivered", "job", j.id, "pid", j.p.Pid(), "signal", name)
+}
+
+func (j *job) resize(cols, rows uint16) {
+	if err := j.p.Resize(cols, rows); err != nil {
+		j.log.Debug("resize ignored", "job", j.id, "err", err)
+	}
+}
+
+// bind makes b the channel the job is streamed on.
+func (j *job) bind(b *binding) {
+	j.mu.Lock()
+	j.bound = b
+	if j.grace != nil {
+		j.grace.Stop()
+		j.grace = nil
+	}
+	j.mu.Unlock()
+}
+
+// unbind is told that b has ended, with why. A plain job ends with its
+// channel; so does a resumable one its client abandoned. A resumable job
+// whose connection was lost (or taken over) waits for an attach until
+// the grace period is over.
+func (j *job) unbind(b *binding, cause error) {
+	j.mu.Lock()
+	if j.bound != b {
+		j.mu.Unlock()
+		return
+	}
+	j.bound = nil
+	select {
+	case <-j.done:
+		if !j.resumable {
+			j.mu.Unlock()
+			return
+		}
+	default:
+		var re *mux.RemoteError
+		if !j.resumable || errors.Is(cause, mux.ErrAbandoned) || errors.As(cause, &re) {
+			j.mu.Unlock()
+			j.cancel(cause)
+			return
+		}
+	}
+	if errors.Is(cause, errTakenOver) {
+		j.mu.Unlock()
+		return // the new binding is on its way
+	}
+	grace := j.srv.resumeGrace()
+	j.grace = time.AfterFunc(grace, func() {
+		j.mu.Lock()
+		attached := j.bound != nil
+		j.mu.Unlock()
+		if attached {
+			return
+		}
+		select {
+		case <-j.done:
+		default:
+			j.log.Info("ending a command its client did not come back for", "job", j.id, "pid", j.p.Pid(), "grace", grace)
+			j.cancel(errGraceOver)
+			<-j.done
+		}
+		j.forget()
+	})
+	j.mu.Unlock()
+	j.log.Info("command waits for its client", "job", j.id, "pid", j.p.Pid(), "grace", grace, "cause", cause)
+}
+
+// binding streams a job on one channel, from given offsets: the spools to
+// the client under its credit (whose grants acknowledge, and so trim,
+// what it has written), the client's stdin to the job, and at the end
+// the exit.
+type binding struct {
+	j     *job
+	c     *serverConn
+	ch    *mux.Channel
+	stdin *mux.Inbound
+	out   [2]*mux.Outbound
+	from  [2]int64
+	stop  chan struct{} // closed to stop the pumps
+	once  sync.Once
+	pumps sync.WaitGroup
+}
+
+// newBinding sets up the streams of a new channel (before its Accept).
+func (j *job) newBinding(c *serverConn, nc mux.NewChannel, from [2]int64) *binding {
+	win := c.srv.Window
+	if win == 0 {
+		win = DefaultWindow
+	}
+	m := nc.OpenMsg()
+	b := &binding{j: j, c: c, ch: nc.Channel, from: from, stop: make(chan struct{})}
+	b.stdin = nc.Inbound(frame.Stdin, win)
+	b.out[0] = nc.Outbound(frame.Stdout, m.Window)
+	if j.out[1] != nil {
+		b.out[1] = nc.Outbound(frame.Stderr, m.Window)
+	}
+	for i, o := range b.out {
+		if o != nil && j.resumable {
+			sp, start := j.out[i], from[i]
+			o.OnCredit(func(granted int64) { sp.ack(start + granted) })
+		}
+	}
+	nc.OnControl(frame.Signal, mux.On(func(_ *mux.Channel, m *frame.SignalMsg) error { j.signal(m.Signal); return nil }))
+	nc.OnControl(frame.Resize, mux.On(func(_ *mux.Channel, m *frame.ResizeMsg) error { j.resize(m.Cols, m.Rows); return nil }))
+	return b
+}
+
+// halt stops the binding's pumps; it is idempotent.
+func (b *binding) halt(cause error) {
+	b.once.Do(func() {
+		close(b.stop)
+		for i, o := range b.out {
+			if o != nil {
+				o.Abort(cause)
+				b.j.out[i].wake()
+			}
+		}
+		b.stdin.CloseWithError(cause)
+	})
+}
+
+// serve streams the job until its exit is sent or the channel ends.
+func (b *binding) serve() {
+	defer b.c.wg.Done()
+	j := b.j
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-b.ch.Context().Done():
+			select {
+			case <-finished:
+				return // the exit was sent before the channel ended: serve unbinds
+			default:
+			}
+			cause := context.Cause(b.ch.Context())
+			b.halt(cause)
+			b.pumps.Wait()
+			j.unbind(b, cause)
+		case <-finished:
+		}
+	}()
+	b.pumps.Add(1)
+	go b.pumpInput()
+	var outs sync.WaitGroup
+	errs := make([]error, 2)
+	for i, o := range b.out {
+		if o == nil {
+			continue
+		}
+		outs.Add(1)
+		b.pumps.Add(1)
+		go func() {
+			defer b.pumps.Done()
+			defer outs.Done()
+			_, errs[i] = o.ReadFrom(&spoolReader{sp: j.out[i], off: b.from[i], stop: b.stop, drop: !j.resumable})
+		}()
+	}
+	outs.Wait()
+	if errs[0] == nil && errs[1] == nil {
+		for _, o := range b.out {
+			if o != nil {
+				_ = o.Close() // best effort: a dead connection fails every send
+			}
+		}
+		select {
+		case <-j.done:
+		case <-b.ch.Context().Done():
+		}
+	}
+	if b.ch.Context().Err() != nil {
+		cause := context.Cause(b.ch.Context())
+		if errors.Is(cause, mux.ErrLost) || errors.Is(cause, errTakenOver) {
+			return // the watcher above unbinds: the job waits for an attach, or ends
+		}
+		// Abandoned, or failed by the client: the job ends, and its exit
+		// (with why) is still sent, as the client waits for it.
+		<-j.done
+	}
+	j.mu.Lock()
+	exit := j.exit
+	j.mu.Unlock()
+	if err := b.ch.SendJSON(frame.Exit, exit); err != nil {
+		return
+	}
+	close(finished)
+	b.halt(io.ErrClosedPipe)
+	b.ch.Finish()
+	b.pumps.Wait()
+	if !j.resumable {
+		j.unbind(b, nil)
+		return
+	}
+	// The exit is sent; once a ping has come back after it, the client has
+	// it, and the job need not wait for an attach any more.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.c.mu.Lock()
+	sess := b.c.sess
+	b.c.mu.Unlock()
+	if _, err := sess.Ping(ctx); err == nil {
+		j.mu.Lock()
+		if j.bound == b {
+			j.bound = nil
+		}
+		j.mu.Unlock()
+		j.forget()
+		return
+	}
+	j.unbind(b, mux.ErrLost)
+}
+
+// pumpInput hands the client's stdin to the job, counting what the job
+// took: the offset an attach resumes stdin at.
+func (b *binding) pumpInput() {
+	defer b.pumps.Done()
+	j := b.j
+	j.mu.Lock()
+	eof := j.stdinEOF
+	j.mu.Unlock()
+	if eof {
+		return // the client knows from the open_ok: it sends nothing more
+	}
+	_, err := b.stdin.WriteTo(handoff{b})
+	if err != nil {
+		return
+	}
+	select {
+	case j.stdinQ <- nil:
+		j.mu.Lock()
+		j.stdinEOF = true
+		j.mu.Unlock()
+	case <-b.stop:
+	case <-j.exited:
+	}
+}
+
+// handoff gives a chunk of stdin to the job's writer, or fails once the
+// binding stops or the command has exited.
+type handoff struct{ b *binding }
+
+func (h handoff) Write(p []byte) (int, error) {
+	j := h.b.j
+	c := append([]byte(nil), p...)
+	select {
+	case j.stdinQ <- c:
+		j.mu.Lock()
+		j.stdinOff += int64(len(p))
+		j.mu.Unlock()
+		return len(p), nil
+	case <-h.b.stop:
+		return 0, errStopped
+	case <-j.exited:
+		return 0, io.ErrClosedPipe
+	}
+}
+
+// openAttach is the handler of attach channels: it finds the user's
+// resumable job, takes it over from the channel that streamed it (if the
+// daemon has not noticed yet that its connection is gone), and streams
+// it from the offsets the client asks for.
+func (c *serverConn) openAttach(nc mux.NewChannel) {
+	m := nc.OpenMsg()
+	j := c.srv.findJob(m.Attach.Job, c.acct.user.Name)
+	if j == nil {
+		c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no command %s to attach to: it ended and was delivered, or its grace period is over", m.Attach.Job))
+		return
+	}
+	j.mu.Lock()
+	old := j.bound
+	j.mu.Unlock()
+	if old != nil {
+		old.halt(errTakenOver)
+		old.ch.Close(errTakenOver)
+		waited := make(chan struct{})
+		go func() { old.pumps.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(2 * time.Second):
+			// Its connection is stuck in a write: end it.
+			old.c.abort(errTakenOver)
+			<-waited
+		}
+		j.unbind(old, errTakenOver)
+	}
+	from := [2]int64{int64(m.Attach.Stdout), int64(m.Attach.Stderr)}
+	for i, sp := range j.out {
+		if sp == nil {
+			continue
+		}
+		base, end, _ := sp.bounds()
+		if from[i] < base || from[i] > end {
+			c.reject(nc, frame.CodeOffsetGone, fmt.Sprintf("%s offset %d outside what is kept, [%d, %d]", []string{"stdout", "stderr"}[i], from[i], base, end))
+			j.unbindRefused()
+			return
+		}
+	}
+	for i, sp := range j.out {
+		if sp != nil {
+			sp.ack(from[i]) // the client has written what is before: an acknowledgement
+		}
+	}
+	b := j.newBinding(c, nc, from)
+	j.bind(b)
+	j.mu.Lock()
+	ok := &frame.OpenOKMsg{Window: b.stdin.Window(), PID: j.p.Pid(), Encoding: j.encoding, Job: j.id,
+		StdinOffset: uint64(j.stdinOff), StdinEOF: j.stdinEOF}
+	j.mu.Unlock()
+	_, _ = nc.Accept(ok)
+	c.log.Info("command attached", "job", j.id, "pid", j.p.Pid(), "stdout", from[0], "stderr", from[1], "stdin", ok.StdinOffset)
+	c.srv.Audit.Log(&AuditEvent{Event: "attach", User: c.acct.user.Name, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.p.Pid()})
+	if m.Pty != nil && m.Pty.Cols > 0 && m.Pty.Rows > 0 {
+		// As tmux does on attach: the new size, and a SIGWINCH even when
+		// the size is the same, so that the program redraws its screen.
+		j.resize(m.Pty.Cols, m.Pty.Rows)
+		_ = j.p.Signal("WINCH") // best effort: the command may have exited
+	}
+	c.wg.Add(1)
+	go b.serve()
+}
+
+// unbindRefused restarts the grace period of a job an attach could not
+// take (the old binding is gone, no new one came).
+func (j *job) unbindRefused() {
+	b := &binding{}
+	j.bind(b)
+	j.unbind(b, mux.ErrLost)
+}

@@ -1,0 +1,282 @@
+package rexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+)
+
+// DefaultReconnectFor is how long a session tries to reconnect after
+// losing its connection, unless Reconnect.For says otherwise. The daemon
+// keeps the command for its grace period (3 minutes by default).
+const DefaultReconnectFor = 3 * time.Minute
+
+// Reconnect makes a session survive a lost connection. The daemon keeps
+// the command running, and its output, for its grace period; the session
+// dials again (with backoff), attaches to the command, and resumes its
+// stdout and stderr at the byte offsets it has written and its stdin at
+// the offset the daemon has taken: every byte is delivered once, and Wait
+// returns the command's own status.
+type Reconnect struct {
+	// Dial makes a new connection, logged in as the first one was, to the
+	// same daemon (the same pinned identity).
+	Dial func(ctx context.Context) (*Client, error)
+	// For bounds the time spent reconnecting after each loss; 0 means
+	// DefaultReconnectFor.
+	For time.Duration
+	// Notify, when set, is told when the connection is lost (err is why)
+	// and when the session resumed (err nil).
+	Notify func(err error)
+}
+
+// stdinLog keeps what has been read of the local stdin and not yet
+// acknowledged by the daemon, so that after a reconnect the session sends
+// on from the offset the command took, never a byte twice.
+type stdinLog struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	buf   []byte // bytes [base, base+len(buf))
+	base  int64
+	eof   bool  // the local stdin ended
+	err   error // reading it failed: no end is sent
+	done  bool  // the session is over
+	limit int
+}
+
+func newStdinLog(limit int) *stdinLog {
+	l := &stdinLog{limit: limit}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+// fill reads src into the log until it ends, waiting while the log holds
+// limit bytes the daemon has not acknowledged.
+func (l *stdinLog) fill(src io.Reader) {
+	tmp := make([]byte, 32<<10)
+	for {
+		l.mu.Lock()
+		for len(l.buf) >= l.limit && !l.done {
+			l.cond.Wait()
+		}
+		done := l.done
+		l.mu.Unlock()
+		if done {
+			return
+		}
+		n, err := src.Read(tmp)
+		l.mu.Lock()
+		l.buf = append(l.buf, tmp[:n]...)
+		if err == io.EOF {
+			l.eof = true
+		} else if err != nil {
+			l.err = err
+		}
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// ack drops what is before off: the command took it.
+func (l *stdinLog) ack(off int64) {
+	l.mu.Lock()
+	if n := off - l.base; n > 0 && n <= int64(len(l.buf)) {
+		l.buf = append(l.buf[:0], l.buf[n:]...)
+		l.base = off
+		l.cond.Broadcast()
+	}
+	l.mu.Unlock()
+}
+
+// close ends the log: senders and the filler stop.
+func (l *stdinLog) close() {
+	l.mu.Lock()
+	l.done = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// send sends the log from off on o until the local stdin ends (then the
+// stream's end), the stream fails, or the log is closed.
+func (l *stdinLog) send(o *mux.Outbound, off int64) {
+	chunk := make([]byte, mux.DefaultChunk)
+	for {
+		l.mu.Lock()
+		for off == l.base+int64(len(l.buf)) && !l.eof && l.err == nil && !l.done {
+			l.cond.Wait()
+		}
+		if l.done || off < l.base || o.Failed() {
+			l.mu.Unlock()
+			return
+		}
+		end := l.base + int64(len(l.buf))
+		if off == end {
+			eof := l.eof
+			l.mu.Unlock()
+			if eof {
+				_ = o.Close() // best effort: a lost connection resends it
+			}
+			return
+		}
+		n := copy(chunk, l.buf[off-l.base:])
+		l.mu.Unlock()
+		if _, err := o.Write(chunk[:n]); err != nil {
+			return
+		}
+		off += int64(n)
+	}
+}
+
+// counter counts what is written through it: the offset a stream resumes at.
+type counter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// resumable reports whether s may ask the daemon to keep its command.
+func (s *Session) resumable() bool {
+	return s.Reconnect != nil && s.Reconnect.Dial != nil && !s.piped[1] && !s.piped[2]
+}
+
+// supervise follows a resumable session: when its connection is lost
+// before the exit, it reconnects and attaches, until the exit arrives or
+// reconnecting fails.
+func (s *Session) supervise(ctx context.Context) {
+	defer close(s.supervised)
+	for {
+		s.mu.Lock()
+		ch, c, bound := s.ch, s.c, s.bound
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+			return
+		case <-ch.Done():
+		}
+		bound.Wait() // what arrived before the loss is written: the offsets are final
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		err := c.channelErr(ch)
+		if !errors.Is(err, ErrConnectionLost) || ctx.Err() != nil {
+			if err == nil || !errors.Is(err, ErrConnectionLost) {
+				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			}
+			s.finish(nil, err)
+			return
+		}
+		if err := s.reattach(ctx, err); err != nil {
+			s.finish(nil, err)
+			return
+		}
+	}
+}
+
+// reattach dials again and attaches to the command, with backoff, for
+// Reconnect.For at most.
+func (s *Session) reattach(ctx context.Context, lost error) error {
+	r := s.Reconnect
+	if r.Notify != nil {
+		r.Notify(lost)
+	}
+	limit := r.For
+	if limit <= 0 {
+		limit = DefaultReconnectFor
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	last := lost
+	for {
+		c, err := r.Dial(ctx)
+		if err == nil {
+			err = s.attach(ctx, c)
+			if err == nil {
+				if r.Notify != nil {
+					r.Notify(nil)
+				}
+				return nil
+			}
+			_ = c.Close()
+			var re *RemoteError
+			if errors.As(err, &re) && (re.Code == frame.CodeNoSuchJob || re.Code == frame.CodeOffsetGone || re.Code == frame.CodeNotPermitted) {
+				return fmt.Errorf("%w: the command cannot be resumed: %w", ErrConnectionLost, err)
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w: no connection for %s (last: %v)", ErrConnectionLost, limit, last)
+			}
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// attach opens an attach channel on c for the session's job, at the
+// offsets written so far, and streams the session on it.
+func (s *Session) attach(ctx context.Context, c *Client) error {
+	m := &frame.OpenMsg{Kind: frame.KindAttach, Window: c.window,
+		Attach: &frame.AttachRequest{Job: s.job, Stdout: uint64(s.written[0].Load()), Stderr: uint64(s.written[1].Load())}}
+	s.mu.Lock()
+	if s.pty != nil {
+		m.Pty = &frame.PtyRequest{Cols: s.pty.Cols, Rows: s.pty.Rows}
+	}
+	s.mu.Unlock()
+	ch, err := c.open(ctx, m, s.setup(c))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.owned = append(s.owned, c)
+	s.c = c
+	s.mu.Unlock()
+	ok := ch.OpenOK()
+	s.bind(ch, int64(ok.StdinOffset), ok.StdinEOF)
+	return nil
+}
+
+// bind makes ch the channel the session streams on: output copied out
+// (counted), stdin sent from the offset the daemon took.
+func (s *Session) bind(ch *mux.Channel, stdinFrom int64, stdinEOF bool) {
+	s.mu.Lock()
+	s.ch, s.stdin = ch, ch.Out(frame.Stdin)
+	s.bound = &sync.WaitGroup{}
+	stdin, bound := s.stdin, s.bound
+	s.mu.Unlock()
+	s.copyOut(counter{orDiscard(s.Stdout), &s.written[0]}, s.stdout, 1, bound)
+	if s.stderr != nil {
+		s.copyOut(counter{orDiscard(s.Stderr), &s.written[1]}, s.stderr, 2, bound)
+	}
+	if stdinEOF {
+		return
+	}
+	stdin.OnCredit(func(granted int64) { s.stdinLog.ack(stdinFrom + granted) })
+	go s.stdinLog.send(stdin, stdinFrom)
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
