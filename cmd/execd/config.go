@@ -100,6 +100,11 @@ func checkOptions(opts *options) map[string]error {
 	if _, err := execd.ParseSize(opts.auditMaxSize); err != nil {
 		bad["audit-max-size"] = err
 	}
+	if n, err := execd.ParseSize(opts.resumeBuffer); err != nil {
+		bad["resume-buffer"] = err
+	} else if n < 1<<20 || n > 1<<30 {
+		bad["resume-buffer"] = fmt.Errorf("%s: want 1MiB to 1GiB", opts.resumeBuffer)
+	}
 	if _, err := parseStartups(opts.maxStartups); err != nil {
 		bad["max-startups"] = err
 	}

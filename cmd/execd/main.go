@@ -59,6 +59,8 @@ type options struct {
 	keepAlive        time.Duration
 	shutdownGrace    time.Duration
 	killGrace        time.Duration
+	resumeGrace      time.Duration
+	resumeBuffer     string
 	dir              string
 	framing          string
 	force            bool
@@ -172,6 +174,8 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.DurationVar(&opts.keepAlive, "keepalive", execd.DefaultKeepAlive, "ping interval; three missed intervals end a connection (negative: off)")
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
+	lf.DurationVar(&opts.resumeGrace, "resume-grace", execd.DefaultResumeGrace, "how long a command whose client lost its connection goes on, its output kept, for the client to reconnect (0: commands end with their connection)")
+	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "8MiB", "output kept per stream of such a command until its client has it; a command that writes more waits")
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
 	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
 	lf.BoolVar(&opts.auditSync, "audit-sync", false, "flush each audit event to disk (fsync) before going on: none is lost if the machine crashes")
@@ -366,6 +370,14 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	if err != nil {
 		return nil, nil, fail(2, "--audit-max-size: %v", err)
 	}
+	resumeBuffer, err := execd.ParseSize(opts.resumeBuffer)
+	if err != nil {
+		return nil, nil, fail(2, "--resume-buffer: %v", err)
+	}
+	resumeGrace := opts.resumeGrace
+	if resumeGrace <= 0 {
+		resumeGrace = -1 // off
+	}
 	audit, err := execd.OpenAudit(filepath.Join(dir, execd.AuditFile), execd.AuditConfig{
 		OnError: func(err error) { log.Error("audit", "err", err) },
 		MaxSize: int64(auditMax), Keep: opts.auditKeep, Sync: opts.auditSync,
@@ -393,6 +405,8 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		MaxStartups:      startups,
 		MaxChannels:      opts.maxChannels,
 		KillGrace:        opts.killGrace,
+		ResumeGrace:      resumeGrace,
+		ResumeBuffer:     int(resumeBuffer),
 		Keeper:           keeper,
 		DefaultRunAs:     opts.defaultRunAs,
 		Software:         "execd/" + buildinfo.Read().Short(),

@@ -251,6 +251,8 @@ type options struct {
 	timeout  time.Duration
 	fan      fanOptions
 
+	reconnectFor time.Duration // how long to reconnect after a loss; 0: the command ends with its connection
+
 	framing    string
 	recvBuffer int
 	encoding   string
@@ -319,6 +321,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringArrayVarP(&opts.envs, "env", "e", nil, "set KEY=VALUE in the command's environment (repeatable)")
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
+	f.DurationVar(&opts.reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume the command, which goes on meanwhile (0: the command ends with its connection)")
 	opts.connFlags.register(f)
 	opts.fan.register(f)
 	f.BoolVar(&opts.fan.group, "group", false, "with -H: print hosts with identical output together, at the end")
@@ -462,6 +465,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	s.Reconnect = opts.reconnect(args[0], e)
 	if wantPty {
 		termName := e.getenv("TERM")
 		if termName == "" {
@@ -530,6 +534,29 @@ func (opts *options) session(c *rexec.Client, stdin io.Reader, stdout, stderr io
 		}
 	}
 	return s, nil
+}
+
+// reconnect is how a session to host survives a lost connection, or nil
+// with --reconnect-for 0.
+func (opts *options) reconnect(host string, e env) *rexec.Reconnect {
+	if opts.reconnectFor <= 0 {
+		return nil
+	}
+	return &rexec.Reconnect{
+		For:  opts.reconnectFor,
+		Dial: func(ctx context.Context) (*rexec.Client, error) { return opts.dial(ctx, host, e) },
+		Notify: func(err error) {
+			if opts.quiet {
+				return
+			}
+			// \r\n: the local terminal may be raw (-t).
+			if err != nil {
+				fmt.Fprintf(e.stderr, "rexec: %s; reconnecting for up to %s (the command goes on)\r\n", strings.TrimPrefix(err.Error(), "rexec: "), opts.reconnectFor)
+				return
+			}
+			fmt.Fprintf(e.stderr, "rexec: reconnected; the command's output resumes where it stopped\r\n")
+		},
+	}
 }
 
 // checkEnvs refuses an -e that is not KEY=VALUE, before any connection.
