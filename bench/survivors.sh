@@ -3,7 +3,8 @@
 # and with execd, side by side on loopback. The remote script starts, under
 # bash's job control, a background job, a nohup'd one, a disowned one and
 # one that leaves the session with setsid; then the client is killed and,
-# after the daemons' grace, each process is checked. Prints a Markdown
+# after the daemons' grace (execd: --resume-grace 1s, for a client that
+# might have come back, then --kill-grace 1s), each process is checked. Prints a Markdown
 # table. Needs root for apt-get (openssh-server, openssh-client).
 #
 #   bash bench/survivors.sh
@@ -28,7 +29,7 @@ start_execd() {
   local name=$1; shift
   EXECD_PORT=$(free_port)
   "$work/execd" --listen "127.0.0.1:$EXECD_PORT" --state-dir "$work/execd-state" --dir "$work/served" \
-    --config /dev/null --kill-grace 1s --log-level warn "$@" 2>"$work/execd-$name.log" &
+    --config /dev/null --kill-grace 1s --resume-grace 1s --log-level warn "$@" 2>"$work/execd-$name.log" &
   EXECD_PID=$!
   pids+=("$EXECD_PID")
   for i in $(seq 50); do

@@ -153,8 +153,10 @@ func (j *job) forget() {
 	j.mu.Unlock()
 }
 
-// endJobs ends every command, bound or not (Server.Close).
-func (s *Server) endJobs(cause error) {
+// endJobs ends the resumable commands (Server.Close), or only those no
+// client is attached to (Server.Shutdown: with the listeners closed, none
+// will come back).
+func (s *Server) endJobs(cause error, unboundOnly bool) {
 	s.mu.Lock()
 	jobs := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
@@ -162,7 +164,12 @@ func (s *Server) endJobs(cause error) {
 	}
 	s.mu.Unlock()
 	for _, j := range jobs {
-		j.cancel(cause)
+		j.mu.Lock()
+		bound := j.bound != nil
+		j.mu.Unlock()
+		if !unboundOnly || !bound {
+			j.cancel(cause)
+		}
 	}
 }
 
@@ -332,6 +339,8 @@ func (j *job) exitMsg(st proc.ExitState) *frame.ExitMsg {
 		exit.Message = fmt.Sprintf("time limit of %s reached", j.timeout)
 	case errors.Is(cause, mux.ErrAbandoned):
 		exit.Message = errAbandoned.Error()
+	case errors.Is(cause, errJobClosed):
+		exit.Message = "the daemon shut down before its client came back"
 	case errors.Is(cause, errGraceOver):
 		exit.Message = fmt.Sprintf("%s of %s", errGraceOver, j.srv.resumeGrace())
 	case errors.As(cause, &re):
@@ -409,6 +418,20 @@ func (j *job) unbind(b *binding, cause error) {
 	if errors.Is(cause, errTakenOver) {
 		j.mu.Unlock()
 		return // the new binding is on its way
+	}
+	j.srv.mu.Lock()
+	closing := j.srv.closing
+	j.srv.mu.Unlock()
+	if closing {
+		// The daemon is shutting down: nobody can attach any more.
+		j.mu.Unlock()
+		j.cancel(errJobClosed)
+		select {
+		case <-j.done:
+			j.forget()
+		default: // run forgets it at its end
+		}
+		return
 	}
 	grace := j.srv.resumeGrace()
 	j.grace = time.AfterFunc(grace, func() {

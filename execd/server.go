@@ -311,6 +311,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.goAway("server shutting down")
 	}
+	s.endJobs(errJobClosed, true)
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -334,7 +335,7 @@ func (s *Server) Close() error {
 		c.abort(errors.New("server closed"))
 	}
 	s.mu.Unlock()
-	s.endJobs(errJobClosed)
+	s.endJobs(errJobClosed, false)
 	s.wg.Wait()
 	return nil
 }

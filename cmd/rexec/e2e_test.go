@@ -350,8 +350,10 @@ func remotePids(t *testing.T, c *client, addr string, script string, n int) (*ex
 	return cmd, pids
 }
 
+// A killed client cannot be told from a lost network: its command goes on
+// for the resume grace, then its whole process group ends.
 func TestE2EKilledClientLeavesNoOrphans(t *testing.T) {
-	d := startDaemon(t, t.TempDir())
+	d := startDaemon(t, t.TempDir(), "--resume-grace", "1s")
 	c := newClient(t)
 	cmd, pids := remotePids(t, c, d.addr, "sleep 300 & echo $!; (sleep 301; true) & echo $!; echo $$; wait", 3)
 	for _, p := range pids {
@@ -359,6 +361,10 @@ func TestE2EKilledClientLeavesNoOrphans(t *testing.T) {
 	}
 	require.NoError(t, cmd.Process.Kill()) // kill -9 of the client
 	_ = cmd.Wait()
+	time.Sleep(300 * time.Millisecond)
+	for _, p := range pids {
+		assert.True(t, execdtest.ProcessAlive(p), "ended before the grace period was over")
+	}
 	require.Eventually(t, func() bool {
 		for _, p := range pids {
 			if execdtest.ProcessAlive(p) {

@@ -4,6 +4,9 @@ package main_test
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -88,4 +91,124 @@ func lastLines(s string) string {
 		return "..." + s[len(s)-2000:]
 	}
 	return s
+}
+
+// Issue 17: the README's lines for commands that survive the network, run
+// as written by sh against a daemon named lab1 behind a proxy that resets
+// the connection during each of them.
+func TestE2EReadmeResume(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, sec, ok := strings.Cut(string(readme), "## Commands that survive the network")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	lines := strings.Split(strings.TrimSpace(block), "\n")
+	require.Len(t, lines, 3)
+
+	home := t.TempDir()
+	logs := filepath.Join(home, "logs")
+	require.NoError(t, os.MkdirAll(logs, 0o755))
+	for i := range 6 {
+		b := bytes.Repeat([]byte(fmt.Sprintf("log %d line\n", i)), 400000) // 4.4 MB each
+		require.NoError(t, os.WriteFile(filepath.Join(logs, fmt.Sprintf("app.%d.log", i)), b, 0o644))
+	}
+	// The build's output before and after a pause in which the connection is reset.
+	require.NoError(t, os.WriteFile(filepath.Join(home, "build.sh"), []byte("#!/bin/sh\necho building\nsleep 1\necho built\n"), 0o755))
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	p := execdtest.StartProxy(t, d.addr)
+	c := newClient(t)
+	host, port, _ := strings.Cut(p.Addr, ":")
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), fmt.Appendf(nil, "[hosts.lab1]\nhost = %q\nport = %s\n", host, port), 0o600))
+	require.Equal(t, 0, c.run("", "lab1", "true").code) // pins it
+
+	work := t.TempDir()
+	run := func(line string, cut func(errb *syncBuffer) bool) (int, string) {
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), c.env()...)
+		cmd.Env = append(cmd.Env, "PATH="+binDir+":"+os.Getenv("PATH"))
+		var errb syncBuffer
+		cmd.Stderr = &errb
+		require.NoError(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		deadline := time.After(30 * time.Second)
+		for cutDone := false; !cutDone; {
+			select {
+			case <-exited:
+				cutDone = true
+			case <-time.After(5 * time.Millisecond):
+				cutDone = cut(&errb)
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				t.Fatalf("%s: did not finish", line)
+			}
+		}
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("%s: did not finish", line)
+		}
+		return cmd.ProcessState.ExitCode(), errb.String()
+	}
+
+	// 1: the archive is whole through three resets while it streams.
+	tarFile := filepath.Join(work, "logs.tar")
+	cuts := 0
+	code, stderr := run(lines[0], func(errb *syncBuffer) bool {
+		fi, err := os.Stat(tarFile)
+		if err == nil && fi.Size() > int64(cuts+1)*5<<20 && strings.Count(errb.String(), "reconnected;") == cuts && p.ResetOpen() > 0 {
+			cuts++
+		}
+		return cuts == 3
+	})
+	require.Equal(t, 0, code, "%s: %s", lines[0], stderr)
+	require.Equal(t, 3, cuts)
+	untar := t.TempDir()
+	out, err := exec.Command("tar", "xf", tarFile, "-C", untar).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for i := range 6 {
+		name := fmt.Sprintf("app.%d.log", i)
+		got, err := os.ReadFile(filepath.Join(untar, "logs", name))
+		require.NoError(t, err)
+		want, _ := os.ReadFile(filepath.Join(logs, name))
+		require.True(t, bytes.Equal(want, got), "%s differs", name)
+	}
+
+	// 2 and 3: a reset during the build's pause. With reconnection the
+	// build ends as it would have; without, rexec says the connection was
+	// lost (255) and the daemon ends the build.
+	for i, want := range []int{0, 255} {
+		var out syncBuffer
+		line := lines[i+1]
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir, cmd.Stdout = work, &out
+		cmd.Env = append(append(os.Environ(), c.env()...), "PATH="+binDir+":"+os.Getenv("PATH"))
+		var errb syncBuffer
+		cmd.Stderr = &errb
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), "building") }, 10*time.Second, 5*time.Millisecond, line)
+		require.Positive(t, p.ResetOpen())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("%s: did not finish", line)
+		}
+		assert.Equal(t, want, cmd.ProcessState.ExitCode(), "%s: %s", line, errb.String())
+		if want == 0 {
+			assert.Equal(t, "building\nbuilt\n", out.String(), line)
+			assert.Contains(t, errb.String(), "reconnected;")
+		} else {
+			assert.Equal(t, "building\n", out.String(), line)
+			assert.Contains(t, errb.String(), "connection lost")
+		}
+	}
 }

@@ -509,6 +509,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	select {
 	case err = <-waited:
 	case <-gaveUp:
+		_ = s.Close() // best effort: the daemon ends the command at once, rather than waiting for a reconnect
 		return fail(exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
 	}
 	close(done)

@@ -4,6 +4,7 @@ package main_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -65,7 +66,8 @@ func (c *client) startHeld(addr, script string) (*exec.Cmd, io.WriteCloser, *buf
 }
 
 // Item 13: a reset in the middle of output ends rexec at once with 255
-// and one line.
+// and one line, when it may not reconnect (--reconnect-for 0, and -H);
+// by default it reconnects and the command's output is whole.
 func TestE2EResetMidOutputExits(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, t.TempDir())
@@ -74,10 +76,23 @@ func TestE2EResetMidOutputExits(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	p := execdtest.StartProxy(t, d.addr)
 	p.ResetNext(true, 200<<10)
-	r, took := c.runBounded(10*time.Second, p.Addr, "--", "sh", "-c", "for i in $(seq 0 29); do seq 1 20000; sleep 0.1; done")
+	r, took := c.runBounded(10*time.Second, "--reconnect-for", "0", p.Addr, "--", "sh", "-c", "for i in $(seq 0 29); do seq 1 20000; sleep 0.1; done")
 	assert.Equal(t, 255, r.code)
 	assert.Contains(t, r.stderr, "connection lost")
 	assert.Less(t, took, 3*time.Second)
+
+	p.ResetNext(true, 200<<10)
+	r, _ = c.runBounded(20*time.Second, p.Addr, "--", "sh", "-c", "for i in $(seq 0 9); do seq 1 20000; sleep 0.1; done")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "connection lost")
+	assert.Contains(t, r.stderr, "reconnected;")
+	var want strings.Builder
+	for range 10 {
+		for i := 1; i <= 20000; i++ {
+			fmt.Fprintln(&want, i)
+		}
+	}
+	assert.True(t, r.stdout == want.String(), "the output is whole after the reset: %d bytes, want %d", len(r.stdout), want.Len())
 
 	p.ResetNext(true, 200<<10)
 	r, took = c.runBounded(10*time.Second, "-H", p.Addr, "--", "sh", "-c", "for i in $(seq 0 29); do seq 1 20000; sleep 0.1; done")
