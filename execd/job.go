@@ -70,6 +70,8 @@ type job struct {
 	exited chan struct{} // closed when the leader has been reaped
 	done   chan struct{} // closed once exit is set and the output drained
 
+	attachMu sync.Mutex // one attach at a time takes the job over
+
 	mu       sync.Mutex
 	stdinOff int64
 	stdinEOF bool
@@ -123,6 +125,27 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 		s.mu.Unlock()
 	}
 	return j
+}
+
+// waitingJobs counts the resumable commands of user no channel streams.
+func (s *Server) waitingJobs(user string) int {
+	s.mu.Lock()
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		if j.acct.user.Name == user {
+			jobs = append(jobs, j)
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, j := range jobs {
+		j.mu.Lock()
+		if j.bound == nil {
+			n++
+		}
+		j.mu.Unlock()
+	}
+	return n
 }
 
 // findJob returns the resumable job id of user, or nil.
@@ -395,6 +418,9 @@ func (j *job) bind(b *binding) {
 // whose connection was lost (or taken over) waits for an attach until
 // the grace period is over.
 func (j *job) unbind(b *binding, cause error) {
+	// Counted before j.mu is taken (waitingJobs takes each job's); j is
+	// still bound, so not counted.
+	crowded := j.resumable && j.srv.waitingJobs(j.acct.user.Name) >= orDefault(j.acct.user.MaxChannels, orDefault(j.srv.MaxChannels, DefaultMaxChannels))
 	j.mu.Lock()
 	if j.bound != b {
 		j.mu.Unlock()
@@ -422,8 +448,13 @@ func (j *job) unbind(b *binding, cause error) {
 	j.srv.mu.Lock()
 	closing := j.srv.closing
 	j.srv.mu.Unlock()
+	if !closing && crowded {
+		closing = true
+		j.log.Warn("ending a command that lost its client: as many of the user's commands wait already as they may have channels", "job", j.id, "user", j.acct.user.Name)
+	}
 	if closing {
-		// The daemon is shutting down: nobody can attach any more.
+		// The daemon is shutting down (nobody can attach any more), or
+		// the user has too many commands waiting.
 		j.mu.Unlock()
 		j.cancel(errJobClosed)
 		select {
@@ -654,6 +685,8 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 		c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no command %s to attach to: it ended and was delivered, or its grace period is over", m.Attach.Job))
 		return
 	}
+	j.attachMu.Lock()
+	defer j.attachMu.Unlock()
 	j.mu.Lock()
 	old := j.bound
 	j.mu.Unlock()

@@ -210,7 +210,9 @@ func TestResumeStdinThroughCuts(t *testing.T) {
 	s.Stdout = &out
 	require.NoError(t, s.Start(t.Context(), "sha256sum"))
 	cuts := 0
+	cutsDone := make(chan struct{})
 	go func() {
+		defer close(cutsDone)
 		for next := int64(2 << 20); next < int64(size); next += 2 << 20 {
 			for read.Load() < next && s.Exit() == nil && t.Context().Err() == nil {
 				time.Sleep(time.Millisecond)
@@ -221,6 +223,7 @@ func TestResumeStdinThroughCuts(t *testing.T) {
 		}
 	}()
 	require.NoError(t, s.Wait())
+	<-cutsDone
 	fields := strings.Fields(out.String())
 	require.Len(t, fields, 2, "%q", out.String())
 	assert.Equal(t, hex.EncodeToString(sum[:]), fields[0], "the command read every byte once, in order")
@@ -314,4 +317,47 @@ func TestResumePty(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out.String(), "got one"), "%q", out.String())
 	assert.Equal(t, 1, strings.Count(out.String(), "got two"), "%q", out.String())
 	assert.Equal(t, int32(1), losses.Load())
+}
+
+// A user may leave at most as many commands waiting for a reconnect as
+// they may have channels: one more lost connection ends its command at
+// once, so that nobody piles up processes and kept output.
+func TestResumeWaitingBound(t *testing.T) {
+	t.Parallel()
+	f := startResume(t, &execd.Server{MaxChannels: 2})
+	pids := make([]int, 3)
+	for i := range pids {
+		var losses atomic.Int32
+		s := f.session(t, &losses)
+		s.Reconnect.Dial = func(context.Context) (*rexec.Client, error) { return nil, errors.New("no network") }
+		s.Reconnect.For = time.Second
+		pr, pw := io.Pipe()
+		s.Stdout = pw
+		require.NoError(t, s.StartShell(t.Context(), "echo $$; exec sleep 600"))
+		var line string
+		_, err := fmt.Fscanln(pr, &line)
+		require.NoError(t, err)
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		t.Cleanup(func() { _ = pw.Close() })
+		pids[i], err = strconv.Atoi(line)
+		require.NoError(t, err)
+	}
+	f.p.ResetOpen()
+	require.Eventually(t, func() bool {
+		alive := 0
+		for _, p := range pids {
+			if execdtest.ProcessAlive(p) {
+				alive++
+			}
+		}
+		return alive == 2
+	}, 10*time.Second, 10*time.Millisecond, "two commands wait, the third ended")
+	time.Sleep(200 * time.Millisecond)
+	alive := 0
+	for _, p := range pids {
+		if execdtest.ProcessAlive(p) {
+			alive++
+		}
+	}
+	assert.Equal(t, 2, alive)
 }
