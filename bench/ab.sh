@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of two builds on one machine, alternating, so that the machine's
 # noise falls on both alike: one-shot latency of every client against
-# every daemon, and get of a 1 GiB file with SHA-256 and BLAKE3. Every
+# every daemon, get of a 1 GiB file with SHA-256 and BLAKE3, and stdout
+# of cat of it with the daemons' peak memory. Every
 # byte goes to loopback (127.0.0.1).
 #
 #   bash bench/ab.sh REV            # REV (e.g. a commit) against the work tree
@@ -67,4 +68,19 @@ for h in sha256 blake3; do
   for b in old new; do
     printf '  %s %s: %s\n' "$h" "$b" "$(awk -v k="$h-$b" '$1 == k {print $2}' "$work/get" | median)"
   done
+done
+
+echo "stdout of cat of 1 GiB to /dev/null, MiB/s, median of $GETS (build with its own daemon; the daemon's peak RSS after):"
+for _ in $(seq "$GETS"); do
+  for b in old new; do
+    s=$(now_ns)
+    "$work/bin-$b/rexec" "127.0.0.1:${port[$b]}" cat big.bin > /dev/null
+    echo "cat-$b $(( 1024 * 1000000000 / ($(now_ns) - s) ))" >> "$work/cat"
+  done
+done
+i=0
+for b in old new; do
+  pid=${pids[$i]}
+  i=$((i + 1))
+  printf '  %s: %s MiB/s, daemon VmHWM %s\n' "$b" "$(awk -v k="cat-$b" '$1 == k {print $2}' "$work/cat" | median)" "$(awk '/VmHWM/ {print $2, $3}' "/proc/$pid/status")"
 done

@@ -264,25 +264,33 @@ func TestResumeGraceOver(t *testing.T) {
 	s := f.session(t, &losses)
 	s.Reconnect.Dial = func(context.Context) (*rexec.Client, error) { return nil, errors.New("no network") }
 	s.Reconnect.For = 2 * time.Second
-	pr, pw := io.Pipe()
-	s.Stdout = pw
-	require.NoError(t, s.StartShell(t.Context(), "sleep 600 & echo $!; wait"))
-	var line string
-	_, err := fmt.Fscanln(pr, &line)
-	require.NoError(t, err)
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	child, err := strconv.Atoi(line)
-	require.NoError(t, err)
+	child := startPid(t, s, "sleep 600 & echo $!; wait")
 	require.True(t, execdtest.ProcessAlive(child))
 	f.p.ResetOpen()
 	start := time.Now()
-	err = s.Wait()
-	_ = pw.Close()
+	err := s.Wait()
 	require.ErrorIs(t, err, rexec.ErrConnectionLost)
 	assert.Contains(t, err.Error(), "no connection for 2s")
 	require.Eventually(t, func() bool { return !execdtest.ProcessAlive(child) }, 10*time.Second, 20*time.Millisecond,
 		"the process group outlived the grace period")
 	assert.Greater(t, time.Since(start), 900*time.Millisecond, "ended before the grace period was over")
+}
+
+// startPid starts a command line that prints a pid first, and returns it;
+// the rest of the output is discarded.
+func startPid(t *testing.T, s *rexec.Session, cmdline string) int {
+	t.Helper()
+	pr, pw := io.Pipe()
+	s.Stdout = pw
+	require.NoError(t, s.StartShell(t.Context(), cmdline))
+	var line string
+	_, err := fmt.Fscanln(pr, &line)
+	require.NoError(t, err)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	t.Cleanup(func() { _ = pw.Close() })
+	pid, err := strconv.Atoi(line)
+	require.NoError(t, err)
+	return pid
 }
 
 // Issue 17: a pty session cut and reattached: the program is told to
@@ -331,16 +339,7 @@ func TestResumeWaitingBound(t *testing.T) {
 		s := f.session(t, &losses)
 		s.Reconnect.Dial = func(context.Context) (*rexec.Client, error) { return nil, errors.New("no network") }
 		s.Reconnect.For = time.Second
-		pr, pw := io.Pipe()
-		s.Stdout = pw
-		require.NoError(t, s.StartShell(t.Context(), "echo $$; exec sleep 600"))
-		var line string
-		_, err := fmt.Fscanln(pr, &line)
-		require.NoError(t, err)
-		go func() { _, _ = io.Copy(io.Discard, pr) }()
-		t.Cleanup(func() { _ = pw.Close() })
-		pids[i], err = strconv.Atoi(line)
-		require.NoError(t, err)
+		pids[i] = startPid(t, s, "echo $$; exec sleep 600")
 	}
 	f.p.ResetOpen()
 	require.Eventually(t, func() bool {

@@ -85,6 +85,19 @@ wait:
 	assert.InDelta(t, cuts, strings.Count(errMu.String(), "connection lost"), 1, "a note per loss")
 }
 
+// readmeBlock is the first sh block of the README's section under heading.
+func readmeBlock(t *testing.T, heading string) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, sec, ok := strings.Cut(string(readme), heading)
+	require.True(t, ok, heading)
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	require.True(t, ok, heading)
+	block, _, _ = strings.Cut(block, "```")
+	return block
+}
+
 // lastLines is the end of a long text, for a failure message.
 func lastLines(s string) string {
 	if len(s) > 2000 {
@@ -98,14 +111,7 @@ func lastLines(s string) string {
 // the connection during each of them.
 func TestE2EReadmeResume(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	_, sec, ok := strings.Cut(string(readme), "## Commands that survive the network")
-	require.True(t, ok)
-	_, block, ok := strings.Cut(sec, "```sh\n")
-	require.True(t, ok)
-	block, _, _ = strings.Cut(block, "```")
-	lines := strings.Split(strings.TrimSpace(block), "\n")
+	lines := strings.Split(strings.TrimSpace(readmeBlock(t, "## Commands that survive the network")), "\n")
 	require.Len(t, lines, 3)
 
 	home := t.TempDir()

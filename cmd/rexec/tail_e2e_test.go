@@ -169,13 +169,7 @@ func TestE2ETailManyHostsGrepJSON(t *testing.T) {
 // lab1 and lab2 in the client's config.toml; the -F ones until SIGINT.
 func TestE2EReadmeTail(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	_, sec, ok := strings.Cut(string(readme), "## Following logs: rexec tail")
-	require.True(t, ok)
-	_, block, ok := strings.Cut(sec, "```sh\n")
-	require.True(t, ok)
-	block, _, _ = strings.Cut(block, "```")
+	block := readmeBlock(t, "## Following logs: rexec tail")
 	c := newClient(t)
 	var conf strings.Builder
 	for _, name := range []string{"lab1", "lab2"} {
