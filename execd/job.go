@@ -127,12 +127,13 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 	return j
 }
 
-// waitingJobs counts the resumable commands of user no channel streams.
-func (s *Server) waitingJobs(user string) int {
+// waitingJobs counts the resumable commands of user (or of all users)
+// no channel streams.
+func (s *Server) waitingJobs(user string, all bool) int {
 	s.mu.Lock()
 	jobs := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
-		if j.acct.user.Name == user {
+		if all || j.acct.user.Name == user {
 			jobs = append(jobs, j)
 		}
 	}
@@ -420,7 +421,7 @@ func (j *job) bind(b *binding) {
 func (j *job) unbind(b *binding, cause error) {
 	// Counted before j.mu is taken (waitingJobs takes each job's); j is
 	// still bound, so not counted.
-	crowded := j.resumable && j.srv.waitingJobs(j.acct.user.Name) >= orDefault(j.acct.user.MaxChannels, orDefault(j.srv.MaxChannels, DefaultMaxChannels))
+	crowded := j.resumable && j.srv.waitingJobs(j.acct.user.Name, false) >= orDefault(j.acct.user.MaxChannels, orDefault(j.srv.MaxChannels, DefaultMaxChannels))
 	j.mu.Lock()
 	if j.bound != b {
 		j.mu.Unlock()
@@ -463,6 +464,17 @@ func (j *job) unbind(b *binding, cause error) {
 		default: // run forgets it at its end
 		}
 		return
+	}
+	select {
+	case <-j.done:
+		// What waits for the client is the end of the output: keep no
+		// more memory for it than it needs.
+		for _, sp := range j.out {
+			if sp != nil {
+				sp.compact()
+			}
+		}
+	default:
 	}
 	grace := j.srv.resumeGrace()
 	j.grace = time.AfterFunc(grace, func() {
@@ -617,7 +629,9 @@ func (b *binding) serve() {
 	b.c.mu.Lock()
 	sess := b.c.sess
 	b.c.mu.Unlock()
-	if _, err := sess.Ping(ctx); err == nil {
+	if _, err := sess.Ping(ctx); err == nil || closedByPeer(sess) {
+		// The pong came, or the client closed its connection itself
+		// (rexec does once it has the exit): nobody will attach.
 		j.mu.Lock()
 		if j.bound == b {
 			j.bound = nil
@@ -627,6 +641,17 @@ func (b *binding) serve() {
 		return
 	}
 	j.unbind(b, mux.ErrLost)
+}
+
+// closedByPeer reports whether the session ended because the client
+// closed its connection, rather than by a reset or a timeout.
+func closedByPeer(sess *mux.Session) bool {
+	select {
+	case <-sess.Done():
+	case <-time.After(time.Second):
+		return false
+	}
+	return errors.Is(sess.Err(), mux.ErrPeerClosed)
 }
 
 // pumpInput hands the client's stdin to the job, counting what the job

@@ -245,6 +245,10 @@ type Status struct {
 	LoggedIn    int            // past the login (or the hello, without users)
 	Channels    map[string]int // open channels by kind
 	Users       map[string]int // logged-in connections by user name
+	// Waiting counts the resumable commands whose connection was lost,
+	// waiting for their client (and those whose exit was not known to be
+	// delivered).
+	Waiting int
 }
 
 // Status returns what the daemon serves now; SIGUSR1 logs it.
@@ -255,7 +259,7 @@ func (s *Server) Status() Status {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	st := Status{Connections: len(conns), Channels: map[string]int{}, Users: map[string]int{}}
+	st := Status{Connections: len(conns), Channels: map[string]int{}, Users: map[string]int{}, Waiting: s.waitingJobs("", true)}
 	for _, c := range conns {
 		c.mu.Lock()
 		if c.sess != nil {

@@ -128,6 +128,22 @@ func (sp *spool) ackLocked(off int64) {
 	}
 }
 
+// compact keeps what a finished stream still holds in a buffer of its
+// size, when it fits in one chunk (a command's output is most often
+// small, and a chunk is 128 KiB).
+func (sp *spool) compact() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if !sp.eof || sp.end-sp.base > spoolChunk || len(sp.chunks) == 0 {
+		return
+	}
+	kept := make([]byte, 0, sp.end-sp.base)
+	for _, c := range sp.chunks {
+		kept = append(kept, c...)
+	}
+	sp.chunks = [][]byte{kept}
+}
+
 // bounds returns what the spool keeps, [base, end), and whether the stream ended.
 func (sp *spool) bounds() (base, end int64, eof bool) {
 	sp.mu.Lock()

@@ -360,3 +360,24 @@ func TestResumeWaitingBound(t *testing.T) {
 	}
 	assert.Equal(t, 2, alive)
 }
+
+// A finished command whose client closed its connection once it had the
+// exit is forgotten at once: a daemon running many short commands keeps
+// nothing for them. One whose connection was reset after the exit waits.
+func TestResumeFinishedForgotten(t *testing.T) {
+	t.Parallel()
+	f := startResume(t, &execd.Server{})
+	for range 20 {
+		c, err := f.dial(t.Context())
+		require.NoError(t, err)
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		s.Reconnect = &rexec.Reconnect{Dial: f.dial}
+		out, err := s.Output(t.Context(), "echo", "hi")
+		require.NoError(t, err)
+		require.Equal(t, "hi\n", string(out))
+		require.NoError(t, c.Close()) // at once, as rexec does: maybe before the daemon's ping
+	}
+	require.Eventually(t, func() bool { return f.d.Server.Status().Waiting == 0 }, 10*time.Second, 10*time.Millisecond,
+		"waiting: %d", f.d.Server.Status().Waiting)
+}

@@ -71,7 +71,7 @@ func statusReport(log *slog.Logger, srv *execd.Server, started time.Time) func()
 		st := srv.Status()
 		log.Info("status", "version", buildinfo.Read().Short(), "uptime", time.Since(started).Round(time.Second).String(),
 			"connections", st.Connections, "logged_in", st.LoggedIn,
-			"channels", fmt.Sprint(st.Channels), "users", fmt.Sprint(st.Users), "commands_kept_by", srv.Keeper.String())
+			"channels", fmt.Sprint(st.Channels), "users", fmt.Sprint(st.Users), "waiting", st.Waiting, "commands_kept_by", srv.Keeper.String())
 	}
 }
 
