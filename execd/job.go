@@ -24,7 +24,7 @@ const (
 	DefaultResumeGrace = 3 * time.Minute
 	// DefaultResumeBuffer bounds the output kept per stream of a resumable
 	// command that its client has not acknowledged.
-	DefaultResumeBuffer = 8 << 20
+	DefaultResumeBuffer = 2 << 20
 	// plainBuffer is the output kept per stream of any other command:
 	// enough to read ahead of the connection, no more.
 	plainBuffer = 2 * spoolChunk

@@ -196,10 +196,14 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 		}
 		sp.cond.Wait()
 	}
-	// Find the chunk holding off; chunks are full but the last.
+	// Find the chunk holding off (chunks are full but the last), and copy
+	// on across chunks: a frame as large as p.
 	i := int((r.off - sp.base) / spoolChunk)
 	at := int((r.off - sp.base) % spoolChunk)
-	n := copy(p, sp.chunks[i][at:])
+	n := 0
+	for ; i < len(sp.chunks) && n < len(p); i, at = i+1, 0 {
+		n += copy(p[n:], sp.chunks[i][at:])
+	}
 	r.off += int64(n)
 	if r.drop {
 		sp.ackLocked(r.off)

@@ -1,6 +1,7 @@
 package frame_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -84,4 +85,25 @@ func TestTypeText(t *testing.T) {
 	assert.Equal(t, "type(0x7f)", frame.Type(0x7f).String())
 	_, err = frame.Type(0x7f).MarshalText()
 	require.ErrorIs(t, err, frame.ErrUnknownType)
+}
+
+func TestAttachValidate(t *testing.T) {
+	for _, tc := range []struct {
+		m  frame.OpenMsg
+		ok bool
+	}{
+		{frame.OpenMsg{Kind: frame.KindAttach, Window: 1, Attach: &frame.AttachRequest{Job: "1ec2e26aabe52dcc", Stdout: 1 << 40}}, true},
+		{frame.OpenMsg{Kind: frame.KindAttach, Window: 1}, false},
+		{frame.OpenMsg{Kind: frame.KindAttach, Window: 1, Attach: &frame.AttachRequest{}}, false},
+		{frame.OpenMsg{Kind: frame.KindAttach, Window: 1, Attach: &frame.AttachRequest{Job: "../x"}}, false},
+		{frame.OpenMsg{Kind: frame.KindAttach, Window: 1, Attach: &frame.AttachRequest{Job: strings.Repeat("a", frame.MaxJobIDLen+1)}}, false},
+	} {
+		err := tc.m.Validate()
+		if tc.ok {
+			assert.NoError(t, err, "%+v", tc.m.Attach)
+		} else {
+			assert.ErrorIs(t, err, frame.ErrInvalid, "%+v", tc.m.Attach)
+		}
+	}
+	assert.Error(t, (&frame.OpenOKMsg{Window: 1, Job: "a b"}).Validate())
 }

@@ -175,7 +175,7 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
 	lf.DurationVar(&opts.resumeGrace, "resume-grace", execd.DefaultResumeGrace, "how long a command whose client lost its connection goes on, its output kept, for the client to reconnect (0: commands end with their connection)")
-	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "8MiB", "output kept per stream of a command whose client lost its connection, until the client has it; a command that writes more waits")
+	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "2MiB", "output kept per stream of a command whose client lost its connection, until the client has it; a command that writes more waits")
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
 	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
 	lf.BoolVar(&opts.auditSync, "audit-sync", false, "flush each audit event to disk (fsync) before going on: none is lost if the machine crashes")
