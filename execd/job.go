@@ -27,7 +27,7 @@ const (
 	DefaultResumeBuffer = 2 << 20
 	// plainBuffer is the output kept per stream of any other command:
 	// enough to read ahead of the connection, no more.
-	plainBuffer = 2 * spoolChunk
+	plainBuffer = 8 * spoolChunk
 	// maxResumeBuffer caps what a client's large window can make a
 	// resumable command's spool keep.
 	maxResumeBuffer = 64 << 20

@@ -9,6 +9,10 @@ import (
 // spoolChunk is the size of the buffers a spool keeps its bytes in.
 const spoolChunk = 128 << 10
 
+// chunkPool recycles the spools' chunks: a stream of a GiB goes through
+// the same few.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, spoolChunk); return &b }}
+
 // errTrimmed is a read before what a spool still keeps.
 var errTrimmed = errors.New("execd: output before this offset is no longer kept")
 
@@ -57,7 +61,7 @@ func (sp *spool) ReadFrom(r io.Reader) (int64, error) {
 		if k := len(sp.chunks); k > 0 && len(sp.chunks[k-1]) < spoolChunk {
 			tail = sp.chunks[k-1]
 		} else {
-			tail = make([]byte, 0, spoolChunk)
+			tail = (*chunkPool.Get().(*[]byte))[:0]
 			sp.chunks = append(sp.chunks, tail)
 		}
 		room := min(int64(spoolChunk-len(tail)), sp.max-(sp.end-sp.base))
@@ -122,6 +126,9 @@ func (sp *spool) ackLocked(off int64) {
 		sp.chunks = sp.chunks[1:]
 		sp.base += int64(len(c))
 		freed = true
+		// Nobody holds it: readers copy under the lock, and the writer
+		// fills only the last chunk, which is not full.
+		chunkPool.Put(&c)
 	}
 	if freed {
 		sp.cond.Broadcast()
