@@ -712,6 +712,11 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 	}
 	j.attachMu.Lock()
 	defer j.attachMu.Unlock()
+	from := [2]int64{int64(m.Attach.Stdout), int64(m.Attach.Stderr)}
+	if err := j.checkOffsets(from); err != nil {
+		c.reject(nc, frame.CodeOffsetGone, err.Error()) // before the channel streaming it is touched
+		return
+	}
 	j.mu.Lock()
 	old := j.bound
 	j.mu.Unlock()
@@ -729,17 +734,10 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 		}
 		j.unbind(old, errTakenOver)
 	}
-	from := [2]int64{int64(m.Attach.Stdout), int64(m.Attach.Stderr)}
-	for i, sp := range j.out {
-		if sp == nil {
-			continue
-		}
-		base, end, _ := sp.bounds()
-		if from[i] < base || from[i] > end {
-			c.reject(nc, frame.CodeOffsetGone, fmt.Sprintf("%s offset %d outside what is kept, [%d, %d]", []string{"stdout", "stderr"}[i], from[i], base, end))
-			j.unbindRefused()
-			return
-		}
+	if err := j.checkOffsets(from); err != nil {
+		c.reject(nc, frame.CodeOffsetGone, err.Error())
+		j.unbindRefused()
+		return
 	}
 	for i, sp := range j.out {
 		if sp != nil {
@@ -763,6 +761,19 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 	}
 	c.wg.Add(1)
 	go b.serve()
+}
+
+// checkOffsets refuses offsets outside what the spools keep.
+func (j *job) checkOffsets(from [2]int64) error {
+	for i, sp := range j.out {
+		if sp == nil {
+			continue
+		}
+		if base, end, _ := sp.bounds(); from[i] < base || from[i] > end {
+			return fmt.Errorf("%s offset %d outside what is kept, [%d, %d]", []string{"stdout", "stderr"}[i], from[i], base, end)
+		}
+	}
+	return nil
 }
 
 // unbindRefused restarts the grace period of a job an attach could not

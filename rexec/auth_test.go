@@ -2,6 +2,7 @@ package rexec_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -818,4 +820,57 @@ func TestRunAs(t *testing.T) {
 	out, err = s.Output(ctx, "sh", "-c", "stat -c %u owned.txt d && echo more >> owned.txt && touch d/f && echo ok")
 	require.NoError(t, err, string(out))
 	assert.Equal(t, "65534\n65534\nok\n", string(out))
+}
+
+// A resumable command can be attached by the user who started it alone:
+// another user's attach with its id is no_such_job, one without the exec
+// permission not_permitted, and an offset past the output offset_gone.
+func TestAttachIsTheOwners(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, nil)
+	c := l.login(t, "alice")
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	var losses atomic.Int32
+	s.Reconnect = &rexec.Reconnect{Dial: func(context.Context) (*rexec.Client, error) { return l.login(t, "alice"), nil },
+		Notify: func(err error) {
+			if err != nil {
+				losses.Add(1)
+			}
+		}}
+	require.NoError(t, s.Start(t.Context(), "sleep", "30"))
+	job := s.Job()
+	require.NotEmpty(t, job)
+	attach := func(user string, stdout uint64) *frame.ErrorMsg {
+		r := rawDial(t, l.d.Addr)
+		require.NoError(t, r.mc.SendJSON(frame.Auth, 0, r.proof(user, l.keys[user], r.hello.Challenge, r.binding)))
+		ok, em := r.reply(t)
+		require.Nil(t, em)
+		require.True(t, ok.OK)
+		require.NoError(t, r.mc.SendJSON(frame.Open, 1, &frame.OpenMsg{Kind: frame.KindAttach, Window: 1 << 16, Attach: &frame.AttachRequest{Job: job, Stdout: stdout}}))
+		for {
+			f, err := r.mc.ReadFrame()
+			require.NoError(t, err)
+			switch f.Type {
+			case frame.Ping, frame.Window:
+				continue
+			case frame.Error:
+				var m frame.ErrorMsg
+				require.NoError(t, frame.Unmarshal(f.Payload, &m))
+				return &m
+			default:
+				t.Fatalf("%s: expected an error, got a %s frame", user, f.Type)
+			}
+		}
+	}
+	assert.Equal(t, frame.CodeNoSuchJob, attach("bob", 0).Code)
+	assert.Equal(t, frame.CodeNotPermitted, attach("carol", 0).Code)
+	assert.Equal(t, frame.CodeOffsetGone, attach("alice", 1<<40).Code)
+	// The refused attaches left alice's session streaming the command.
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, s.Signal(rexec.SIGTERM))
+	var ee *rexec.ExitError
+	require.ErrorAs(t, s.Wait(), &ee)
+	assert.Equal(t, rexec.SIGTERM, ee.Signal)
+	assert.Zero(t, losses.Load())
 }

@@ -148,6 +148,10 @@ func (c counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Job is the daemon's id of the command once a resumable session has
+// started (see Reconnect), or "".
+func (s *Session) Job() string { return s.job }
+
 // resumable reports whether s may ask the daemon to keep its command.
 func (s *Session) resumable() bool {
 	return s.Reconnect != nil && s.Reconnect.Dial != nil && !s.piped[1] && !s.piped[2]
