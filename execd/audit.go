@@ -21,7 +21,7 @@ const AuditFile = "audit.log"
 // AuditEvent is one line of the audit log. Event is one of: login,
 // login_failed, exec (a command started, or was refused: Result says why),
 // exit (it ended), attach (a resumable command was taken over by a new
-// connection), get, put, tail, list, checksum, mkdir, remove, rename,
+// connection), kill (a job was signalled or removed), get, put, tail, list, checksum, mkdir, remove, rename,
 // setattr, symlink.
 type AuditEvent struct {
 	Time   time.Time `json:"time"`

@@ -17,9 +17,36 @@ import (
 // open asks for, as the connection's account, confirms the channel with
 // the command's pid (and job id, when resumable) and streams it.
 func (c *serverConn) openExec(nc mux.NewChannel) {
+	if m := nc.OpenMsg(); m.Detach {
+		if c.srv.ResumeGrace < 0 {
+			c.reject(nc, frame.CodeNotSupported, "this daemon keeps no commands apart from their connection (--resume-grace 0)")
+			return
+		}
+		if limit := orDefault(c.acct.user.MaxChannels, orDefault(c.srv.MaxChannels, DefaultMaxChannels)); c.srv.detachedJobs(c.acct.user.Name) >= limit {
+			c.reject(nc, frame.CodeUserLimit, fmt.Sprintf("%d detached jobs already (running, or exited and kept): the most allowed; rexec kill removes an exited one", limit))
+			return
+		}
+	}
 	j, err := c.startCommand(nc)
 	if err != nil {
 		c.reject(nc, frame.CodeExecFailed, err.Error())
+		return
+	}
+	if j.detached {
+		// No channel streams it: the open_ok gives its id, and its stdin
+		// is empty, as with nohup's < /dev/null.
+		_, _ = nc.Accept(&frame.OpenOKMsg{Window: 1, PID: j.p.Pid(), Encoding: j.encoding, Job: j.id})
+		j.start()
+		go func() {
+			select {
+			case j.stdinQ <- nil:
+				j.mu.Lock()
+				j.stdinEOF = true
+				j.mu.Unlock()
+			case <-j.exited:
+			}
+		}()
+		nc.Finish()
 		return
 	}
 	b := j.newBinding(c, nc, [2]int64{})
@@ -76,9 +103,9 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	resumable := m.Resume && s.ResumeGrace >= 0
-	j := s.newJob(acct, c.log, p, m.Pty != nil, resumable, m.Window)
-	j.timeout, j.argv0, j.encoding = timeout, argv0, encoding
+	resumable := (m.Resume || m.Detach) && s.ResumeGrace >= 0
+	j := s.newJob(acct, c.log, p, m.Pty != nil, resumable, m.Detach, m.Window)
+	j.timeout, j.argv0, j.encoding, j.argv, j.shell = timeout, argv0, encoding, m.Argv, m.Shell
 	j.audit = &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.Pid(), Job: j.id}
 	if acct.st != nil && acct.user.Quota > 0 {
 		s.quotas.get(acct.home).markDirty() // a command may write anywhere in the home

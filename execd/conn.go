@@ -191,6 +191,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	sess.Handle(frame.KindFS, c.guard(c.openFile))
 	sess.Handle(frame.KindTail, c.guard(c.openFile))
 	sess.Handle(frame.KindAttach, c.guard(c.openAttach))
+	sess.Handle(frame.KindJobs, c.guard(c.openJobs))
 	sess.Start(c.ctx)
 	return sess, nil
 }
@@ -283,7 +284,7 @@ func (c *serverConn) reject(nc mux.NewChannel, code frame.Code, msg string) {
 // permFor is the permission a channel kind needs, and what it is for.
 func permFor(kind string) (perm, what string) {
 	switch kind {
-	case frame.KindExec, frame.KindAttach:
+	case frame.KindExec, frame.KindAttach, frame.KindJobs:
 		return PermExec, "run commands"
 	case frame.KindPut:
 		return PermPut, "write files"

@@ -1,13 +1,16 @@
 package execd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +31,12 @@ const (
 	// plainBuffer is the output kept per stream of any other command:
 	// enough to read ahead of the connection, no more.
 	plainBuffer = 8 * spoolChunk
+	// DefaultJobBuffer bounds the output kept per stream of a detached
+	// job: all of it, from its start, for any attach.
+	DefaultJobBuffer = 16 << 20
+	// DefaultJobRetention is how long a detached job that has exited
+	// stays listed, its output kept, for an attach to read.
+	DefaultJobRetention = time.Hour
 	// maxResumeBuffer caps what a client's large window can make a
 	// resumable command's spool keep.
 	maxResumeBuffer = 64 << 20
@@ -56,6 +65,9 @@ type job struct {
 	p         *proc.Process
 	out       [2]*spool // stdout, stderr (nil with a pty: the terminal merges them)
 	resumable bool
+	detached  bool // started by --detach: no channel owns it; its output is kept from its start
+	argv      []string
+	shell     string
 	started   time.Time
 	timeout   time.Duration
 	argv0     string
@@ -78,11 +90,12 @@ type job struct {
 	bound    *binding // the channel streaming it, or nil
 	grace    *time.Timer
 	exit     *frame.ExitMsg
+	ended    time.Time
 }
 
 // newJob wraps a started process; resumable jobs get an id and a place
 // in the server's table, where attaches find them.
-func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, resumable bool, window uint32) *job {
+func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, resumable, detached bool, window uint32) *job {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	j := &job{
 		srv: s, acct: acct, log: log, p: p, started: time.Now(),
@@ -106,7 +119,10 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 			}
 		}
 	}
-	j.resumable = resumable
+	if detached {
+		resumable, size = true, int64(durOr0(s.JobBuffer, DefaultJobBuffer))
+	}
+	j.resumable, j.detached = resumable, detached
 	j.out[0] = newSpool(size)
 	if !pty {
 		j.out[1] = newSpool(size)
@@ -133,7 +149,7 @@ func (s *Server) waitingJobs(user string, all bool) int {
 	s.mu.Lock()
 	jobs := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
-		if all || j.acct.user.Name == user {
+		if !j.detached && (all || j.acct.user.Name == user) {
 			jobs = append(jobs, j)
 		}
 	}
@@ -145,6 +161,26 @@ func (s *Server) waitingJobs(user string, all bool) int {
 			n++
 		}
 		j.mu.Unlock()
+	}
+	return n
+}
+
+func durOr0(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// detachedJobs counts user's detached jobs, running or kept after their exit.
+func (s *Server) detachedJobs(user string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, j := range s.jobs {
+		if j.detached && j.acct.user.Name == user {
+			n++
+		}
 	}
 	return n
 }
@@ -210,6 +246,16 @@ func (j *job) run() {
 	drained := j.pumpOutput()
 	inDone := j.pumpInput()
 	st := j.wait(grace)
+	full := false
+	if j.detached {
+		// Nobody acknowledges a detached job's output: a full spool
+		// stays full, and its writer would wait for ever.
+		for _, sp := range j.out {
+			if sp != nil && sp.stopFull(errSpoolFull) {
+				full = true
+			}
+		}
+	}
 	// The leader is gone: what is left of its process group would be an
 	// orphan. End it, then drain what it wrote.
 	j.p.Terminate(grace)
@@ -223,13 +269,22 @@ func (j *job) run() {
 	j.p.Release()
 	<-inDone
 	exit := j.exitMsg(st)
+	if full && exit.Message == "" {
+		exit.Message = fmt.Sprintf("its output reached the job's bound of %d bytes per stream; the rest was not kept", j.out[0].max)
+	}
 	j.mu.Lock()
-	j.exit = exit
+	j.exit, j.ended = exit, time.Now()
 	j.mu.Unlock()
 	close(j.done)
 	j.log.Info("command exited", "job", j.id, "pid", j.p.Pid(), "argv0", j.argv0, "code", exit.Code,
 		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
 	j.recordExit(exit)
+	if j.detached && j.ctx.Err() == nil {
+		// Listed, its output kept, for the retention time (or until a
+		// kill removes it).
+		time.AfterFunc(durOr(j.srv.JobRetention, DefaultJobRetention), j.forget)
+		return
+	}
 	j.mu.Lock()
 	unbound := j.bound == nil
 	j.mu.Unlock()
@@ -255,7 +310,7 @@ func (j *job) pumpOutput() <-chan struct{} {
 		n, err := sp.ReadFrom(r)
 		j.bytesOut.Add(n)
 		j.srv.Metrics.addBytes("out", stream, n)
-		if err != nil && errors.Is(err, errSpoolAbandoned) {
+		if err != nil && (errors.Is(err, errSpoolAbandoned) || errors.Is(err, errSpoolFull)) {
 			_ = r.Close() // best effort
 		}
 		sp.closeWrite()
@@ -275,8 +330,11 @@ func (j *job) pumpOutput() <-chan struct{} {
 	return drained
 }
 
-// errSpoolAbandoned marks spools nobody will read again.
-var errSpoolAbandoned = errors.New("execd: output abandoned")
+// Why a spool stops taking a command's output.
+var (
+	errSpoolAbandoned = errors.New("execd: output abandoned")                           // nobody will read it
+	errSpoolFull      = errors.New("execd: output past the job's bound, after its exit") // nobody will make room
+)
 
 // pumpInput writes what bindings hand over to the command's stdin; the
 // returned channel is closed when that has ended (the end of stdin, or
@@ -428,6 +486,10 @@ func (j *job) unbind(b *binding, cause error) {
 		return
 	}
 	j.bound = nil
+	if j.detached {
+		j.mu.Unlock()
+		return // it goes on (or stays listed) without any channel
+	}
 	select {
 	case <-j.done:
 		if !j.resumable {
@@ -527,7 +589,7 @@ func (j *job) newBinding(c *serverConn, nc mux.NewChannel, from [2]int64) *bindi
 		b.out[1] = nc.Outbound(frame.Stderr, m.Window)
 	}
 	for i, o := range b.out {
-		if o != nil && j.resumable {
+		if o != nil && j.resumable && !j.detached { // a detached job keeps all its output
 			sp, start := j.out[i], from[i]
 			o.OnCredit(func(granted int64) { sp.ack(start + granted) })
 		}
@@ -618,7 +680,7 @@ func (b *binding) serve() {
 	b.halt(io.ErrClosedPipe)
 	b.ch.Finish()
 	b.pumps.Wait()
-	if !j.resumable {
+	if !j.resumable || j.detached {
 		j.unbind(b, nil)
 		return
 	}
@@ -740,7 +802,7 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 		return
 	}
 	for i, sp := range j.out {
-		if sp != nil {
+		if sp != nil && !j.detached {
 			sp.ack(from[i]) // the client has written what is before: an acknowledgement
 		}
 	}
@@ -782,4 +844,95 @@ func (j *job) unbindRefused() {
 	b := &binding{}
 	j.bind(b)
 	j.unbind(b, mux.ErrLost)
+}
+
+// info describes the job for a listing.
+func (j *job) info() frame.JobInfo {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	in := frame.JobInfo{ID: j.id, Argv: j.argv, Shell: j.shell, PID: j.p.Pid(), Detached: j.detached,
+		State: "running", StartNS: j.started.UnixNano()}
+	switch {
+	case j.exit != nil:
+		in.State, in.Exit, in.EndNS = "exited", j.exit, j.ended.UnixNano()
+	case j.bound == nil && !j.detached:
+		in.State = "waiting"
+	}
+	for i, sp := range j.out {
+		if sp == nil {
+			continue
+		}
+		base, end, eof := sp.bounds()
+		if i == 0 {
+			in.Stdout = uint64(end)
+		} else {
+			in.Stderr = uint64(end)
+		}
+		in.Full = in.Full || (!eof && end-base >= sp.max)
+	}
+	return in
+}
+
+// openJobs is the handler of jobs channels: the user's resumable commands
+// as JSON lines on stdout, or a signal to one of them (a kill of one that
+// has exited removes it).
+func (c *serverConn) openJobs(nc mux.NewChannel) {
+	m, user := nc.OpenMsg(), c.acct.user.Name
+	if req := m.Jobs; req != nil && req.Kill != "" {
+		j := c.srv.findJob(req.Kill, user)
+		if j == nil {
+			c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no job %s", req.Kill))
+			return
+		}
+		sig := req.Signal
+		if sig == "" {
+			sig = "TERM"
+		}
+		select {
+		case <-j.done:
+			j.forget()
+		default:
+			if err := j.p.Signal(sig); err != nil {
+				c.reject(nc, frame.CodeExecFailed, fmt.Sprintf("job %s: %v", j.id, err))
+				return
+			}
+		}
+		c.srv.Audit.Log(&AuditEvent{Event: "kill", User: user, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.p.Pid(), Signal: sig})
+		if _, err := nc.Accept(&frame.OpenOKMsg{Window: 1}); err == nil {
+			_ = nc.SendJSON(frame.Exit, &frame.ExitMsg{})
+		}
+		nc.Finish()
+		return
+	}
+	c.srv.mu.Lock()
+	var jobs []*job
+	for _, j := range c.srv.jobs {
+		if j.acct.user.Name == user {
+			jobs = append(jobs, j)
+		}
+	}
+	c.srv.mu.Unlock()
+	infos := make([]frame.JobInfo, 0, len(jobs))
+	for _, j := range jobs {
+		infos = append(infos, j.info())
+	}
+	slices.SortFunc(infos, func(a, b frame.JobInfo) int { return cmp.Compare(a.StartNS, b.StartNS) })
+	out := nc.Outbound(frame.Stdout, m.Window)
+	if _, err := nc.Accept(&frame.OpenOKMsg{Window: 1}); err != nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer nc.Finish()
+		for _, in := range infos {
+			line, _ := json.Marshal(in) // a struct of plain fields: cannot fail
+			if _, err := out.Write(append(line, '\n')); err != nil {
+				return
+			}
+		}
+		if out.Close() == nil {
+			_ = nc.SendJSON(frame.Exit, &frame.ExitMsg{})
+		}
+	}()
 }

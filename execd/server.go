@@ -77,6 +77,13 @@ type Server struct {
 	// command and not yet acknowledged by its client; a command that
 	// writes more waits for the client. 0 means DefaultResumeBuffer.
 	ResumeBuffer int
+	// JobBuffer bounds the output kept per stream of a detached job
+	// (OpenMsg.Detach), all of it from its start; a job that writes more
+	// waits until it is killed. 0 means DefaultJobBuffer. JobRetention is
+	// how long such a job stays listed after its exit; 0 means
+	// DefaultJobRetention.
+	JobBuffer    int
+	JobRetention time.Duration
 	// Keeper, when set, keeps commands from outliving the daemon: a
 	// cgroup per command and a guard process (see proc.Keeper). Nil: the
 	// daemon's own cleanup alone ends them.

@@ -107,6 +107,19 @@ func (sp *spool) abandon(err error) {
 	sp.mu.Unlock()
 }
 
+// stopFull makes a writer waiting on a full spool give up with err,
+// keeping what the spool holds; it reports whether the spool was full.
+func (sp *spool) stopFull(err error) bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	full := sp.end-sp.base >= sp.max
+	if full && sp.err == nil {
+		sp.err = err
+		sp.cond.Broadcast()
+	}
+	return full
+}
+
 // ack drops what is before off: the client has it. Whole chunks only.
 func (sp *spool) ack(off int64) {
 	sp.mu.Lock()

@@ -51,3 +51,51 @@ func checkJobID(id string) error {
 	}
 	return nil
 }
+
+// KindJobs lists the user's resumable commands, or signals one: the list
+// comes as JSON lines (JobInfo) on the channel's stdout, then an exit of
+// status 0.
+const KindJobs = "jobs"
+
+// JobsRequest is what a jobs channel asks for (OpenMsg.Jobs); the zero
+// value lists.
+type JobsRequest struct {
+	// Kill names a job to send Signal to (TERM when empty).
+	Kill   string `json:"kill,omitempty"`
+	Signal string `json:"signal,omitempty"`
+}
+
+// Validate checks the request's structure.
+func (r *JobsRequest) Validate() error {
+	if r.Kill != "" {
+		if err := checkJobID(r.Kill); err != nil {
+			return err
+		}
+	}
+	if r.Signal != "" && !deliverable(r.Signal) {
+		return fmt.Errorf("%w: unknown signal %q", ErrInvalid, r.Signal)
+	}
+	return nil
+}
+
+// JobInfo is one line of a jobs listing.
+type JobInfo struct {
+	ID       string   `json:"id"`
+	Argv     []string `json:"argv,omitempty"`
+	Shell    string   `json:"shell,omitempty"`
+	PID      int      `json:"pid"`
+	Detached bool     `json:"detached,omitempty"`
+	// State is "running", "waiting" (a lost client may come back), or
+	// "exited".
+	State   string `json:"state"`
+	StartNS int64  `json:"start_ns"`
+	EndNS   int64  `json:"end_ns,omitempty"`
+	// Exit is the exit message once State is "exited".
+	Exit *ExitMsg `json:"exit,omitempty"`
+	// Stdout and Stderr are the bytes each stream has had so far.
+	Stdout uint64 `json:"stdout"`
+	Stderr uint64 `json:"stderr"`
+	// Full says that the command waits because its output reached the
+	// daemon's bound and nobody has taken it.
+	Full bool `json:"full,omitempty"`
+}

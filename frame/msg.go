@@ -103,6 +103,13 @@ type OpenMsg struct {
 	// set, gives the client's terminal size: the daemon resizes the
 	// command's terminal and sends it SIGWINCH, so that it redraws.
 	Attach *AttachRequest `json:"attach,omitempty"`
+	// Detach (exec) starts the command as a job detached from any
+	// connection: the open_ok gives its job id and the channel ends; the
+	// output is kept from its start for attaches (KindAttach) and the
+	// command runs until it exits. Implies Resume.
+	Detach bool `json:"detach,omitempty"`
+	// Jobs is what a jobs channel (KindJobs) asks for.
+	Jobs *JobsRequest `json:"jobs,omitempty"`
 
 	// Path names the file of a get, put or tail, relative to the served directory.
 	Path string `json:"path,omitempty"`
@@ -162,6 +169,11 @@ func (m *OpenMsg) Validate() error {
 		return nil
 	case KindFS:
 		return checkPathField("dir", m.Dir)
+	case KindJobs:
+		if m.Jobs == nil {
+			return nil
+		}
+		return m.Jobs.Validate()
 	case KindAttach:
 		if m.Attach == nil {
 			return fmt.Errorf("%w: attach needs an attach request", ErrInvalid)

@@ -210,7 +210,7 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 	for {
 		c, err := r.Dial(ctx)
 		if err == nil {
-			err = s.attach(ctx, c)
+			err = s.attach(ctx, c, true)
 			if err == nil {
 				if r.Notify != nil {
 					r.Notify(nil)
@@ -238,7 +238,7 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 
 // attach opens an attach channel on c for the session's job, at the
 // offsets written so far, and streams the session on it.
-func (s *Session) attach(ctx context.Context, c *Client) error {
+func (s *Session) attach(ctx context.Context, c *Client, owned bool) error {
 	m := &frame.OpenMsg{Kind: frame.KindAttach, Window: c.window,
 		Attach: &frame.AttachRequest{Job: s.job, Stdout: uint64(s.written[0].Load()), Stderr: uint64(s.written[1].Load())}}
 	s.mu.Lock()
@@ -251,7 +251,9 @@ func (s *Session) attach(ctx context.Context, c *Client) error {
 		return err
 	}
 	s.mu.Lock()
-	s.owned = append(s.owned, c)
+	if owned {
+		s.owned = append(s.owned, c)
+	}
 	s.c = c
 	s.mu.Unlock()
 	ok := ch.OpenOK()

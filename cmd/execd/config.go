@@ -100,6 +100,14 @@ func checkOptions(opts *options) map[string]error {
 	if _, err := execd.ParseSize(opts.auditMaxSize); err != nil {
 		bad["audit-max-size"] = err
 	}
+	if n, err := execd.ParseSize(opts.jobBuffer); err != nil {
+		bad["job-buffer"] = err
+	} else if n < 1<<20 || n > 1<<30 {
+		bad["job-buffer"] = fmt.Errorf("%s: want 1MiB to 1GiB", opts.jobBuffer)
+	}
+	if opts.jobRetention <= 0 {
+		bad["job-retention"] = fmt.Errorf("%s: want a positive duration", opts.jobRetention)
+	}
 	if n, err := execd.ParseSize(opts.resumeBuffer); err != nil {
 		bad["resume-buffer"] = err
 	} else if n < 1<<20 || n > 1<<30 {

@@ -61,6 +61,8 @@ type options struct {
 	killGrace        time.Duration
 	resumeGrace      time.Duration
 	resumeBuffer     string
+	jobBuffer        string
+	jobRetention     time.Duration
 	dir              string
 	framing          string
 	force            bool
@@ -175,6 +177,8 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.DurationVar(&opts.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running commands may finish after SIGTERM")
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
 	lf.DurationVar(&opts.resumeGrace, "resume-grace", execd.DefaultResumeGrace, "how long a command whose client lost its connection goes on, its output kept, for the client to reconnect (0: commands end with their connection)")
+	lf.StringVar(&opts.jobBuffer, "job-buffer", "16MiB", "output kept per stream of a detached job (rexec --detach), from its start; a job that writes more waits until it is killed")
+	lf.DurationVar(&opts.jobRetention, "job-retention", execd.DefaultJobRetention, "how long a detached job stays listed, its output kept, after it exited")
 	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "2MiB", "output kept per stream of a command whose client lost its connection, until the client has it; a command that writes more waits")
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
 	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
@@ -374,6 +378,10 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	if err != nil {
 		return nil, nil, fail(2, "--resume-buffer: %v", err)
 	}
+	jobBuffer, err := execd.ParseSize(opts.jobBuffer)
+	if err != nil {
+		return nil, nil, fail(2, "--job-buffer: %v", err)
+	}
 	resumeGrace := opts.resumeGrace
 	if resumeGrace <= 0 {
 		resumeGrace = -1 // off
@@ -407,6 +415,8 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		KillGrace:        opts.killGrace,
 		ResumeGrace:      resumeGrace,
 		ResumeBuffer:     int(resumeBuffer),
+		JobBuffer:        int(jobBuffer),
+		JobRetention:     opts.jobRetention,
 		Keeper:           keeper,
 		DefaultRunAs:     opts.defaultRunAs,
 		Software:         "execd/" + buildinfo.Read().Short(),

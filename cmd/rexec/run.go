@@ -252,6 +252,7 @@ type options struct {
 	fan      fanOptions
 
 	reconnectFor time.Duration // how long to reconnect after a loss; 0: the command ends with its connection
+	detach       bool          // start the command as a job and print its id
 
 	framing    string
 	recvBuffer int
@@ -321,6 +322,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringArrayVarP(&opts.envs, "env", "e", nil, "set KEY=VALUE in the command's environment (repeatable)")
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
+	f.BoolVar(&opts.detach, "detach", false, "start the command as a job that runs apart from any connection; print its id (see rexec jobs, attach, kill)")
 	f.DurationVar(&opts.reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume the command, which goes on meanwhile (0: the command ends with its connection)")
 	opts.connFlags.register(f)
 	opts.fan.register(f)
@@ -331,7 +333,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVar(&opts.encoding, "encoding", "", "how the daemon transcodes the output to UTF-8: auto, utf-8, gbk, gb18030, or raw for binary (default: the daemon's choice)")
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
-	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), manpage.Command())
+	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), manpage.Command())
 	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 || opts.fan.active() {
 			return nil, cobra.ShellCompDirectiveDefault // the command's words: the local shell's files
@@ -466,6 +468,9 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		return err
 	}
 	s.Reconnect = opts.reconnect(args[0], e)
+	if opts.detach {
+		return opts.startDetached(ctx, s, argv, e)
+	}
 	if wantPty {
 		termName := e.getenv("TERM")
 		if termName == "" {
@@ -535,6 +540,30 @@ func (opts *options) session(c *rexec.Client, stdin io.Reader, stdout, stderr io
 		}
 	}
 	return s, nil
+}
+
+// startDetached starts argv as a job and prints its id.
+func (opts *options) startDetached(ctx context.Context, s *rexec.Session, argv []string, e env) error {
+	var job string
+	var err error
+	switch {
+	case len(argv) == 0:
+		return fail(opts.usage(), "--detach needs a command")
+	case opts.forcePty:
+		return fail(opts.usage(), "--detach runs without a terminal: -t does not apply")
+	case opts.shell:
+		job, err = s.DetachShell(ctx, strings.Join(argv, " "))
+	default:
+		job, err = s.Detach(ctx, argv...)
+	}
+	if err != nil {
+		if o := fanout.Classify(rexec.HostResult{Err: err}); o.State == fanout.StateFailed {
+			return fail(o.Status, "%s", o.Reason) // the command could not be started (127)
+		}
+		return err
+	}
+	fmt.Fprintln(e.stdout, job)
+	return nil
 }
 
 // reconnect is how a session to host survives a lost connection, or nil

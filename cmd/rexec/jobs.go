@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/rexec"
+)
+
+// jobsCommand lists the jobs of one or more hosts.
+func jobsCommand(ctx context.Context, e env) *cobra.Command {
+	var cf connFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "jobs [flags] HOST...",
+		Short: "List your jobs on hosts: detached commands, and commands waiting for their client",
+		Long: `jobs lists your jobs on each HOST: commands started with --detach
+(running, or exited and kept for the daemon's retention time), and
+commands whose connection was lost and that wait for their client to
+come back. STATE is running, waiting or exited; FULL marks a job whose
+output reached the daemon's bound and that waits (kill it).`,
+		Example: `  rexec jobs lab1
+  rexec jobs --json lab1 lab2`,
+		Args:          cobra.MinimumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, hosts []string) error {
+			tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
+			if !asJSON {
+				head := "ID\tSTATE\tSTARTED\tEXIT\tSTDOUT\tSTDERR\tCOMMAND"
+				if len(hosts) > 1 {
+					head = "HOST\t" + head
+				}
+				fmt.Fprintln(tw, head)
+			}
+			worst := 0
+			for _, host := range hosts {
+				c, err := cf.dial(ctx, host, e)
+				if err != nil {
+					fmt.Fprintf(e.stderr, "rexec: %s: %s\n", termsafe.String(host), strings.TrimPrefix(err.Error(), "rexec: "))
+					worst = exitTransport
+					continue
+				}
+				jobs, err := c.Jobs(ctx)
+				_ = c.Close()
+				if err != nil {
+					fmt.Fprintf(e.stderr, "rexec: %s: %s\n", termsafe.String(host), strings.TrimPrefix(err.Error(), "rexec: "))
+					worst = exitTransport
+					continue
+				}
+				for _, j := range jobs {
+					if asJSON {
+						line, _ := json.Marshal(struct {
+							Host string `json:"host"`
+							rexec.JobInfo
+						}{host, j})
+						fmt.Fprintf(e.stdout, "%s\n", line)
+						continue
+					}
+					row := jobRow(j)
+					if len(hosts) > 1 {
+						row = termsafe.String(host) + "\t" + row
+					}
+					fmt.Fprintln(tw, row)
+				}
+			}
+			if !asJSON {
+				_ = tw.Flush()
+			}
+			return exitWith(worst)
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per job, with its host")
+	return cmd
+}
+
+// jobRow is a job's line in the table.
+func jobRow(j rexec.JobInfo) string {
+	state, exit := j.State, "-"
+	if j.Full {
+		state += ",full"
+	}
+	if x := j.Exit; x != nil {
+		exit = strconv.FormatInt(x.Code, 10)
+		if x.Signal != "" {
+			exit = "SIG" + x.Signal
+		}
+	}
+	command := j.Shell
+	if command == "" {
+		words := make([]string, len(j.Argv))
+		for i, a := range j.Argv {
+			words[i] = shellQuote(a)
+		}
+		command = strings.Join(words, " ")
+	}
+	return strings.Join([]string{j.ID, state, time.Unix(0, j.StartNS).Format("2006-01-02 15:04:05"), exit,
+		strconv.FormatUint(j.Stdout, 10), strconv.FormatUint(j.Stderr, 10), termsafe.String(command)}, "\t")
+}
+
+// attachCommand streams a job.
+func attachCommand(ctx context.Context, e env) *cobra.Command {
+	var cf connFlags
+	var fromStart bool
+	var reconnectFor time.Duration
+	cmd := &cobra.Command{
+		Use:   "attach [flags] HOST JOB",
+		Short: "Stream a job's output, then exit with its status",
+		Long: `attach streams the stdout and stderr of JOB (an id from --detach or
+jobs) from where this client last stopped reading it, or from the
+beginning, then follows it live and exits with the job's status. Ctrl-C
+stops watching (130); a detached job goes on.`,
+		Example: `  rexec attach lab1 1ec2e26aabe52dcc
+  rexec attach --from-start lab1 1ec2e26aabe52dcc`,
+		Args:          cobra.ExactArgs(2),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, job := args[0], args[1]
+			mark := attachMark(e, host, job)
+			var from [2]int64
+			if b, err := os.ReadFile(mark); err == nil && !fromStart {
+				_, _ = fmt.Sscan(string(b), &from[0], &from[1])
+			}
+			c, err := cf.dial(ctx, host, e)
+			if err != nil {
+				return result(err)
+			}
+			defer func() { _ = c.Close() }()
+			s, err := c.NewSession()
+			if err != nil {
+				return result(err)
+			}
+			s.Stdout, s.Stderr = e.stdout, e.stderr
+			if reconnectFor > 0 {
+				opts := &options{connFlags: cf, reconnectFor: reconnectFor}
+				s.Reconnect = opts.reconnect(host, e)
+			}
+			ictx, stop := interruptible(ctx, e)
+			if err := s.Attach(ictx, job, from[0], from[1]); err != nil {
+				stop()
+				return result(err)
+			}
+			err = s.Wait()
+			interrupted := stop() != ""
+			out, errw := s.Written()
+			if mark != "" && os.MkdirAll(filepath.Dir(mark), 0o700) == nil {
+				_ = os.WriteFile(mark, fmt.Appendf(nil, "%d %d\n", out, errw), 0o600) // best effort: the next attach starts over
+			}
+			if interrupted {
+				return exitWith(130)
+			}
+			return result(exitStatus(err, e.stderr))
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().BoolVar(&fromStart, "from-start", false, "stream the job's output from its beginning, not from where this client last stopped")
+	cmd.Flags().DurationVar(&reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume (0: never)")
+	return cmd
+}
+
+// attachMark is the file that remembers where this client stopped
+// reading a job ("" when there is no cache directory).
+func attachMark(e env, host, job string) string {
+	dir := e.getenv("XDG_CACHE_HOME")
+	if dir == "" {
+		home := e.getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		dir = filepath.Join(home, ".cache")
+	}
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ':' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, host)
+	return filepath.Join(dir, "rexec", "attach", safe+"-"+filepath.Base(job))
+}
+
+// killCommand signals a job.
+func killCommand(ctx context.Context, e env) *cobra.Command {
+	var cf connFlags
+	cmd := &cobra.Command{
+		Use:   "kill [flags] HOST JOB [SIGNAL]",
+		Short: "Signal a job's process group (TERM by default); remove a job that has exited",
+		Example: `  rexec kill lab1 1ec2e26aabe52dcc
+  rexec kill lab1 1ec2e26aabe52dcc KILL`,
+		Args:          cobra.RangeArgs(2, 3),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sig := ""
+			if len(args) == 3 {
+				sig = strings.TrimPrefix(strings.ToUpper(args[2]), "SIG")
+			}
+			c, err := cf.dial(ctx, args[0], e)
+			if err != nil {
+				return result(err)
+			}
+			defer func() { _ = c.Close() }()
+			return result(c.KillJob(ctx, args[1], rexec.Signal(sig)))
+		},
+	}
+	cf.register(cmd.Flags())
+	return cmd
+}
+
+// shellQuote writes an argument so that sh would read it back as one word.
+func shellQuote(a string) string {
+	if a != "" && strings.IndexFunc(a, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) < 0 {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}

@@ -1,0 +1,88 @@
+//go:build unix
+
+package main_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Issue 17: rexec --detach, jobs, attach (from where this client stopped,
+// or from the start) and kill, as a user types them.
+func TestE2EJobs(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir(), "--dir", t.TempDir())
+	c := newClient(t)
+	r := c.run("", "--detach", d.addr, "--", "sh", "-c", "echo one; sleep 1; echo two >&2; exit 3")
+	require.Equal(t, 0, r.code, r.stderr)
+	job := strings.TrimSpace(r.stdout)
+	require.Regexp(t, `^[0-9a-f]{16}$`, job)
+
+	r = c.run("", "jobs", d.addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^ID +STATE +STARTED +EXIT +STDOUT +STDERR +COMMAND\n`+job+` +running +\S+ \S+ +- +\d+ +\d+ +sh -c 'echo one; sleep 1; echo two >&2; exit 3'$`, r.stdout)
+
+	r = c.run("", "attach", d.addr, job)
+	assert.Equal(t, 3, r.code, r.stderr)
+	assert.Equal(t, "one\n", r.stdout)
+	assert.Equal(t, "two\n", r.stderr)
+	r = c.run("", "attach", d.addr, job)
+	assert.Equal(t, 3, r.code, "from where this client stopped: nothing more")
+	assert.Empty(t, r.stdout)
+	assert.Empty(t, r.stderr)
+	r = c.run("", "attach", "--from-start", d.addr, job)
+	assert.Equal(t, 3, r.code)
+	assert.Equal(t, "one\n", r.stdout)
+
+	r = c.run("", "jobs", "--json", d.addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"id":"`+job+`"`)
+	assert.Contains(t, r.stdout, `"state":"exited"`)
+	assert.Contains(t, r.stdout, `"code":3`)
+
+	require.Equal(t, 0, c.run("", "kill", d.addr, job).code, "removes the exited job")
+	r = c.run("", "jobs", d.addr)
+	assert.NotContains(t, r.stdout, job)
+
+	r = c.run("", "--detach", "-s", d.addr, "sleep 600")
+	require.Equal(t, 0, r.code, r.stderr)
+	job = strings.TrimSpace(r.stdout)
+	require.Equal(t, 0, c.run("", "kill", d.addr, job, "KILL").code)
+	r = c.run("", "attach", d.addr, job)
+	assert.Equal(t, 137, r.code, r.stderr)
+	r = c.run("", "kill", d.addr, "0123456789abcdef")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "no job 0123456789abcdef")
+	r = c.run("", "--detach", d.addr, "--", "no-such-command-here")
+	assert.Equal(t, 127, r.code, r.stderr)
+}
+
+// Issue 17: the README's jobs lines, run by sh as written against a
+// daemon named lab1.
+func TestE2EReadmeJobs(t *testing.T) {
+	t.Parallel()
+	block := readmeBlock(t, "### Jobs: commands apart from any connection")
+	home := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(home, "build.sh"), []byte("#!/bin/sh\necho building\nsleep 0.5\necho built\n"), 0o755))
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := newClient(t)
+	host, port, _ := strings.Cut(d.addr, ":")
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), fmt.Appendf(nil, "[hosts.lab1]\nhost = %q\nport = %s\n", host, port), 0o600))
+	require.Equal(t, 0, c.run("", "lab1", "true").code) // pins it
+	cmd := exec.Command("sh", "-e", "-c", block)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(append(os.Environ(), c.env()...), "PATH="+binDir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, `(?m)^ID +STATE .*\n[0-9a-f]{16} +running .* \./build\.sh\nbuilding\nbuilt\n$`, string(out))
+	r := c.run("", "jobs", "lab1")
+	assert.Equal(t, "ID  STATE  STARTED  EXIT  STDOUT  STDERR  COMMAND\n", r.stdout, "the kill removed the exited job")
+}

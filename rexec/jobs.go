@@ -1,0 +1,163 @@
+package rexec
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+)
+
+// JobInfo describes a job in a listing (Client.Jobs).
+type JobInfo = frame.JobInfo
+
+// Detach starts argv on the daemon as a job detached from any connection
+// and returns its id: the command runs until it exits, its stdin empty,
+// its output kept from the start for Attach (up to the daemon's bound).
+// Dir, Timeout, Encoding and Setenv apply; the streams do not.
+func (s *Session) Detach(ctx context.Context, argv ...string) (string, error) {
+	if len(argv) == 0 {
+		return "", errors.New("rexec: no command")
+	}
+	return s.detach(ctx, &frame.OpenMsg{Argv: argv})
+}
+
+// DetachShell is Detach for a command line run by the daemon's shell.
+func (s *Session) DetachShell(ctx context.Context, cmdline string) (string, error) {
+	if cmdline == "" {
+		return "", errors.New("rexec: empty command line")
+	}
+	return s.detach(ctx, &frame.OpenMsg{Shell: cmdline})
+}
+
+func (s *Session) detach(ctx context.Context, m *frame.OpenMsg) (string, error) {
+	m.Kind, m.Env, m.Dir, m.Encoding, m.Detach = frame.KindExec, s.env, s.Dir, s.Encoding, true
+	m.TimeoutMS = s.Timeout.Milliseconds()
+	if s.Timeout > 0 && m.TimeoutMS == 0 {
+		m.TimeoutMS = 1
+	}
+	m.Window = s.c.window
+	if err := m.Validate(); err != nil {
+		return "", fmt.Errorf("rexec: %w", err)
+	}
+	ch, err := s.c.open(ctx, m, func(ch *mux.Channel) { ch.Sends(frame.Stdin) })
+	if err != nil {
+		return "", err
+	}
+	ch.Finish()
+	job := ch.OpenOK().Job
+	if job == "" {
+		return "", errors.New("rexec: the daemon did not detach the command")
+	}
+	return job, nil
+}
+
+// Attach streams a job the daemon keeps (a detached one, or one whose
+// connection was lost) from the given offsets of its stdout and stderr,
+// as Start does for a new command: Wait returns its exit. With Reconnect
+// set, a lost connection is resumed too. Stdin, when set, is sent to a
+// command that has not had the end of its stdin.
+func (s *Session) Attach(ctx context.Context, job string, stdout, stderr int64) error {
+	s.mu.Lock()
+	if s.opening {
+		s.mu.Unlock()
+		return errors.New("rexec: session already started")
+	}
+	s.opening = true
+	s.mu.Unlock()
+	s.job = job
+	s.written[0].Store(stdout)
+	s.written[1].Store(stderr)
+	s.stdinLog = newStdinLog(2 * mux.DefaultChunk)
+	if err := s.attach(ctx, s.c, false); err != nil {
+		return err
+	}
+	if s.Stdin == nil {
+		s.stdinLog.eof = true
+	} else {
+		go s.stdinLog.fill(s.Stdin)
+	}
+	s.stopCtx = context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cancelled = ctx.Err()
+		s.mu.Unlock()
+		s.abandon()
+	})
+	s.supervised = make(chan struct{})
+	close(s.started)
+	go s.supervise(ctx)
+	return nil
+}
+
+// Written returns the offsets of stdout and stderr the session has
+// delivered: where an Attach goes on from.
+func (s *Session) Written() (stdout, stderr int64) { return s.written[0].Load(), s.written[1].Load() }
+
+// Jobs lists the user's jobs on the daemon: detached ones, and commands
+// whose connection was lost and that wait for their client.
+func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
+	var list []JobInfo
+	err := c.jobs(ctx, &frame.JobsRequest{}, func(line []byte) error {
+		var in JobInfo
+		if err := json.Unmarshal(line, &in); err != nil {
+			return fmt.Errorf("rexec: a jobs line: %w", err)
+		}
+		list = append(list, in)
+		return nil
+	})
+	return list, err
+}
+
+// KillJob sends sig (TERM when empty) to a job's process group; a job
+// that has exited is removed from the daemon's list instead.
+func (c *Client) KillJob(ctx context.Context, job string, sig Signal) error {
+	return c.jobs(ctx, &frame.JobsRequest{Kill: job, Signal: string(sig)}, func([]byte) error { return nil })
+}
+
+func (c *Client) jobs(ctx context.Context, req *frame.JobsRequest, line func([]byte) error) error {
+	m := &frame.OpenMsg{Kind: frame.KindJobs, Window: c.window, Jobs: req}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("rexec: %w", err)
+	}
+	var out *mux.Inbound
+	exited := make(chan struct{})
+	ch, err := c.open(ctx, m, func(ch *mux.Channel) {
+		out = ch.Inbound(frame.Stdout, c.window)
+		ch.OnControl(frame.Exit, mux.On(func(ch *mux.Channel, _ *frame.ExitMsg) error {
+			close(exited)
+			ch.Finish()
+			return nil
+		}))
+	})
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if err := line(sc.Bytes()); err != nil {
+			ch.Close(err)
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return c.channelErr(ch)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ch.Done():
+		select {
+		case <-exited:
+			return nil
+		default:
+		}
+		return c.channelErr(ch)
+	case <-ctx.Done():
+		ch.Close(ctx.Err())
+		return ctx.Err()
+	}
+}
