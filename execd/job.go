@@ -332,7 +332,7 @@ func (j *job) pumpOutput() <-chan struct{} {
 
 // Why a spool stops taking a command's output.
 var (
-	errSpoolAbandoned = errors.New("execd: output abandoned")                           // nobody will read it
+	errSpoolAbandoned = errors.New("execd: output abandoned")                            // nobody will read it
 	errSpoolFull      = errors.New("execd: output past the job's bound, after its exit") // nobody will make room
 )
 
