@@ -663,8 +663,8 @@ func (b *binding) serve() {
 	}
 	if b.ch.Context().Err() != nil {
 		cause := context.Cause(b.ch.Context())
-		if errors.Is(cause, mux.ErrLost) || errors.Is(cause, errTakenOver) {
-			return // the watcher above unbinds: the job waits for an attach, or ends
+		if errors.Is(cause, mux.ErrLost) || errors.Is(cause, errTakenOver) || j.detached {
+			return // the watcher above unbinds: the job waits for an attach, ends, or (detached) goes on
 		}
 		// Abandoned, or failed by the client: the job ends, and its exit
 		// (with why) is still sent, as the client waits for it.

@@ -152,7 +152,15 @@ stops watching (130); a detached job goes on.`,
 				stop()
 				return result(err)
 			}
-			err = s.Wait()
+			waited := make(chan error, 1)
+			go func() { waited <- s.Wait() }()
+			select {
+			case err = <-waited:
+			case <-ictx.Done():
+				// The daemon sends no exit for a job that goes on: stop here.
+				_ = c.Close()
+				err = <-waited
+			}
 			interrupted := stop() != ""
 			out, errw := s.Written()
 			if mark != "" && os.MkdirAll(filepath.Dir(mark), 0o700) == nil {

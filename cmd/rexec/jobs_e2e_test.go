@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -85,4 +87,32 @@ func TestE2EReadmeJobs(t *testing.T) {
 	assert.Regexp(t, `(?m)^ID +STATE .*\n[0-9a-f]{16} +running .* \./build\.sh\nbuilding\nbuilt\n$`, string(out))
 	r := c.run("", "jobs", "lab1")
 	assert.Equal(t, "ID  STATE  STARTED  EXIT  STDOUT  STDERR  COMMAND\n", r.stdout, "the kill removed the exited job")
+}
+
+// Ctrl-C in rexec attach stops watching (130) and leaves the job running.
+func TestE2EAttachInterrupt(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir(), "--dir", t.TempDir())
+	c := newClient(t)
+	r := c.run("", "--detach", d.addr, "--", "sh", "-c", "echo started; exec sleep 600")
+	require.Equal(t, 0, r.code, r.stderr)
+	job := strings.TrimSpace(r.stdout)
+	cmd := c.command("attach", d.addr, job)
+	var out syncBuffer
+	cmd.Stdout = &out
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return out.String() == "started\n" }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("rexec attach did not end on SIGINT")
+	}
+	assert.Equal(t, 130, cmd.ProcessState.ExitCode())
+	r = c.run("", "jobs", d.addr)
+	assert.Regexp(t, job+` +running `, r.stdout)
+	require.Equal(t, 0, c.run("", "kill", d.addr, job).code)
 }
