@@ -272,13 +272,15 @@ func (j *job) run() {
 	if full && exit.Message == "" {
 		exit.Message = fmt.Sprintf("its output reached the job's bound of %d bytes per stream; the rest was not kept", j.out[0].max)
 	}
+	// Logged and audited before the exit can reach the client: what a
+	// client has seen end is on record.
+	j.log.Info("command exited", "job", j.id, "pid", j.p.Pid(), "argv0", j.argv0, "code", exit.Code,
+		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
+	j.recordExit(exit)
 	j.mu.Lock()
 	j.exit, j.ended = exit, time.Now()
 	j.mu.Unlock()
 	close(j.done)
-	j.log.Info("command exited", "job", j.id, "pid", j.p.Pid(), "argv0", j.argv0, "code", exit.Code,
-		"signal", exit.Signal, "duration_ms", exit.DurationMS, "timed_out", exit.TimedOut)
-	j.recordExit(exit)
 	if j.detached && j.ctx.Err() == nil {
 		// Listed, its output kept, for the retention time (or until a
 		// kill removes it).
@@ -661,6 +663,13 @@ func (b *binding) serve() {
 		case <-b.ch.Context().Done():
 		}
 	}
+	if (errors.Is(errs[0], errTrimmed) || errors.Is(errs[1], errTrimmed)) && b.ch.Context().Err() == nil {
+		// A stream lost its place with the channel still open: a fault of
+		// ours, said rather than left hanging. (A failed send means the
+		// connection is gone: the channel's end follows.)
+		b.c.log.Error("output stream failed", "job", j.id, "stdout", errs[0], "stderr", errs[1])
+		b.ch.Fail(frame.CodeInternal, fmt.Sprintf("output stream failed: %v", cmp.Or(errs[0], errs[1])))
+	}
 	if b.ch.Context().Err() != nil {
 		cause := context.Cause(b.ch.Context())
 		if errors.Is(cause, mux.ErrLost) || errors.Is(cause, errTakenOver) || j.detached {
@@ -678,42 +687,46 @@ func (b *binding) serve() {
 	}
 	close(finished)
 	b.halt(io.ErrClosedPipe)
-	b.ch.Finish()
-	b.pumps.Wait()
 	if !j.resumable || j.detached {
+		b.ch.Finish()
+		b.pumps.Wait()
 		j.unbind(b, nil)
 		return
 	}
-	// The exit is sent; once a ping has come back after it, the client has
-	// it, and the job need not wait for an attach any more.
+	// The exit is sent. The client has it once its close of the channel
+	// (its acknowledgement) or the pong of a ping sent after the exit
+	// comes back (frames are read in order); then nobody will attach. If
+	// the connection ends first, the exit may be lost: the job waits out
+	// the grace period for an attach.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b.c.mu.Lock()
 	sess := b.c.sess
 	b.c.mu.Unlock()
-	if _, err := sess.Ping(ctx); err == nil || closedByPeer(sess) {
-		// The pong came, or the client closed its connection itself
-		// (rexec does once it has the exit): nobody will attach.
-		j.mu.Lock()
-		if j.bound == b {
-			j.bound = nil
-		}
-		j.mu.Unlock()
-		j.forget()
+	pinged := make(chan error, 1)
+	go func() { _, err := sess.Ping(ctx); pinged <- err }()
+	var delivered bool
+	select {
+	case <-b.ch.Context().Done():
+		delivered = errors.Is(context.Cause(b.ch.Context()), mux.ErrAbandoned)
+	case err := <-pinged:
+		// A connection that ended after the client's close was read: the
+		// close is the acknowledgement (the read loop took it first).
+		delivered = err == nil || (b.ch.Context().Err() != nil && errors.Is(context.Cause(b.ch.Context()), mux.ErrAbandoned))
+	}
+	b.ch.Finish()
+	b.pumps.Wait()
+	if !delivered {
+		b.c.log.Debug("exit not known to be delivered", "job", j.id, "channel", context.Cause(b.ch.Context()), "session", sess.Err())
+		j.unbind(b, mux.ErrLost)
 		return
 	}
-	j.unbind(b, mux.ErrLost)
-}
-
-// closedByPeer reports whether the session ended because the client
-// closed its connection, rather than by a reset or a timeout.
-func closedByPeer(sess *mux.Session) bool {
-	select {
-	case <-sess.Done():
-	case <-time.After(time.Second):
-		return false
+	j.mu.Lock()
+	if j.bound == b {
+		j.bound = nil
 	}
-	return errors.Is(sess.Err(), mux.ErrPeerClosed)
+	j.mu.Unlock()
+	j.forget()
 }
 
 // pumpInput hands the client's stdin to the job, counting what the job

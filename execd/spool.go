@@ -1,6 +1,7 @@
 package execd
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"sync"
@@ -34,6 +35,7 @@ type spool struct {
 	max    int64
 	eof    bool  // the command's stream ended: reads end at end with io.EOF
 	err    error // the spool was abandoned: writers fail with it
+	stop   error // the writer gives up with it (stopFull); readers are not told
 }
 
 func newSpool(max int64) *spool {
@@ -49,11 +51,10 @@ func (sp *spool) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	for {
 		sp.mu.Lock()
-		for sp.end-sp.base >= sp.max && sp.err == nil {
+		for sp.end-sp.base >= sp.max && sp.err == nil && sp.stop == nil {
 			sp.cond.Wait()
 		}
-		if sp.err != nil {
-			err := sp.err
+		if err := cmp.Or(sp.err, sp.stop); err != nil {
 			sp.mu.Unlock()
 			return total, err
 		}
@@ -71,6 +72,13 @@ func (sp *spool) ReadFrom(r io.Reader) (int64, error) {
 		n, err := r.Read(tail[len(tail) : len(tail)+int(room)])
 		if n > 0 {
 			sp.mu.Lock()
+			if sp.err != nil {
+				// Abandoned during the read (its chunks dropped): nobody
+				// will read these bytes.
+				err := sp.err
+				sp.mu.Unlock()
+				return total, err
+			}
 			k := len(sp.chunks) - 1
 			sp.chunks[k] = sp.chunks[k][:len(sp.chunks[k])+n]
 			sp.end += int64(n)
@@ -113,8 +121,8 @@ func (sp *spool) stopFull(err error) bool {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	full := sp.end-sp.base >= sp.max
-	if full && sp.err == nil {
-		sp.err = err
+	if full && sp.stop == nil {
+		sp.stop = err
 		sp.cond.Broadcast()
 	}
 	return full

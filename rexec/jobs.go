@@ -72,13 +72,14 @@ func (s *Session) Attach(ctx context.Context, job string, stdout, stderr int64) 
 	s.written[0].Store(stdout)
 	s.written[1].Store(stderr)
 	s.stdinLog = newStdinLog(2 * mux.DefaultChunk)
+	if s.Stdin == nil {
+		s.stdinLog.eof = true
+	}
 	if err := s.attach(ctx, s.c, false); err != nil {
 		return err
 	}
-	if s.Stdin == nil {
-		s.stdinLog.eof = true
-	} else {
-		go s.stdinLog.fill(s.Stdin)
+	if s.Stdin != nil {
+		go s.stdinLog.fill(s.Stdin) // not waited for: a Read of the local stdin may never return
 	}
 	s.stopCtx = context.AfterFunc(ctx, func() {
 		s.mu.Lock()

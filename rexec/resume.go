@@ -178,7 +178,7 @@ func (s *Session) supervise(ctx context.Context) {
 		default:
 		}
 		err := c.channelErr(ch)
-		if !errors.Is(err, ErrConnectionLost) || ctx.Err() != nil {
+		if !errors.Is(err, ErrConnectionLost) || ctx.Err() != nil || !s.resumable() {
 			if err == nil || !errors.Is(err, ErrConnectionLost) {
 				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 			}

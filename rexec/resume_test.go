@@ -150,6 +150,15 @@ func TestResumeOutputThroughCuts(t *testing.T) {
 
 	total := int64(lines * len(numbered("out", 0)))
 	done := make(chan struct{})
+	waited := make(chan struct{})
+	over := func() bool {
+		select {
+		case <-waited:
+			return true
+		default:
+			return t.Context().Err() != nil
+		}
+	}
 	cuts := 0
 	go func() {
 		defer close(done)
@@ -157,19 +166,15 @@ func TestResumeOutputThroughCuts(t *testing.T) {
 		// 1/80 to 1/40 of the output, at a random point in that.
 		rng := rand.New(rand.NewPCG(1, 2))
 		for range 25 {
-			for resumed.Load() < int32(cuts) && s.Exit() == nil && t.Context().Err() == nil {
+			for resumed.Load() < int32(cuts) && !over() {
 				time.Sleep(time.Millisecond)
 			}
 			at := stdout.bytes.Load() + total/80 + rng.Int64N(total/80)
 			for stdout.bytes.Load() < at {
-				select {
-				case <-t.Context().Done():
-					return
-				case <-time.After(time.Millisecond):
-				}
-				if s.Exit() != nil {
+				if over() {
 					return
 				}
+				time.Sleep(time.Millisecond)
 			}
 			if f.p.ResetOpen() > 0 {
 				cuts++
@@ -177,6 +182,7 @@ func TestResumeOutputThroughCuts(t *testing.T) {
 		}
 	}()
 	err := s.Wait()
+	close(waited)
 	<-done
 	var ee *rexec.ExitError
 	require.ErrorAs(t, err, &ee, "the command's own status")

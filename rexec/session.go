@@ -340,6 +340,12 @@ func (s *Session) abandon() {
 
 // exited takes the command's exit from the read loop.
 func (s *Session) exited(ch *mux.Channel, m *frame.ExitMsg) error {
+	if ok := ch.OpenOK(); ok != nil && ok.Job != "" {
+		// Acknowledges the exit of a resumable command, so that the
+		// daemon need not keep it for an attach any more; before Wait can
+		// return, and its caller close the connection.
+		_ = ch.Send(frame.Close, nil) // best effort: without it the daemon keeps it for its grace period
+	}
 	s.finish(m, nil)
 	ch.Finish()
 	return nil
