@@ -167,7 +167,13 @@ func (r *rawConn) reply(t *testing.T) (*frame.AuthReplyMsg, *frame.ErrorMsg) {
 // frame the daemon answered with.
 func (r *rawConn) tryExec(t *testing.T, id uint32, marker string) *frame.ErrorMsg {
 	t.Helper()
-	require.NoError(t, r.mc.SendJSON(frame.Open, id, &frame.OpenMsg{Kind: frame.KindExec, Argv: []string{"touch", marker}, Window: 1 << 16}))
+	return r.tryOpen(t, id, &frame.OpenMsg{Kind: frame.KindExec, Argv: []string{"touch", marker}, Window: 1 << 16})
+}
+
+// tryOpen sends an open and returns the error frame the daemon answered with.
+func (r *rawConn) tryOpen(t *testing.T, id uint32, m *frame.OpenMsg) *frame.ErrorMsg {
+	t.Helper()
+	require.NoError(t, r.mc.SendJSON(frame.Open, id, m))
 	for {
 		f, err := r.mc.ReadFrame()
 		require.NoError(t, err, "the daemon must answer with an error frame, not a bare close")
@@ -847,21 +853,7 @@ func TestAttachIsTheOwners(t *testing.T) {
 		ok, em := r.reply(t)
 		require.Nil(t, em)
 		require.True(t, ok.OK)
-		require.NoError(t, r.mc.SendJSON(frame.Open, 1, &frame.OpenMsg{Kind: frame.KindAttach, Window: 1 << 16, Attach: &frame.AttachRequest{Job: job, Stdout: stdout}}))
-		for {
-			f, err := r.mc.ReadFrame()
-			require.NoError(t, err)
-			switch f.Type {
-			case frame.Ping, frame.Window:
-				continue
-			case frame.Error:
-				var m frame.ErrorMsg
-				require.NoError(t, frame.Unmarshal(f.Payload, &m))
-				return &m
-			default:
-				t.Fatalf("%s: expected an error, got a %s frame", user, f.Type)
-			}
-		}
+		return r.tryOpen(t, 1, &frame.OpenMsg{Kind: frame.KindAttach, Window: 1 << 16, Attach: &frame.AttachRequest{Job: job, Stdout: stdout}})
 	}
 	assert.Equal(t, frame.CodeNoSuchJob, attach("bob", 0).Code)
 	assert.Equal(t, frame.CodeNotPermitted, attach("carol", 0).Code)
