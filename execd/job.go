@@ -49,6 +49,7 @@ var (
 	errTakenOver = errors.New("attached from another connection")
 	errGraceOver = errors.New("no client came back within the grace period")
 	errJobClosed = errors.New("server closed")
+	errCrowded   = errors.New("as many of the user's commands waited for their client already as they may have channels")
 )
 
 // job is one command, apart from the channel it is streamed on: its
@@ -423,6 +424,8 @@ func (j *job) exitMsg(st proc.ExitState) *frame.ExitMsg {
 		exit.Message = fmt.Sprintf("time limit of %s reached", j.timeout)
 	case errors.Is(cause, mux.ErrAbandoned):
 		exit.Message = errAbandoned.Error()
+	case errors.Is(cause, errCrowded):
+		exit.Message = "ended when its connection was lost: " + errCrowded.Error()
 	case errors.Is(cause, errJobClosed):
 		exit.Message = "the daemon shut down before its client came back"
 	case errors.Is(cause, errGraceOver):
@@ -513,15 +516,16 @@ func (j *job) unbind(b *binding, cause error) {
 	j.srv.mu.Lock()
 	closing := j.srv.closing
 	j.srv.mu.Unlock()
+	why := errJobClosed
 	if !closing && crowded {
-		closing = true
-		j.log.Warn("ending a command that lost its client: as many of the user's commands wait already as they may have channels", "job", j.id, "user", j.acct.user.Name)
+		closing, why = true, errCrowded
+		j.log.Warn("ending a command that lost its client", "job", j.id, "user", j.acct.user.Name, "why", errCrowded)
 	}
 	if closing {
 		// The daemon is shutting down (nobody can attach any more), or
 		// the user has too many commands waiting.
 		j.mu.Unlock()
-		j.cancel(errJobClosed)
+		j.cancel(why)
 		select {
 		case <-j.done:
 			j.forget()
