@@ -22,7 +22,7 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 			c.reject(nc, frame.CodeNotSupported, "this daemon keeps no commands apart from their connection (--resume-grace 0)")
 			return
 		}
-		if limit := orDefault(c.acct.user.MaxChannels, orDefault(c.srv.MaxChannels, DefaultMaxChannels)); c.srv.detachedJobs(c.acct.user.Name) >= limit {
+		if limit := c.srv.channelLimit(c.acct); c.srv.detachedJobs(c.acct.user.Name) >= limit {
 			c.reject(nc, frame.CodeUserLimit, fmt.Sprintf("%d detached jobs already (running, or exited and kept): the most allowed; rexec kill removes an exited one", limit))
 			return
 		}
@@ -37,15 +37,7 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 		// is empty, as with nohup's < /dev/null.
 		_, _ = nc.Accept(&frame.OpenOKMsg{Window: 1, PID: j.p.Pid(), Encoding: j.encoding, Job: j.id})
 		j.start()
-		go func() {
-			select {
-			case j.stdinQ <- nil:
-				j.mu.Lock()
-				j.stdinEOF = true
-				j.mu.Unlock()
-			case <-j.exited:
-			}
-		}()
+		go j.endStdin(nil)
 		nc.Finish()
 		return
 	}

@@ -121,7 +121,7 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 		}
 	}
 	if detached {
-		resumable, size = true, int64(durOr0(s.JobBuffer, DefaultJobBuffer))
+		resumable, size = true, int64(orDefault(s.JobBuffer, DefaultJobBuffer))
 	}
 	j.resumable, j.detached = resumable, detached
 	j.out[0] = newSpool(size)
@@ -147,43 +147,25 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 // waitingJobs counts the resumable commands of user (or of all users)
 // no channel streams.
 func (s *Server) waitingJobs(user string, all bool) int {
-	s.mu.Lock()
-	jobs := make([]*job, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		if !j.detached && (all || j.acct.user.Name == user) {
-			jobs = append(jobs, j)
-		}
-	}
-	s.mu.Unlock()
 	n := 0
-	for _, j := range jobs {
-		j.mu.Lock()
-		if j.bound == nil {
+	for _, j := range s.jobsWhere(func(j *job) bool { return !j.detached && (all || j.acct.user.Name == user) }) {
+		if !j.isBound() {
 			n++
 		}
-		j.mu.Unlock()
 	}
 	return n
 }
 
-func durOr0(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
+// channelLimit is the most channels acct may have open: the user's
+// limit, else the daemon's per connection. It bounds the user's waiting
+// commands and detached jobs too.
+func (s *Server) channelLimit(acct *account) int {
+	return orDefault(acct.user.MaxChannels, orDefault(s.MaxChannels, DefaultMaxChannels))
 }
 
 // detachedJobs counts user's detached jobs, running or kept after their exit.
 func (s *Server) detachedJobs(user string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, j := range s.jobs {
-		if j.detached && j.acct.user.Name == user {
-			n++
-		}
-	}
-	return n
+	return len(s.jobsWhere(func(j *job) bool { return j.detached && j.acct.user.Name == user }))
 }
 
 // findJob returns the resumable job id of user, or nil.
@@ -218,20 +200,33 @@ func (j *job) forget() {
 // client is attached to (Server.Shutdown: with the listeners closed, none
 // will come back).
 func (s *Server) endJobs(cause error, unboundOnly bool) {
-	s.mu.Lock()
-	jobs := make([]*job, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		jobs = append(jobs, j)
-	}
-	s.mu.Unlock()
-	for _, j := range jobs {
-		j.mu.Lock()
-		bound := j.bound != nil
-		j.mu.Unlock()
-		if !unboundOnly || !bound {
+	for _, j := range s.jobsWhere(func(*job) bool { return true }) {
+		if !unboundOnly || !j.isBound() {
 			j.cancel(cause)
 		}
 	}
+}
+
+// jobsWhere returns the jobs of the table keep selects; keep sees only
+// what never changes in a job (it runs under s.mu, which a job's lock
+// may not be taken under).
+func (s *Server) jobsWhere(keep func(*job) bool) []*job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var jobs []*job
+	for _, j := range s.jobs {
+		if keep(j) {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs
+}
+
+// isBound reports whether a channel streams the job.
+func (j *job) isBound() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.bound != nil
 }
 
 // start runs the job: output into the spools, stdin from the handoff,
@@ -288,10 +283,7 @@ func (j *job) run() {
 		time.AfterFunc(durOr(j.srv.JobRetention, DefaultJobRetention), j.forget)
 		return
 	}
-	j.mu.Lock()
-	unbound := j.bound == nil
-	j.mu.Unlock()
-	if unbound && (!j.resumable || j.ctx.Err() != nil) {
+	if !j.isBound() && (!j.resumable || j.ctx.Err() != nil) {
 		// Nobody is attached, and nobody will be: the exit stays in the
 		// audit log alone. (A resumable job left by a lost connection
 		// waits out its grace period, so that its client gets the rest.)
@@ -484,7 +476,7 @@ func (j *job) bind(b *binding) {
 func (j *job) unbind(b *binding, cause error) {
 	// Counted before j.mu is taken (waitingJobs takes each job's); j is
 	// still bound, so not counted.
-	crowded := j.resumable && j.srv.waitingJobs(j.acct.user.Name, false) >= orDefault(j.acct.user.MaxChannels, orDefault(j.srv.MaxChannels, DefaultMaxChannels))
+	crowded := j.resumable && j.srv.waitingJobs(j.acct.user.Name, false) >= j.srv.channelLimit(j.acct)
 	j.mu.Lock()
 	if j.bound != b {
 		j.mu.Unlock()
@@ -546,10 +538,7 @@ func (j *job) unbind(b *binding, cause error) {
 	}
 	grace := j.srv.resumeGrace()
 	j.grace = time.AfterFunc(grace, func() {
-		j.mu.Lock()
-		attached := j.bound != nil
-		j.mu.Unlock()
-		if attached {
+		if j.isBound() {
 			return
 		}
 		select {
@@ -744,16 +733,20 @@ func (b *binding) pumpInput() {
 	if eof {
 		return // the client knows from the open_ok: it sends nothing more
 	}
-	_, err := b.stdin.WriteTo(handoff{b})
-	if err != nil {
-		return
+	if _, err := b.stdin.WriteTo(handoff{b}); err == nil {
+		j.endStdin(b.stop)
 	}
+}
+
+// endStdin hands the end of stdin to the job's writer, unless stop is
+// closed or the command exits first.
+func (j *job) endStdin(stop <-chan struct{}) {
 	select {
 	case j.stdinQ <- nil:
 		j.mu.Lock()
 		j.stdinEOF = true
 		j.mu.Unlock()
-	case <-b.stop:
+	case <-stop:
 	case <-j.exited:
 	}
 }
@@ -921,14 +914,7 @@ func (c *serverConn) openJobs(nc mux.NewChannel) {
 		nc.Finish()
 		return
 	}
-	c.srv.mu.Lock()
-	var jobs []*job
-	for _, j := range c.srv.jobs {
-		if j.acct.user.Name == user {
-			jobs = append(jobs, j)
-		}
-	}
-	c.srv.mu.Unlock()
+	jobs := c.srv.jobsWhere(func(j *job) bool { return j.acct.user.Name == user })
 	infos := make([]frame.JobInfo, 0, len(jobs))
 	for _, j := range jobs {
 		infos = append(infos, j.info())

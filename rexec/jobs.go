@@ -34,14 +34,9 @@ func (s *Session) DetachShell(ctx context.Context, cmdline string) (string, erro
 }
 
 func (s *Session) detach(ctx context.Context, m *frame.OpenMsg) (string, error) {
-	m.Kind, m.Env, m.Dir, m.Encoding, m.Detach = frame.KindExec, s.env, s.Dir, s.Encoding, true
-	m.TimeoutMS = s.Timeout.Milliseconds()
-	if s.Timeout > 0 && m.TimeoutMS == 0 {
-		m.TimeoutMS = 1
-	}
-	m.Window = s.c.window
-	if err := m.Validate(); err != nil {
-		return "", fmt.Errorf("rexec: %w", err)
+	m.Detach = true
+	if err := s.execOpen(m); err != nil {
+		return "", err
 	}
 	ch, err := s.c.open(ctx, m, func(ch *mux.Channel) { ch.Sends(frame.Stdin) })
 	if err != nil {
@@ -61,13 +56,9 @@ func (s *Session) detach(ctx context.Context, m *frame.OpenMsg) (string, error) 
 // set, a lost connection is resumed too. Stdin, when set, is sent to a
 // command that has not had the end of its stdin.
 func (s *Session) Attach(ctx context.Context, job string, stdout, stderr int64) error {
-	s.mu.Lock()
-	if s.opening {
-		s.mu.Unlock()
-		return errors.New("rexec: session already started")
+	if err := s.begin(); err != nil {
+		return err
 	}
-	s.opening = true
-	s.mu.Unlock()
 	s.job = job
 	s.written[0].Store(stdout)
 	s.written[1].Store(stderr)

@@ -204,28 +204,42 @@ func (s *Session) StartShell(ctx context.Context, cmdline string) error {
 	return s.start(ctx, &frame.OpenMsg{Shell: cmdline})
 }
 
-func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
+// begin marks the session started, once.
+func (s *Session) begin() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.opening {
-		s.mu.Unlock()
 		return errors.New("rexec: session already started")
 	}
 	s.opening = true
-	s.mu.Unlock()
+	return nil
+}
 
+// execOpen completes an exec open with the session's settings and checks it.
+func (s *Session) execOpen(m *frame.OpenMsg) error {
 	m.Kind = frame.KindExec
 	m.Env = s.env
 	m.Dir = s.Dir
-	m.Pty = s.pty
 	m.TimeoutMS = s.Timeout.Milliseconds()
 	m.Encoding = s.Encoding
 	if s.Timeout > 0 && m.TimeoutMS == 0 {
 		m.TimeoutMS = 1
 	}
 	m.Window = s.c.window
-	m.Resume = s.resumable()
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("rexec: %w", err)
+	}
+	return nil
+}
+
+func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	m.Pty = s.pty
+	m.Resume = s.resumable()
+	if err := s.execOpen(m); err != nil {
+		return err
 	}
 	ch, err := s.c.open(ctx, m, s.setup(s.c))
 	if err != nil {
