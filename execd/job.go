@@ -483,9 +483,9 @@ func (j *job) unbind(b *binding, cause error) {
 		return
 	}
 	j.bound = nil
-	if j.detached {
+	if j.detached || b.takenOver.Load() {
 		j.mu.Unlock()
-		return // it goes on (or stays listed) without any channel
+		return // it goes on without a channel (detached), or a new one is on its way
 	}
 	select {
 	case <-j.done:
@@ -500,10 +500,6 @@ func (j *job) unbind(b *binding, cause error) {
 			j.cancel(cause)
 			return
 		}
-	}
-	if errors.Is(cause, errTakenOver) {
-		j.mu.Unlock()
-		return // the new binding is on its way
 	}
 	j.srv.mu.Lock()
 	closing := j.srv.closing
@@ -567,7 +563,10 @@ type binding struct {
 	from  [2]int64
 	stop  chan struct{} // closed to stop the pumps
 	once  sync.Once
-	pumps sync.WaitGroup
+	// takenOver marks a binding an attach took the job from: its end
+	// neither ends the job nor starts a grace period.
+	takenOver atomic.Bool
+	pumps     sync.WaitGroup
 }
 
 // newBinding sets up the streams of a new channel (before its Accept).
@@ -665,7 +664,7 @@ func (b *binding) serve() {
 	}
 	if b.ch.Context().Err() != nil {
 		cause := context.Cause(b.ch.Context())
-		if errors.Is(cause, mux.ErrLost) || errors.Is(cause, errTakenOver) || j.detached {
+		if errors.Is(cause, mux.ErrLost) || b.takenOver.Load() || j.detached {
 			return // the watcher above unbinds: the job waits for an attach, ends, or (detached) goes on
 		}
 		// Abandoned, or failed by the client: the job ends, and its exit
@@ -793,8 +792,11 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 	old := j.bound
 	j.mu.Unlock()
 	if old != nil {
+		// The old channel is told why it ends (a close frame is the
+		// client's to send, not the daemon's).
+		old.takenOver.Store(true)
 		old.halt(errTakenOver)
-		old.ch.Close(errTakenOver)
+		old.ch.Fail(frame.CodeTakenOver, errTakenOver.Error())
 		waited := make(chan struct{})
 		go func() { old.pumps.Wait(); close(waited) }()
 		select {

@@ -21,6 +21,10 @@ const CodeNoSuchJob Code = "no_such_job"
 // the command wrote.
 const CodeOffsetGone Code = "offset_gone"
 
+// CodeTakenOver ends the channel that streamed a command when an attach
+// from another connection takes the command over.
+const CodeTakenOver Code = "taken_over"
+
 // MaxJobIDLen bounds a job id.
 const MaxJobIDLen = 64
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd"
+	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -116,4 +117,46 @@ func TestDetachedJobBound(t *testing.T) {
 	assert.Equal(t, rexec.SIGKILL, ee.Signal)
 	assert.Contains(t, ee.Message, "reached the job's bound of 1048576 bytes")
 	assert.Equal(t, 1<<20, out.Len())
+}
+
+// Two clients attach to one job at once: the second takes it over, the
+// first is told so in one line (not a broken connection), and the job
+// goes on for the second.
+func TestAttachTakenOver(t *testing.T) {
+	t.Parallel()
+	f := startResume(t, &execd.Server{})
+	c, err := f.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	job, err := s.DetachShell(t.Context(), "i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done")
+	require.NoError(t, err)
+	first, err := c.NewSession()
+	require.NoError(t, err)
+	var out1 strings.Builder
+	first.Stdout = &out1
+	require.NoError(t, first.Attach(t.Context(), job, 0, 0))
+
+	c2, err := f.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c2.Close() })
+	second, err := c2.NewSession()
+	require.NoError(t, err)
+	var out2 execdtest.SyncBuffer
+	second.Stdout = &out2
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, second.Attach(t.Context(), job, 0, 0))
+
+	err = first.Wait()
+	var re *rexec.RemoteError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, "taken_over", string(re.Code))
+	assert.Contains(t, err.Error(), "attached from another connection")
+	require.Eventually(t, func() bool { return strings.Contains(out2.String(), "\n10\n") }, 10*time.Second, 10*time.Millisecond,
+		"the second attach streams the job from the start")
+	require.NoError(t, c.KillJob(t.Context(), job, rexec.SIGKILL), "the first client's connection is still good")
+	var ee *rexec.ExitError
+	require.ErrorAs(t, second.Wait(), &ee)
+	assert.Equal(t, rexec.SIGKILL, ee.Signal)
 }
