@@ -215,6 +215,12 @@ const (
 // FeatureBLAKE3 in a server's hello offers HashBLAKE3 for file transfers.
 const FeatureBLAKE3 = "hash:blake3"
 
+// FeatureControlLogin in a control master's hello says that an accepting
+// auth_reply follows at once, naming the user the master logged in as
+// (frame/SPEC.md, "Shared connections"); without it the daemon asked for
+// no login.
+const FeatureControlLogin = "control-login"
+
 func checkHashName(h string) error {
 	if h != "" && h != HashSHA256 && h != HashBLAKE3 {
 		return fmt.Errorf("%w: unknown hash %q", ErrInvalid, h)

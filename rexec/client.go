@@ -194,22 +194,8 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 			},
 		}
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	software := cfg.Software
-	if software == "" {
-		software = "rexec"
-	}
-	sess, err := mux.Dial(ctx, nc, tc, mux.Config{
-		MaxPayload:     cfg.MaxPayload,
-		Tracer:         cfg.Tracer,
-		KeepAlive:      cfg.KeepAlive,
-		KeepAliveMax:   cfg.KeepAliveMax,
-		KeepAliveError: ErrKeepAlive,
-		Logger:         log,
-	}, &frame.HelloMsg{Software: software})
+	log := cfg.logger()
+	sess, err := mux.Dial(ctx, nc, tc, cfg.mux(log), cfg.hello())
 	if err != nil {
 		return nil, handshakeError(ctx, addr, err)
 	}
@@ -218,22 +204,54 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 			return nil, err
 		}
 	}
-	hello := *sess.Peer()
 	var auth frame.AuthReplyMsg
-	if len(hello.Auth) > 0 {
-		reply, err := login(ctx, sess, addr, cfg, &hello)
+	if hello := sess.Peer(); len(hello.Auth) > 0 {
+		reply, err := login(ctx, sess, addr, cfg, hello)
 		if err != nil {
 			return nil, err
 		}
 		auth = *reply
 	}
+	return start(sess, addr, cfg, auth, log), nil
+}
+
+// start makes a client of a session that has shaken hands (and logged in).
+func start(sess *mux.Session, addr string, cfg *Config, auth frame.AuthReplyMsg, log *slog.Logger) *Client {
 	window := cfg.Window
 	if window == 0 {
 		window = DefaultWindow
 	}
-	c := &Client{sess: sess, addr: addr, window: window, hello: hello, auth: auth, log: log}
+	c := &Client{sess: sess, addr: addr, window: window, hello: *sess.Peer(), auth: auth, log: log}
 	sess.Start(context.Background())
-	return c, nil
+	return c
+}
+
+func (cfg *Config) logger() *slog.Logger {
+	if cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return cfg.Logger
+}
+
+// mux is the session's configuration.
+func (cfg *Config) mux(log *slog.Logger) mux.Config {
+	return mux.Config{
+		MaxPayload:     cfg.MaxPayload,
+		Tracer:         cfg.Tracer,
+		KeepAlive:      cfg.KeepAlive,
+		KeepAliveMax:   cfg.KeepAliveMax,
+		KeepAliveError: ErrKeepAlive,
+		Logger:         log,
+	}
+}
+
+// hello is the client's hello.
+func (cfg *Config) hello() *frame.HelloMsg {
+	software := cfg.Software
+	if software == "" {
+		software = "rexec"
+	}
+	return &frame.HelloMsg{Software: software}
 }
 
 // handshakeError words a failed TLS or hello handshake.

@@ -17,9 +17,10 @@ import (
 func main() {
 	sigs := make(chan os.Signal, 8)
 	notifySignals(sigs)
+	exe, _ := os.Executable() // none: no control masters
 	err := start(context.Background(), os.Args[0], os.Args[1:], env{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		signals: sigs, getenv: os.Getenv, listEnv: os.Environ,
+		signals: sigs, getenv: os.Getenv, listEnv: os.Environ, exe: exe,
 	})
 	os.Exit(exitCode(err, os.Stderr))
 }

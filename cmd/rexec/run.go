@@ -37,6 +37,7 @@ type env struct {
 	signals <-chan os.Signal
 	getenv  func(string) string
 	listEnv func() []string // the whole environment; nil: os.Environ
+	exe     string          // this program, to start control masters with; "": none are started
 }
 
 // environ lists the environment as KEY=VALUE.
@@ -60,6 +61,8 @@ type connFlags struct {
 	identities     []string
 	trace          bool
 	traceFile      string
+	control        string        // --control: auto, no, check, exit ("": $REXEC_CONTROL, else auto)
+	controlPersist time.Duration // how long a master stays with no client
 
 	// Set by ssh's options (see sshmode.go); rexec's flags leave them zero.
 	quiet          bool          // -q: no notes on stderr
@@ -104,6 +107,8 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 	f.StringArrayVarP(&cf.identities, "identity", "i", nil, "private key file, repeatable (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists, else ~/.ssh/id_ed25519; then the keys of ssh-agent)")
 	f.BoolVar(&cf.trace, "trace", false, "print every frame sent and received on stderr (passwords masked)")
 	f.StringVar(&cf.traceFile, "trace-file", "", "append every frame sent and received to this file as JSON lines")
+	f.StringVar(&cf.control, "control", "", "share one connection per host between invocations, as ssh's ControlMaster: auto (the default, or $REXEC_CONTROL), no; check or exit act on HOST's master")
+	f.DurationVar(&cf.controlPersist, "control-persist", 10*time.Minute, "how long a control master stays with no client (0: until its last client leaves)")
 }
 
 // dialer connects to hosts as the flags and the config file say; one
@@ -210,11 +215,25 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
 		cfg.Logger.Debug("connecting", "addr", tgt.Addr, "tls", !cfg.Plaintext)
 	}
+	if d.sharing() {
+		if client, ok := d.dialShared(ctx, host, login, tgt, cfg); ok {
+			return client, 0, nil
+		}
+	}
 	client, err := rexec.Dial(ctx, tgt.Addr, cfg)
 	if err != nil {
 		return nil, exitTransport, err
 	}
 	return client, 0, nil
+}
+
+// sharing reports whether this dialer connects through control masters:
+// by default, for one host at a time in rexec's own mode, with no trace
+// (a trace shows the connection to the daemon, which a master hides).
+func (d *dialer) sharing() bool {
+	cf := d.cf
+	mode, err := cf.controlMode(d.e)
+	return err == nil && mode == controlAuto && d.shared == nil && !cf.sshMode && !cf.trace && cf.traceFile == ""
 }
 
 // traceLabel names a connection in a trace: "rexec", or "rexec HOST" when
@@ -333,7 +352,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVar(&opts.encoding, "encoding", "", "how the daemon transcodes the output to UTF-8: auto, utf-8, gbk, gb18030, or raw for binary (default: the daemon's choice)")
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
-	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), manpage.Command())
+	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), controlMasterCommand(e), manpage.Command())
 	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 || opts.fan.active() {
 			return nil, cobra.ShellCompDirectiveDefault // the command's words: the local shell's files
@@ -435,6 +454,16 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		return runNaive(ctx, opts, args, e)
 	default:
 		return fail(opts.usage(), "--framing wants on or off, got %q", opts.framing)
+	}
+	mode, err := opts.controlMode(e)
+	if err != nil {
+		return fail(opts.usage(), "%v", err)
+	}
+	if mode == controlCheck || mode == controlExit {
+		if opts.fan.active() || len(args) != 1 {
+			return fail(opts.usage(), "--control %s takes one HOST and no command", mode)
+		}
+		return controlOp(ctx, &opts.connFlags, mode, args[0], e)
 	}
 	if opts.fan.active() {
 		return runFanout(ctx, opts, args, e)

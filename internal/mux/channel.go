@@ -96,6 +96,7 @@ type Channel struct {
 	kind    string
 	open    *frame.OpenMsg // what the opener asked for
 	control map[frame.Type]ControlFunc
+	relay   RelayFunc // set by OpenRelay: every frame goes there
 
 	ctx    context.Context // ends with the channel
 	cancel context.CancelCauseFunc
@@ -309,6 +310,9 @@ func (ch *Channel) end(st State, err error, drop bool) {
 
 // route takes one frame of this channel from the read loop.
 func (ch *Channel) route(f frame.Frame) error {
+	if ch.relay != nil {
+		return ch.relay(ch, f)
+	}
 	switch f.Type {
 	case frame.OpenOK:
 		var m frame.OpenOKMsg

@@ -379,6 +379,29 @@ func (s *Session) Start(ctx context.Context) {
 // receives (Inbound), those it will send once confirmed (Sends), and its
 // control frames (OnControl). A refusal is a *RemoteError.
 func (s *Session) Open(ctx context.Context, m *frame.OpenMsg, setup func(*Channel)) (*Channel, error) {
+	ch, id, err := s.register(m, nil)
+	if err != nil {
+		return nil, err
+	}
+	if setup != nil {
+		setup(ch)
+	}
+	err = s.conn.SendJSON(frame.Open, id, m)
+	s.openMu.Unlock()
+	if err != nil {
+		ch.end(Lost, err, false)
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	if err := ch.waitOpen(ctx); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// register allocates the next id for a channel this side opens (relayed
+// when relay is not nil) and puts it in the table. On success it returns with openMu held, so
+// that ids leave in order: the caller unlocks it once the open is sent.
+func (s *Session) register(m *frame.OpenMsg, relay RelayFunc) (*Channel, uint32, error) {
 	s.openMu.Lock()
 	s.mu.Lock()
 	var err error
@@ -393,27 +416,16 @@ func (s *Session) Open(ctx context.Context, m *frame.OpenMsg, setup func(*Channe
 	if err != nil {
 		s.mu.Unlock()
 		s.openMu.Unlock()
-		return nil, err
+		return nil, 0, err
 	}
 	id := s.nextID
 	s.nextID += 2
 	ch := newChannel(s, id, m)
+	ch.relay = relay
 	s.chans[id] = ch
 	s.stopIdle()
 	s.mu.Unlock()
-	if setup != nil {
-		setup(ch)
-	}
-	err = s.conn.SendJSON(frame.Open, id, m)
-	s.openMu.Unlock()
-	if err != nil {
-		ch.end(Lost, err, false)
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	if err := ch.waitOpen(ctx); err != nil {
-		return nil, err
-	}
-	return ch, nil
+	return ch, id, nil
 }
 
 // OnControl makes f take the channel's control frames of type t (see

@@ -1,0 +1,426 @@
+package main
+
+// Connection sharing, as ssh's ControlMaster and ControlPersist: the first
+// rexec to a host starts a control master, a small background rexec that
+// holds one logged-in connection to the daemon and listens on a socket in
+// a private directory; later invocations connect to that socket and skip
+// the TCP connect, the TLS handshake and the login. The traps of ssh's
+// version are avoided: a dead master's socket is taken over (the lock
+// beside it tells a live master from a dead one), a master that does not
+// answer within a bound is replaced (never waited for), a master never
+// holds its starter's stdout or stderr open, and a master only removes
+// a socket that is still its own.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/rexec"
+)
+
+// controlEnv sets --control's default: "no" turns sharing off for every
+// invocation of a script.
+const controlEnv = "REXEC_CONTROL"
+
+// The modes of --control.
+const (
+	controlAuto  = "auto"  // use the host's master, starting one when there is none
+	controlNo    = "no"    // connect directly
+	controlCheck = "check" // print the master's pid, or fail
+	controlExit  = "exit"  // ask the master to exit once its channels end
+)
+
+// controlHello bounds the wait for a master's answer: a live one answers
+// in well under a millisecond, so one that takes this long is hung (or
+// stopped) and is replaced.
+const controlHello = 2 * time.Second
+
+// failedLoginMemory is how long a host whose master could not log in by
+// itself (a password, a key with a passphrase) is dialled directly
+// without trying again.
+const failedLoginMemory = 10 * time.Minute
+
+// controlMode is the --control mode in force.
+func (cf *connFlags) controlMode(e env) (string, error) {
+	mode := cf.control
+	if mode == "" {
+		mode = e.getenv(controlEnv)
+	}
+	switch mode {
+	case "", "yes", "auto":
+		return controlAuto, nil
+	case "no", "off":
+		return controlNo, nil
+	case controlCheck, controlExit:
+		return mode, nil
+	}
+	return "", fmt.Errorf("--control wants auto, no, check or exit, got %q", mode)
+}
+
+// controlPaths are the files of one host's master, in the control
+// directory: the socket, the lock its master holds for its life, and the
+// note left when a master could not log in.
+type controlPaths struct {
+	sock, lock, failed string
+}
+
+// controlDir returns the directory of the sockets, created private:
+// $XDG_RUNTIME_DIR/rexec, or rexec-UID in the temporary directory. A
+// directory that is not the user's own with mode 0700 is refused.
+func controlDir(getenv func(string) string) (string, error) {
+	var dir string
+	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
+		dir = filepath.Join(rt, "rexec")
+	} else {
+		dir = filepath.Join(os.TempDir(), fmt.Sprintf("rexec-%d", os.Getuid()))
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	if err := checkPrivateDir(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// controlPathsFor names the files of the master for one login to one
+// daemon with one set of keys and one trust store: a hash of all that,
+// short enough for a socket's path.
+func (d *dialer) controlPathsFor(dir, login, addr string, plaintext bool) controlPaths {
+	h := sha256.New()
+	for _, s := range append([]string{login, addr, fmt.Sprint(plaintext), d.cf.network, d.kh.Path, d.cf.configPath, fmt.Sprint(d.cf.strictHostKey)}, d.cf.identities...) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	base := filepath.Join(dir, "c-"+hex.EncodeToString(h.Sum(nil))[:20])
+	return controlPaths{sock: base, lock: base + ".lock", failed: base + ".login-failed"}
+}
+
+// dialShared connects to the host through its control master, starting
+// one when there is none or the one there is dead or hung. It reports
+// false, with the client nil, when the connection is to be made directly:
+// sharing is not possible here, or the master could not be had in time.
+func (d *dialer) dialShared(ctx context.Context, host, login string, tgt inventory.Target, cfg *rexec.Config) (*rexec.Client, bool) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dir, err := controlDir(d.e.getenv)
+	if err != nil {
+		log.Debug("not sharing the connection", "err", err)
+		return nil, false
+	}
+	p := d.controlPathsFor(dir, login, tgt.Addr, cfg.Plaintext)
+	if fi, err := os.Stat(p.failed); err == nil && time.Since(fi.ModTime()) < failedLoginMemory {
+		log.Debug("not sharing the connection: its master could not log in by itself", "note", p.failed)
+		return nil, false
+	}
+	deadline := time.Now().Add(d.cf.connectTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	local := *cfg
+	local.Timeout = min(controlHello, time.Until(deadline))
+	c, err := rexec.DialControl(ctx, p.sock, tgt.Addr, &local)
+	if err == nil {
+		log.Debug("connected through the control master", "socket", p.sock)
+		return c, true
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		// The socket took the connection and the master did not
+		// answer: hung or stopped. The path is taken from it; it
+		// notices and leaves once its own clients are done.
+		log.Debug("the control master does not answer: replacing it", "err", err)
+		_ = os.Remove(p.sock)
+		_ = os.Remove(p.lock)
+	}
+	if d.e.exe == "" {
+		return nil, false
+	}
+	local.Timeout = time.Until(deadline)
+	c, err = d.startMaster(ctx, p, host, tgt.Addr, &local, log)
+	if err != nil {
+		log.Debug("connecting directly", "err", err)
+		return nil, false
+	}
+	return c, true
+}
+
+// masterSpec is what a control master is started with, on its stdin.
+type masterSpec struct {
+	Host           string        `json:"host"`
+	Sock           string        `json:"sock"`
+	Lock           string        `json:"lock"`
+	Failed         string        `json:"failed"`
+	Persist        time.Duration `json:"persist"`
+	Port           int           `json:"port"`
+	ConnectTimeout time.Duration `json:"connect_timeout"`
+	Plaintext      bool          `json:"plaintext"`
+	StrictHostKey  bool          `json:"strict_host_key"`
+	Config         string        `json:"config"`
+	KnownHosts     string        `json:"known_hosts"`
+	User           string        `json:"user"`
+	Identities     []string      `json:"identities"`
+	Network        string        `json:"network"`
+}
+
+// masterStatus is a line a starting master writes to its starter.
+type masterStatus struct {
+	Note  string `json:"note,omitempty"`  // for the user's stderr
+	Ready bool   `json:"ready,omitempty"` // listening, logged in
+	Busy  bool   `json:"busy,omitempty"`  // another master holds the lock
+	Error string `json:"error,omitempty"` // could not connect or log in
+	Login bool   `json:"login,omitempty"` // the error is a login that needs the user
+}
+
+// startMaster starts a control master for the host and connects through
+// it, within ctx's deadline.
+func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, addr string, cfg *rexec.Config, log *slog.Logger) (*rexec.Client, error) {
+	c := d.cf
+	spec := masterSpec{
+		Host: host, Sock: p.sock, Lock: p.lock, Failed: p.failed, Persist: c.controlPersist,
+		Port: c.port, ConnectTimeout: c.connectTimeout, Plaintext: c.plaintext, StrictHostKey: c.strictHostKey,
+		Config: c.configPath, KnownHosts: c.knownHosts, User: c.user, Identities: c.identities, Network: c.network,
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = r.Close() }()
+	cmd := exec.Command(d.e.exe, "control-master")
+	cmd.Stdin = strings.NewReader(string(in))
+	cmd.Stdout = w // only until it is ready: it closes its end then
+	cmd.SysProcAttr = detachedProcess()
+	err = cmd.Start()
+	_ = w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start a control master: %w", err)
+	}
+	log.Debug("started a control master", "pid", cmd.Process.Pid, "socket", p.sock)
+	go func() { _ = cmd.Wait() }() // reaped if it ends while this process lives
+	if dl, ok := ctx.Deadline(); ok {
+		_ = r.SetReadDeadline(dl)
+	}
+	sc := bufio.NewScanner(io.LimitReader(r, 1<<16))
+	for sc.Scan() {
+		var st masterStatus
+		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+			return nil, fmt.Errorf("control master: %q", sc.Text())
+		}
+		switch {
+		case st.Note != "":
+			if !c.quiet {
+				fmt.Fprintf(d.e.stderr, "rexec: %s\n", st.Note)
+			}
+		case st.Ready:
+			return rexec.DialControl(ctx, p.sock, addr, cfg)
+		case st.Busy:
+			return awaitMaster(ctx, p, addr, cfg)
+		case st.Error != "":
+			if st.Login {
+				_ = os.WriteFile(p.failed, []byte(st.Error+"\n"), 0o600)
+			}
+			return nil, fmt.Errorf("control master: %s", st.Error)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("control master: %w", err)
+	}
+	return nil, errors.New("control master: ended without a word")
+}
+
+// awaitMaster waits for the master another rexec is starting: until its
+// socket answers, or its lock is free (it failed), or ctx ends.
+func awaitMaster(ctx context.Context, p controlPaths, addr string, cfg *rexec.Config) (*rexec.Client, error) {
+	for {
+		c, err := rexec.DialControl(ctx, p.sock, addr, cfg)
+		if err == nil {
+			return c, nil
+		}
+		if !locked(p.lock) {
+			if c, err := rexec.DialControl(ctx, p.sock, addr, cfg); err == nil {
+				return c, nil // ready between the two looks
+			}
+			return nil, errors.New("the control master another rexec started did not come up")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the control master another rexec started: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// controlMasterCommand is the hidden command a control master runs as.
+func controlMasterCommand(e env) *cobra.Command {
+	return &cobra.Command{
+		Use:    "control-master",
+		Short:  "Hold a shared connection (started by rexec itself)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return runMaster(e)
+		},
+	}
+}
+
+// runMaster is a control master's life: it reads its spec on stdin,
+// takes the lock, logs in, listens, says ready on stdout and closes it,
+// then relays until ServeControl returns.
+func runMaster(e env) error {
+	out := json.NewEncoder(os.Stdout)
+	say := func(st masterStatus) { _ = out.Encode(st) }
+	var spec masterSpec
+	if err := json.NewDecoder(io.LimitReader(os.Stdin, 1<<16)).Decode(&spec); err != nil {
+		say(masterStatus{Error: fmt.Sprintf("bad spec: %v", err)})
+		return exitWith(exitUsage)
+	}
+	lock, ok, err := takeLock(spec.Lock)
+	if err != nil {
+		say(masterStatus{Error: err.Error()})
+		return exitWith(exitTransport)
+	}
+	if !ok {
+		say(masterStatus{Busy: true})
+		return nil
+	}
+	defer lock.release()
+	_ = os.Remove(spec.Sock) // a dead master's: the lock says none lives
+
+	cf := &connFlags{
+		port: spec.Port, connectTimeout: spec.ConnectTimeout, plaintext: spec.Plaintext, strictHostKey: spec.StrictHostKey,
+		configPath: spec.Config, knownHosts: spec.KnownHosts, user: spec.User, identities: spec.Identities, network: spec.Network,
+		control: controlNo, batch: true,
+	}
+	d, _, err := cf.newDialer(env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: e.getenv})
+	if err != nil {
+		say(masterStatus{Error: err.Error()})
+		return exitWith(exitTransport)
+	}
+	d.pinned = func(addr string) { say(masterStatus{Note: fmt.Sprintf("pinned new host %s in %s", addr, d.kh.Path)}) }
+	ctx, cancel := context.WithTimeout(context.Background(), spec.ConnectTimeout)
+	client, _, err := d.dial(ctx, spec.Host)
+	cancel()
+	d.close()
+	if err != nil {
+		var ae *rexec.AuthError
+		say(masterStatus{Error: strings.TrimPrefix(err.Error(), "rexec: "), Login: errors.As(err, &ae) || errors.Is(err, rexec.ErrNoAuth)})
+		return exitWith(exitTransport)
+	}
+	ln, err := net.Listen("unix", spec.Sock)
+	if err != nil {
+		_ = client.Close()
+		say(masterStatus{Error: err.Error()})
+		return exitWith(exitTransport)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // removed below only while it is still this master's
+	_ = os.Chmod(spec.Sock, 0o600)                 // the directory is private too
+	mine, err := os.Stat(spec.Sock)
+	if err != nil {
+		_ = client.Close()
+		say(masterStatus{Error: err.Error()})
+		return exitWith(exitTransport)
+	}
+	_ = os.Remove(spec.Failed)
+	say(masterStatus{Ready: true})
+	_ = os.Stdout.Close() // the starter's pipe: its reader must not wait for this process
+	if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		os.Stdout = null
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGHUP)
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sigs:
+				stop()
+				return
+			case <-tick.C:
+				// A later rexec took the path (it found this master
+				// hung): take no new client.
+				if fi, err := os.Stat(spec.Sock); err != nil || !os.SameFile(fi, mine) {
+					stop()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	_ = client.ServeControl(ctx, ln, rexec.ControlOptions{Persist: spec.Persist, Allow: samePeerUser})
+	if fi, err := os.Stat(spec.Sock); err == nil && os.SameFile(fi, mine) {
+		_ = os.Remove(spec.Sock)
+	}
+	return nil
+}
+
+// controlOp runs --control check or exit for host.
+func controlOp(ctx context.Context, cf *connFlags, mode, host string, e env) error {
+	d, status, err := cf.newDialer(e)
+	if err != nil {
+		return fail(cf.status(status), "%v", err)
+	}
+	defer d.close()
+	targetUser, h := splitUser(host)
+	tgt, err := d.fc.Resolve(h, cf.port)
+	if err != nil {
+		return fail(cf.usage(), "%v", err)
+	}
+	login, err := cf.loginUser(targetUser, tgt.User, e)
+	if err != nil {
+		return fail(cf.usage(), "%v", err)
+	}
+	dir, err := controlDir(e.getenv)
+	if err != nil {
+		return fail(exitTransport, "control directory: %v", err)
+	}
+	p := d.controlPathsFor(dir, login, tgt.Addr, cf.plaintext || tgt.Plaintext)
+	c, err := rexec.DialControl(ctx, p.sock, tgt.Addr, &rexec.Config{Timeout: min(controlHello, cf.connectTimeout)})
+	if err != nil {
+		return fail(exitTransport, "no control master for %s@%s (%s)", login, tgt.Addr, p.sock)
+	}
+	defer func() { _ = c.Close() }()
+	var pid int
+	if mode == controlExit {
+		pid, err = c.ControlExit(ctx)
+	} else {
+		pid, err = c.ControlCheck(ctx)
+	}
+	if err != nil {
+		return fail(exitTransport, "control master for %s@%s: %v", login, tgt.Addr, err)
+	}
+	if mode == controlExit {
+		fmt.Fprintf(e.stdout, "control master for %s@%s (pid %d) takes no new client and exits once its commands end\n", login, tgt.Addr, pid)
+	} else {
+		fmt.Fprintf(e.stdout, "control master for %s@%s running (pid %d)\n", login, tgt.Addr, pid)
+	}
+	return nil
+}

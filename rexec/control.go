@@ -1,0 +1,464 @@
+package rexec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/mux"
+)
+
+// The channel kinds a control master answers itself: they never reach
+// the daemon.
+const (
+	// KindControlCheck asks the master who it is: the open_ok's pid.
+	KindControlCheck = "control-check"
+	// KindControlExit asks the master to stop taking clients and to exit
+	// once the channels it relays have ended.
+	KindControlExit = "control-exit"
+)
+
+// ErrControlStopped ends ServeControl after a client asked it to exit,
+// or ctx ended, once its last client left.
+var ErrControlStopped = errors.New("rexec: control master stopped")
+
+// ControlOptions configures ServeControl.
+type ControlOptions struct {
+	// Persist is how long the master stays with no client connected
+	// (ssh's ControlPersist); 0 means it exits when its last client
+	// leaves. The first client gets at least 10 s to arrive.
+	Persist time.Duration
+	// Allow, when set, decides whether a connection may use the master
+	// (rexec checks the peer's user id); an error refuses it.
+	Allow func(net.Conn) error
+	// Logger receives the master's events; nil discards them.
+	Logger *slog.Logger
+}
+
+// ServeControl shares c's connection with the clients that connect to ln:
+// rexec's control master, as ssh's ControlMaster. A client speaks the
+// protocol to it as to the daemon, without TLS and without a login
+// (frame/SPEC.md, "Shared connections"): the master answers the hello with
+// the daemon's, and the login with the one c made, then relays each
+// channel the client opens as a channel of c, frames untouched but for
+// their ids. The daemon sees one connection and one user.
+//
+// It returns when c's connection ends (the error says why; every client's
+// connection is ended with it, so that their resumable commands
+// reconnect), or with ErrControlStopped once a client asked it to exit,
+// or ctx ended, and the last client has left, or after Persist with no
+// client. It closes ln first thing on the way out, then c.
+func (c *Client) ServeControl(ctx context.Context, ln net.Listener, opts ControlOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &master{c: c, opts: opts, log: log, locals: map[*local]struct{}{},
+		stop: make(chan struct{}), changed: make(chan struct{}, 1)}
+	defer func() { _ = c.Close() }()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				m.stopTaking()
+				return
+			}
+			go m.serve(nc)
+		}
+	}()
+	stopCtx := context.AfterFunc(ctx, m.stopTaking)
+	defer stopCtx()
+	idle := time.NewTimer(max(opts.Persist, 10*time.Second))
+	defer idle.Stop()
+	var err error
+	for err == nil {
+		select {
+		case <-c.sess.Done():
+			err = c.cause()
+		case <-m.changed:
+			n, stopped := m.count()
+			idle.Stop()
+			switch {
+			case n == 0 && stopped:
+				err = ErrControlStopped
+			case n == 0:
+				idle.Reset(opts.Persist)
+			}
+		case <-idle.C:
+			err = ErrControlStopped
+		case <-m.stop:
+			_ = ln.Close()
+			if n, _ := m.count(); n == 0 {
+				err = ErrControlStopped
+			}
+		}
+	}
+	_ = ln.Close()
+	m.endAll(err)
+	return err
+}
+
+// master is the state of ServeControl.
+type master struct {
+	c    *Client
+	opts ControlOptions
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	locals   map[*local]struct{}
+	stopped  bool
+	stop     chan struct{} // closed by stopTaking
+	changed  chan struct{} // a client came or left
+	stopOnce sync.Once
+}
+
+// stopTaking makes the master take no new client and exit once the last
+// one has left.
+func (m *master) stopTaking() {
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.stopped = true
+		m.mu.Unlock()
+		close(m.stop)
+	})
+}
+
+func (m *master) count() (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.locals), m.stopped
+}
+
+func (m *master) poke() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// endAll ends every client's connection with why the master ends.
+func (m *master) endAll(why error) {
+	m.mu.Lock()
+	ls := make([]*local, 0, len(m.locals))
+	for l := range m.locals {
+		ls = append(ls, l)
+	}
+	m.mu.Unlock()
+	msg := "the control master ended"
+	if why != nil && !errors.Is(why, ErrControlStopped) {
+		msg = fmt.Sprintf("the control master's connection to %s ended: %v", m.c.addr, why)
+	}
+	for _, l := range ls {
+		l.fail(frame.CodeShuttingDown, msg)
+	}
+}
+
+// local is one client of the master.
+type local struct {
+	m    *master
+	conn *mux.Conn
+
+	mu     sync.Mutex
+	chans  map[uint32]*mux.Channel // the client's id to the daemon's channel
+	lastID uint32
+	out    []frame.Frame // frames for the client, in order; see send
+	wake   chan struct{}
+	ended  bool
+}
+
+// handshakeTimeout bounds a client's hello to the master.
+const handshakeTimeout = 10 * time.Second
+
+// serve runs one client's connection.
+func (m *master) serve(nc net.Conn) {
+	defer func() { _ = nc.Close() }()
+	if m.opts.Allow != nil {
+		if err := m.opts.Allow(nc); err != nil {
+			m.log.Info("control client refused", "err", err)
+			return
+		}
+	}
+	up := m.c.sess.Conn()
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	sess, err := mux.Accept(ctx, nc, nil, mux.Config{MaxPayload: up.PeerMax(), Logger: m.log})
+	if err != nil {
+		return
+	}
+	if mine := up.MaxRecv(); sess.Peer().MaxPayload < mine {
+		sess.Refuse(frame.CodeInvalid, fmt.Sprintf("this control master relays frames of up to %d bytes; the client accepts %d", mine, sess.Peer().MaxPayload))
+		return
+	}
+	hello := m.c.hello
+	hello.Auth, hello.Challenge, hello.KeepAliveMS = nil, nil, 0
+	loggedIn := m.c.auth.OK
+	if loggedIn {
+		hello.Features = append(slices.Clip(hello.Features), frame.FeatureControlLogin)
+	}
+	if sess.SendHello(&hello) != nil {
+		return
+	}
+	if loggedIn && sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &m.c.auth) != nil {
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	l := &local{m: m, conn: sess.Conn(), chans: map[uint32]*mux.Channel{}, wake: make(chan struct{}, 1)}
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		sess.Refuse(frame.CodeShuttingDown, "the control master is exiting")
+		return
+	}
+	m.locals[l] = struct{}{}
+	m.mu.Unlock()
+	m.poke()
+	go l.write()
+	err = l.conn.ReadFrames(func(frame.Header) func([]byte) error { return nil }, l.handle)
+	var v *mux.Violation
+	if errors.As(err, &v) {
+		l.fail(v.Code, v.Error())
+	}
+	l.end(err)
+	m.mu.Lock()
+	delete(m.locals, l)
+	m.mu.Unlock()
+	m.poke()
+}
+
+// handle takes one frame from the client.
+func (l *local) handle(f frame.Frame) error {
+	switch f.Type {
+	case frame.Ping:
+		return l.conn.HandlePing(f.Payload)
+	case frame.Pong:
+		return nil
+	case frame.Open:
+		return l.open(f)
+	case frame.Close, frame.Stdin, frame.Data, frame.Window, frame.Signal, frame.Resize, frame.Request, frame.Done, frame.Error:
+	default:
+		return mux.Violationf(frame.CodeUnexpected, "a client may not send %s frames", f.Type)
+	}
+	if f.Channel == frame.ConnChannel {
+		if f.Type == frame.Error {
+			return errClientLeft
+		}
+		return mux.Violationf(frame.CodeUnexpected, "%s frame on channel 0", f.Type)
+	}
+	l.mu.Lock()
+	ch, ok := l.chans[f.Channel]
+	known := f.Channel <= l.lastID
+	l.mu.Unlock()
+	if !ok {
+		if !known {
+			_ = l.conn.SendError(f.Channel, frame.CodeNoChannel, fmt.Sprintf("%s frame for channel %d, which is not open", f.Type, f.Channel))
+		}
+		return nil
+	}
+	if err := ch.SendRaw(f.Type, f.Flags, f.Payload); err != nil {
+		return err
+	}
+	if f.Type == frame.Close || f.Type == frame.Error {
+		ch.Finish() // the client's last word on it; the mapping stays for late frames
+	}
+	return nil
+}
+
+var errClientLeft = errors.New("the client ended its connection")
+
+// open relays a client's open to the daemon, or answers a control kind.
+func (l *local) open(f frame.Frame) error {
+	id := f.Channel
+	l.mu.Lock()
+	bad := id%2 == 0 || id <= l.lastID
+	if !bad {
+		l.lastID = id
+	}
+	l.mu.Unlock()
+	if bad {
+		_ = l.conn.SendError(id, frame.CodeChannelInUse, fmt.Sprintf("channel id %d is not odd and above the last one used", id))
+		return nil
+	}
+	var kind struct{ Kind string }
+	_ = json.Unmarshal(f.Payload, &kind) // checked in full below, unless it is the master's
+	switch kind.Kind {
+	case KindControlCheck, KindControlExit:
+		if kind.Kind == KindControlExit {
+			l.m.stopTaking()
+		}
+		return l.conn.SendJSON(frame.OpenOK, id, &frame.OpenOKMsg{Window: 1, PID: os.Getpid()})
+	}
+	var m frame.OpenMsg
+	if err := frame.Unmarshal(f.Payload, &m); err != nil {
+		_ = l.conn.SendError(id, frame.CodeOf(err), err.Error())
+		return nil
+	}
+	detach := m.Detach
+	ch, err := l.m.c.sess.OpenRelay(f.Payload, func(ch *mux.Channel, g frame.Frame) error {
+		l.send(g.Type, g.Flags, id, g.Payload)
+		// The daemon's last frame on a channel ends the relayed one:
+		// exit, done, an error, or the open_ok of a detached command.
+		if g.Type == frame.Exit || g.Type == frame.Done || g.Type == frame.Error || (g.Type == frame.OpenOK && detach) {
+			ch.Finish()
+		}
+		return nil
+	})
+	if errors.Is(err, mux.ErrGoAway) {
+		// The daemon is going away: the next rexec makes a new master.
+		l.m.stopTaking()
+		_ = l.conn.SendError(id, frame.CodeShuttingDown, fmt.Sprintf("%s accepts no new commands: %s", l.m.c.addr, l.m.c.sess.GoneAway()))
+		return nil
+	}
+	if err != nil {
+		return err // the daemon's connection is gone: so is this one
+	}
+	l.mu.Lock()
+	l.chans[id] = ch
+	l.mu.Unlock()
+	return nil
+}
+
+// send queues a frame for the client. It never blocks: it is called on
+// the daemon connection's read loop, which one slow client must not
+// stall. What waits is bounded by the credit the client granted (data)
+// and by the daemon's answers to the client's own requests (the rest).
+func (l *local) send(t frame.Type, flags frame.Flags, id uint32, payload []byte) {
+	f := frame.Frame{Header: frame.Header{Type: t, Flags: flags, Channel: id}, Payload: append([]byte(nil), payload...)}
+	l.mu.Lock()
+	if l.ended {
+		l.mu.Unlock()
+		return
+	}
+	l.out = append(l.out, f)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	l.mu.Unlock()
+}
+
+// write sends the queued frames to the client until its connection ends.
+func (l *local) write() {
+	for range l.wake {
+		l.mu.Lock()
+		out := l.out
+		l.out = nil
+		l.mu.Unlock()
+		for _, f := range out {
+			if err := l.conn.Send(f.Type, f.Flags, f.Channel, f.Payload); err != nil {
+				l.conn.CloseWithError(err)
+				return
+			}
+		}
+	}
+}
+
+// end abandons the channels the client left open: a client that went
+// away cannot take its command back.
+func (l *local) end(why error) {
+	l.mu.Lock()
+	l.ended = true
+	chans := l.chans
+	l.chans = nil
+	l.mu.Unlock()
+	close(l.wake)
+	for _, ch := range chans {
+		ch.Close(why)
+	}
+	l.conn.CloseWithError(why)
+}
+
+// fail sends the client an error that ends its connection, and gives
+// it mux.LingerTime to read it and close: the read loop ends then.
+func (l *local) fail(code frame.Code, msg string) {
+	nc := l.conn.NetConn()
+	if l.conn.SendError(frame.ConnChannel, code, msg) == nil {
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(mux.LingerTime))
+		return
+	}
+	l.conn.CloseWithError(errors.New(msg))
+}
+
+// DialControl connects to the control master listening at path and
+// returns a client of the connection it shares: what Dial gives for the
+// daemon at addr (the name errors use), without a connect, a TLS
+// handshake or a login. cfg.Timeout (0: 10 s) bounds it, so that a master
+// that hangs cannot hang its caller. An error from the connect itself is
+// returned as it is (a *net.OpError: the caller tells a missing socket
+// from a stale one).
+func DialControl(ctx context.Context, path, addr string, cfg *Config) (*Client, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	log := cfg.logger()
+	c, err := func() (*Client, error) {
+		sess, err := mux.Dial(ctx, nc, nil, cfg.mux(log), cfg.hello())
+		if err != nil {
+			return nil, err
+		}
+		var reply frame.AuthReplyMsg
+		if slices.Contains(sess.Peer().Features, frame.FeatureControlLogin) {
+			p, err := sess.Receive(frame.AuthReply)
+			if err != nil {
+				return nil, err
+			}
+			if err := frame.Unmarshal(p, &reply); err != nil {
+				return nil, err
+			}
+			if !reply.OK {
+				return nil, fmt.Errorf("not logged in: %s", reply.Message)
+			}
+		}
+		return start(sess, addr, cfg, reply, log), nil
+	}()
+	if err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("rexec: control master %s: %w", path, ctxErr(ctx, err))
+	}
+	return c, nil
+}
+
+// ControlCheck asks the control master c is connected through for its
+// process id; a client of the daemon itself gets not_supported.
+func (c *Client) ControlCheck(ctx context.Context) (int, error) {
+	return c.control(ctx, KindControlCheck)
+}
+
+// ControlExit asks the control master c is connected through to take no
+// new client and to exit once the channels it relays have ended (the
+// next rexec starts a new one); it returns the master's process id.
+func (c *Client) ControlExit(ctx context.Context) (int, error) {
+	return c.control(ctx, KindControlExit)
+}
+
+func (c *Client) control(ctx context.Context, kind string) (int, error) {
+	ch, err := c.open(ctx, &frame.OpenMsg{Kind: kind, Window: 1}, nil)
+	if err != nil {
+		return 0, err
+	}
+	ch.Finish()
+	return ch.OpenOK().PID, nil
+}
