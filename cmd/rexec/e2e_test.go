@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	// rexec shares connections by default; the tests of that turn it
+	// on again (control_e2e_test.go), the others connect directly.
+	_ = os.Setenv("REXEC_CONTROL", "no")
 	for _, name := range []string{"execd", "rexec"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../"+name)
 		cmd.Stderr = os.Stderr

@@ -194,10 +194,6 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 	if err != nil {
 		return nil, exitUsage, err
 	}
-	auth, err := d.authMethods(login, tgt.Addr)
-	if err != nil {
-		return nil, exitUsage, err
-	}
 	cfg := &rexec.Config{
 		Plaintext:       cf.plaintext || tgt.Plaintext,
 		HostKeyCallback: d.kh.Check,
@@ -205,7 +201,6 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		Timeout:         cf.connectTimeout,
 		Software:        "rexec/" + buildinfo.Read().Short(),
 		User:            login,
-		Auth:            auth,
 		Tracer:          d.trace.For(traceLabel(host, d.shared != nil)),
 		Network:         cf.network,
 		KeepAlive:       cf.keepAlive,
@@ -216,9 +211,13 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		cfg.Logger.Debug("connecting", "addr", tgt.Addr, "tls", !cfg.Plaintext)
 	}
 	if d.sharing() {
+		// Before the keys are read: a master needs no passphrase.
 		if client, ok := d.dialShared(ctx, host, login, tgt, cfg); ok {
 			return client, 0, nil
 		}
+	}
+	if cfg.Auth, err = d.authMethods(login, tgt.Addr); err != nil {
+		return nil, exitUsage, err
 	}
 	client, err := rexec.Dial(ctx, tgt.Addr, cfg)
 	if err != nil {

@@ -1,0 +1,295 @@
+//go:build unix
+
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/execd/execdtest"
+)
+
+// sharingClient is a client whose rexec shares connections (the tests'
+// default is REXEC_CONTROL=no), with a runtime directory of its own, and
+// a daemon behind a proxy that counts the connections made to it.
+type sharingClient struct {
+	*client
+	run   string // XDG_RUNTIME_DIR
+	host  string // the proxy's address
+	proxy *execdtest.Proxy
+}
+
+func newSharingClient(t *testing.T) *sharingClient {
+	d := startDaemon(t, t.TempDir())
+	run, err := os.MkdirTemp("", "rt") // short: the socket's path has a limit
+	require.NoError(t, err)
+	p := execdtest.StartProxy(t, d.addr)
+	c := &sharingClient{client: newClient(t), run: run, host: p.Addr, proxy: p}
+	t.Cleanup(func() {
+		// Masters end with their daemon's connection; those still
+		// there are ended by their pid.
+		for _, pid := range c.masters() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = os.RemoveAll(run)
+	})
+	return c
+}
+
+func (c *sharingClient) command(args ...string) *exec.Cmd {
+	cmd := c.client.command(args...)
+	cmd.Env = append(cmd.Env, "REXEC_CONTROL=auto", "XDG_RUNTIME_DIR="+c.run)
+	return cmd
+}
+
+func (c *sharingClient) runIn(stdin string, args ...string) result {
+	c.t.Helper()
+	cmd := c.command(args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(c.t, runBounded(cmd, time.Minute))
+	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+}
+
+// runBounded runs cmd, killing it after d; an exit status is not an error.
+func runBounded(cmd *exec.Cmd, d time.Duration) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	timer := time.AfterFunc(d, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	if _, ok := err.(*exec.ExitError); ok && cmd.ProcessState.ExitCode() >= 0 {
+		return nil
+	}
+	return err
+}
+
+var masterPid = regexp.MustCompile(`running \(pid (\d+)\)`)
+
+// master returns the pid of the host's master, or 0.
+func (c *sharingClient) master() int {
+	r := c.runIn("", "--control", "check", c.host)
+	m := masterPid.FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
+}
+
+// masters lists the control masters running with this client's runtime
+// directory (from /proc: those that lost a race or were replaced too).
+func (c *sharingClient) masters() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if bytes.Contains(cmdline, []byte("control-master")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+c.run+"\x00")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func alive(pid int) bool { return execdtest.ProcessAlive(pid) }
+
+func TestE2EControlShares(t *testing.T) {
+	c := newSharingClient(t)
+	r := c.runIn("", c.host, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+	assert.Equal(t, 3, r.code)
+	assert.Equal(t, "out\n", r.stdout)
+	assert.Contains(t, r.stderr, "pinned new host "+c.host, "the master's note reaches the user")
+	pid := c.master()
+	require.NotZero(t, pid, "no master after the first rexec")
+
+	// Everything works through it: stdin, exit status, files.
+	r = c.runIn("b\na\n", c.host, "sort")
+	assert.Equal(t, result{"a\nb\n", "", 0}, r)
+	local := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(local, bytes.Repeat([]byte("x"), 1<<20), 0o600))
+	require.Equal(t, 0, c.runIn("", "put", local, c.host+":f").code)
+	require.Equal(t, 0, c.runIn("", "get", c.host+":f", filepath.Join(t.TempDir(), "back")).code)
+	for i := range 10 {
+		r = c.runIn("", c.host, "echo", strconv.Itoa(i))
+		require.Equal(t, result{fmt.Sprintf("%d\n", i), "", 0}, r)
+	}
+	assert.Equal(t, pid, c.master(), "one master for all")
+	assert.Equal(t, 1, c.proxy.ResetOpen(), "one connection to the daemon for 15 invocations")
+
+	// The reset ended the master with its connection; the next rexec
+	// starts another.
+	require.Eventually(t, func() bool { return !alive(pid) }, 10*time.Second, 10*time.Millisecond)
+	r = c.runIn("", c.host, "echo", "again")
+	require.Equal(t, result{"again\n", "", 0}, r)
+	next := c.master()
+	require.NotZero(t, next)
+	assert.NotEqual(t, pid, next)
+
+	// --control exit: the master leaves; the next rexec starts another.
+	r = c.runIn("", "--control", "exit", c.host)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, fmt.Sprintf("(pid %d)", next))
+	require.Eventually(t, func() bool { return !alive(next) }, 10*time.Second, 10*time.Millisecond)
+	r = c.runIn("", "--control", "check", c.host)
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "no control master for")
+	require.Equal(t, 0, c.runIn("", c.host, "true").code)
+
+	// --control no connects directly.
+	before := c.master()
+	r = c.runIn("", "-v", "--control", "no", c.host, "echo", "direct")
+	require.Equal(t, "direct\n", r.stdout)
+	assert.NotContains(t, r.stderr, "control master")
+	assert.Equal(t, before, c.master())
+}
+
+// A master is a background process: it never holds its starter's stdout
+// or stderr, so that $(rexec ...) and a pipe end when rexec does.
+func TestE2EControlMasterHoldsNoPipe(t *testing.T) {
+	c := newSharingClient(t)
+	cmd := c.command(c.host, "echo", "hi")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() {
+		out, err = cmd.Output() // waits for the pipe's end, not the process's
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("rexec's stdout stayed open after it exited: the master holds it")
+	}
+	require.NoError(t, err, errb.String())
+	assert.Equal(t, "hi\n", string(out))
+	require.NotZero(t, c.master())
+}
+
+// A master killed with -9 leaves its socket behind; one stopped (SIGSTOP)
+// accepts and never answers. Either way the next rexec replaces it within
+// its connect timeout, and a script sees no failure.
+func TestE2EControlDeadOrHungMaster(t *testing.T) {
+	c := newSharingClient(t)
+	require.Equal(t, 0, c.runIn("", c.host, "true").code)
+	pid := c.master()
+	require.NotZero(t, pid)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return !alive(pid) }, 10*time.Second, 10*time.Millisecond)
+	socks, _ := filepath.Glob(filepath.Join(c.run, "rexec", "c-*[0-9a-f]"))
+	require.Len(t, socks, 1, "a killed master leaves its socket")
+	r := c.runIn("", c.host, "echo", "after a kill")
+	require.Equal(t, result{"after a kill\n", "", 0}, r)
+	second := c.master()
+	require.NotZero(t, second)
+
+	require.NoError(t, syscall.Kill(second, syscall.SIGSTOP))
+	start := time.Now()
+	r = c.runIn("", "--connect-timeout", "5s", c.host, "echo", "after a stop")
+	require.Equal(t, result{"after a stop\n", "", 0}, r)
+	assert.Less(t, time.Since(start), 5*time.Second, "longer than the connect timeout")
+	third := c.master()
+	require.NotZero(t, third)
+	assert.NotEqual(t, second, third)
+	// The stopped master, woken, finds its path taken and leaves.
+	require.NoError(t, syscall.Kill(second, syscall.SIGCONT))
+	require.Eventually(t, func() bool { return !alive(second) }, 15*time.Second, 20*time.Millisecond,
+		"a replaced master stays")
+	assert.Equal(t, third, c.master(), "the replaced master took the new one's socket with it")
+}
+
+// Many rexec at once with no master: every one succeeds, and one master
+// is left.
+func TestE2EControlRace(t *testing.T) {
+	c := newSharingClient(t)
+	var wg sync.WaitGroup
+	results := make([]result, 8)
+	for i := range results {
+		wg.Go(func() { results[i] = c.runIn("", c.host, "echo", strconv.Itoa(i)) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		assert.Equal(t, 0, r.code, r.stderr)
+		assert.Equal(t, fmt.Sprintf("%d\n", i), r.stdout)
+	}
+	require.Eventually(t, func() bool { return len(c.masters()) == 1 }, 10*time.Second, 20*time.Millisecond,
+		"masters: %v", c.masters())
+	assert.Equal(t, []int{c.master()}, c.masters())
+}
+
+// A script's master killed in the middle: the commands between kills
+// never fail, and one in flight reconnects and resumes, its output whole.
+func TestE2EControlMasterKilledMidScript(t *testing.T) {
+	c := newSharingClient(t)
+	require.Equal(t, 0, c.runIn("", c.host, "true").code) // pins the host
+	for i := range 60 {
+		if i%20 == 10 {
+			if pid := c.master(); pid != 0 {
+				require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+			}
+		}
+		r := c.runIn("", c.host, "echo", strconv.Itoa(i))
+		require.Equal(t, result{fmt.Sprintf("%d\n", i), "", 0}, r, "command %d", i)
+	}
+
+	cmd := c.command(c.host, "--", "sh", "-c", "for i in $(seq 1 300); do echo $i; sleep 0.005; done; exit 6")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "\n50\n") }, 20*time.Second, 5*time.Millisecond)
+	pid := c.master()
+	require.NotZero(t, pid)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		t.Fatal("rexec did not finish after its master was killed")
+	}
+	assert.Equal(t, 6, cmd.ProcessState.ExitCode(), errb.String())
+	var want strings.Builder
+	for i := 1; i <= 300; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	assert.Equal(t, want.String(), out.String())
+	assert.Equal(t, 1, strings.Count(errb.String(), "reconnecting"), errb.String())
+}
+
+// A runtime directory another user could have prepared is not used:
+// rexec connects directly.
+func TestE2EControlPrivateDirOnly(t *testing.T) {
+	c := newSharingClient(t)
+	require.NoError(t, os.Mkdir(filepath.Join(c.run, "rexec"), 0o755))
+	r := c.runIn("", "-v", c.host, "echo", "direct")
+	assert.Equal(t, "direct\n", r.stdout)
+	assert.Equal(t, 0, r.code)
+	assert.Contains(t, r.stderr, "not sharing the connection")
+	assert.Empty(t, c.masters())
+}
