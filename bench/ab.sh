@@ -8,6 +8,8 @@
 #   bash bench/ab.sh REV            # REV (e.g. a commit) against the work tree
 #   RUNS=150 GETS=5 bash bench/ab.sh f99e742
 set -euo pipefail
+# Every rexec connects by itself here (bench/reuse.sh measures sharing).
+export REXEC_CONTROL=no
 cd "$(dirname "$0")/.."
 REV=${1:?usage: bench/ab.sh REV}
 RUNS=${RUNS:-100}

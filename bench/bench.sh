@@ -9,6 +9,8 @@
 #   SIZE_MB=256 RUNS=20 bash bench/bench.sh
 #   FANOUT=0 bash bench/bench.sh   # without the fan-out table (bench/fanout.sh)
 set -euo pipefail
+# Every rexec connects by itself here (bench/reuse.sh measures sharing).
+export REXEC_CONTROL=no
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-1024}
 RUNS=${RUNS:-30}

@@ -9,6 +9,8 @@
 #   bash bench/fanout.sh             # 50 hosts, median of 7 runs
 #   HOSTS=20 RUNS=3 bash bench/fanout.sh
 set -euo pipefail
+# Every rexec connects by itself here (bench/reuse.sh measures sharing).
+export REXEC_CONTROL=no
 cd "$(dirname "$0")/.."
 HOSTS=${HOSTS:-50}
 RUNS=${RUNS:-7}

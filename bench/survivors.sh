@@ -9,6 +9,8 @@
 #
 #   bash bench/survivors.sh
 set -euo pipefail
+# Every rexec connects by itself here (bench/reuse.sh measures sharing).
+export REXEC_CONTROL=no
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 if [ ! -x /usr/sbin/sshd ] || ! need ssh; then

@@ -41,6 +41,10 @@ type ControlOptions struct {
 	Allow func(net.Conn) error
 	// Logger receives the master's events; nil discards them.
 	Logger *slog.Logger
+	// Stopped, when set, is called once the master takes no new client
+	// (asked to exit, ctx ended, or on its way out): the place to give its
+	// socket's path to a successor, while the clients it has finish.
+	Stopped func()
 }
 
 // ServeControl shares c's connection with the clients that connect to ln:
@@ -102,6 +106,7 @@ func (c *Client) ServeControl(ctx context.Context, ln net.Listener, opts Control
 		}
 	}
 	_ = ln.Close()
+	m.stopTaking()
 	m.endAll(err)
 	return err
 }
@@ -128,6 +133,9 @@ func (m *master) stopTaking() {
 		m.stopped = true
 		m.mu.Unlock()
 		close(m.stop)
+		if m.opts.Stopped != nil {
+			m.opts.Stopped()
+		}
 	})
 }
 

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -209,7 +210,7 @@ func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, addr str
 		return nil, err
 	}
 	defer func() { _ = r.Close() }()
-	cmd := exec.Command(d.e.exe, "control-master")
+	cmd := exec.Command(d.e.exe, "master")
 	cmd.Stdin = strings.NewReader(string(in))
 	cmd.Stdout = w // only until it is ready: it closes its end then
 	cmd.SysProcAttr = detachedProcess()
@@ -276,7 +277,7 @@ func awaitMaster(ctx context.Context, p controlPaths, addr string, cfg *rexec.Co
 // controlMasterCommand is the hidden command a control master runs as.
 func controlMasterCommand(e env) *cobra.Command {
 	return &cobra.Command{
-		Use:    "control-master",
+		Use:    "master",
 		Short:  "Hold a shared connection (started by rexec itself)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
@@ -306,7 +307,7 @@ func runMaster(e env) error {
 		say(masterStatus{Busy: true})
 		return nil
 	}
-	defer lock.release()
+	defer lock.release()     // on every way out; at most once in effect
 	_ = os.Remove(spec.Sock) // a dead master's: the lock says none lives
 
 	cf := &connFlags{
@@ -375,10 +376,19 @@ func runMaster(e env) error {
 			}
 		}
 	}()
-	_ = client.ServeControl(ctx, ln, rexec.ControlOptions{Persist: spec.Persist, Allow: samePeerUser})
-	if fi, err := os.Stat(spec.Sock); err == nil && os.SameFile(fi, mine) {
-		_ = os.Remove(spec.Sock)
+	// Once it takes no new client, the path is free for a successor:
+	// the socket goes (while it is still this master's), and the lock.
+	var stopped sync.Once
+	giveUp := func() {
+		stopped.Do(func() {
+			if fi, err := os.Stat(spec.Sock); err == nil && os.SameFile(fi, mine) {
+				_ = os.Remove(spec.Sock)
+			}
+			lock.release()
+		})
 	}
+	defer giveUp()
+	_ = client.ServeControl(ctx, ln, rexec.ControlOptions{Persist: spec.Persist, Allow: samePeerUser, Stopped: giveUp})
 	return nil
 }
 

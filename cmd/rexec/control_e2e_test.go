@@ -105,7 +105,7 @@ func (c *sharingClient) masters() []int {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if bytes.Contains(cmdline, []byte("control-master")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+c.run+"\x00")) {
+		if bytes.HasSuffix(cmdline, []byte("\x00master\x00")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+c.run+"\x00")) {
 			pids = append(pids, pid)
 		}
 	}
@@ -292,4 +292,50 @@ func TestE2EControlPrivateDirOnly(t *testing.T) {
 	assert.Equal(t, 0, r.code)
 	assert.Contains(t, r.stderr, "not sharing the connection")
 	assert.Empty(t, c.masters())
+}
+
+func TestE2EReadmeControl(t *testing.T) {
+	block := readmeBlock(t, "## Sharing one connection: control masters")
+	c := newSharingClient(t)
+	host, port, _ := strings.Cut(c.host, ":")
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), fmt.Appendf(nil, "[hosts.lab1]\nhost = %q\nport = %s\n", host, port), 0o600))
+	require.Equal(t, 0, c.client.run("", "lab1", "true").code) // pins it, directly
+	cmd := exec.Command("sh", "-e", "-c", block)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(append(os.Environ(), c.client.env()...), "PATH="+binDir+":"+os.Getenv("PATH"), "XDG_RUNTIME_DIR="+c.run, "REXEC_CONTROL=")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, runBounded(cmd, time.Minute))
+	require.Equal(t, 0, cmd.ProcessState.ExitCode(), out.String())
+	name, _ := os.Hostname()
+	assert.Regexp(t, `^`+regexp.QuoteMeta(name)+`\ncontrol master for \S+@`+regexp.QuoteMeta(c.host)+` running \(pid \d+\)\ncontrol master for \S+ \(pid \d+\) takes no new client and exits once its commands end\n$`, out.String())
+	require.Eventually(t, func() bool { return len(c.masters()) == 0 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// A master asked to exit while a command runs gives its path up at once:
+// the next rexec starts another without waiting for the first to finish.
+func TestE2EControlExitWhileBusy(t *testing.T) {
+	c := newSharingClient(t)
+	require.Equal(t, 0, c.runIn("", c.host, "true").code)
+	cmd := c.command(c.host, "--", "sh", "-c", "echo started; sleep 3; echo done")
+	var out syncBuffer
+	cmd.Stdout = &out
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	require.Eventually(t, func() bool { return out.String() == "started\n" }, 10*time.Second, 5*time.Millisecond)
+	old := c.master()
+	require.Equal(t, 0, c.runIn("", "--control", "exit", c.host).code)
+	start := time.Now()
+	r := c.runIn("", c.host, "echo", "meanwhile")
+	require.Equal(t, result{"meanwhile\n", "", 0}, r)
+	assert.Less(t, time.Since(start), 2*time.Second)
+	next := c.master()
+	require.NotZero(t, next)
+	assert.NotEqual(t, old, next)
+	timer := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	require.NoError(t, cmd.Wait())
+	assert.Equal(t, "started\ndone\n", out.String())
+	require.Eventually(t, func() bool { return !alive(old) }, 10*time.Second, 10*time.Millisecond)
 }

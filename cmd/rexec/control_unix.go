@@ -67,7 +67,7 @@ func takeLock(path string) (*fileLock, bool, error) {
 }
 
 // release removes the lock file while it is still this lock's, then
-// lets it go.
+// lets it go; a second call does nothing.
 func (l *fileLock) release() {
 	if held, err := l.f.Stat(); err == nil {
 		if there, err := os.Stat(l.path); err == nil && os.SameFile(held, there) {

@@ -246,6 +246,12 @@ func traceLabel(host string, many bool) string {
 
 // dial connects to one host as the flags say.
 func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, error) {
+	switch mode, err := cf.controlMode(e); {
+	case err != nil:
+		return nil, fail(cf.usage(), "%v", err)
+	case mode == controlCheck || mode == controlExit:
+		return nil, fail(cf.usage(), "--control %s is for rexec --control %[1]s HOST, with no command", mode)
+	}
 	d, status, err := cf.newDialer(e)
 	if err != nil {
 		return nil, fail(cf.status(status), "%v", err)
