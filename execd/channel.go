@@ -35,7 +35,8 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 	if j.detached {
 		// No channel streams it: the open_ok gives its id, and its stdin
 		// is empty, as with nohup's < /dev/null.
-		_, _ = nc.Accept(&frame.OpenOKMsg{Window: 1, PID: j.p.Pid(), Encoding: j.encoding, Job: j.id})
+		j.saveRecord()
+		_, _ = nc.Accept(&frame.OpenOKMsg{Window: 1, PID: j.pid, Encoding: j.encoding, Job: j.id})
 		j.start()
 		go j.endStdin(nil)
 		nc.Finish()
@@ -45,7 +46,7 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 	j.bind(b)
 	// A failed confirmation means the connection is gone: the binding's
 	// end detaches it, and the command ends or waits for an attach.
-	_, _ = nc.Accept(&frame.OpenOKMsg{Window: b.stdin.Window(), PID: j.p.Pid(), Encoding: j.encoding, Job: j.id})
+	_, _ = nc.Accept(&frame.OpenOKMsg{Window: b.stdin.Window(), PID: j.pid, Encoding: j.encoding, Job: j.id})
 	j.start()
 	c.wg.Add(1)
 	go b.serve()
@@ -96,7 +97,16 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 		return nil, err
 	}
 	resumable := (m.Resume || m.Detach) && s.ResumeGrace >= 0
-	j := s.newJob(acct, c.log, p, m.Pty != nil, resumable, m.Detach, m.Window)
+	j, err := s.newJob(acct, c.log, p, m.Pty != nil, resumable, m.Detach, m.Window)
+	if err != nil {
+		p.Terminate(0)
+		go func() { // reaped; its output is nobody's
+			p.CloseOutput()
+			p.Wait()
+			p.Release()
+		}()
+		return nil, err
+	}
 	j.timeout, j.argv0, j.encoding, j.argv, j.shell = timeout, argv0, encoding, m.Argv, m.Shell
 	j.audit = &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.Pid(), Job: j.id}
 	if acct.st != nil && acct.user.Quota > 0 {

@@ -63,7 +63,9 @@ type job struct {
 	id        string // "" unless resumable
 	acct      *account
 	log       *slog.Logger
-	p         *proc.Process
+	p         *proc.Process // nil for a job restored from its record
+	pid       int
+	dir       string // a detached job's files (Server.JobDir), or ""
 	out       [2]*spool // stdout, stderr (nil with a pty: the terminal merges them)
 	resumable bool
 	detached  bool // started by --detach: no channel owns it; its output is kept from its start
@@ -96,10 +98,10 @@ type job struct {
 
 // newJob wraps a started process; resumable jobs get an id and a place
 // in the server's table, where attaches find them.
-func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, resumable, detached bool, window uint32) *job {
+func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, resumable, detached bool, window uint32) (*job, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	j := &job{
-		srv: s, acct: acct, log: log, p: p, started: time.Now(),
+		srv: s, acct: acct, log: log, p: p, pid: p.Pid(), started: time.Now(),
 		ctx: ctx, cancel: cancel,
 		stdinQ: make(chan []byte), exited: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -141,7 +143,13 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 		s.jobs[j.id] = j
 		s.mu.Unlock()
 	}
-	return j
+	if detached && s.JobDir != "" {
+		if err := j.createJobFiles(pty, size); err != nil {
+			j.drop()
+			return nil, err
+		}
+	}
+	return j, nil
 }
 
 // waitingJobs counts the resumable commands of user (or of all users)
@@ -179,13 +187,24 @@ func (s *Server) findJob(id, user string) *job {
 	return j
 }
 
-// forget removes the job from the table: it can no longer be attached.
+// forget removes the job from the table, and a detached job's files: it
+// can no longer be attached.
 func (j *job) forget() {
+	if j.drop() {
+		j.removeFiles()
+	}
+}
+
+// drop removes the job from the table, keeping a detached job's files
+// for the next start (the daemon is ending); it reports whether the job
+// was there.
+func (j *job) drop() bool {
 	if !j.resumable {
-		return
+		return false
 	}
 	j.srv.mu.Lock()
-	if j.srv.jobs[j.id] == j {
+	was := j.srv.jobs[j.id] == j
+	if was {
 		delete(j.srv.jobs, j.id)
 	}
 	j.srv.mu.Unlock()
@@ -194,6 +213,10 @@ func (j *job) forget() {
 		j.grace.Stop()
 	}
 	j.mu.Unlock()
+	if was {
+		j.closeFiles()
+	}
+	return was
 }
 
 // endJobs ends the resumable commands (Server.Close), or only those no
@@ -242,13 +265,17 @@ func (j *job) run() {
 	drained := j.pumpOutput()
 	inDone := j.pumpInput()
 	st := j.wait(grace)
-	full := false
+	full, starved := false, false
 	if j.detached {
 		// Nobody acknowledges a detached job's output: a full spool
 		// stays full, and its writer would wait for ever.
 		for _, sp := range j.out {
-			if sp != nil && sp.stopFull(errSpoolFull) {
-				full = true
+			if sp == nil {
+				continue
+			}
+			st := sp.isStarved()
+			if sp.stopFull(errSpoolFull) {
+				full, starved = true, starved || st
 			}
 		}
 	}
@@ -265,7 +292,16 @@ func (j *job) run() {
 	j.p.Release()
 	<-inDone
 	exit := j.exitMsg(st)
-	if full && exit.Message == "" {
+	for _, sp := range j.out {
+		if err := sp.writeErrOrNil(); err != nil && exit.Message == "" {
+			exit.Message = err.Error()
+		}
+	}
+	switch {
+	case exit.Message != "":
+	case starved:
+		exit.Message = fmt.Sprintf("the user's jobs reached their bound of %d bytes on disk; the rest of its output was not kept", cmp.Or(j.srv.JobDisk, DefaultJobDisk))
+	case full:
 		exit.Message = fmt.Sprintf("its output reached the job's bound of %d bytes per stream; the rest was not kept", j.out[0].max)
 	}
 	// Logged and audited before the exit can reach the client: what a
@@ -276,8 +312,15 @@ func (j *job) run() {
 	j.mu.Lock()
 	j.exit, j.ended = exit, time.Now()
 	j.mu.Unlock()
+	j.saveRecord()
 	close(j.done)
-	if j.detached && j.ctx.Err() == nil {
+	if j.detached && j.ctx.Err() != nil {
+		// The daemon is ending: the job's record and output stay for
+		// the next start.
+		j.drop()
+		return
+	}
+	if j.detached {
 		// Listed, its output kept, for the retention time (or until a
 		// kill removes it).
 		time.AfterFunc(durOr(j.srv.JobRetention, DefaultJobRetention), j.forget)
@@ -418,6 +461,8 @@ func (j *job) exitMsg(st proc.ExitState) *frame.ExitMsg {
 		exit.Message = errAbandoned.Error()
 	case errors.Is(cause, errCrowded):
 		exit.Message = "ended when its connection was lost: " + errCrowded.Error()
+	case errors.Is(cause, errJobClosed) && j.detached:
+		exit.Message = "the daemon shut down while it ran"
 	case errors.Is(cause, errJobClosed):
 		exit.Message = "the daemon shut down before its client came back"
 	case errors.Is(cause, errGraceOver):
@@ -445,6 +490,9 @@ func (j *job) recordExit(exit *frame.ExitMsg) {
 func (s *Server) resumeGrace() time.Duration { return durOr(s.ResumeGrace, DefaultResumeGrace) }
 
 func (j *job) signal(name string) {
+	if j.p == nil {
+		return // restored from its record: its process is long gone
+	}
 	if err := j.p.Signal(name); err != nil {
 		j.log.Debug("signal not delivered", "job", j.id, "signal", name, "err", err)
 		return
@@ -453,6 +501,9 @@ func (j *job) signal(name string) {
 }
 
 func (j *job) resize(cols, rows uint16) {
+	if j.p == nil {
+		return
+	}
 	if err := j.p.Resize(cols, rows); err != nil {
 		j.log.Debug("resize ignored", "job", j.id, "err", err)
 	}
@@ -821,17 +872,17 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 	b := j.newBinding(c, nc, from)
 	j.bind(b)
 	j.mu.Lock()
-	ok := &frame.OpenOKMsg{Window: b.stdin.Window(), PID: j.p.Pid(), Encoding: j.encoding, Job: j.id,
+	ok := &frame.OpenOKMsg{Window: b.stdin.Window(), PID: j.pid, Encoding: j.encoding, Job: j.id,
 		StdinOffset: uint64(j.stdinOff), StdinEOF: j.stdinEOF}
 	j.mu.Unlock()
 	_, _ = nc.Accept(ok)
-	c.log.Info("command attached", "job", j.id, "pid", j.p.Pid(), "stdout", from[0], "stderr", from[1], "stdin", ok.StdinOffset)
-	c.srv.Audit.Log(&AuditEvent{Event: "attach", User: c.acct.user.Name, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.p.Pid()})
+	c.log.Info("command attached", "job", j.id, "pid", j.pid, "stdout", from[0], "stderr", from[1], "stdin", ok.StdinOffset)
+	c.srv.Audit.Log(&AuditEvent{Event: "attach", User: c.acct.user.Name, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.pid})
 	if m.Pty != nil && m.Pty.Cols > 0 && m.Pty.Rows > 0 {
 		// As tmux does on attach: the new size, and a SIGWINCH even when
 		// the size is the same, so that the program redraws its screen.
 		j.resize(m.Pty.Cols, m.Pty.Rows)
-		_ = j.p.Signal("WINCH") // best effort: the command may have exited
+		j.signal("WINCH") // best effort: the command may have exited
 	}
 	c.wg.Add(1)
 	go b.serve()
@@ -862,7 +913,7 @@ func (j *job) unbindRefused() {
 func (j *job) info() frame.JobInfo {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	in := frame.JobInfo{ID: j.id, Argv: j.argv, Shell: j.shell, PID: j.p.Pid(), Detached: j.detached,
+	in := frame.JobInfo{ID: j.id, Argv: j.argv, Shell: j.shell, PID: j.pid, Detached: j.detached,
 		State: "running", StartNS: j.started.UnixNano()}
 	switch {
 	case j.exit != nil:
@@ -874,13 +925,13 @@ func (j *job) info() frame.JobInfo {
 		if sp == nil {
 			continue
 		}
-		base, end, eof := sp.bounds()
+		_, end, _ := sp.bounds()
 		if i == 0 {
 			in.Stdout = uint64(end)
 		} else {
 			in.Stderr = uint64(end)
 		}
-		in.Full = in.Full || (!eof && end-base >= sp.max)
+		in.Full = in.Full || sp.full()
 	}
 	return in
 }
@@ -909,7 +960,7 @@ func (c *serverConn) openJobs(nc mux.NewChannel) {
 				return
 			}
 		}
-		c.srv.Audit.Log(&AuditEvent{Event: "kill", User: user, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.p.Pid(), Signal: sig})
+		c.srv.Audit.Log(&AuditEvent{Event: "kill", User: user, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.pid, Signal: sig})
 		if _, err := nc.Accept(&frame.OpenOKMsg{Window: 1}); err == nil {
 			_ = nc.SendJSON(frame.Exit, &frame.ExitMsg{})
 		}

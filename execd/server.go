@@ -84,6 +84,14 @@ type Server struct {
 	// DefaultJobRetention.
 	JobBuffer    int
 	JobRetention time.Duration
+	// JobDir, when set, keeps each detached job's output and record in
+	// files under it (USER/ID/{meta.json,stdout,stderr}) instead of
+	// memory: a restart lists the jobs again, exited, with their output.
+	// JobDisk bounds what one user's jobs keep there, all streams
+	// together; 0 means DefaultJobDisk. A job that reaches it waits, as
+	// at JobBuffer, until a job of the user is removed or it is killed.
+	JobDir  string
+	JobDisk int64
 	// Keeper, when set, keeps commands from outliving the daemon: a
 	// cgroup per command and a guard process (see proc.Keeper). Nil: the
 	// daemon's own cleanup alone ends them.
@@ -131,13 +139,15 @@ type Server struct {
 	quotas       quotaSet
 	userStates   map[string]*userState // by user name, under mu
 
-	mu        sync.Mutex
-	adm       admission
-	listeners map[net.Listener]struct{}
-	conns     map[*serverConn]struct{}
-	jobs      map[string]*job // resumable commands by id
-	closing   bool
-	wg        sync.WaitGroup
+	mu         sync.Mutex
+	adm        admission
+	listeners  map[net.Listener]struct{}
+	conns      map[*serverConn]struct{}
+	jobs       map[string]*job        // resumable commands by id
+	jobBudgets map[string]*diskBudget // by user: detached jobs' bytes on disk
+	restored   sync.Once              // the jobs under JobDir are read once
+	closing    bool
+	wg         sync.WaitGroup
 }
 
 // runAsOf is the OS account u's commands run as: run_as, else the
@@ -185,6 +195,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.adm.fdBudget = fdBudget()
 	}
 	s.mu.Unlock()
+	s.restored.Do(s.restoreJobs)
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)

@@ -3,7 +3,9 @@ package execd
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync"
 )
 
@@ -36,6 +38,13 @@ type spool struct {
 	eof    bool  // the command's stream ended: reads end at end with io.EOF
 	err    error // the spool was abandoned: writers fail with it
 	stop   error // the writer gives up with it (stopFull); readers are not told
+
+	// A detached job's spool keeps its bytes in a file (from offset 0;
+	// chunks unused), within its user's budget of disk.
+	file    *os.File
+	budget  *diskBudget
+	starved bool  // the writer waits for the budget
+	werr    error // writing the file failed: the output after end is lost
 }
 
 func newSpool(max int64) *spool {
@@ -44,10 +53,21 @@ func newSpool(max int64) *spool {
 	return sp
 }
 
+// newFileSpool keeps a stream in f, which holds size bytes of it already
+// (a job restored after a restart), at most max, drawing on budget.
+func newFileSpool(f *os.File, size, max int64, budget *diskBudget) *spool {
+	sp := newSpool(max)
+	sp.file, sp.end, sp.budget = f, size, budget
+	return sp
+}
+
 // ReadFrom reads r into the spool until io.EOF (nil) or an error, waiting
 // while the spool is full. Bytes are read straight into the spool's free
 // space; readers see them once the read returns.
 func (sp *spool) ReadFrom(r io.Reader) (int64, error) {
+	if sp.file != nil {
+		return sp.readIntoFile(r)
+	}
 	var total int64
 	for {
 		sp.mu.Lock()
@@ -95,6 +115,174 @@ func (sp *spool) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
+// readIntoFile is ReadFrom for a spool kept in a file: what a read gave
+// is written at the end of the file as the user's budget grants it (never
+// granted ahead of a read, which may wait for ever).
+func (sp *spool) readIntoFile(r io.Reader) (int64, error) {
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := (*bp)[:spoolChunk]
+	var total int64
+	for {
+		sp.mu.Lock()
+		room := int64(0)
+		for {
+			if err := cmp.Or(sp.err, sp.stop); err != nil {
+				sp.mu.Unlock()
+				return total, err
+			}
+			if room = min(spoolChunk, sp.max-(sp.end-sp.base)); room > 0 {
+				break
+			}
+			sp.cond.Wait()
+		}
+		sp.mu.Unlock()
+		n, err := r.Read(buf[:room])
+		if werr := sp.appendFile(buf[:n]); werr != nil {
+			return total, werr
+		}
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// appendFile writes p at the end of a file spool, as the budget grants,
+// waiting for it when it is exhausted.
+func (sp *spool) appendFile(p []byte) error {
+	for len(p) > 0 {
+		sp.mu.Lock()
+		var grant int64
+		for {
+			if err := cmp.Or(sp.err, sp.stop); err != nil {
+				sp.budget.unwait(sp)
+				sp.starved = false
+				sp.mu.Unlock()
+				return err
+			}
+			if grant = sp.budget.take(int64(len(p)), sp); grant > 0 {
+				sp.starved = false
+				break
+			}
+			sp.starved = true
+			sp.cond.Wait()
+		}
+		end := sp.end
+		sp.mu.Unlock()
+		if _, err := sp.file.WriteAt(p[:grant], end); err != nil {
+			sp.budget.give(grant)
+			sp.mu.Lock()
+			sp.werr = fmt.Errorf("its output could not be kept from byte %d on: %w", end, err)
+			sp.mu.Unlock()
+			return fmt.Errorf("%w: %w", errSpoolFull, err)
+		}
+		sp.mu.Lock()
+		sp.end += grant
+		sp.cond.Broadcast()
+		sp.mu.Unlock()
+		p = p[grant:]
+	}
+	return nil
+}
+
+// full reports whether the writer waits for room: the spool's bound or
+// its user's budget.
+func (sp *spool) full() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.fullLocked()
+}
+
+func (sp *spool) fullLocked() bool {
+	return !sp.eof && (sp.end-sp.base >= sp.max || sp.starved)
+}
+
+// isStarved reports whether the writer waits for its user's budget.
+func (sp *spool) isStarved() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.starved
+}
+
+// writeErrOrNil is why a file spool's output stopped being kept, or nil
+// (a nil spool too).
+func (sp *spool) writeErrOrNil() error {
+	if sp == nil {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.werr
+}
+
+// diskBudget bounds the bytes one user's detached jobs keep on disk; a
+// spool that finds it exhausted waits until a job is removed.
+type diskBudget struct {
+	mu      sync.Mutex
+	used    int64
+	max     int64
+	waiting map[*spool]struct{}
+}
+
+// take grants up to n bytes, or 0 and sp waits for a give. A nil budget
+// grants everything.
+func (b *diskBudget) take(n int64, sp *spool) int64 {
+	if b == nil {
+		return n
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = max(min(n, b.max-b.used), 0)
+	b.used += n
+	if n == 0 {
+		if b.waiting == nil {
+			b.waiting = map[*spool]struct{}{}
+		}
+		b.waiting[sp] = struct{}{}
+	} else {
+		delete(b.waiting, sp)
+	}
+	return n
+}
+
+// charge counts bytes already on disk (a restored job's), over the bound
+// if need be.
+func (b *diskBudget) charge(n int64) {
+	b.mu.Lock()
+	b.used += n
+	b.mu.Unlock()
+}
+
+// give returns n bytes and wakes the spools waiting for some.
+func (b *diskBudget) give(n int64) {
+	if b == nil || n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	waiting := make([]*spool, 0, len(b.waiting))
+	for sp := range b.waiting {
+		waiting = append(waiting, sp)
+	}
+	b.mu.Unlock()
+	for _, sp := range waiting {
+		sp.wake() // never under b.mu: a spool takes its lock, then b.mu
+	}
+}
+
+func (b *diskBudget) unwait(sp *spool) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	delete(b.waiting, sp)
+	b.mu.Unlock()
+}
+
 // closeWrite ends the stream: readers get io.EOF at its end.
 func (sp *spool) closeWrite() {
 	sp.mu.Lock()
@@ -120,7 +308,7 @@ func (sp *spool) abandon(err error) {
 func (sp *spool) stopFull(err error) bool {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	full := sp.end-sp.base >= sp.max
+	full := sp.fullLocked()
 	if full && sp.stop == nil {
 		sp.stop = err
 		sp.cond.Broadcast()
@@ -203,27 +391,22 @@ var errStopped = errors.New("execd: reader stopped")
 func (r *spoolReader) Read(p []byte) (int, error) {
 	sp := r.sp
 	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	for {
-		select {
-		case <-r.stop:
-			return 0, errStopped
-		default:
-		}
-		if r.off < sp.base {
-			return 0, errTrimmed
-		}
-		if r.off < sp.end {
-			break
-		}
-		if sp.eof {
-			return 0, io.EOF
-		}
-		if sp.err != nil {
-			return 0, sp.err
-		}
-		sp.cond.Wait()
+	if err := r.await(); err != nil {
+		sp.mu.Unlock()
+		return 0, err
 	}
+	if sp.file != nil {
+		// What is below end is written for good: read it unlocked.
+		n, off := int(min(int64(len(p)), sp.end-r.off)), r.off
+		sp.mu.Unlock()
+		n, err := sp.file.ReadAt(p[:n], off)
+		r.off += int64(n)
+		if err == io.EOF && n > 0 {
+			err = nil
+		}
+		return n, err
+	}
+	defer sp.mu.Unlock()
 	// Find the chunk holding off (chunks are full but the last), and copy
 	// on across chunks: a frame as large as p.
 	i := int((r.off - sp.base) / spoolChunk)
@@ -237,4 +420,30 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 		sp.ackLocked(r.off)
 	}
 	return n, nil
+}
+
+// await waits, under the spool's lock, until there is something at the
+// reader's offset, or returns why there will not be.
+func (r *spoolReader) await() error {
+	sp := r.sp
+	for {
+		select {
+		case <-r.stop:
+			return errStopped
+		default:
+		}
+		if r.off < sp.base {
+			return errTrimmed
+		}
+		if r.off < sp.end {
+			return nil
+		}
+		if sp.eof {
+			return io.EOF
+		}
+		if sp.err != nil {
+			return sp.err
+		}
+		sp.cond.Wait()
+	}
 }

@@ -2,6 +2,8 @@ package rexec_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,8 @@ import (
 // exited one.
 func TestDetachedJobs(t *testing.T) {
 	t.Parallel()
-	f := startResume(t, &execd.Server{})
+	jobDir := t.TempDir()
+	f := startResume(t, &execd.Server{JobDir: jobDir}) // as execd runs: output in files
 	c, err := f.dial(t.Context())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
@@ -69,10 +72,15 @@ func TestDetachedJobs(t *testing.T) {
 	assert.Equal(t, int64(5), jobs[0].Exit.Code)
 	assert.Equal(t, uint64(want.Len()), jobs[0].Stdout)
 
+	kept, err := os.ReadFile(filepath.Join(jobDir, "_", job, "stdout"))
+	require.NoError(t, err)
+	assert.True(t, string(kept) == want.String(), "the stdout file")
 	require.NoError(t, c.KillJob(t.Context(), job, ""), "removes an exited job")
 	jobs, err = c.Jobs(t.Context())
 	require.NoError(t, err)
 	assert.Empty(t, jobs)
+	_, err = os.Stat(filepath.Join(jobDir, "_", job))
+	assert.True(t, os.IsNotExist(err), "a removed job's files are gone")
 
 	s, err = c.NewSession()
 	require.NoError(t, err)
@@ -94,7 +102,20 @@ func TestDetachedJobs(t *testing.T) {
 // bound is kept.
 func TestDetachedJobBound(t *testing.T) {
 	t.Parallel()
-	f := startResume(t, &execd.Server{JobBuffer: 1 << 20})
+	for _, kept := range []string{"in memory", "on disk"} {
+		t.Run(kept, func(t *testing.T) {
+			t.Parallel()
+			srv := &execd.Server{JobBuffer: 1 << 20}
+			if kept == "on disk" {
+				srv.JobDir = t.TempDir()
+			}
+			testDetachedJobBound(t, srv)
+		})
+	}
+}
+
+func testDetachedJobBound(t *testing.T, srv *execd.Server) {
+	f := startResume(t, srv)
 	c, err := f.dial(t.Context())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
@@ -159,4 +180,141 @@ func TestAttachTakenOver(t *testing.T) {
 	var ee *rexec.ExitError
 	require.ErrorAs(t, second.Wait(), &ee)
 	assert.Equal(t, rexec.SIGKILL, ee.Signal)
+}
+
+// The user's bound on disk: one job that reaches it waits, and so does
+// the next; removing the first lets the second go on.
+func TestJobDiskBudget(t *testing.T) {
+	t.Parallel()
+	f := startResume(t, &execd.Server{JobDir: t.TempDir(), JobDisk: 4 << 20})
+	c, err := f.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	detach := func(cmdline string) string {
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		job, err := s.DetachShell(t.Context(), cmdline)
+		require.NoError(t, err)
+		return job
+	}
+	job := func(id string) rexec.JobInfo {
+		jobs, err := c.Jobs(t.Context())
+		require.NoError(t, err)
+		for _, j := range jobs {
+			if j.ID == id {
+				return j
+			}
+		}
+		t.Fatalf("no job %s in %v", id, jobs)
+		return rexec.JobInfo{}
+	}
+	big := detach("head -c 6000000 /dev/zero; echo never")
+	require.Eventually(t, func() bool { j := job(big); return j.Full && j.Stdout == 4<<20 }, 10*time.Second, 10*time.Millisecond)
+	// More than a pipe holds (the daemon's are 1 MiB): the command itself
+	// waits (a job whose output waits in the pipe when it exits loses
+	// it, as at any bound).
+	small := detach("echo err >&2; head -c 3000000 /dev/zero")
+	require.Eventually(t, func() bool { return job(small).Full }, 10*time.Second, 10*time.Millisecond, "the second job waits for the budget")
+	assert.Equal(t, "running", job(small).State)
+	assert.Zero(t, job(small).Stdout)
+
+	require.NoError(t, c.KillJob(t.Context(), big, rexec.SIGKILL))
+	require.Eventually(t, func() bool { return job(big).State == "exited" }, 10*time.Second, 10*time.Millisecond)
+	assert.Contains(t, job(big).Exit.Message, "the user's jobs reached their bound of 4194304 bytes on disk")
+	require.NoError(t, c.KillJob(t.Context(), big, ""), "removed: its 4 MiB are free again")
+	require.Eventually(t, func() bool { return job(small).State == "exited" }, 10*time.Second, 10*time.Millisecond)
+	j := job(small)
+	assert.Equal(t, int64(0), j.Exit.Code)
+	assert.Equal(t, uint64(3000000), j.Stdout)
+	assert.Equal(t, uint64(len("err\n")), j.Stderr)
+	assert.False(t, j.Full)
+}
+
+// Issue 17: detached jobs survive a restart of the daemon as records: a
+// job that finished is listed with its status and its output, one that
+// was running when the daemon closed is listed as ended by it, with the
+// output it wrote until then. (The processes end with the daemon.)
+func TestJobsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	jobDir := t.TempDir()
+	first := startResume(t, &execd.Server{JobDir: jobDir})
+	c, err := first.dial(t.Context())
+	require.NoError(t, err)
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	done, err := s.DetachShell(t.Context(), "seq 1 200000; echo warning >&2; exit 3")
+	require.NoError(t, err)
+	s, err = c.NewSession()
+	require.NoError(t, err)
+	running, err := s.DetachShell(t.Context(), "echo started $$; exec sleep 600")
+	require.NoError(t, err)
+	var pid int
+	require.Eventually(t, func() bool {
+		jobs, err := c.Jobs(t.Context())
+		require.NoError(t, err)
+		byID := map[string]rexec.JobInfo{}
+		for _, j := range jobs {
+			byID[j.ID] = j
+		}
+		pid = byID[running].PID
+		return byID[done].State == "exited" && byID[running].Stdout > 0
+	}, 10*time.Second, 10*time.Millisecond)
+	_ = c.Close()
+	require.NoError(t, first.d.Server.Close())
+	assert.False(t, execdtest.ProcessAlive(pid), "a job's process outlived its daemon")
+
+	second := startResume(t, &execd.Server{JobDir: jobDir})
+	c, err = second.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	jobs, err := c.Jobs(t.Context())
+	require.NoError(t, err)
+	require.Len(t, jobs, 2)
+	var want strings.Builder
+	for i := 1; i <= 200000; i++ {
+		fmt.Fprintln(&want, i)
+	}
+	for _, j := range jobs {
+		assert.Equal(t, "exited", j.State, j.ID)
+		assert.True(t, j.Detached)
+		switch j.ID {
+		case done:
+			assert.Equal(t, int64(3), j.Exit.Code)
+			assert.Equal(t, uint64(want.Len()), j.Stdout)
+			assert.Equal(t, []string(nil), j.Argv)
+			assert.Contains(t, j.Shell, "seq 1 200000")
+		case running:
+			assert.Equal(t, "TERM", j.Exit.Signal)
+			assert.Equal(t, "the daemon shut down while it ran", j.Exit.Message)
+			assert.Equal(t, pid, j.PID)
+		default:
+			t.Errorf("unknown job %s", j.ID)
+		}
+	}
+	attach := func(id string) (string, string, error) {
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		var out, errb strings.Builder
+		s.Stdout, s.Stderr = &out, &errb
+		require.NoError(t, s.Attach(t.Context(), id, 0, 0))
+		err = s.Wait()
+		return out.String(), errb.String(), err
+	}
+	out, errs, err := attach(done)
+	var ee *rexec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 3, ee.Status)
+	assert.True(t, out == want.String(), "stdout after the restart: %d bytes", len(out))
+	assert.Equal(t, "warning\n", errs)
+	out, _, err = attach(running)
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, rexec.SIGTERM, ee.Signal)
+	assert.Equal(t, fmt.Sprintf("started %d\n", pid), out)
+
+	require.NoError(t, c.KillJob(t.Context(), done, ""))
+	_, err = os.Stat(filepath.Join(jobDir, "_", done))
+	assert.True(t, os.IsNotExist(err))
+	jobs, err = c.Jobs(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, jobs, 1)
 }

@@ -105,6 +105,11 @@ func checkOptions(opts *options) map[string]error {
 	} else if n < 1<<20 || n > 1<<30 {
 		bad["job-buffer"] = fmt.Errorf("%s: want 1MiB to 1GiB", opts.jobBuffer)
 	}
+	if n, err := execd.ParseSize(opts.jobDisk); err != nil {
+		bad["job-disk"] = err
+	} else if n < 1<<20 {
+		bad["job-disk"] = fmt.Errorf("%s: want at least 1MiB", opts.jobDisk)
+	}
 	if opts.jobRetention <= 0 {
 		bad["job-retention"] = fmt.Errorf("%s: want a positive duration", opts.jobRetention)
 	}

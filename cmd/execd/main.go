@@ -62,6 +62,7 @@ type options struct {
 	resumeGrace      time.Duration
 	resumeBuffer     string
 	jobBuffer        string
+	jobDisk          string
 	jobRetention     time.Duration
 	dir              string
 	framing          string
@@ -178,6 +179,7 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
 	lf.DurationVar(&opts.resumeGrace, "resume-grace", execd.DefaultResumeGrace, "how long a command whose client lost its connection goes on, its output kept, for the client to reconnect (0: commands end with their connection)")
 	lf.StringVar(&opts.jobBuffer, "job-buffer", "16MiB", "output kept per stream of a detached job (rexec --detach), from its start; a job that writes more waits until it is killed")
+	lf.StringVar(&opts.jobDisk, "job-disk", "256MiB", "disk one user's detached jobs may keep their output in (all their jobs together, in the state directory's jobs/); a job that reaches it waits until one is removed")
 	lf.DurationVar(&opts.jobRetention, "job-retention", execd.DefaultJobRetention, "how long a detached job stays listed, its output kept, after it exited")
 	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "2MiB", "output kept per stream of a command whose client lost its connection, until the client has it; a command that writes more waits")
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
@@ -382,6 +384,10 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	if err != nil {
 		return nil, nil, fail(2, "--job-buffer: %v", err)
 	}
+	jobDisk, err := execd.ParseSize(opts.jobDisk)
+	if err != nil {
+		return nil, nil, fail(2, "--job-disk: %v", err)
+	}
 	resumeGrace := opts.resumeGrace
 	if resumeGrace <= 0 {
 		resumeGrace = -1 // off
@@ -417,6 +423,8 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		ResumeBuffer:     int(resumeBuffer),
 		JobBuffer:        int(jobBuffer),
 		JobRetention:     opts.jobRetention,
+		JobDir:           filepath.Join(dir, "jobs"),
+		JobDisk:          int64(jobDisk),
 		Keeper:           keeper,
 		DefaultRunAs:     opts.defaultRunAs,
 		Software:         "execd/" + buildinfo.Read().Short(),
