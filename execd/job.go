@@ -65,7 +65,7 @@ type job struct {
 	log       *slog.Logger
 	p         *proc.Process // nil for a job restored from its record
 	pid       int
-	dir       string // a detached job's files (Server.JobDir), or ""
+	dir       string    // a detached job's files (Server.JobDir), or ""
 	out       [2]*spool // stdout, stderr (nil with a pty: the terminal merges them)
 	resumable bool
 	detached  bool // started by --detach: no channel owns it; its output is kept from its start
