@@ -3,6 +3,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/execd-project/execd/execd/execdtest"
 )
 
 // Issue 17: rexec --detach, jobs, attach (from where this client stopped,
@@ -115,4 +118,75 @@ func TestE2EAttachInterrupt(t *testing.T) {
 	r = c.run("", "jobs", d.addr)
 	assert.Regexp(t, job+` +running `, r.stdout)
 	require.Equal(t, 0, c.run("", "kill", d.addr, job).code)
+}
+
+// Issue 17: jobs survive a restart of the daemon as records, here one
+// killed with -9: the job that finished is listed with its status and its
+// output; the one that was running is listed as ended with the daemon
+// (its process ended with it), with the output it wrote until then.
+func TestE2EJobsAcrossDaemonRestart(t *testing.T) {
+	t.Parallel()
+	state, home := t.TempDir(), t.TempDir()
+	d := startDaemon(t, state, "--dir", home)
+	c := newClient(t)
+	r := c.run("", "--detach", d.addr, "--", "sh", "-c", "seq 1 50000; echo warned >&2; exit 4")
+	require.Equal(t, 0, r.code, r.stderr)
+	finished := strings.TrimSpace(r.stdout)
+	r = c.run("", "--detach", d.addr, "--", "sh", "-c", "echo started $$; exec sleep 600")
+	require.Equal(t, 0, r.code, r.stderr)
+	running := strings.TrimSpace(r.stdout)
+	var pid int
+	require.Eventually(t, func() bool {
+		r := c.run("", "jobs", "--json", d.addr)
+		type info struct {
+			ID, State string
+			PID       int
+			Stdout    int64
+		}
+		var f, s info
+		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var j info
+			if json.Unmarshal([]byte(line), &j) != nil {
+				continue
+			}
+			switch j.ID {
+			case finished:
+				f = j
+			case running:
+				s = j
+			}
+		}
+		pid = s.PID
+		return f.State == "exited" && s.Stdout > 0
+	}, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
+	<-d.exited
+	if strings.Contains(d.log.String(), "cgroup per command under") {
+		assert.Eventually(t, func() bool { return !execdtest.ProcessAlive(pid) }, 5*time.Second, 10*time.Millisecond,
+			"the job's process outlived its daemon")
+	}
+	d2 := startDaemonAt(t, d.addr, state)
+	_ = d2
+	r = c.run("", "jobs", d.addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, finished+` +exited +\S+ \S+ +4 +288894 +7 +sh -c 'seq 1 50000; echo warned >&2; exit 4'`, r.stdout)
+	assert.Regexp(t, running+` +exited +\S+ \S+ +SIGKILL +\d+ +0 +sh -c 'echo started \$\$; exec sleep 600'`, r.stdout)
+
+	r = c.run("", "attach", "--from-start", d.addr, finished)
+	assert.Equal(t, 4, r.code)
+	assert.Equal(t, 288894, len(r.stdout))
+	assert.True(t, strings.HasSuffix(r.stdout, "\n49999\n50000\n"))
+	assert.Equal(t, "warned\n", r.stderr)
+	r = c.run("", "attach", "--from-start", d.addr, running)
+	assert.Equal(t, 137, r.code)
+	assert.Equal(t, fmt.Sprintf("started %d\n", pid), r.stdout)
+	assert.Contains(t, r.stderr, "the daemon ended while it ran")
+
+	r = c.run("", "kill", d.addr, finished)
+	require.Equal(t, 0, r.code, r.stderr)
+	dirs, err := filepath.Glob(filepath.Join(state, "jobs", "*", "*"))
+	require.NoError(t, err)
+	require.Len(t, dirs, 1, "the removed job's files are gone, the other's kept")
+	assert.Equal(t, running, filepath.Base(dirs[0]))
 }
