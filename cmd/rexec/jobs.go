@@ -3,16 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/execd-project/execd/internal/fanout"
 	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
@@ -20,69 +23,149 @@ import (
 // jobsCommand lists the jobs of one or more hosts.
 func jobsCommand(ctx context.Context, e env) *cobra.Command {
 	var cf connFlags
+	var ff fanFlags
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "jobs [flags] HOST...",
+		Use:   "jobs [flags] HOST...\n  rexec jobs -H HOSTS [flags]",
 		Short: "List your jobs on hosts: detached commands, and commands waiting for their client",
 		Long: `jobs lists your jobs on each HOST: commands started with --detach
 (running, or exited and kept for the daemon's retention time), and
 commands whose connection was lost and that wait for their client to
 come back. STATE is running, waiting or exited; FULL marks a job whose
-output reached the daemon's bound and that waits (kill it).`,
+output reached the daemon's bound and that waits (kill it).
+
+With -H (or -g), the hosts of a fan-out are asked at once, -f at a time,
+and listed in their order with a HOST column; a host that cannot be
+reached is named on stderr, and the exit status is 255.`,
 		Example: `  rexec jobs lab1
-  rexec jobs --json lab1 lab2`,
-		Args:          cobra.MinimumNArgs(1),
+  rexec jobs --json lab1 lab2
+  rexec jobs -H node[01-40]`,
+		Args: func(_ *cobra.Command, args []string) error {
+			switch {
+			case ff.active() && len(args) > 0:
+				return errors.New("give hosts with -H or as arguments, not both")
+			case !ff.active() && len(args) == 0:
+				return errors.New("a HOST is needed (or -H)")
+			}
+			return ff.check()
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, hosts []string) error {
-			tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
-			if !asJSON {
-				head := "ID\tSTATE\tSTARTED\tEXIT\tSTDOUT\tSTDERR\tCOMMAND"
-				if len(hosts) > 1 {
-					head = "HOST\t" + head
-				}
-				fmt.Fprintln(tw, head)
-			}
+			var listed []hostJobs
 			worst := 0
-			for _, host := range hosts {
-				c, err := cf.dial(ctx, host, e)
-				if err != nil {
-					fmt.Fprintf(e.stderr, "rexec: %s: %s\n", termsafe.String(host), strings.TrimPrefix(err.Error(), "rexec: "))
-					worst = exitTransport
-					continue
+			if ff.active() {
+				var err error
+				if listed, worst, err = fanJobs(ctx, &cf, &ff, e); err != nil {
+					return err
 				}
-				jobs, err := c.Jobs(ctx)
-				_ = c.Close()
-				if err != nil {
-					fmt.Fprintf(e.stderr, "rexec: %s: %s\n", termsafe.String(host), strings.TrimPrefix(err.Error(), "rexec: "))
-					worst = exitTransport
-					continue
-				}
-				for _, j := range jobs {
-					if asJSON {
-						line, _ := json.Marshal(struct {
-							Host string `json:"host"`
-							rexec.JobInfo
-						}{host, j})
-						fmt.Fprintf(e.stdout, "%s\n", line)
+			} else {
+				for _, host := range hosts {
+					jobs, err := listJobs(ctx, &cf, host, e)
+					if err != nil {
+						fmt.Fprintf(e.stderr, "rexec: %s: %s\n", termsafe.String(host), strings.TrimPrefix(err.Error(), "rexec: "))
+						worst = exitTransport
 						continue
 					}
-					row := jobRow(j)
-					if len(hosts) > 1 {
-						row = termsafe.String(host) + "\t" + row
-					}
-					fmt.Fprintln(tw, row)
+					listed = append(listed, hostJobs{host, jobs})
 				}
 			}
-			if !asJSON {
-				_ = tw.Flush()
-			}
+			printJobs(e, listed, asJSON, ff.active() || len(hosts) > 1)
 			return exitWith(worst)
 		},
 	}
 	cf.register(cmd.Flags())
+	ff.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per job, with its host")
 	return cmd
+}
+
+// hostJobs are the jobs listed on one host.
+type hostJobs struct {
+	host string
+	jobs []rexec.JobInfo
+}
+
+// listJobs lists the jobs of one host.
+func listJobs(ctx context.Context, cf *connFlags, host string, e env) ([]rexec.JobInfo, error) {
+	c, err := cf.dial(ctx, host, e)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = c.Close() }()
+	return c.Jobs(ctx)
+}
+
+// fanJobs lists the jobs of the hosts of -H, at once; the hosts that
+// answered come back in the order of the fan-out, with the worst status.
+func fanJobs(ctx context.Context, cf *connFlags, ff *fanFlags, e env) ([]hostJobs, int, error) {
+	f, status, err := newFan(cf, ff, e)
+	if err != nil {
+		return nil, 0, fail(status, "%v", err)
+	}
+	defer f.d.close()
+	var mu sync.Mutex
+	byHost := map[string][]rexec.JobInfo{}
+	results := f.run(ctx, 0, func(ctx context.Context, host string, c *rexec.Client) error {
+		jobs, err := c.Jobs(ctx)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		byHost[host] = jobs
+		mu.Unlock()
+		return nil
+	}, func(r rexec.HostResult) {
+		if r.Err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			_, _ = e.stderr.Write(fanout.FailureLines(r))
+		}
+	})
+	var listed []hostJobs
+	for _, h := range f.hosts {
+		if jobs, ok := byHost[h]; ok {
+			listed = append(listed, hostJobs{h, jobs})
+		}
+	}
+	var ee *exitError
+	if err := f.end(results, false); errors.As(err, &ee) {
+		return listed, ee.status, nil
+	}
+	return listed, 0, nil
+}
+
+// printJobs prints the listing: a table (with a HOST column for many
+// hosts) or JSON lines.
+func printJobs(e env, listed []hostJobs, asJSON, many bool) {
+	if asJSON {
+		for _, hj := range listed {
+			for _, j := range hj.jobs {
+				line, _ := json.Marshal(struct {
+					Host string `json:"host"`
+					rexec.JobInfo
+				}{hj.host, j})
+				fmt.Fprintf(e.stdout, "%s\n", line)
+			}
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
+	head := "ID\tSTATE\tSTARTED\tEXIT\tSTDOUT\tSTDERR\tCOMMAND"
+	if many {
+		head = "HOST\t" + head
+	}
+	fmt.Fprintln(tw, head)
+	for _, hj := range listed {
+		for _, j := range hj.jobs {
+			row := jobRow(j)
+			if many {
+				row = termsafe.String(hj.host) + "\t" + row
+			}
+			fmt.Fprintln(tw, row)
+		}
+	}
+	_ = tw.Flush()
 }
 
 // jobRow is a job's line in the table.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,4 +190,44 @@ func TestE2EJobsAcrossDaemonRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, dirs, 1, "the removed job's files are gone, the other's kept")
 	assert.Equal(t, running, filepath.Base(dirs[0]))
+}
+
+// rexec jobs -H asks many hosts at once: their jobs in the order of -H,
+// with a HOST column; a host that cannot be reached is named, and the
+// status is 255.
+func TestE2EJobsFanout(t *testing.T) {
+	t.Parallel()
+	d1 := startDaemon(t, t.TempDir(), "--dir", t.TempDir())
+	d2 := startDaemon(t, t.TempDir(), "--dir", t.TempDir())
+	c := newClient(t)
+	ids := map[string]string{}
+	for _, d := range []*daemon{d1, d2} {
+		r := c.run("", "--detach", d.addr, "--", "echo", "on "+d.addr)
+		require.Equal(t, 0, r.code, r.stderr)
+		ids[d.addr] = strings.TrimSpace(r.stdout)
+	}
+	dead := freeAddr(t)
+	hosts := d2.addr + "," + dead + "," + d1.addr
+	r := c.run("", "jobs", "-H", hosts)
+	assert.Equal(t, 255, r.code)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 3, r.stdout)
+	assert.Regexp(t, `^HOST +ID +STATE`, lines[0])
+	assert.Regexp(t, `^`+regexp.QuoteMeta(d2.addr)+` +`+ids[d2.addr]+` +\S+ `, lines[1])
+	assert.Regexp(t, `^`+regexp.QuoteMeta(d1.addr)+` +`+ids[d1.addr]+` +\S+ `, lines[2])
+	assert.Contains(t, r.stderr, dead)
+
+	r = c.run("", "jobs", "--json", "-H", d1.addr+","+d2.addr)
+	assert.Equal(t, 0, r.code, r.stderr)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var j struct{ Host, ID string }
+		require.NoError(t, json.Unmarshal([]byte(line), &j))
+		got = append(got, j.Host+" "+j.ID)
+	}
+	assert.Equal(t, []string{d1.addr + " " + ids[d1.addr], d2.addr + " " + ids[d2.addr]}, got)
+
+	r = c.run("", "jobs", "-H", d1.addr, d2.addr)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "not both")
 }
