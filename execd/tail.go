@@ -119,6 +119,12 @@ func (t *tailChan) begin(cur *tailed) error {
 		since = &frame.TailPos{Dev: cur.dev, Ino: cur.ino, Offset: since.Offset}
 	}
 	switch {
+	case since == nil && t.req.SinceNS != 0:
+		off, err := firstLineSince(cur.f, size, time.Unix(0, t.req.SinceNS))
+		if err != nil {
+			return err
+		}
+		return t.switchTo(cur, off, "start")
 	case since == nil:
 		off, err := lastLines(cur.f, size, t.req.Lines)
 		if err != nil {

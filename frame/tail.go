@@ -38,6 +38,12 @@ type TailRequest struct {
 	// Since resumes where a previous tail stopped: the file it read and
 	// the offset after the last byte it received.
 	Since *TailPos `json:"since,omitempty"`
+	// SinceNS, when not zero and without Since, starts at the first line
+	// whose leading timestamp is at or after this time (Unix nanoseconds):
+	// lines are taken to be in time order, and a line without a timestamp
+	// to belong to the one before it. A file with no such timestamps is
+	// refused (bad_path is not it: invalid_message, with the formats).
+	SinceNS int64 `json:"since_ns,omitempty"`
 }
 
 // TailPos is a position in a followed file: its identity (device and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
@@ -48,6 +49,10 @@ type TailOptions struct {
 	Grep string
 	// Since resumes at a position a previous Tail returned.
 	Since *TailPos
+	// SinceTime, when not zero and without Since, starts at the first
+	// line whose leading timestamp is at or after it (see
+	// frame.TailRequest.SinceNS).
+	SinceTime time.Time
 	// OnFile, when set, is told of each switch of file.
 	OnFile func(TailFile)
 }
@@ -63,7 +68,7 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 		pos = *opts.Since
 	}
 	fc, err := c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindTail, Path: path,
-		Tail: &frame.TailRequest{Lines: opts.Lines, Follow: opts.Follow, Grep: opts.Grep, Since: opts.Since}})
+		Tail: &frame.TailRequest{Lines: opts.Lines, Follow: opts.Follow, Grep: opts.Grep, Since: opts.Since, SinceNS: sinceNS(opts)}})
 	if err != nil {
 		return pos, c.lostIf(err)
 	}
@@ -110,4 +115,12 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 		pos.Last = lastBytes(pos.Last, rec.Data)
 		pos.Offset = rec.Offset + uint64(len(rec.Data))
 	}
+}
+
+// sinceNS is the request's SinceNS: the time, unless a position is given.
+func sinceNS(opts TailOptions) int64 {
+	if opts.Since != nil || opts.SinceTime.IsZero() {
+		return 0
+	}
+	return opts.SinceTime.UnixNano()
 }

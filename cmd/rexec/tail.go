@@ -25,7 +25,7 @@ type tailFlags struct {
 	follow    bool
 	followF   bool
 	lines     string
-	since     uint64
+	since     string
 	grep      string
 	json      bool
 	reconnect time.Duration
@@ -55,6 +55,7 @@ when a file cannot be read, 2 for a usage error, 255 when a connection
 failed for good.`,
 		Example: `  rexec tail -n 50 lab1:logs/app.log
   rexec tail -F lab1:logs/app.log
+  rexec tail --since 15m lab1:logs/app.log
   rexec tail -F --grep 'ERROR|WARN' -H node[01-40] :logs/app.log
   rexec tail -F --json lab1:a.log lab1:b.log`,
 		Args:          cobra.MinimumNArgs(1),
@@ -79,7 +80,7 @@ failed for good.`,
 	f.BoolVarP(&tf.followF, "follow-name", "F", false, "follow each file by name as it grows, across rotations and truncations")
 	f.BoolVarP(&tf.follow, "follow", "f", false, "the same as -F: a remote file is always followed by name")
 	f.StringVarP(&tf.lines, "lines", "n", "10", "print the last N lines first; +1 prints the whole file")
-	f.Uint64Var(&tf.since, "since", 0, "start at this byte offset of the file instead of -n")
+	f.StringVar(&tf.since, "since", "", "start instead of -n at a byte offset (a number), or at the first line stamped at or after a time: 2026-12-01T10:00:00Z, \"2026-12-01 10:00\", or a duration ago such as 15m")
 	f.StringVar(&tf.grep, "grep", "", "only the lines this regular expression (RE2) matches, filtered by the daemon")
 	f.BoolVar(&tf.json, "json", false, `one JSON object per line: {"host","path","line"}`)
 	f.DurationVar(&tf.reconnect, "reconnect-for", 5*time.Minute, "with -F: how long to keep reconnecting after a connection is lost (0: never)")
@@ -107,8 +108,16 @@ func runTail(ctx context.Context, tf *tailFlags, args []string, e env) error {
 		return fail(exitUsage, "%v", err)
 	}
 	opts := rexec.TailOptions{Lines: lines, Follow: tf.follow || tf.followF, Grep: tf.grep}
-	if tf.since > 0 {
-		opts.Since = &rexec.TailPos{Offset: tf.since}
+	if tf.since != "" {
+		off, at, err := parseTailSince(tf.since, time.Now())
+		if err != nil {
+			return fail(exitUsage, "--since: %v", err)
+		}
+		if at.IsZero() {
+			opts.Since = &rexec.TailPos{Offset: off}
+		} else {
+			opts.SinceTime = at
+		}
 	}
 	ctx, stop := interruptible(ctx, e)
 	out := &tailOut{w: e.stdout, json: tf.json, raw: len(targets) == 1 && !tf.json && !tf.fan.active()}
@@ -312,4 +321,26 @@ func (tw *tailWriter) line(l []byte) error {
 	}
 	_, err := fmt.Fprintf(o.w, "%s: %s\n", tw.tgt.label, l)
 	return err
+}
+
+// parseTailSince reads --since: a byte offset (digits alone), a duration
+// before now ("15m", "2h"), or a time, with a zone (RFC 3339) or in the
+// local one ("2006-01-02 15:04[:05]", "2006-01-02"). A time gives at,
+// an offset off.
+func parseTailSince(v string, now time.Time) (off uint64, at time.Time, err error) {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		return n, time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return 0, now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return 0, t, nil
+	}
+	for _, layout := range []string{time.DateTime, "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, v, time.Local); err == nil {
+			return 0, t, nil
+		}
+	}
+	return 0, time.Time{}, fmt.Errorf("%q is neither a byte offset, a duration such as 15m, nor a time such as 2026-12-01T10:00:00Z or \"2026-12-01 10:00\"", v)
 }

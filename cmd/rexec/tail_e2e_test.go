@@ -253,3 +253,44 @@ func shellWords(t *testing.T, line string) []string {
 	}
 	return words
 }
+
+// rexec tail --since TIME starts at the first line stamped at or after
+// it; a duration is before now; a file without stamps is refused in one
+// line.
+func TestE2ETailSinceTime(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	now := time.Now()
+	var log strings.Builder
+	for i := 10; i >= 1; i-- { // one line every ten minutes, up to now
+		fmt.Fprintf(&log, "%s line %d\n", now.Add(-time.Duration(i)*10*time.Minute).UTC().Format(time.RFC3339), i)
+		if i == 3 {
+			log.WriteString("  a continuation of line 3\n")
+		}
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(home, "app.log"), []byte(log.String()), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "plain.log"), []byte("no time\n"), 0o600))
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := newClient(t)
+	c.run("", d.addr, "true") // pins it
+
+	r := c.run("", "tail", "--since", "35m", d.addr+":app.log")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `^\S+ line 3\n  a continuation of line 3\n\S+ line 2\n\S+ line 1\n$`, r.stdout)
+	at := now.Add(-95 * time.Minute).UTC().Format(time.RFC3339)
+	r = c.run("", "tail", "--since", at, d.addr+":app.log")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, 9, strings.Count(r.stdout, "Z line "), r.stdout)
+	r = c.run("", "tail", "--since", "2000-01-01", d.addr+":app.log")
+	assert.Equal(t, log.String(), r.stdout)
+	r = c.run("", "tail", "--since", "12", d.addr+":app.log")
+	assert.Equal(t, log.String()[12:], r.stdout, "digits alone are a byte offset")
+
+	r = c.run("", "tail", "--since", "10m", d.addr+":plain.log")
+	assert.Equal(t, 1, r.code)
+	assert.Regexp(t, `^rexec: .*no line of this file starts with a time`, r.stderr)
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"))
+	r = c.run("", "tail", "--since", "yesterday", d.addr+":app.log")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "neither a byte offset")
+}
