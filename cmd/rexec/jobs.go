@@ -225,10 +225,11 @@ stops watching (130); a detached job goes on.`,
 			if err != nil {
 				return result(err)
 			}
-			s.Stdout, s.Stderr = e.stdout, e.stderr
+			stderr := &lineEnd{w: e.stderr, at: true}
+			s.Stdout, s.Stderr = e.stdout, stderr
 			if reconnectFor > 0 {
 				opts := &options{connFlags: cf, reconnectFor: reconnectFor}
-				s.Reconnect = opts.reconnect(host, e)
+				s.Reconnect = opts.reconnect(host, e, stderr)
 			}
 			ictx, stop := interruptible(ctx, e)
 			if err := s.Attach(ictx, job, from[0], from[1]); err != nil {

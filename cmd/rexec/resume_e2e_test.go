@@ -76,9 +76,11 @@ wait:
 	require.ErrorAs(t, err, &ee, "stderr: %s", lastLines(errMu.String()))
 	assert.Equal(t, 7, ee.ExitCode())
 	assert.True(t, out.String() == wantOut.String(), "stdout differs: %d bytes, want %d", len(out.String()), wantOut.Len())
-	// stderr holds the command's lines and rexec's notes (each ending in
-	// \r\n, wherever the command's last line stopped).
-	errb.WriteString(regexp.MustCompile(`rexec: [^\r\n]*\r\n`).ReplaceAllString(errMu.String(), ""))
+	// stderr holds the command's lines and rexec's notes, each on a line
+	// of its own (ending in \r\n, after one when the command's last line
+	// had not ended).
+	assert.NotRegexp(t, "[^\n]rexec: ", errMu.String(), "a note in the middle of a line")
+	errb.WriteString(regexp.MustCompile(`(\r\n)?rexec: [^\r\n]*\r\n`).ReplaceAllString(errMu.String(), ""))
 	assert.True(t, errb.String() == wantErr.String(), "stderr differs: %d bytes, want %d", errb.Len(), wantErr.Len())
 	assert.GreaterOrEqual(t, cuts, 8, "cuts")
 	// A note per loss; the last cut may come after the exit arrived.
@@ -217,4 +219,30 @@ func TestE2EReadmeResume(t *testing.T) {
 			assert.Contains(t, errb.String(), "connection lost")
 		}
 	}
+}
+
+// -q: no note of rexec's own on stderr, neither the pin nor the lost and
+// resumed connection: stderr is the command's alone, byte for byte.
+func TestE2EResumeQuiet(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir(), "--dir", t.TempDir())
+	p := execdtest.StartProxy(t, d.addr)
+	c := newClient(t)
+	cmd := c.command("-q", p.Addr, "sh", "-c", "printf 'a, no newline' >&2; sleep 1; echo b >&2; echo out")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	require.Eventually(t, func() bool { return errb.String() == "a, no newline" }, 10*time.Second, 5*time.Millisecond, errb.String())
+	require.Equal(t, 1, p.ResetOpen())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("rexec did not finish")
+	}
+	assert.Equal(t, "a, no newlineb\n", errb.String())
+	assert.Equal(t, "out\n", out.String())
 }

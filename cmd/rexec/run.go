@@ -347,6 +347,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
 	f.BoolVar(&opts.detach, "detach", false, "start the command as a job that runs apart from any connection; print its id (see rexec jobs, attach, kill)")
+	f.BoolVarP(&opts.quiet, "quiet", "q", false, "no notes of rexec's own on stderr (a new host pinned, a connection lost and resumed): the command's stderr alone")
 	f.DurationVar(&opts.reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume the command, which goes on meanwhile (0: the command ends with its connection)")
 	opts.connFlags.register(f)
 	opts.fan.register(f)
@@ -497,11 +498,12 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	if !opts.noStdin {
 		stdin = e.stdin
 	}
-	s, err := opts.session(client, stdin, e.stdout, e.stderr)
+	stderr := &lineEnd{w: e.stderr, at: true}
+	s, err := opts.session(client, stdin, e.stdout, stderr)
 	if err != nil {
 		return err
 	}
-	s.Reconnect = opts.reconnect(args[0], e)
+	s.Reconnect = opts.reconnect(args[0], e, stderr)
 	if opts.detach {
 		return opts.startDetached(ctx, s, argv, e)
 	}
@@ -602,7 +604,9 @@ func (opts *options) startDetached(ctx context.Context, s *rexec.Session, argv [
 
 // reconnect is how a session to host survives a lost connection, or nil
 // with --reconnect-for 0.
-func (opts *options) reconnect(host string, e env) *rexec.Reconnect {
+// Its notes go to stderr on lines of their own: after a line break when
+// the command's stderr stopped in the middle of a line.
+func (opts *options) reconnect(host string, e env, stderr *lineEnd) *rexec.Reconnect {
 	if opts.reconnectFor <= 0 {
 		return nil
 	}
@@ -615,12 +619,41 @@ func (opts *options) reconnect(host string, e env) *rexec.Reconnect {
 			}
 			// \r\n: the local terminal may be raw (-t).
 			if err != nil {
-				fmt.Fprintf(e.stderr, "rexec: %s; reconnecting for up to %s (the command goes on)\r\n", strings.TrimPrefix(err.Error(), "rexec: "), opts.reconnectFor)
+				stderr.note(fmt.Sprintf("rexec: %s; reconnecting for up to %s (the command goes on)\r\n", strings.TrimPrefix(err.Error(), "rexec: "), opts.reconnectFor))
 				return
 			}
-			fmt.Fprintf(e.stderr, "rexec: reconnected; the command's output resumes where it stopped\r\n")
+			stderr.note("rexec: reconnected; the command's output resumes where it stopped\r\n")
 		},
 	}
+}
+
+// lineEnd is the command's stderr, remembering whether what was written
+// last ended a line, so that a note of rexec's own starts a line.
+type lineEnd struct {
+	mu sync.Mutex
+	w  io.Writer
+	at bool // at the start of a line
+}
+
+func (l *lineEnd) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.w.Write(p)
+	if n > 0 {
+		l.at = p[n-1] == '\n'
+	}
+	return n, err
+}
+
+// note writes a note of rexec's own on a line of its own.
+func (l *lineEnd) note(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.at {
+		s = "\r\n" + s
+	}
+	_, _ = io.WriteString(l.w, s) // best effort: a closed stderr loses the note only
+	l.at = true
 }
 
 // checkEnvs refuses an -e that is not KEY=VALUE, before any connection.
