@@ -80,7 +80,23 @@ func (d *dialer) authMethods(user, addr string) ([]rexec.AuthMethod, error) {
 			all := func() (string, error) { return ask(fmt.Sprintf("%s's password (for every host): ", user)) }
 			return append(methods, rexec.PasswordCallback(func() (string, error) { return d.shared.get(user, all) }, 1)), nil
 		}
-		prompt := func() (string, error) { return ask(fmt.Sprintf("%s@%s's password: ", user, addr)) }
+		// A password typed once serves the reconnections of this
+		// process too: its first attempt, not its later ones.
+		first := true
+		prompt := func() (string, error) {
+			key := user + "@" + addr
+			if first {
+				first = false
+				if pw, ok := d.cf.typed.get(key); ok {
+					return pw, nil
+				}
+			}
+			pw, err := ask(fmt.Sprintf("%s's password: ", key))
+			if err == nil {
+				d.cf.typed.set(key, pw)
+			}
+			return pw, err
+		}
 		methods = append(methods, rexec.PasswordCallback(prompt, 3))
 	}
 	return methods, nil
@@ -343,4 +359,33 @@ rexec logs in with this key by default.`,
 	f.StringVarP(&comment, "comment", "C", "", "comment of the public key (default user@host)")
 	f.BoolVar(&force, "force", false, "replace an existing key")
 	return cmd
+}
+
+// typedPasswords remembers, for the life of the process, the password
+// typed for each user@host, so that a reconnection does not ask again.
+type typedPasswords struct {
+	mu  sync.Mutex
+	pws map[string]string
+}
+
+func (t *typedPasswords) get(key string) (string, bool) {
+	if t == nil {
+		return "", false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pw, ok := t.pws[key]
+	return pw, ok
+}
+
+func (t *typedPasswords) set(key, pw string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pws == nil {
+		t.pws = map[string]string{}
+	}
+	t.pws[key] = pw
 }

@@ -246,3 +246,42 @@ func TestE2EResumeQuiet(t *testing.T) {
 	assert.Equal(t, "a, no newlineb\n", errb.String())
 	assert.Equal(t, "out\n", out.String())
 }
+
+// A password typed once is not asked for again when the connection is
+// lost and rexec reconnects (SSH_ASKPASS counts the questions).
+func TestE2EReconnectAsksNoPasswordAgain(t *testing.T) {
+	t.Parallel()
+	state := t.TempDir()
+	d := startDaemon(t, state)
+	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "pat", "--password-stdin")
+	add.Stdin = strings.NewReader("pat's secret\n")
+	out, err := add.CombinedOutput()
+	require.NoError(t, err, string(out))
+	p := execdtest.StartProxy(t, d.addr)
+	c := newClient(t)
+	dir := t.TempDir()
+	asked := filepath.Join(dir, "asked")
+	askpass := filepath.Join(dir, "askpass")
+	require.NoError(t, os.WriteFile(askpass, []byte("#!/bin/sh\necho x >> "+asked+"\necho \"pat's secret\"\n"), 0o755))
+	cmd := c.command("-l", "pat", p.Addr, "sh", "-c", "echo one; sleep 1; echo two")
+	cmd.Env = append(cmd.Env, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	require.Eventually(t, func() bool { return stdout.String() == "one\n" }, 10*time.Second, 5*time.Millisecond, stderr.String())
+	require.Equal(t, 1, p.ResetOpen())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("rexec did not finish")
+	}
+	assert.Equal(t, "one\ntwo\n", stdout.String())
+	assert.Contains(t, stderr.String(), "reconnected")
+	b, err := os.ReadFile(asked)
+	require.NoError(t, err)
+	assert.Equal(t, "x\n", string(b), "asked once")
+}

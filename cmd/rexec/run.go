@@ -63,6 +63,7 @@ type connFlags struct {
 	traceFile      string
 	control        string        // --control: auto, no, check, exit ("": $REXEC_CONTROL, else auto)
 	controlPersist time.Duration // how long a master stays with no client
+	typed          *typedPasswords // passwords typed so far, for reconnections
 
 	// Set by ssh's options (see sshmode.go); rexec's flags leave them zero.
 	quiet          bool          // -q: no notes on stderr
@@ -251,6 +252,9 @@ func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Clien
 		return nil, fail(cf.usage(), "%v", err)
 	case mode == controlCheck || mode == controlExit:
 		return nil, fail(cf.usage(), "--control %s is for rexec --control %[1]s HOST, with no command", mode)
+	}
+	if cf.typed == nil {
+		cf.typed = &typedPasswords{}
 	}
 	d, status, err := cf.newDialer(e)
 	if err != nil {
