@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -215,6 +216,11 @@ func (t *tailChan) switchTo(f *tailed, off uint64, reason string) error {
 // follow reads on to the end and, when following, watches the path.
 func (t *tailChan) follow() error {
 	buf := make([]byte, 64<<10)
+	var watch *dirWatch
+	if t.req.Follow {
+		watch = watchDir(filepath.Join(t.root.Name(), filepath.FromSlash(path.Dir(t.path))))
+		defer watch.close()
+	}
 	for {
 		if t.cur != nil {
 			if err := t.readOn(buf); err != nil {
@@ -227,6 +233,7 @@ func (t *tailChan) follow() error {
 		select {
 		case <-t.ctx.Done():
 			return context.Cause(t.ctx)
+		case <-watch.events():
 		case <-time.After(tailPoll):
 		}
 		if err := t.check(); err != nil {
