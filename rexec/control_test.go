@@ -23,24 +23,6 @@ import (
 	"github.com/execd-project/execd/rexec"
 )
 
-// syncWriter is a buffer written by one goroutine and read by another.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // masterFixture is a control master in the test's process: a client of the
 // daemon (through a proxy that can cut it) sharing its connection on a
 // socket.
@@ -221,7 +203,7 @@ func TestControlClientLeavesEndsItsCommands(t *testing.T) {
 	c := f.local(t)
 	s := mustSession(t, c)
 	s.Reconnect = &rexec.Reconnect{Dial: f.dial}
-	var out syncWriter
+	var out execdtest.SyncBuffer
 	s.Stdout = &out
 	require.NoError(t, s.StartShell(t.Context(), `echo $$; exec sleep 300`))
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "\n") }, 10*time.Second, 5*time.Millisecond)
@@ -314,7 +296,7 @@ func TestControlUpstreamLost(t *testing.T) {
 			lost <- struct{}{}
 		}
 	}}
-	var out syncWriter
+	var out execdtest.SyncBuffer
 	s.Stdout = &out
 	require.NoError(t, s.StartShell(t.Context(), `for i in $(seq 1 40); do echo $i; sleep 0.01; done; exit 4`))
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "5\n") }, 10*time.Second, 5*time.Millisecond)
