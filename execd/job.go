@@ -245,6 +245,16 @@ func (s *Server) jobsWhere(keep func(*job) bool) []*job {
 	return jobs
 }
 
+// isDone reports whether the job has ended and its exit is handled.
+func (j *job) isDone() bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // isBound reports whether a channel streams the job.
 func (j *job) isBound() bool {
 	j.mu.Lock()
@@ -916,7 +926,9 @@ func (j *job) info() frame.JobInfo {
 	in := frame.JobInfo{ID: j.id, Argv: j.argv, Shell: j.shell, PID: j.pid, Detached: j.detached,
 		State: "running", StartNS: j.started.UnixNano()}
 	switch {
-	case j.exit != nil:
+	case j.exit != nil && j.isDone():
+		// Exited once its exit is on record (done): a kill then removes
+		// it, as the listing says.
 		in.State, in.Exit, in.EndNS = "exited", j.exit, j.ended.UnixNano()
 	case j.bound == nil && !j.detached:
 		in.State = "waiting"
