@@ -61,8 +61,8 @@ type connFlags struct {
 	identities     []string
 	trace          bool
 	traceFile      string
-	control        string        // --control: auto, no, check, exit ("": $REXEC_CONTROL, else auto)
-	controlPersist time.Duration // how long a master stays with no client
+	control        string          // --control: auto, no, check, exit ("": $REXEC_CONTROL, else auto)
+	controlPersist time.Duration   // how long a master stays with no client
 	typed          *typedPasswords // passwords typed so far, for reconnections
 
 	// Set by ssh's options (see sshmode.go); rexec's flags leave them zero.
