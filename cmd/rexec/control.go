@@ -181,6 +181,7 @@ type masterSpec struct {
 	User           string        `json:"user"`
 	Identities     []string      `json:"identities"`
 	Network        string        `json:"network"`
+	KeepAlive      time.Duration `json:"keepalive"`
 }
 
 // masterStatus is a line a starting master writes to its starter.
@@ -200,6 +201,7 @@ func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, addr str
 		Host: host, Sock: p.sock, Lock: p.lock, Failed: p.failed, Persist: c.controlPersist,
 		Port: c.port, ConnectTimeout: c.connectTimeout, Plaintext: c.plaintext, StrictHostKey: c.strictHostKey,
 		Config: c.configPath, KnownHosts: c.knownHosts, User: c.user, Identities: c.identities, Network: c.network,
+		KeepAlive: c.keepAlive,
 	}
 	in, err := json.Marshal(spec)
 	if err != nil {
@@ -313,7 +315,7 @@ func runMaster(e env) error {
 	cf := &connFlags{
 		port: spec.Port, connectTimeout: spec.ConnectTimeout, plaintext: spec.Plaintext, strictHostKey: spec.StrictHostKey,
 		configPath: spec.Config, knownHosts: spec.KnownHosts, user: spec.User, identities: spec.Identities, network: spec.Network,
-		control: controlNo, batch: true,
+		keepAlive: spec.KeepAlive, control: controlNo, batch: true,
 	}
 	d, _, err := cf.newDialer(env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: e.getenv})
 	if err != nil {

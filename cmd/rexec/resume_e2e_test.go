@@ -285,3 +285,33 @@ func TestE2EReconnectAsksNoPasswordAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "x\n", string(b), "asked once")
 }
+
+// A network that dies in silence (no reset, no FIN: a proxy that stops
+// forwarding) is noticed by rexec's keepalive, not after TCP's minutes:
+// rexec reconnects, and here, with nothing to reconnect to, gives up
+// after --reconnect-for with one line.
+func TestE2ESilentNetworkNoticed(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir(), "--dir", t.TempDir())
+	p := execdtest.StartProxy(t, d.addr)
+	c := newClient(t)
+	require.Equal(t, 0, c.run("", p.Addr, "true").code) // pins it
+	cmd := c.command("--keepalive", "200ms", "--reconnect-for", "1s", p.Addr, "sh", "-c", "echo started; sleep 60")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	require.Eventually(t, func() bool { return out.String() == "started\n" }, 10*time.Second, 5*time.Millisecond)
+	p.Stall()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("rexec hangs on a silent network")
+	}
+	assert.Less(t, time.Since(start), 15*time.Second)
+	assert.Equal(t, 255, cmd.ProcessState.ExitCode())
+	assert.Contains(t, errb.String(), "stopped answering keepalives")
+}

@@ -108,6 +108,7 @@ func (cf *connFlags) register(f *pflag.FlagSet) {
 	f.StringArrayVarP(&cf.identities, "identity", "i", nil, "private key file, repeatable (default $XDG_CONFIG_HOME/rexec/id_ed25519 when it exists, else ~/.ssh/id_ed25519; then the keys of ssh-agent)")
 	f.BoolVar(&cf.trace, "trace", false, "print every frame sent and received on stderr (passwords masked)")
 	f.StringVar(&cf.traceFile, "trace-file", "", "append every frame sent and received to this file as JSON lines")
+	f.DurationVar(&cf.keepAlive, "keepalive", 15*time.Second, "ping the daemon this often; three pings unanswered end the connection, so that a network that died in silence is noticed (and the command resumed); 0: never")
 	f.StringVar(&cf.control, "control", "", "share one connection per host between invocations, as ssh's ControlMaster: auto (the default, or $REXEC_CONTROL), no; check or exit act on HOST's master")
 	f.DurationVar(&cf.controlPersist, "control-persist", 10*time.Minute, "how long a control master stays with no client (0: until its last client leaves)")
 }
