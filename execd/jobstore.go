@@ -209,6 +209,7 @@ func (s *Server) restoreJob(dir string) (*job, error) {
 		resumable: true, detached: true, argv: r.Argv, shell: r.Shell, pid: r.PID, encoding: r.Encoding,
 		started: time.Unix(0, r.StartNS), ctx: ctx, cancel: cancel, dir: dir,
 		exited: make(chan struct{}), done: make(chan struct{}), exit: r.Exit,
+		stdinEOF: true, // a detached job's stdin is empty, and it has ended
 	}
 	close(j.exited)
 	close(j.done)
