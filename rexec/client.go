@@ -108,7 +108,8 @@ type Client struct {
 	auth   frame.AuthReplyMsg // zero when the daemon asked for no login
 	log    *slog.Logger
 
-	locks xfer.Locks // partial copies being written by gets
+	locks  xfer.Locks // partial copies being written by gets
+	shared bool       // through a control master
 }
 
 // Dial connects to the daemon at addr ("host:port") and completes the TLS

@@ -440,7 +440,9 @@ func DialControl(ctx context.Context, path, addr string, cfg *Config) (*Client, 
 				return nil, fmt.Errorf("not logged in: %s", reply.Message)
 			}
 		}
-		return start(sess, addr, cfg, reply, log), nil
+		c := start(sess, addr, cfg, reply, log)
+		c.shared = true
+		return c, nil
 	}()
 	if err != nil {
 		_ = nc.Close()
@@ -470,3 +472,12 @@ func (c *Client) control(ctx context.Context, kind string) (int, error) {
 	ch.Finish()
 	return ch.OpenOK().PID, nil
 }
+
+// Shared reports whether c is a connection shared through a control
+// master (DialControl), which carries at most as many channels as the
+// daemon allows on one connection, for all its clients together.
+func (c *Client) Shared() bool { return c.shared }
+
+// IsTooManyChannels reports whether err is the daemon's refusal of a
+// channel beyond its limit per connection.
+func IsTooManyChannels(err error) bool { return codeIs(err, frame.CodeTooManyChannels) }

@@ -339,3 +339,33 @@ func TestE2EControlExitWhileBusy(t *testing.T) {
 	assert.Equal(t, "started\ndone\n", out.String())
 	require.Eventually(t, func() bool { return !alive(old) }, 10*time.Second, 10*time.Millisecond)
 }
+
+// A shared connection carries as many commands as the daemon allows on
+// one (--max-channels): a command beyond that gets a connection of its
+// own instead of the daemon's refusal.
+func TestE2EControlFullConnection(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--max-channels", "1")
+	run, err := os.MkdirTemp("", "rt")
+	require.NoError(t, err)
+	c := &sharingClient{client: newClient(t), run: run, host: d.addr}
+	t.Cleanup(func() {
+		for _, pid := range c.masters() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = os.RemoveAll(run)
+	})
+	require.Equal(t, 0, c.runIn("", c.host, "true").code)
+	long := c.command(c.host, "--", "sh", "-c", "echo long; sleep 2")
+	var out syncBuffer
+	long.Stdout = &out
+	require.NoError(t, long.Start())
+	defer func() { _ = long.Process.Kill() }()
+	require.Eventually(t, func() bool { return out.String() == "long\n" }, 10*time.Second, 5*time.Millisecond)
+	r := c.runIn("", "-v", c.host, "echo", "beside it")
+	assert.Equal(t, "beside it\n", r.stdout)
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "connected through the control master")
+	timer := time.AfterFunc(time.Minute, func() { _ = long.Process.Kill() })
+	defer timer.Stop()
+	require.NoError(t, long.Wait())
+}

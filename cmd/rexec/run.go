@@ -504,15 +504,8 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		stdin = e.stdin
 	}
 	stderr := &lineEnd{w: e.stderr, at: true}
-	s, err := opts.session(client, stdin, e.stdout, stderr)
-	if err != nil {
-		return err
-	}
-	s.Reconnect = opts.reconnect(args[0], e, stderr)
-	if opts.detach {
-		return opts.startDetached(ctx, s, argv, e)
-	}
-	if wantPty {
+	var size func(*rexec.Session) error // the pty's, when there is one
+	if wantPty && !opts.detach {
 		termName := e.getenv("TERM")
 		if termName == "" {
 			termName = "xterm-256color"
@@ -523,19 +516,51 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 				w, h = cw, ch
 			}
 		}
-		if err := s.RequestPty(termName, h, w); err != nil {
-			return fail(opts.usage(), "%v", err)
+		size = func(s *rexec.Session) error { return s.RequestPty(termName, h, w) }
+	}
+	newSession := func(c *rexec.Client) (*rexec.Session, error) {
+		s, err := opts.session(c, stdin, e.stdout, stderr)
+		if err != nil {
+			return nil, err
 		}
-		if stdinTTY {
-			old, err := term.MakeRaw(stdinFd)
-			if err != nil {
-				return fail(exitTransport, "raw terminal: %v", err)
+		s.Reconnect = opts.reconnect(args[0], e, stderr)
+		if size != nil {
+			if err := size(s); err != nil {
+				return nil, fail(opts.usage(), "%v", err)
 			}
-			defer func() { _ = term.Restore(stdinFd, old) }() // every return path restores it
 		}
+		return s, nil
+	}
+	s, err := newSession(client)
+	if err != nil {
+		return err
+	}
+	if opts.detach {
+		return opts.startDetached(ctx, s, argv, e)
+	}
+	if wantPty && stdinTTY {
+		old, err := term.MakeRaw(stdinFd)
+		if err != nil {
+			return fail(exitTransport, "raw terminal: %v", err)
+		}
+		defer func() { _ = term.Restore(stdinFd, old) }() // every return path restores it
 	}
 
-	if err := opts.start(ctx, s, argv); err != nil {
+	err = opts.start(ctx, s, argv)
+	if err != nil && client.Shared() && rexec.IsTooManyChannels(err) {
+		// The shared connection carries as many commands as the daemon
+		// allows on one: this one gets a connection of its own.
+		_ = client.Close()
+		opts.control = controlNo
+		if client, err = opts.dial(ctx, args[0], e); err != nil {
+			return err
+		}
+		if s, err = newSession(client); err != nil {
+			return err
+		}
+		err = opts.start(ctx, s, argv)
+	}
+	if err != nil {
 		if o := fanout.Classify(rexec.HostResult{Err: err}); o.State == fanout.StateFailed {
 			// The command could not be started (127).
 			hint := ""
