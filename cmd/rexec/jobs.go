@@ -196,6 +196,7 @@ func jobRow(j rexec.JobInfo) string {
 func attachCommand(ctx context.Context, e env) *cobra.Command {
 	var cf connFlags
 	var fromStart bool
+	var offset, stderrOffset int64
 	var reconnectFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "attach [flags] HOST JOB",
@@ -205,7 +206,8 @@ jobs) from where this client last stopped reading it, or from the
 beginning, then follows it live and exits with the job's status. Ctrl-C
 stops watching (130); a detached job goes on.`,
 		Example: `  rexec attach lab1 1ec2e26aabe52dcc
-  rexec attach --from-start lab1 1ec2e26aabe52dcc`,
+  rexec attach --from-start lab1 1ec2e26aabe52dcc
+  rexec attach --offset 1048576 lab1 1ec2e26aabe52dcc`,
 		Args:          cobra.ExactArgs(2),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -213,8 +215,11 @@ stops watching (130); a detached job goes on.`,
 			host, job := args[0], args[1]
 			mark := attachMark(e, host, job)
 			var from [2]int64
-			if b, err := os.ReadFile(mark); err == nil && !fromStart {
+			if b, err := os.ReadFile(mark); err == nil && !fromStart && offset < 0 && stderrOffset < 0 {
 				_, _ = fmt.Sscan(string(b), &from[0], &from[1])
+			}
+			if offset >= 0 || stderrOffset >= 0 {
+				from = [2]int64{max(offset, 0), max(stderrOffset, 0)}
 			}
 			c, err := cf.dial(ctx, host, e)
 			if err != nil {
@@ -258,6 +263,8 @@ stops watching (130); a detached job goes on.`,
 	}
 	cf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&fromStart, "from-start", false, "stream the job's output from its beginning, not from where this client last stopped")
+	cmd.Flags().Int64Var(&offset, "offset", -1, "stream stdout from this byte offset (stderr from --stderr-offset, else its beginning)")
+	cmd.Flags().Int64Var(&stderrOffset, "stderr-offset", -1, "stream stderr from this byte offset (stdout from --offset, else its beginning)")
 	cmd.Flags().DurationVar(&reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume (0: never)")
 	return cmd
 }

@@ -46,6 +46,14 @@ func TestE2EJobs(t *testing.T) {
 	r = c.run("", "attach", "--from-start", d.addr, job)
 	assert.Equal(t, 3, r.code)
 	assert.Equal(t, "one\n", r.stdout)
+	// Any byte offset: stdout from the second byte, stderr from its start.
+	r = c.run("", "attach", "--offset", "1", d.addr, job)
+	assert.Equal(t, result{"ne\n", "two\n", 3}, r)
+	r = c.run("", "attach", "--stderr-offset", "3", d.addr, job)
+	assert.Equal(t, result{"one\n", "\n", 3}, r)
+	r = c.run("", "attach", "--offset", "99", d.addr, job)
+	assert.Equal(t, 255, r.code)
+	assert.Regexp(t, `^rexec: .*stdout offset 99 outside what is kept, \[0, 4\]\n$`, r.stderr)
 
 	r = c.run("", "jobs", "--json", d.addr)
 	require.Equal(t, 0, r.code, r.stderr)
