@@ -54,6 +54,10 @@ const (
 // stopped) and is replaced.
 const controlHello = 2 * time.Second
 
+// maxSocketPath is the longest unix socket path every system takes
+// (sun_path is 104 bytes on the BSDs and macOS, 108 on Linux).
+const maxSocketPath = 103
+
 // failedLoginMemory is how long a host whose master could not log in by
 // itself (a password, a key with a passphrase) is dialled directly
 // without trying again.
@@ -130,6 +134,10 @@ func (d *dialer) dialShared(ctx context.Context, host, login string, tgt invento
 		return nil, false
 	}
 	p := d.controlPathsFor(dir, login, tgt.Addr, cfg.Plaintext)
+	if len(p.sock) > maxSocketPath {
+		log.Debug("not sharing the connection: the socket's path is too long for the system", "socket", p.sock)
+		return nil, false
+	}
 	if fi, err := os.Stat(p.failed); err == nil && time.Since(fi.ModTime()) < failedLoginMemory {
 		log.Debug("not sharing the connection: its master could not log in by itself", "note", p.failed)
 		return nil, false

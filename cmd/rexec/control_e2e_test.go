@@ -105,7 +105,7 @@ func (c *sharingClient) masters() []int {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if bytes.HasSuffix(cmdline, []byte("\x00master\x00")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+c.run+"\x00")) {
+		if bytes.HasSuffix(cmdline, []byte("\x00master\x00")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+c.run)) {
 			pids = append(pids, pid)
 		}
 	}
@@ -368,4 +368,21 @@ func TestE2EControlFullConnection(t *testing.T) {
 	timer := time.AfterFunc(time.Minute, func() { _ = long.Process.Kill() })
 	defer timer.Stop()
 	require.NoError(t, long.Wait())
+}
+
+// A runtime directory whose socket path would be too long for the system
+// is not used: rexec connects directly, and starts no master that cannot
+// listen.
+func TestE2EControlPathTooLong(t *testing.T) {
+	c := newSharingClient(t)
+	deep := filepath.Join(c.run, strings.Repeat("d", 90))
+	require.NoError(t, os.Mkdir(deep, 0o700))
+	cmd := c.command("-v", c.host, "echo", "direct")
+	cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+deep)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, runBounded(cmd, time.Minute))
+	assert.Equal(t, "direct\n", out.String())
+	assert.Contains(t, errb.String(), "too long")
+	assert.Empty(t, c.masters())
 }
