@@ -175,7 +175,8 @@ type local struct {
 	conn *mux.Conn
 
 	mu     sync.Mutex
-	chans  map[uint32]*mux.Channel // the client's id to the daemon's channel
+	ids    map[uint32]uint32       // the client's channel id to the daemon's, kept for late frames
+	live   map[uint32]*mux.Channel // the channels not ended yet, by the client's id
 	lastID uint32
 	out    []frame.Frame // frames for the client, in order; see send
 	wake   chan struct{}
@@ -218,7 +219,7 @@ func (m *master) serve(nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	l := &local{m: m, conn: sess.Conn(), chans: map[uint32]*mux.Channel{}, wake: make(chan struct{}, 1)}
+	l := &local{m: m, conn: sess.Conn(), ids: map[uint32]uint32{}, live: map[uint32]*mux.Channel{}, wake: make(chan struct{}, 1)}
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
@@ -261,7 +262,7 @@ func (l *local) handle(f frame.Frame) error {
 		return mux.Violationf(frame.CodeUnexpected, "%s frame on channel 0", f.Type)
 	}
 	l.mu.Lock()
-	ch, ok := l.chans[f.Channel]
+	up, ok := l.ids[f.Channel]
 	known := f.Channel <= l.lastID
 	l.mu.Unlock()
 	if !ok {
@@ -270,13 +271,28 @@ func (l *local) handle(f frame.Frame) error {
 		}
 		return nil
 	}
-	if err := ch.SendRaw(f.Type, f.Flags, f.Payload); err != nil {
+	// Sent whatever the relayed channel's state: late frames too (a
+	// close that acknowledges an exit); the daemon drops those that
+	// crossed the channel's end.
+	if err := l.m.c.sess.Conn().Send(f.Type, f.Flags, up, f.Payload); err != nil {
 		return err
 	}
 	if f.Type == frame.Close || f.Type == frame.Error {
-		ch.Finish() // the client's last word on it; the mapping stays for late frames
+		l.finish(f.Channel) // the client's last word on it
 	}
 	return nil
+}
+
+// finish ends the relayed channel of the client's id, once: only its id
+// is kept, for late frames.
+func (l *local) finish(id uint32) {
+	l.mu.Lock()
+	ch := l.live[id]
+	delete(l.live, id)
+	l.mu.Unlock()
+	if ch != nil {
+		ch.Finish()
+	}
 }
 
 var errClientLeft = errors.New("the client ended its connection")
@@ -309,12 +325,14 @@ func (l *local) open(f frame.Frame) error {
 		return nil
 	}
 	detach := m.Detach
+	l.mu.Lock() // the relay below may finish the channel before OpenRelay returns
+	defer l.mu.Unlock()
 	ch, err := l.m.c.sess.OpenRelay(f.Payload, func(ch *mux.Channel, g frame.Frame) error {
 		l.send(g.Type, g.Flags, id, g.Payload)
 		// The daemon's last frame on a channel ends the relayed one:
 		// exit, done, an error, or the open_ok of a detached command.
 		if g.Type == frame.Exit || g.Type == frame.Done || g.Type == frame.Error || (g.Type == frame.OpenOK && detach) {
-			ch.Finish()
+			l.finish(id)
 		}
 		return nil
 	})
@@ -327,9 +345,7 @@ func (l *local) open(f frame.Frame) error {
 	if err != nil {
 		return err // the daemon's connection is gone: so is this one
 	}
-	l.mu.Lock()
-	l.chans[id] = ch
-	l.mu.Unlock()
+	l.ids[id], l.live[id] = ch.ID(), ch
 	return nil
 }
 
@@ -373,11 +389,11 @@ func (l *local) write() {
 func (l *local) end(why error) {
 	l.mu.Lock()
 	l.ended = true
-	chans := l.chans
-	l.chans = nil
+	live := l.live
+	l.live = nil
 	l.mu.Unlock()
 	close(l.wake)
-	for _, ch := range chans {
+	for _, ch := range live {
 		ch.Close(why)
 	}
 	l.conn.CloseWithError(why)

@@ -14,9 +14,11 @@ type RelayFunc func(ch *Channel, f frame.Frame) error
 // OpenRelay opens a channel whose frames this side does not interpret:
 // the open leaves with payload as it is (an encoded frame.OpenMsg, checked
 // first), every frame the peer sends on the channel goes to relay, and
-// the owner sends with SendRaw. The owner knows when the channel ends and
-// says so with Finish or Close; the connection's end ends it too. It does
-// not wait for the peer's answer: the open_ok or error reaches relay.
+// the owner sends on the session's Conn with the channel's ID (late
+// frames too, after the channel ended). The owner knows when the channel
+// ends and says so with Finish or Close; the connection's end ends it
+// too. It does not wait for the peer's answer: the open_ok or error
+// reaches relay.
 // This is how a connection is shared (rexec's control master): the
 // channel belongs to a client on the far side of the owner.
 func (s *Session) OpenRelay(payload []byte, relay RelayFunc) (*Channel, error) {
@@ -35,12 +37,4 @@ func (s *Session) OpenRelay(payload []byte, relay RelayFunc) (*Channel, error) {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	return ch, nil
-}
-
-// SendRaw sends a frame of the channel as it is, flags included, whatever
-// the channel's state: a relay forwards its client's frames, late ones
-// too (a close that acknowledges an exit), and the peer drops those that
-// crossed the channel's end.
-func (ch *Channel) SendRaw(t frame.Type, flags frame.Flags, payload []byte) error {
-	return ch.s.conn.Send(t, flags, ch.id, payload)
 }
