@@ -152,14 +152,18 @@ func (d *dialer) dialShared(ctx context.Context, host, login string, tgt invento
 		log.Debug("connected through the control master", "socket", p.sock)
 		return c, true
 	}
-	var oe *net.OpError
-	if !errors.As(err, &oe) || oe.Op != "dial" {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		// The socket took the connection and the master did not
-		// answer: hung or stopped. The path is taken from it; it
-		// notices and leaves once its own clients are done.
+		// answer in time: hung or stopped. The path is taken from it;
+		// it notices and leaves once its own clients are done. (No
+		// socket, a dead master's, a master that refused or died
+		// mid-way: the lock decides below whether a new one starts.)
 		log.Debug("the control master does not answer: replacing it", "err", err)
 		_ = os.Remove(p.sock)
 		_ = os.Remove(p.lock)
+	} else {
+		log.Debug("no control master to use: starting one", "err", err)
 	}
 	if d.e.exe == "" {
 		return nil, false
