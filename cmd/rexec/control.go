@@ -302,13 +302,15 @@ func controlMasterCommand(e env) *cobra.Command {
 }
 
 // runMaster is a control master's life: it reads its spec on stdin,
-// takes the lock, logs in, listens, says ready on stdout and closes it,
-// then relays until ServeControl returns.
+// takes the lock, logs in, listens, says ready on stdout, then relays
+// until ServeControl returns. Its stdin and stdout are pipes of its
+// starter's own making, its stderr /dev/null: it holds none of the
+// user's.
 func runMaster(e env) error {
-	out := json.NewEncoder(os.Stdout)
+	out := json.NewEncoder(e.stdout)
 	say := func(st masterStatus) { _ = out.Encode(st) }
 	var spec masterSpec
-	if err := json.NewDecoder(io.LimitReader(os.Stdin, 1<<16)).Decode(&spec); err != nil {
+	if err := json.NewDecoder(io.LimitReader(e.stdin, 1<<16)).Decode(&spec); err != nil {
 		say(masterStatus{Error: fmt.Sprintf("bad spec: %v", err)})
 		return exitWith(exitUsage)
 	}
@@ -359,17 +361,13 @@ func runMaster(e env) error {
 		return exitWith(exitTransport)
 	}
 	_ = os.Remove(spec.Failed)
-	say(masterStatus{Ready: true})
-	_ = os.Stdout.Close() // the starter's pipe: its reader must not wait for this process
-	if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
-		os.Stdout = null
-	}
+	say(masterStatus{Ready: true}) // the last word: the starter stops reading here
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	signal.Ignore(syscall.SIGHUP)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE) // no terminal; a starter gone does not end it
 	go func() {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
