@@ -244,7 +244,11 @@ func (s *Server) restoreJob(dir string) (*job, error) {
 		sp := newFileSpool(f, fi.Size(), fi.Size(), nil)
 		sp.eof = true
 		j.out[i] = sp
-		budget.charge(fi.Size())
+	}
+	for _, sp := range j.out {
+		if sp != nil {
+			budget.charge(sp.end) // what is on disk counts, over the bound if need be
+		}
 	}
 	j.saveRecord() // with the exit it was given
 	return j, nil
