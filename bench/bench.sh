@@ -8,6 +8,7 @@
 #   bash bench/bench.sh            # full run, 1 GiB transfers
 #   SIZE_MB=256 RUNS=20 bash bench/bench.sh
 #   FANOUT=0 bash bench/bench.sh   # without the fan-out table (bench/fanout.sh)
+#   REUSE=0 bash bench/bench.sh    # without the shared-connection table (bench/reuse.sh)
 set -euo pipefail
 # Every rexec connects by itself here (bench/reuse.sh measures sharing).
 export REXEC_CONTROL=no
@@ -173,3 +174,6 @@ echo "| daemon peak RSS (VmHWM) during a get and a put of ${SIZE_MB} MiB | $(awk
 
 # --- fan-out against parallel-ssh, on many loopback hosts (its own table)
 [ "${FANOUT:-1}" = 0 ] || bash bench/fanout.sh
+
+# --- shared connections against ssh's ControlMaster (its own table)
+[ "${REUSE:-1}" = 0 ] || env -u REXEC_CONTROL bash bench/reuse.sh
