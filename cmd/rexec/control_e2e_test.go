@@ -386,3 +386,65 @@ func TestE2EControlPathTooLong(t *testing.T) {
 	assert.Contains(t, errb.String(), "too long")
 	assert.Empty(t, c.masters())
 }
+
+// Jobs and log following through a master: a detached job's open ends
+// the relayed channel at its open_ok; jobs, attach and kill work; a
+// tail -F goes on, line for line, across its master's death.
+func TestE2EControlJobsAndTail(t *testing.T) {
+	home := t.TempDir()
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	run, err := os.MkdirTemp("", "rt")
+	require.NoError(t, err)
+	c := &sharingClient{client: newClient(t), run: run, host: d.addr}
+	t.Cleanup(func() {
+		for _, pid := range c.masters() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = os.RemoveAll(run)
+	})
+	r := c.runIn("", "--detach", c.host, "--", "sh", "-c", "echo detached; exit 4")
+	require.Equal(t, 0, r.code, r.stderr)
+	job := strings.TrimSpace(r.stdout)
+	require.NotZero(t, c.master(), "the detach went through a master")
+	require.Eventually(t, func() bool {
+		return strings.Contains(c.runIn("", "jobs", c.host).stdout, job+"  exited")
+	}, 10*time.Second, 20*time.Millisecond)
+	r = c.runIn("", "attach", c.host, job)
+	assert.Equal(t, result{"detached\n", "", 4}, r)
+	require.Equal(t, 0, c.runIn("", "kill", c.host, job).code)
+
+	log := filepath.Join(home, "app.log")
+	require.NoError(t, os.WriteFile(log, nil, 0o600))
+	tail := c.command("tail", "-F", "-n", "+1", c.host+":app.log")
+	var out syncBuffer
+	tail.Stdout = &out
+	require.NoError(t, tail.Start())
+	defer func() { _ = tail.Process.Kill() }()
+	f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	var want strings.Builder
+	for i := range 200 {
+		line := fmt.Sprintf("line %d\n", i)
+		want.WriteString(line)
+		_, err := f.WriteString(line)
+		require.NoError(t, err)
+		if i == 100 {
+			require.Eventually(t, func() bool { return strings.HasSuffix(out.String(), line) }, 10*time.Second, 5*time.Millisecond)
+			pid := c.master()
+			require.NotZero(t, pid)
+			require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		}
+	}
+	require.Eventually(t, func() bool { return out.String() == want.String() }, 20*time.Second, 10*time.Millisecond,
+		"every line once, across the master's death: %q", lastLines(out.String()))
+	require.NoError(t, tail.Process.Signal(syscall.SIGINT))
+	done := make(chan error, 1)
+	go func() { done <- tail.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("tail -F did not end on SIGINT")
+	}
+	assert.Equal(t, 130, tail.ProcessState.ExitCode())
+}
