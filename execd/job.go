@@ -651,6 +651,15 @@ func (j *job) newBinding(c *serverConn, nc mux.NewChannel, from [2]int64) *bindi
 	}
 	nc.OnControl(frame.Signal, mux.On(func(_ *mux.Channel, m *frame.SignalMsg) error { j.signal(m.Signal); return nil }))
 	nc.OnControl(frame.Resize, mux.On(func(_ *mux.Channel, m *frame.ResizeMsg) error { j.resize(m.Cols, m.Rows); return nil }))
+	// Every pump serve starts is counted now, before anyone may wait
+	// for them: serve's watcher when the channel ends at once (a
+	// client's Ctrl-C), an attach taking the job over.
+	b.pumps.Add(1)
+	for _, o := range b.out {
+		if o != nil {
+			b.pumps.Add(1)
+		}
+	}
 	return b
 }
 
@@ -688,7 +697,6 @@ func (b *binding) serve() {
 		case <-finished:
 		}
 	}()
-	b.pumps.Add(1)
 	go b.pumpInput()
 	var outs sync.WaitGroup
 	errs := make([]error, 2)
@@ -697,7 +705,6 @@ func (b *binding) serve() {
 			continue
 		}
 		outs.Add(1)
-		b.pumps.Add(1)
 		go func() {
 			defer b.pumps.Done()
 			defer outs.Done()
