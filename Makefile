@@ -35,7 +35,8 @@ binaries:
 man: build
 	rm -rf out/man
 	out/$(GOOS)_$(GOARCH)/execd __man out/man
-	out/$(GOOS)_$(GOARCH)/rexec __man out/man
+	$(GOBUILD) -tags manpage -o out/mantool/rexec ./cmd/rexec
+	out/mantool/rexec __man out/man
 	gzip -9n out/man/*.1
 
 completions: build

@@ -21,7 +21,6 @@ import (
 	"github.com/execd-project/execd/internal/buildinfo"
 	"github.com/execd-project/execd/internal/fanout"
 	"github.com/execd-project/execd/internal/inventory"
-	"github.com/execd-project/execd/internal/manpage"
 	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
@@ -363,7 +362,10 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVar(&opts.encoding, "encoding", "", "how the daemon transcodes the output to UTF-8: auto, utf-8, gbk, gb18030, or raw for binary (default: the daemon's choice)")
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
-	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), controlMasterCommand(e), manpage.Command())
+	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), controlMasterCommand(e))
+	if man := manCommand(); man != nil {
+		cmd.AddCommand(man)
+	}
 	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 || opts.fan.active() {
 			return nil, cobra.ShellCompDirectiveDefault // the command's words: the local shell's files
