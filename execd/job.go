@@ -230,6 +230,15 @@ func (s *Server) endJobs(cause error, unboundOnly bool) {
 	}
 }
 
+// dropJobs lets go of the jobs kept after their exit, once the daemon
+// has ended: their files are closed (and their locks released) for the
+// next start, which lists them again from their records.
+func (s *Server) dropJobs() {
+	for _, j := range s.jobsWhere(func(*job) bool { return true }) {
+		j.drop()
+	}
+}
+
 // jobsWhere returns the jobs of the table keep selects; keep sees only
 // what never changes in a job (it runs under s.mu, which a job's lock
 // may not be taken under).

@@ -1,6 +1,7 @@
 package execd
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,6 +86,14 @@ func (j *job) createJobFiles(pty bool, size int64) error {
 	}
 	for i, name := range names {
 		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil && i == 0 {
+			// Held while the job is this daemon's: a second daemon on
+			// the same state directory leaves the job alone.
+			if ok, lerr := tryLock(f); !ok {
+				err = cmp.Or(lerr, errors.New("its output file is locked by another process"))
+				_ = f.Close()
+			}
+		}
 		if err != nil {
 			j.closeFiles()
 			_ = os.RemoveAll(dir)
@@ -166,6 +175,9 @@ func (s *Server) restoreJobs() {
 	restored := 0
 	for _, meta := range metas {
 		j, err := s.restoreJob(filepath.Dir(meta))
+		if errors.Is(err, errJobLive) {
+			continue // another daemon's, running on this state directory
+		}
 		if err != nil {
 			log.Warn("job record not restored", "dir", filepath.Dir(meta), "err", err)
 			continue
@@ -189,7 +201,11 @@ func (s *Server) restoreJobs() {
 	}
 }
 
-// restoreJob rebuilds a job from its directory.
+// errJobLive is a job whose output another live daemon holds.
+var errJobLive = errors.New("the job is another daemon's")
+
+// restoreJob rebuilds a job from its directory, unless another daemon
+// on the same state directory holds it (errJobLive).
 func (s *Server) restoreJob(dir string) (*job, error) {
 	b, err := os.ReadFile(filepath.Join(dir, jobMeta))
 	if err != nil {
@@ -234,6 +250,12 @@ func (s *Server) restoreJob(dir string) (*job, error) {
 		if err != nil {
 			j.closeFiles()
 			return nil, err
+		}
+		if i == 0 {
+			if ok, err := tryLock(f); !ok {
+				_ = f.Close()
+				return nil, cmp.Or(err, errJobLive)
+			}
 		}
 		fi, err := f.Stat()
 		if err != nil {

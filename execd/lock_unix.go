@@ -24,3 +24,14 @@ func lockFile(path string) (func(), error) {
 		_ = f.Close()
 	}, nil
 }
+
+// tryLock takes an exclusive lock on f without waiting; it reports false
+// when another process holds it. The lock goes with f's last close, or
+// with the process.
+func tryLock(f *os.File) (bool, error) {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == syscall.EWOULDBLOCK {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -341,6 +341,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.dropJobs()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -359,5 +360,6 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.endJobs(errJobClosed, false)
 	s.wg.Wait()
+	s.dropJobs()
 	return nil
 }

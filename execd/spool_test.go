@@ -2,7 +2,9 @@ package execd
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -80,3 +82,25 @@ func TestSpool(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// A spool kept in a file, on a disk that is full (/dev/full answers every
+// write with ENOSPC): the writer stops with errSpoolFull, and the job's
+// exit message will say from which byte its output was not kept.
+func TestFileSpoolDiskFull(t *testing.T) {
+	t.Parallel()
+	f, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skip("no /dev/full on this system")
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	sp := newFileSpool(f, 0, 1<<20, &diskBudget{max: 1 << 20})
+	n, err := sp.ReadFrom(bytes.NewReader(make([]byte, 1000)))
+	require.ErrorIs(t, err, errSpoolFull)
+	assert.Zero(t, n)
+	require.Error(t, sp.writeErrOrNil())
+	assert.Equal(t, "its output could not be kept from byte 0 on: write /dev/full: no space left on device", sp.writeErrOrNil().Error())
+	_, end, _ := sp.bounds()
+	assert.Zero(t, end, "nothing half-written counted")
+	assert.Zero(t, sp.budget.used, "the grant given back")
+}

@@ -318,3 +318,47 @@ func TestJobsSurviveRestart(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, jobs, 1)
 }
+
+// A second daemon started on the same state directory while the first
+// runs leaves the first's jobs alone: not listed as ended, their records
+// untouched; once the first is gone, they are the next start's records.
+func TestJobsOfALiveDaemonNotTaken(t *testing.T) {
+	t.Parallel()
+	jobDir := t.TempDir()
+	first := startResume(t, &execd.Server{JobDir: jobDir})
+	c, err := first.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	job, err := s.DetachShell(t.Context(), "echo started; exec sleep 600")
+	require.NoError(t, err)
+	meta := filepath.Join(jobDir, "_", job, "meta.json")
+	before, err := os.ReadFile(meta)
+	require.NoError(t, err)
+
+	second := startResume(t, &execd.Server{JobDir: jobDir})
+	c2, err := second.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c2.Close() })
+	jobs, err := c2.Jobs(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, jobs, "the second daemon took the first's running job")
+	after, err := os.ReadFile(meta)
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after), "its record was rewritten")
+	jobs, err = c.Jobs(t.Context())
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+	assert.Equal(t, "running", jobs[0].State)
+
+	require.NoError(t, first.d.Server.Close())
+	third := startResume(t, &execd.Server{JobDir: jobDir})
+	c3, err := third.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c3.Close() })
+	jobs, err = c3.Jobs(t.Context())
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+	assert.Equal(t, "exited", jobs[0].State)
+}
