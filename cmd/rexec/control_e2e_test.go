@@ -4,7 +4,6 @@ package main_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,17 +33,22 @@ type sharingClient struct {
 }
 
 func newSharingClient(t *testing.T) *sharingClient {
-	d := startDaemon(t, t.TempDir())
+	return sharingClientOf(t, startDaemon(t, t.TempDir()), true)
+}
+
+// sharingClientOf is a sharing client of d, through a proxy when proxied.
+func sharingClientOf(t *testing.T, d *daemon, proxied bool) *sharingClient {
 	run, err := os.MkdirTemp("", "rt") // short: the socket's path has a limit
 	require.NoError(t, err)
-	p := execdtest.StartProxy(t, d.addr)
-	c := &sharingClient{client: newClient(t), run: run, host: p.Addr, proxy: p}
+	c := &sharingClient{client: newClient(t), run: run, host: d.addr}
+	if proxied {
+		c.proxy = execdtest.StartProxy(t, d.addr)
+		c.host = c.proxy.Addr
+	}
 	t.Cleanup(func() {
 		// Masters end with their daemon's connection; those still
 		// there are ended by their pid.
-		for _, pid := range c.masters() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+		killMasters(run)
 		_ = os.RemoveAll(run)
 	})
 	return c
@@ -80,6 +84,26 @@ func runBounded(cmd *exec.Cmd, d time.Duration) error {
 	return err
 }
 
+// waitExit waits up to d for a started cmd and returns its exit status;
+// past d the test fails with what, the process killed by its pid.
+func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration, what string) int {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal(what)
+		return -1
+	}
+}
+
 var masterPid = regexp.MustCompile(`running \(pid (\d+)\)`)
 
 // master returns the pid of the host's master, or 0.
@@ -95,7 +119,21 @@ func (c *sharingClient) master() int {
 
 // masters lists the control masters running with this client's runtime
 // directory (from /proc: those that lost a race or were replaced too).
-func (c *sharingClient) masters() []int {
+func (c *sharingClient) masters() []int { return mastersIn(c.run) }
+
+// sharingHere: rexec shares connections on this system.
+const sharingHere = true
+
+// killMasters ends the control masters of a runtime directory, by pid.
+func killMasters(run string) {
+	for _, pid := range mastersIn(run) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// mastersIn lists the control masters running with the runtime
+// directory run.
+func mastersIn(run string) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -105,7 +143,7 @@ func (c *sharingClient) masters() []int {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if bytes.HasSuffix(cmdline, []byte("\x00master\x00")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+c.run)) {
+		if bytes.HasSuffix(cmdline, []byte("\x00master\x00")) && bytes.Contains(environ, []byte("XDG_RUNTIME_DIR="+run)) {
 			pids = append(pids, pid)
 		}
 	}
@@ -264,16 +302,7 @@ func TestE2EControlMasterKilledMidScript(t *testing.T) {
 	pid := c.master()
 	require.NotZero(t, pid)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		t.Fatal("rexec did not finish after its master was killed")
-	}
-	assert.Equal(t, 6, cmd.ProcessState.ExitCode(), errb.String())
+	assert.Equal(t, 6, waitExit(t, cmd, time.Minute, "rexec did not finish after its master was killed"), errb.String())
 	var want strings.Builder
 	for i := 1; i <= 300; i++ {
 		fmt.Fprintf(&want, "%d\n", i)
@@ -333,9 +362,7 @@ func TestE2EControlExitWhileBusy(t *testing.T) {
 	next := c.master()
 	require.NotZero(t, next)
 	assert.NotEqual(t, old, next)
-	timer := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Kill() })
-	defer timer.Stop()
-	require.NoError(t, cmd.Wait())
+	require.Equal(t, 0, waitExit(t, cmd, time.Minute, "the command did not finish"))
 	assert.Equal(t, "started\ndone\n", out.String())
 	require.Eventually(t, func() bool { return !alive(old) }, 10*time.Second, 10*time.Millisecond)
 }
@@ -344,16 +371,7 @@ func TestE2EControlExitWhileBusy(t *testing.T) {
 // one (--max-channels): a command beyond that gets a connection of its
 // own instead of the daemon's refusal.
 func TestE2EControlFullConnection(t *testing.T) {
-	d := startDaemon(t, t.TempDir(), "--max-channels", "1")
-	run, err := os.MkdirTemp("", "rt")
-	require.NoError(t, err)
-	c := &sharingClient{client: newClient(t), run: run, host: d.addr}
-	t.Cleanup(func() {
-		for _, pid := range c.masters() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		_ = os.RemoveAll(run)
-	})
+	c := sharingClientOf(t, startDaemon(t, t.TempDir(), "--max-channels", "1"), false)
 	require.Equal(t, 0, c.runIn("", c.host, "true").code)
 	long := c.command(c.host, "--", "sh", "-c", "echo long; sleep 2")
 	var out syncBuffer
@@ -365,9 +383,7 @@ func TestE2EControlFullConnection(t *testing.T) {
 	assert.Equal(t, "beside it\n", r.stdout)
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "connected through the control master")
-	timer := time.AfterFunc(time.Minute, func() { _ = long.Process.Kill() })
-	defer timer.Stop()
-	require.NoError(t, long.Wait())
+	require.Equal(t, 0, waitExit(t, long, time.Minute, "the long command did not finish"))
 }
 
 // A runtime directory whose socket path would be too long for the system
@@ -392,16 +408,7 @@ func TestE2EControlPathTooLong(t *testing.T) {
 // tail -F goes on, line for line, across its master's death.
 func TestE2EControlJobsAndTail(t *testing.T) {
 	home := t.TempDir()
-	d := startDaemon(t, t.TempDir(), "--dir", home)
-	run, err := os.MkdirTemp("", "rt")
-	require.NoError(t, err)
-	c := &sharingClient{client: newClient(t), run: run, host: d.addr}
-	t.Cleanup(func() {
-		for _, pid := range c.masters() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		_ = os.RemoveAll(run)
-	})
+	c := sharingClientOf(t, startDaemon(t, t.TempDir(), "--dir", home), false)
 	r := c.runIn("", "--detach", c.host, "--", "sh", "-c", "echo detached; exit 4")
 	require.Equal(t, 0, r.code, r.stderr)
 	job := strings.TrimSpace(r.stdout)
@@ -439,12 +446,5 @@ func TestE2EControlJobsAndTail(t *testing.T) {
 	require.Eventually(t, func() bool { return out.String() == want.String() }, 20*time.Second, 10*time.Millisecond,
 		"every line once, across the master's death: %q", lastLines(out.String()))
 	require.NoError(t, tail.Process.Signal(syscall.SIGINT))
-	done := make(chan error, 1)
-	go func() { done <- tail.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("tail -F did not end on SIGINT")
-	}
-	assert.Equal(t, 130, tail.ProcessState.ExitCode())
+	assert.Equal(t, 130, waitExit(t, tail, 10*time.Second, "tail -F did not end on SIGINT"))
 }

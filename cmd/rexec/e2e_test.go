@@ -506,7 +506,17 @@ func TestE2EQuickStart(t *testing.T) {
 	require.NotEmpty(t, clientLine)
 
 	home := t.TempDir()
-	env := append(os.Environ(), "HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, ".local", "state"), "XDG_CONFIG_HOME=")
+	// As a new user runs it: rexec shares its connection through a
+	// control master (the tests' REXEC_CONTROL=no undone), whose socket
+	// goes in a runtime directory of this test's own.
+	run, err := os.MkdirTemp("", "rt")
+	require.NoError(t, err)
+	env := append(os.Environ(), "HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, ".local", "state"), "XDG_CONFIG_HOME=",
+		"REXEC_CONTROL=", "XDG_RUNTIME_DIR="+run)
+	t.Cleanup(func() {
+		killMasters(run)
+		_ = os.RemoveAll(run)
+	})
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	d := &daemon{addr: addr, log: &syncBuffer{}, done: make(chan error, 1)}
@@ -538,6 +548,9 @@ func TestE2EQuickStart(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(d.log.String(), "first start"), "said in one line")
 	assert.FileExists(t, filepath.Join(home, ".config", "rexec", "id_ed25519"), "the key was made for the user")
 	assert.FileExists(t, filepath.Join(home, ".local", "state", "execd", "users.toml"))
+	if sharingHere {
+		assert.Len(t, mastersIn(run), 1, "the quick start's rexec left a master for the next one")
+	}
 	fi, err := os.Stat(filepath.Join(home, ".config", "rexec", "id_ed25519"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())

@@ -235,14 +235,7 @@ func TestE2EResumeQuiet(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill() }()
 	require.Eventually(t, func() bool { return errb.String() == "a, no newline" }, 10*time.Second, 5*time.Millisecond, errb.String())
 	require.Equal(t, 1, p.ResetOpen())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("rexec did not finish")
-	}
+	require.Equal(t, 0, waitExit(t, cmd, 30*time.Second, "rexec did not finish"))
 	assert.Equal(t, "a, no newlineb\n", errb.String())
 	assert.Equal(t, "out\n", out.String())
 }
@@ -271,14 +264,7 @@ func TestE2EReconnectAsksNoPasswordAgain(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill() }()
 	require.Eventually(t, func() bool { return stdout.String() == "one\n" }, 10*time.Second, 5*time.Millisecond, stderr.String())
 	require.Equal(t, 1, p.ResetOpen())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("rexec did not finish")
-	}
+	require.Equal(t, 0, waitExit(t, cmd, 30*time.Second, "rexec did not finish"), stderr.String())
 	assert.Equal(t, "one\ntwo\n", stdout.String())
 	assert.Contains(t, stderr.String(), "reconnected")
 	b, err := os.ReadFile(asked)
@@ -304,14 +290,8 @@ func TestE2ESilentNetworkNoticed(t *testing.T) {
 	require.Eventually(t, func() bool { return out.String() == "started\n" }, 10*time.Second, 5*time.Millisecond)
 	p.Stall()
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("rexec hangs on a silent network")
-	}
+	code := waitExit(t, cmd, 30*time.Second, "rexec hangs on a silent network")
 	assert.Less(t, time.Since(start), 15*time.Second)
-	assert.Equal(t, 255, cmd.ProcessState.ExitCode())
+	assert.Equal(t, 255, code)
 	assert.Contains(t, errb.String(), "stopped answering keepalives")
 }
