@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -29,7 +30,10 @@ func lineStamp(line []byte, now time.Time) (time.Time, bool) {
 	}
 	s := string(line)
 	if n := len(s); n >= 20 && s[4] == '-' && s[10] == 'T' {
-		end := indexAny(s, " \t")
+		end := strings.IndexAny(s, " \t")
+		if end < 0 {
+			end = len(s)
+		}
 		if t, err := time.Parse(time.RFC3339Nano, s[:end]); err == nil {
 			return t, true
 		}
@@ -54,17 +58,6 @@ func lineStamp(line []byte, now time.Time) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-func indexAny(s, chars string) int {
-	for i := range len(s) {
-		for j := range len(chars) {
-			if s[i] == chars[j] {
-				return i
-			}
-		}
-	}
-	return len(s)
 }
 
 // nextStamped finds the first line starting at or after off (the start

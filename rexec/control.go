@@ -327,7 +327,7 @@ func (l *local) open(f frame.Frame) error {
 	detach := m.Detach
 	l.mu.Lock() // the relay below may finish the channel before OpenRelay returns
 	defer l.mu.Unlock()
-	ch, err := l.m.c.sess.OpenRelay(f.Payload, func(ch *mux.Channel, g frame.Frame) error {
+	ch, err := l.m.c.sess.OpenRelay(f.Payload, func(g frame.Frame) error {
 		l.send(g.Type, g.Flags, id, g.Payload)
 		// The daemon's last frame on a channel ends the relayed one:
 		// exit, done, an error, or the open_ok of a detached command.

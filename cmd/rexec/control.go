@@ -411,12 +411,7 @@ func controlOp(ctx context.Context, cf *connFlags, mode, host string, e env) err
 		return fail(cf.status(status), "%v", err)
 	}
 	defer d.close()
-	targetUser, h := splitUser(host)
-	tgt, err := d.fc.Resolve(h, cf.port)
-	if err != nil {
-		return fail(cf.usage(), "%v", err)
-	}
-	login, err := cf.loginUser(targetUser, tgt.User, e)
+	_, tgt, login, err := d.target(host)
 	if err != nil {
 		return fail(cf.usage(), "%v", err)
 	}

@@ -186,12 +186,7 @@ func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 // optional USER@). On failure it returns the exit status and the error.
 func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, error) {
 	cf := d.cf
-	targetUser, host := splitUser(host)
-	tgt, err := d.fc.Resolve(host, cf.port)
-	if err != nil {
-		return nil, exitUsage, err
-	}
-	login, err := cf.loginUser(targetUser, tgt.User, d.e)
+	host, tgt, login, err := d.target(host)
 	if err != nil {
 		return nil, exitUsage, err
 	}
@@ -234,6 +229,17 @@ func (d *dialer) sharing() bool {
 	cf := d.cf
 	mode, err := cf.controlMode(d.e)
 	return err == nil && mode == controlAuto && d.shared == nil && !cf.sshMode && !cf.trace && cf.traceFile == ""
+}
+
+// target resolves [USER@]HOST: the host without its user, where to
+// connect, and whom to log in as.
+func (d *dialer) target(arg string) (host string, tgt inventory.Target, login string, err error) {
+	targetUser, host := splitUser(arg)
+	if tgt, err = d.fc.Resolve(host, d.cf.port); err != nil {
+		return "", tgt, "", err
+	}
+	login, err = d.cf.loginUser(targetUser, tgt.User, d.e)
+	return host, tgt, login, err
 }
 
 // traceLabel names a connection in a trace: "rexec", or "rexec HOST" when

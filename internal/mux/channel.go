@@ -311,7 +311,7 @@ func (ch *Channel) end(st State, err error, drop bool) {
 // route takes one frame of this channel from the read loop.
 func (ch *Channel) route(f frame.Frame) error {
 	if ch.relay != nil {
-		return ch.relay(ch, f)
+		return ch.relay(f)
 	}
 	switch f.Type {
 	case frame.OpenOK:

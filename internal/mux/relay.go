@@ -9,7 +9,7 @@ import (
 // RelayFunc takes every frame the peer sends on a relayed channel, data
 // included, with a payload valid only during the call. An error ends the
 // connection as a violation, as a failing ControlFunc does.
-type RelayFunc func(ch *Channel, f frame.Frame) error
+type RelayFunc func(f frame.Frame) error
 
 // OpenRelay opens a channel whose frames this side does not interpret:
 // the open leaves with payload as it is (an encoded frame.OpenMsg, checked
