@@ -169,7 +169,7 @@ func (d *dialer) dialShared(ctx context.Context, host, login string, tgt invento
 		return nil, false
 	}
 	local.Timeout = time.Until(deadline)
-	c, err = d.startMaster(ctx, p, host, tgt.Addr, &local, log)
+	c, err = d.startMaster(ctx, p, host, login, tgt.Addr, &local, log)
 	if err != nil {
 		log.Debug("connecting directly", "err", err)
 		return nil, false
@@ -190,7 +190,7 @@ type masterSpec struct {
 	StrictHostKey  bool          `json:"strict_host_key"`
 	Config         string        `json:"config"`
 	KnownHosts     string        `json:"known_hosts"`
-	User           string        `json:"user"`
+	User           string        `json:"user"` // the login the socket is named for, whether -l, USER@ or the config file's
 	Identities     []string      `json:"identities"`
 	Network        string        `json:"network"`
 	KeepAlive      time.Duration `json:"keepalive"`
@@ -207,12 +207,12 @@ type masterStatus struct {
 
 // startMaster starts a control master for the host and connects through
 // it, within ctx's deadline.
-func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, addr string, cfg *rexec.Config, log *slog.Logger) (*rexec.Client, error) {
+func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, login, addr string, cfg *rexec.Config, log *slog.Logger) (*rexec.Client, error) {
 	c := d.cf
 	spec := masterSpec{
 		Host: host, Sock: p.sock, Lock: p.lock, Failed: p.failed, Persist: c.controlPersist,
 		Port: c.port, ConnectTimeout: c.connectTimeout, Plaintext: c.plaintext, StrictHostKey: c.strictHostKey,
-		Config: c.configPath, KnownHosts: c.knownHosts, User: c.user, Identities: c.identities, Network: c.network,
+		Config: c.configPath, KnownHosts: c.knownHosts, User: login, Identities: c.identities, Network: c.network,
 		KeepAlive: c.keepAlive,
 	}
 	in, err := json.Marshal(spec)

@@ -448,3 +448,27 @@ func TestE2EControlJobsAndTail(t *testing.T) {
 	require.NoError(t, tail.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, 130, waitExit(t, tail, 10*time.Second, "tail -F did not end on SIGINT"))
 }
+
+// The master logs in as the user the command line names, whether with
+// USER@HOST or -l: each login has a master of its own.
+func TestE2EControlLoginUser(t *testing.T) {
+	state := t.TempDir()
+	d := startDaemon(t, state)
+	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "pat", "--password-stdin")
+	add.Stdin = strings.NewReader("pat's secret\n")
+	out, err := add.CombinedOutput()
+	require.NoError(t, err, string(out))
+	c := sharingClientOf(t, d, false)
+	require.Equal(t, 0, c.runIn("", c.host, "true").code) // pins it, as the default user
+	for _, args := range [][]string{{"pat@" + c.host}, {"-l", "pat", c.host}} {
+		cmd := c.command(append(args, "sh", "-c", `echo "$REXEC_USER"`)...)
+		cmd.Env = append(cmd.Env, "REXEC_PASSWORD=pat's secret")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require.NoError(t, runBounded(cmd, time.Minute))
+		assert.Equal(t, "pat\n", stdout.String(), "%v: %s", args, stderr.String())
+	}
+	r := c.runIn("", c.host, "sh", "-c", `echo "$REXEC_USER"`)
+	assert.NotEqual(t, "pat\n", r.stdout)
+	assert.Len(t, c.masters(), 2, "one master per login")
+}
