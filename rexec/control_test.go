@@ -324,3 +324,20 @@ func TestControlUpstreamLost(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, context.DeadlineExceeded))
 }
+
+// Signals and a pty's resizes are relayed as any frame: a TERM through
+// the master ends the command with it.
+func TestControlRelaysSignals(t *testing.T) {
+	f := startMaster(t, rexec.ControlOptions{Persist: time.Minute})
+	c := f.local(t)
+	s := mustSession(t, c)
+	var out execdtest.SyncBuffer
+	s.Stdout = &out
+	require.NoError(t, s.StartShell(t.Context(), `trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.05; done`))
+	require.Eventually(t, func() bool { return out.String() == "ready\n" }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, s.Signal(rexec.SIGTERM))
+	var ee *rexec.ExitError
+	require.ErrorAs(t, s.Wait(), &ee)
+	assert.Equal(t, 9, ee.ExitStatus())
+	assert.Equal(t, "ready\ngot TERM\n", out.String())
+}
