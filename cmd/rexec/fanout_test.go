@@ -39,10 +39,8 @@ func host(n int) string { return fmt.Sprintf("127.0.0.%d", n) }
 // setup may change a host's directory before its daemon starts.
 func newFleet(t *testing.T, first, last int, skip map[int]bool, setup func(n int, dir string)) *fleet {
 	t.Helper()
-	ln, err := net.Listen("tcp", host(first)+":0")
-	require.NoError(t, err)
-	l := &fleet{port: ln.Addr().(*net.TCPAddr).Port, config: t.TempDir(), dirs: map[string]string{}}
-	require.NoError(t, ln.Close())
+	port, lns := fleetListeners(t, first, last, skip)
+	l := &fleet{port: port, config: t.TempDir(), dirs: map[string]string{}}
 	for n := first; n <= last; n++ {
 		if skip[n] {
 			continue
@@ -53,9 +51,41 @@ func newFleet(t *testing.T, first, last int, skip map[int]bool, setup func(n int
 			setup(n, dir)
 		}
 		l.dirs[host(n)] = dir
-		execdtest.StartAt(t, &execd.Server{Dir: dir, KillGrace: time.Second}, false, fmt.Sprintf("%s:%d", host(n), l.port))
+		execdtest.StartOn(t, &execd.Server{Dir: dir, KillGrace: time.Second}, false, lns[n])
 	}
 	return l
+}
+
+// fleetListeners listens on one port on every host of the fleet: a port
+// free on the first host may be taken on another (by a test running
+// beside this one), so a port is tried until it is free on all.
+func fleetListeners(t *testing.T, first, last int, skip map[int]bool) (int, map[int]net.Listener) {
+	t.Helper()
+	for range 20 {
+		probe, err := net.Listen("tcp", host(first)+":0")
+		require.NoError(t, err)
+		port := probe.Addr().(*net.TCPAddr).Port
+		require.NoError(t, probe.Close())
+		lns := map[int]net.Listener{}
+		for n := first; n <= last; n++ {
+			if skip[n] {
+				continue
+			}
+			ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", host(n), port))
+			if err != nil {
+				break
+			}
+			lns[n] = ln
+		}
+		if len(lns)+len(skip) >= last-first+1 {
+			return port, lns
+		}
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}
+	t.Fatalf("no port free on every host of 127.0.0.[%d-%d]", first, last)
+	return 0, nil
 }
 
 // blackHole accepts connections on addr and never answers.

@@ -40,6 +40,15 @@ func Start(t testing.TB, srv *execd.Server, plaintext bool) *Server {
 // StartAt is Start on a given loopback address, such as 127.0.0.7:0.
 func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Server {
 	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	return StartOn(t, srv, plaintext, ln)
+}
+
+// StartOn is Start on a listener the test made (one port on many
+// loopback addresses, say).
+func StartOn(t testing.TB, srv *execd.Server, plaintext bool, ln net.Listener) *Server {
+	t.Helper()
 	d := &Server{Server: srv, StateDir: TempDir(t)}
 	if !plaintext {
 		cert, _, err := execd.LoadOrCreateIdentity(d.StateDir)
@@ -50,8 +59,6 @@ func StartAt(t testing.TB, srv *execd.Server, plaintext bool, addr string) *Serv
 	if srv.Logger == nil && os.Getenv("EXECD_TEST_LOG") != "" {
 		srv.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ln, err := net.Listen("tcp", addr)
-	require.NoError(t, err)
 	d.Addr = ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
