@@ -92,7 +92,7 @@ func (l *Locks) unlock(key string) {
 // the hash of the whole has been checked. Until then the destination (if
 // any) is untouched.
 type Sink struct {
-	root   *os.Root
+	root   FS
 	name   string // destination, relative to root
 	part   string // where bytes are written
 	f      *os.File
@@ -110,7 +110,7 @@ type Sink struct {
 // NewHash). With resume, a partial copy left by an earlier attempt is kept:
 // Offset and PrefixSum describe it. Without resume it is truncated. The
 // directory of name must exist.
-func OpenSink(root *os.Root, name, hashName string, resume bool, locks *Locks) (*Sink, error) {
+func OpenSink(root FS, name, hashName string, resume bool, locks *Locks) (*Sink, error) {
 	h, hname, err := NewHash(hashName)
 	if err != nil {
 		return nil, err
@@ -316,7 +316,7 @@ func (s *Sink) unlock() {
 // another until deadline. The lock is taken on the file the name still
 // leads to: one renamed into place meanwhile is let go and the name
 // opened again.
-func openLockedPart(root *os.Root, part string, deadline time.Time) (*os.File, error) {
+func openLockedPart(root FS, part string, deadline time.Time) (*os.File, error) {
 	for {
 		f, err := root.OpenFile(part, os.O_RDWR|os.O_CREATE|openNonblock, 0o600)
 		if err != nil {
@@ -352,7 +352,7 @@ func openLockedPart(root *os.Root, part string, deadline time.Time) (*os.File, e
 // OpenRead opens name under root for reading without ever blocking on it:
 // a named pipe opens at once (and is then told apart by its mode) instead
 // of waiting for a writer. It returns the file and what it is.
-func OpenRead(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+func OpenRead(root FS, name string) (*os.File, fs.FileInfo, error) {
 	f, err := root.OpenFile(name, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return nil, nil, err

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -247,7 +246,7 @@ const maxLinkHops = 40
 // link's directory is resolved through the symlinks that exist (so that a
 // directory reached through "b -> ." counts at its real depth), and the
 // leading ".." of target may climb no higher than that.
-func SafeLinkIn(root *os.Root, link, target string) bool {
+func SafeLinkIn(root FS, link, target string) bool {
 	climb, ok := linkClimb(link, target)
 	if !ok {
 		return false
@@ -259,7 +258,7 @@ func SafeLinkIn(root *os.Root, link, target string) bool {
 // resolveIn follows p inside root as the kernel would, reading the
 // symlinks it meets, and returns the real components; false when it
 // leaves root, meets an absolute link, or loops.
-func resolveIn(root *os.Root, p string) ([]string, bool) {
+func resolveIn(root FS, p string) ([]string, bool) {
 	var stack []string
 	comps := strings.Split(p, "/")
 	hops := 0
