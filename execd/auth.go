@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/asuser"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/internal/userkey"
 )
@@ -35,11 +36,19 @@ var (
 var authMethods = []string{frame.AuthPublicKey, frame.AuthPassword}
 
 // account is who a connection acts for once authenticated: a user of the
-// database, or, without one, the daemon's own user on the served directory.
+// database, or, without one, the daemon's own user confined to the served
+// directory.
 type account struct {
-	user User       // Name is empty without a users database
-	home string     // absolute; commands start here, files are confined here
-	st   *userState // nil without a users database
+	user     User       // Name is empty without a users database
+	home     string     // absolute; commands and file sessions start here
+	st       *userState // nil without a users database
+	confined bool       // files through os.Root at home (User.Confined)
+	os       osAccount  // the account commands and file work run as
+	cred     *asuser.Cred
+	// noAccount says why the user has no account to act as (see
+	// Server.accountOf): their commands are refused with it, and so are
+	// their files unless they are confined.
+	noAccount error
 }
 
 // can reports whether the account holds the permission.
@@ -280,5 +289,18 @@ func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error
 		}
 		keyFP = fp
 	}
-	return &account{user: u, home: u.Home, st: s.userStateFor(u.Name)}, keyFP, ""
+	return s.accountFor(u), keyFP, ""
+}
+
+// accountFor is what a connection of u acts as.
+func (s *Server) accountFor(u User) *account {
+	a := &account{user: u, home: u.Home, st: s.userStateFor(u.Name), confined: u.Confined() || !hostPaths}
+	a.os, a.cred, a.noAccount = s.accountOf(u)
+	if a.home == "" {
+		a.home = a.os.Home
+	}
+	if a.home == "" {
+		a.home = "/"
+	}
+	return a
 }

@@ -1,8 +1,8 @@
 package execd
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -60,30 +60,14 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	if len(m.Argv) > 0 {
 		argv0 = m.Argv[0]
 	}
-	dir, err := workDir(acct.home, m.Dir)
+	if acct.noAccount != nil {
+		return nil, errors.New(trimSentinel(acct.noAccount))
+	}
+	dir, err := acct.workDir(m.Dir)
 	if err != nil {
 		return nil, err
 	}
-	account := s.runAsOf(acct.user)
-	cred, err := runAs(account)
-	if err != nil {
-		return nil, err
-	}
-	env := s.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	var extra []string
-	if acct.st != nil {
-		extra = append(extra, "HOME="+acct.home, "REXEC_USER="+acct.user.Name)
-		if account != "" {
-			extra = append(extra, "USER="+account, "LOGNAME="+account)
-		}
-	}
-	if m.Pty != nil && m.Pty.Term != "" {
-		extra = append(extra, "TERM="+m.Pty.Term)
-	}
-	extra = append(extra, m.Env...)
+	env := s.commandEnv(c, acct, m)
 	encoding, err := s.outputEncoding(m.Encoding, m.Pty != nil)
 	if err != nil {
 		return nil, err
@@ -92,7 +76,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
 		timeout = limit
 	}
-	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, Env: mergeEnv(env, extra), Dir: dir, Pty: m.Pty, Cred: cred, Keeper: s.Keeper})
+	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, ShellPath: acct.shell(), Env: env, Dir: dir, Pty: m.Pty, Cred: acct.procCred(), Keeper: s.Keeper})
 	if err != nil {
 		return nil, err
 	}
@@ -120,30 +104,34 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	return j, nil
 }
 
-// workDir resolves the working directory a client asked for: a path
-// relative to base (the home), confined to it as file paths are: no
-// absolute path, no ".." above it, no symlink leading out of it.
-func workDir(base, req string) (string, error) {
+// workDir resolves the working directory a client asked for, as file
+// paths are: a confined user's inside the home (no absolute path, no ".."
+// above it, no symlink leading out), another's anywhere the account may
+// enter. Empty is the home.
+func (a *account) workDir(req string) (string, error) {
 	if req == "" {
-		return base, nil
+		return a.home, nil
 	}
-	p, err := xfer.Resolve(".", req)
+	p, err := a.resolve(a.startDir(), req)
 	if err != nil {
 		return "", fmt.Errorf("working directory: %w", err)
 	}
-	root, err := os.OpenRoot(base)
+	fsys, err := a.files()
 	if err != nil {
 		return "", fmt.Errorf("working directory: %w", err)
 	}
-	defer root.Close()
-	fi, err := root.Stat(p)
+	defer fsys.Close()
+	fi, err := fsys.Stat(p)
 	if err != nil {
 		return "", fmt.Errorf("working directory: %s", xfer.ErrorFor(p, err).Message)
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("working directory %s: not a directory", xfer.Display(p))
 	}
-	return filepath.Join(base, filepath.FromSlash(p)), nil
+	if !a.confined {
+		return p, nil
+	}
+	return filepath.Join(a.home, filepath.FromSlash(p)), nil
 }
 
 // mergeEnv appends extra KEY=VALUE entries to base, later keys replacing earlier ones.

@@ -162,7 +162,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	if err := sess.SendHello(sh); err != nil {
 		return nil, err
 	}
-	acct := &account{home: s.servedDir()}
+	acct := s.daemonAccount()
 	if s.Users != nil {
 		if acct, err = c.authenticate(sess, sh.Challenge); err != nil {
 			return nil, fmt.Errorf("%w: %w", errLogin, err)

@@ -115,15 +115,13 @@ func (b *fileBase) quota() *quota {
 	return nil
 }
 
-// openRoot opens the served directory. Every path of a file channel is
-// resolved through it, so nothing outside can be reached.
-func (b *fileBase) openRoot() (*os.Root, error) {
-	root, err := os.OpenRoot(b.c.acct.home)
-	if err != nil {
-		return nil, xfer.Errorf(frame.CodeIO, "home directory unavailable: %v", errors.Unwrap(err))
-	}
-	return root, nil
-}
+// openRoot opens the file system the account works in (account.files):
+// a confined user's home, through which every path is resolved so that
+// nothing outside can be reached, or the machine as the user's account.
+func (b *fileBase) openRoot() (xfer.FS, error) { return b.c.acct.files() }
+
+// resolve resolves a path from the wire for the account (account.resolve).
+func (b *fileBase) resolve(cwd, p string) (string, error) { return b.c.acct.resolve(cwd, p) }
 
 // getChan sends one file.
 type getChan struct {
@@ -141,7 +139,7 @@ func (g *getChan) run() {
 		return
 	}
 	defer root.Close()
-	p, err := xfer.Resolve(".", g.m.Path)
+	p, err := g.resolve(g.c.acct.startDir(), g.m.Path)
 	if err != nil {
 		g.fail(err)
 		return
@@ -315,14 +313,14 @@ func (t *putTarget) discard() {
 // prepare resolves the put's path and opens its partial copy (resumed
 // when the client asked and the copy is not longer than the file), with
 // the quota reserved for the bytes still to come.
-func (pc *putChan) prepare(root *os.Root) (*putTarget, error) {
-	p, err := xfer.Resolve(".", pc.m.Path)
+func (pc *putChan) prepare(root xfer.FS) (*putTarget, error) {
+	p, err := pc.resolve(pc.c.acct.startDir(), pc.m.Path)
 	if err != nil {
 		return nil, err
 	}
 	pc.m.Path = p
-	if p == "." {
-		return nil, xfer.Errorf(frame.CodeIsDir, "~: is a directory")
+	if p == "." || p == "/" {
+		return nil, xfer.Errorf(frame.CodeIsDir, "%s: is a directory", xfer.Display(p))
 	}
 	sink, err := xfer.OpenSink(root, p, pc.m.Hash, pc.m.Resume, &pc.c.srv.locks)
 	if err != nil {
@@ -372,8 +370,9 @@ func (pc *putChan) receive(t *putTarget) (frame.DoneMsg, error) {
 }
 
 // commit verifies the copy against the client's hash and renames it into
-// place with the file's mode and time, then gives it to the user's account.
-func (pc *putChan) commit(root *os.Root, t *putTarget, d frame.DoneMsg) error {
+// place with the file's mode and time. It belongs to the account whose
+// identity the file system works with.
+func (pc *putChan) commit(root xfer.FS, t *putTarget, d frame.DoneMsg) error {
 	mode := fs.FileMode(pc.m.Mode & 0o777)
 	if pc.m.Mode == 0 {
 		mode = 0o644
@@ -391,9 +390,6 @@ func (pc *putChan) commit(root *os.Root, t *putTarget, d frame.DoneMsg) error {
 		return err
 	}
 	t.qc.end(-replaced)
-	if err := giveTo(root, t.path, pc.c.srv.runAsOf(pc.c.acct.user)); err != nil {
-		pc.c.log.Warn("could not give the file to its user's account", "path", t.path, "run_as", pc.c.srv.runAsOf(pc.c.acct.user), "err", err)
-	}
 	return nil
 }
 
@@ -445,9 +441,9 @@ func (fc *fsChan) run() {
 		return
 	}
 	defer root.Close()
-	fc.cwd = "."
+	fc.cwd = fc.c.acct.startDir()
 	if fc.m.Dir != "" {
-		d, err := xfer.Resolve(".", fc.m.Dir)
+		d, err := fc.resolve(fc.cwd, fc.m.Dir)
 		if err == nil {
 			err = checkDir(root, d)
 		}
@@ -473,7 +469,7 @@ func (fc *fsChan) run() {
 	}
 }
 
-func checkDir(root *os.Root, p string) error {
+func checkDir(root xfer.FS, p string) error {
 	fi, err := root.Stat(p)
 	if err != nil {
 		return xfer.ErrorFor(p, err)
@@ -485,9 +481,9 @@ func checkDir(root *os.Root, p string) error {
 }
 
 // serve answers one request; only a failure to send is returned.
-func (fc *fsChan) serve(root *os.Root, req *frame.FileRequest) error {
+func (fc *fsChan) serve(root xfer.FS, req *frame.FileRequest) error {
 	reply := &frame.FileReply{ID: req.ID}
-	p, err := xfer.Resolve(fc.cwd, req.Path)
+	p, err := fc.resolve(fc.cwd, req.Path)
 	if err == nil {
 		err = fc.permit(req.Op)
 	}
@@ -503,7 +499,7 @@ func (fc *fsChan) serve(root *os.Root, req *frame.FileRequest) error {
 	switch req.Op {
 	case frame.OpStat, frame.OpLstat, frame.OpChdir:
 	case frame.OpRename:
-		to, _ := xfer.Resolve(fc.cwd, req.To)
+		to, _ := fc.resolve(fc.cwd, req.To)
 		fc.audit(req.Op, p, to, nil, "", err)
 	case frame.OpChecksum:
 		var size *uint64
@@ -553,7 +549,7 @@ func (fc *fsChan) send(r *frame.FileReply) error {
 	return fc.ch.Send(frame.Reply, p)
 }
 
-func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *frame.FileReply) error {
+func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *frame.FileReply) error {
 	switch req.Op {
 	case frame.OpStat:
 		fi, err := root.Stat(p)
@@ -575,19 +571,16 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		if !req.HasMode {
 			perm = 0o755
 		}
-		var err error
 		if req.Parents {
-			err = root.MkdirAll(p, perm)
-		} else {
-			err = root.Mkdir(p, perm)
+			return root.MkdirAll(p, perm)
 		}
-		if err == nil {
-			err = giveTo(root, p, fc.c.srv.runAsOf(fc.c.acct.user))
-		}
-		return err
+		return root.Mkdir(p, perm)
 	case frame.OpRemove:
 		if p == "." {
 			return xfer.Errorf(frame.CodePermission, "~: refusing to remove the served directory itself")
+		}
+		if p == "/" {
+			return xfer.Errorf(frame.CodePermission, "/: refusing to remove the root directory (as rm's --preserve-root)")
 		}
 		if req.Recursive {
 			if _, err := root.Lstat(p); err != nil {
@@ -597,7 +590,7 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 		}
 		return root.Remove(p)
 	case frame.OpRename:
-		to, err := xfer.Resolve(fc.cwd, req.To)
+		to, err := fc.resolve(fc.cwd, req.To)
 		if err != nil {
 			return err
 		}
@@ -644,20 +637,17 @@ func (fc *fsChan) do(root *os.Root, req *frame.FileRequest, p string, reply *fra
 			}
 		}
 	case frame.OpSymlink:
-		if !xfer.SafeLinkIn(root, p, req.Target) {
+		if fc.c.acct.confined && !xfer.SafeLinkIn(root, p, req.Target) {
 			return xfer.Errorf(frame.CodePathEscape, "%s -> %s: a link may only point inside the served directory, by a relative path", xfer.Display(p), req.Target)
 		}
-		if err := root.Symlink(req.Target, p); err != nil {
-			return err
-		}
-		return giveTo(root, p, fc.c.srv.runAsOf(fc.c.acct.user))
+		return root.Symlink(req.Target, p)
 	default:
 		return xfer.Errorf(frame.CodeNotSupported, "operation %q not supported", req.Op)
 	}
 	return nil
 }
 
-func lstatInfo(root *os.Root, p string) (frame.FileInfo, error) {
+func lstatInfo(root xfer.FS, p string) (frame.FileInfo, error) {
 	fi, err := root.Lstat(p)
 	if err != nil {
 		return frame.FileInfo{}, err
@@ -671,7 +661,7 @@ func lstatInfo(root *os.Root, p string) (frame.FileInfo, error) {
 
 // list reads the directory p, sorted by name, entries described without
 // following symlinks.
-func (fc *fsChan) list(root *os.Root, p string, reply *frame.FileReply) error {
+func (fc *fsChan) list(root xfer.FS, p string, reply *frame.FileReply) error {
 	d, fi, err := xfer.OpenRead(root, p)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -171,7 +170,7 @@ func (w *quotaWriter) Write(p []byte) (int, error) {
 }
 
 // regularSize is the size of name under root if it is a regular file, else 0.
-func regularSize(root *os.Root, name string) int64 {
+func regularSize(root xfer.FS, name string) int64 {
 	fi, err := root.Lstat(name)
 	if err != nil || !fi.Mode().IsRegular() {
 		return 0

@@ -103,8 +103,16 @@ type Server struct {
 	// operation is confined to it (through os.Root). Empty means the
 	// daemon user's home directory.
 	Dir string
-	// Env is the base environment of commands; nil means the daemon's own.
+	// Env adds KEY=VALUE entries to every command's environment (as
+	// sshd's SetEnv). Commands never inherit the daemon's own.
 	Env []string
+	// Path is commands' PATH; empty means DefaultPath (DefaultRootPath
+	// for root).
+	Path string
+	// AcceptEnv lists the variables a client may set (path.Match
+	// patterns, as sshd's AcceptEnv: "LANG", "LC_*"); nil accepts any but
+	// those the daemon sets itself (HOME, USER, PATH, ...).
+	AcceptEnv []string
 	// Software is announced in the hello; empty means "execd".
 	Software string
 
@@ -148,15 +156,6 @@ type Server struct {
 	restored   sync.Once              // the jobs under JobDir are read once
 	closing    bool
 	wg         sync.WaitGroup
-}
-
-// runAsOf is the OS account u's commands run as: run_as, else the
-// daemon's default.
-func (s *Server) runAsOf(u User) string {
-	if u.RunAs != "" {
-		return u.RunAs
-	}
-	return s.DefaultRunAs
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -32,7 +32,7 @@ type tailChan struct {
 	out  *mux.Outbound
 	req  *frame.TailRequest
 	re   *regexp.Regexp
-	root *os.Root
+	root xfer.FS
 	path string
 	rec  []byte // records not yet written
 
@@ -64,7 +64,7 @@ func (t *tailChan) run() {
 	}
 	defer root.Close()
 	t.root = root
-	if t.path, err = xfer.Resolve(".", t.m.Path); err != nil {
+	if t.path, err = t.resolve(t.c.acct.startDir(), t.m.Path); err != nil {
 		t.fail(err)
 		return
 	}

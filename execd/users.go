@@ -43,15 +43,22 @@ type User struct {
 	Password string `toml:"password,omitempty"`
 	// Keys are authorized-keys lines of the user's ed25519 public keys.
 	Keys []string `toml:"keys,omitempty"`
-	// Home is the absolute path of the user's directory: commands start
-	// there and file operations are confined to it.
-	Home string `toml:"home"`
+	// Home is the absolute path of the user's directory: commands and
+	// file sessions start there, and "~" names it. A confined user's file
+	// operations are kept inside it; another's may be empty, meaning the
+	// home of the account they act as.
+	Home string `toml:"home,omitempty"`
+	// Confine keeps the user in Home (os.Root, paths relative to it).
+	// Unset: confined when the user may not run commands (see Confined).
+	Confine *bool `toml:"confine,omitempty"`
 	// Quota caps the size of the home tree; 0 means none.
 	Quota Size `toml:"quota,omitempty"`
 	// Allow lists the permissions: exec, get, put.
 	Allow []string `toml:"allow"`
-	// RunAs is the OS account commands run as when the daemon runs as
-	// root; empty means the daemon's default-run-as, else its own account.
+	// RunAs is the OS account the user's commands and file operations
+	// run as when the daemon runs as root; empty means the daemon's
+	// default-run-as, else the account of the user's own name (never root
+	// unless named here).
 	RunAs string `toml:"run_as,omitempty"`
 	// MaxConns and MaxChannels cap the user's concurrent connections and
 	// channels (over all connections); 0 means the server's limits.
@@ -83,8 +90,11 @@ func (u *User) Validate() error {
 	if err := frame.ValidUser(u.Name); err != nil {
 		return err
 	}
-	if u.Home == "" || !filepath.IsAbs(u.Home) {
+	if u.Home != "" && !filepath.IsAbs(u.Home) {
 		return fmt.Errorf("user %s: home %q must be an absolute path", u.Name, u.Home)
+	}
+	if u.Home == "" && u.Confined() {
+		return fmt.Errorf("user %s: a confined user needs a home", u.Name)
 	}
 	for _, p := range u.Allow {
 		if !slices.Contains(AllPerms(), p) {
@@ -230,6 +240,9 @@ func cloneUser(u *User) User {
 	c := *u
 	c.Keys = slices.Clone(u.Keys)
 	c.Allow = slices.Clone(u.Allow)
+	if u.Confine != nil {
+		c.Confine = ptr(*u.Confine)
+	}
 	return c
 }
 

@@ -16,8 +16,10 @@ import (
 // CheckUsers reports every problem of the users database at path, each
 // with its line: TOML syntax, unknown settings, invalid records, users
 // who can never log in, and a file others may read while it holds
-// password hashes. A missing file has no problem (no users yet).
-func CheckUsers(path string) (config.Problems, error) {
+// password hashes, and users who could not run commands or reach their
+// home on a daemon with the given default-run-as (see AccessOf). A
+// missing file has no problem (no users yet).
+func CheckUsers(path, defaultRunAs string) (config.Problems, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -55,6 +57,9 @@ func CheckUsers(path string) (config.Problems, error) {
 		if len(u.Keys) == 0 && u.Password == "" {
 			ps = append(ps, config.Problem{File: path, Line: line,
 				Msg: fmt.Sprintf("user %s can never log in: no key and no password (add one with \"execd user set %s --add-key\" or \"execd user passwd %s\")", name, name, name)})
+		}
+		if acc := AccessOf(*u, defaultRunAs); acc.Problem != "" {
+			ps = append(ps, config.Problem{File: path, Line: line, Msg: fmt.Sprintf("user %s: %s", name, acc.Problem)})
 		}
 		passwords = passwords || u.Password != ""
 	}

@@ -44,9 +44,12 @@ func startLab(t *testing.T, tune func(*execd.Server)) *lab {
 	l := &lab{state: t.TempDir(), base: t.TempDir(), keys: map[string]ed25519.PrivateKey{}, pws: map[string]string{}}
 	db, err := execd.OpenUsers(filepath.Join(l.state, execd.UsersFile))
 	require.NoError(t, err)
+	// alice and bob run commands, kept in their homes as the FTP
+	// homework's accounts are, acting as the test's own account.
+	confined, self := true, execdtest.Self(t)
 	users := map[string]*execd.User{
-		"alice": {Allow: execd.AllPerms(), Quota: 1 << 20},
-		"bob":   {Allow: execd.AllPerms()},
+		"alice": {Allow: execd.AllPerms(), Quota: 1 << 20, Confine: &confined, RunAs: self},
+		"bob":   {Allow: execd.AllPerms(), Confine: &confined, RunAs: self},
 		"carol": {Allow: []string{execd.PermGet, execd.PermPut}},
 	}
 	for name, u := range users {

@@ -22,3 +22,16 @@ func chownHome(home, account string) error {
 	gid, _ := strconv.Atoi(acct.Gid)
 	return os.Chown(home, uid, gid)
 }
+
+// passable adds the x bits for group and others to dir, so that accounts
+// may pass through it to a home below (its files stay 0600).
+func passable(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o011 == 0o011 {
+		return nil
+	}
+	return os.Chmod(dir, fi.Mode().Perm()|0o011)
+}

@@ -79,6 +79,8 @@ type options struct {
 	auditKeep        int
 	auditSync        bool
 	defaultRunAs     string
+	path             string
+	acceptEnv        []string
 }
 
 // run runs execd with args and returns its exit status: 0, 1 for a
@@ -185,7 +187,9 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
 	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
 	lf.BoolVar(&opts.auditSync, "audit-sync", false, "flush each audit event to disk (fsync) before going on: none is lost if the machine crashes")
-	lf.StringVar(&opts.defaultRunAs, "default-run-as", "", "as root: the OS account of the commands and files of users without run_as (the packages set execd; default: root itself)")
+	lf.StringVar(&opts.defaultRunAs, "default-run-as", "", "as root: the OS account of the commands and files of users without run_as (the packages set execd; default: the account of the user's own name, never root)")
+	lf.StringVar(&opts.path, "path", "", "PATH of commands (default: "+execd.DefaultPath+", or "+execd.DefaultRootPath+" for root)")
+	lf.StringSliceVar(&opts.acceptEnv, "accept-env", nil, "variables clients may set, as sshd's AcceptEnv: names or patterns such as LANG,LC_* (default: any but those execd sets: HOME, USER, LOGNAME, SHELL, MAIL, PATH, REXEC_*)")
 	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
 	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
@@ -427,6 +431,8 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		JobDisk:          int64(jobDisk),
 		Keeper:           keeper,
 		DefaultRunAs:     opts.defaultRunAs,
+		Path:             opts.path,
+		AcceptEnv:        opts.acceptEnv,
 		Software:         "execd/" + buildinfo.Read().Short(),
 		Users:            users,
 		Audit:            audit,

@@ -57,7 +57,9 @@ func firstStart(db *execd.UserDB, home string) (string, error) {
 		return "", fmt.Errorf("first start: %w", err)
 	}
 	err = db.Update(func(users map[string]*execd.User) error {
-		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: execd.AllPerms()}
+		// The owner acts as themselves, said explicitly: as root, only a
+		// run_as that names root lets a user act as root.
+		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: execd.AllPerms(), RunAs: name}
 		return nil
 	})
 	if err != nil {
@@ -72,15 +74,16 @@ type userFlags struct {
 	home, quota, allow, runAs, commandTimeout string
 	addKeys, delKeys                          []string
 	maxConns, maxChannels                     int
-	passwordStdin, noPassword                 bool
+	passwordStdin, noPassword, confine        bool
 }
 
 func (uf *userFlags) register(cmd *cobra.Command, add bool) {
 	f := cmd.Flags()
-	f.StringVar(&uf.home, "home", "", "home directory (default for add: STATE-DIR/home/NAME); created if missing")
+	f.StringVar(&uf.home, "home", "", "home directory, created if missing (default for add: the account's own; STATE-DIR/home/NAME for a confined user)")
+	f.BoolVar(&uf.confine, "confine", false, "keep the user in their home, paths relative to it (default: confined when they may not exec); --confine=false lets them act as their account")
 	f.StringVar(&uf.quota, "quota", "", "quota on the home tree, e.g. 2GiB, 500MiB (0: none)")
 	f.StringVar(&uf.allow, "allow", "", "permissions, comma-separated: exec,get,put (default for add: all)")
-	f.StringVar(&uf.runAs, "run-as", "", "OS account commands run as when the daemon runs as root (\"\" keeps the daemon's)")
+	f.StringVar(&uf.runAs, "run-as", "", "OS account the user's commands and files act as when the daemon runs as root (default: the account of the user's name; never root unless named)")
 	f.StringArrayVar(&uf.addKeys, "add-key", nil, "authorize a public key: a line \"ssh-ed25519 AAAA... comment\" or @FILE (repeatable)")
 	f.IntVar(&uf.maxConns, "max-conns", 0, "most connections at once (0: the daemon's limit)")
 	f.IntVar(&uf.maxChannels, "max-channels", 0, "most commands and transfers at once (0: the daemon's limit)")
@@ -120,6 +123,9 @@ func (uf *userFlags) apply(cmd *cobra.Command, u *execd.User) error {
 	}
 	if f.Changed("run-as") {
 		u.RunAs = uf.runAs
+	}
+	if f.Changed("confine") {
+		u.Confine = &uf.confine
 	}
 	if f.Changed("max-conns") {
 		u.MaxConns = uf.maxConns
@@ -202,22 +208,32 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, er
 	return pw, nil
 }
 
-// makeHome creates a user's home (mode 0700), owned by run_as (else the
-// daemon's default-run-as) when the daemon runs as root.
-func makeHome(u *execd.User, defaultRunAs string) error {
+// makeHome creates a user's home (mode 0700) when it names one, owned by
+// the account the user acts as when the daemon runs as root (see
+// execd.AccessOf). A home that already exists is left as it is.
+func makeHome(u *execd.User, defaultRunAs, state string) error {
+	if u.Home == "" {
+		return nil
+	}
 	// The directories on the way are passable (not readable) by the
-	// accounts commands run as: STATE-DIR/home may be the first of them.
+	// accounts commands run as: STATE-DIR/home may be the first of them,
+	// and the state directory itself must then be passable too.
 	if err := os.MkdirAll(filepath.Dir(u.Home), 0o711); err != nil {
 		return fmt.Errorf("home: %w", err)
 	}
-	if err := os.Mkdir(u.Home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if rel, err := filepath.Rel(state, u.Home); err == nil && !strings.HasPrefix(rel, "..") {
+		if err := passable(state); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
+	err := os.Mkdir(u.Home, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("home: %w", err)
 	}
-	account := u.RunAs
-	if account == "" {
-		account = defaultRunAs
-	}
-	return chownHome(u.Home, account)
+	return chownHome(u.Home, execd.AccessOf(*u, defaultRunAs).Account)
 }
 
 // userEnv is what the user subcommands share: the options (for the
@@ -254,7 +270,7 @@ func userCommand(opts *options, stdin io.Reader, stdout, stderr io.Writer) *cobr
 		Long: `user manages the users database (users.toml in the state directory). A
 running daemon reads changes at the next login; no restart is needed.`,
 	}
-	cmd.AddCommand(ue.addCommand(), ue.setCommand(), ue.passwdCommand(), ue.delCommand(), ue.listCommand(), ue.checkCommand())
+	cmd.AddCommand(ue.addCommand(), ue.setCommand(), ue.passwdCommand(), ue.delCommand(), ue.listCommand(), ue.showCommand(), ue.checkCommand())
 	return cmd
 }
 
@@ -273,9 +289,12 @@ func (ue *userEnv) addCommand() *cobra.Command {
 			if _, ok := db.Lookup(name); ok {
 				return fmt.Errorf("user %s exists; change it with \"execd user set\"", name)
 			}
-			u := &execd.User{Name: name, Home: filepath.Join(state, "home", name), Allow: execd.AllPerms()}
+			u := &execd.User{Name: name, Allow: execd.AllPerms()}
 			if err := addFlags.apply(cmd, u); err != nil {
 				return err
+			}
+			if u.Home == "" && u.Confined() {
+				u.Home = filepath.Join(state, "home", name)
 			}
 			if !addFlags.noPassword {
 				pw, err := readPassword(ue.stdin, ue.stderr, addFlags.passwordStdin)
@@ -288,7 +307,7 @@ func (ue *userEnv) addCommand() *cobra.Command {
 			} else if len(u.Keys) == 0 {
 				return errors.New("--no-password needs a key (--add-key): the user could never log in")
 			}
-			if err := makeHome(u, ue.opts.defaultRunAs); err != nil {
+			if err := makeHome(u, ue.opts.defaultRunAs, state); err != nil {
 				return err
 			}
 			err = db.Update(func(users map[string]*execd.User) error {
@@ -302,7 +321,11 @@ func (ue *userEnv) addCommand() *cobra.Command {
 				return err
 			}
 			ue.warnHome(u, state)
-			fmt.Fprintf(ue.stdout, "added user %s (home %s, allow %s)\n", name, u.Home, strings.Join(u.Allow, ","))
+			acc := execd.AccessOf(*u, ue.opts.defaultRunAs)
+			fmt.Fprintf(ue.stdout, "added user %s (%s, allow %s)\n", name, describeAccess(acc), strings.Join(u.Allow, ","))
+			if acc.Problem != "" {
+				fmt.Fprintf(ue.stderr, "execd: warning: user %s: %s\n", name, acc.Problem)
+			}
 			return nil
 		},
 	}
@@ -340,14 +363,21 @@ func (ue *userEnv) setCommand() *cobra.Command {
 						return err
 					}
 				}
+				if u.Home == "" && u.Confined() {
+					u.Home = filepath.Join(state, "home", u.Name)
+				}
 				changed = *u
-				return makeHome(u, ue.opts.defaultRunAs)
+				return makeHome(u, ue.opts.defaultRunAs, state)
 			})
 			if err != nil {
 				return err
 			}
 			ue.warnHome(&changed, state)
-			fmt.Fprintf(ue.stdout, "updated user %s\n", args[0])
+			acc := execd.AccessOf(changed, ue.opts.defaultRunAs)
+			fmt.Fprintf(ue.stdout, "updated user %s (%s)\n", args[0], describeAccess(acc))
+			if acc.Problem != "" {
+				fmt.Fprintf(ue.stderr, "execd: warning: user %s: %s\n", args[0], acc.Problem)
+			}
 			return nil
 		},
 	}
@@ -432,7 +462,7 @@ func (ue *userEnv) checkCommand() *cobra.Command {
 				return err
 			}
 			path := filepath.Join(dir, execd.UsersFile)
-			ps, err := execd.CheckUsers(path)
+			ps, err := execd.CheckUsers(path, ue.opts.defaultRunAs)
 			if err != nil {
 				return err
 			}
@@ -461,7 +491,7 @@ func (ue *userEnv) listCommand() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(ue.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tALLOW\tLOGIN\tUSED\tQUOTA\tHOME")
+			fmt.Fprintln(tw, "USER\tKIND\tALLOW\tLOGIN\tUSED\tQUOTA\tHOME")
 			for _, u := range users {
 				var login []string
 				if len(u.Keys) > 0 {
@@ -475,13 +505,84 @@ func (ue *userEnv) listCommand() *cobra.Command {
 					quota = u.Quota.String()
 				}
 				used := "?"
-				if n, err := execd.HomeUsage(u.Home); err == nil {
+				if n, err := execd.HomeUsage(u.Home); u.Home != "" && err == nil {
 					used = units.Bytes(uint64(n), "")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Allow, ","), strings.Join(login, "+"), used, quota, u.Home)
+				acc := execd.AccessOf(u, ue.opts.defaultRunAs)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, kindOf(acc), strings.Join(u.Allow, ","), strings.Join(login, "+"), used, quota, acc.Home)
 			}
 			return tw.Flush()
 		},
 	}
 	return list
+}
+
+// kindOf is a user's kind in one word or two: "confined", "as ACCOUNT",
+// or "no account".
+func kindOf(acc execd.Access) string {
+	switch {
+	case acc.Confined:
+		return "confined"
+	case acc.Account != "":
+		return "as " + acc.Account
+	}
+	return "no account"
+}
+
+// describeAccess says what a user logs in as, for add and set.
+func describeAccess(acc execd.Access) string {
+	switch {
+	case acc.Confined:
+		return "confined to " + acc.Home
+	case acc.Account != "":
+		return fmt.Sprintf("acts as the account %s, home %s", acc.Account, acc.Home)
+	}
+	return "no account to act as"
+}
+
+func (ue *userEnv) showCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a user: confined or acting as an account, home, shell, permissions, limits",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, _, err := ue.open()
+			if err != nil {
+				return err
+			}
+			u, ok := db.Lookup(args[0])
+			if !ok {
+				return fmt.Errorf("no user %s", args[0])
+			}
+			acc := execd.AccessOf(u, ue.opts.defaultRunAs)
+			tw := tabwriter.NewWriter(ue.stdout, 0, 4, 2, ' ', 0)
+			row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+			row("user", u.Name)
+			if acc.Confined {
+				row("kind", "confined: file operations inside the home, paths relative to it (~)")
+			} else {
+				row("kind", "account: the machine as its account sees it, absolute paths, the kernel's rights")
+			}
+			row("account", orDash(acc.Account))
+			row("home", acc.Home)
+			row("shell", orDash(acc.Shell))
+			row("allow", strings.Join(u.Allow, ","))
+			row("keys", fmt.Sprint(len(u.Keys)))
+			row("password", map[bool]string{true: "yes", false: "no"}[u.Password != ""])
+			if u.Quota > 0 {
+				row("quota", u.Quota.String())
+			}
+			if acc.Problem != "" {
+				row("problem", acc.Problem)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -280,10 +280,12 @@ type options struct {
 	forcePty bool
 	noPty    bool
 	shell    bool
-	envs     []string
-	dir      string
-	timeout  time.Duration
-	fan      fanOptions
+	// exactArgv never runs a command through the shell (--argv).
+	exactArgv bool
+	envs      []string
+	dir       string
+	timeout   time.Duration
+	fan       fanOptions
 
 	reconnectFor time.Duration // how long to reconnect after a loss; 0: the command ends with its connection
 	detach       bool          // start the command as a job and print its id
@@ -303,8 +305,10 @@ stdout and stderr byte for byte; it exits with the command's status
 (128+N when a signal ended it), 255 when the connection or the protocol
 failed, and 2 for a usage error.
 
-COMMAND and ARGS are passed as they are, without a shell; -s runs them
-through the remote shell instead (sh -c), joined with spaces as ssh does.
+COMMAND and ARGS are passed as they are, without a shell. A single
+argument with shell syntax ('ls / | wc -l'), a shell builtin as COMMAND
+(cd, export, ...) or -s runs the words through the account's login shell
+instead, joined with spaces as ssh does; --argv never does.
 With no COMMAND, rexec starts a login shell, on a pty when stdin is a
 terminal. HOST may be an alias from the config file; the daemon's
 identity is pinned on first use in the known_hosts file.
@@ -353,6 +357,7 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.BoolVarP(&opts.forcePty, "tty", "t", false, "run the command on a pty, the local terminal in raw mode")
 	f.BoolVarP(&opts.noPty, "no-tty", "T", false, "never allocate a pty")
 	f.BoolVarP(&opts.shell, "shell", "s", false, "run COMMAND through the remote shell")
+	f.BoolVar(&opts.exactArgv, "argv", false, "run COMMAND ARGS exactly as given, even when they look like shell syntax")
 	f.StringArrayVarP(&opts.envs, "env", "e", nil, "set KEY=VALUE in the command's environment (repeatable)")
 	f.StringVarP(&opts.dir, "dir", "C", "", "working directory on the remote side (relative to its home)")
 	f.DurationVar(&opts.timeout, "timeout", 0, "time limit for the command, enforced by the daemon (e.g. 30s)")
@@ -484,6 +489,8 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		}
 		return controlOp(ctx, &opts.connFlags, mode, args[0], e)
 	}
+	// The locale goes along, as ssh's SendEnv LANG LC_* does; -e wins.
+	opts.envs = append(localeVars(e.environ()), opts.envs...)
 	if opts.fan.active() {
 		return runFanout(ctx, opts, args, e)
 	}
@@ -572,8 +579,8 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		if o := fanout.Classify(rexec.HostResult{Err: err}); o.State == fanout.StateFailed {
 			// The command could not be started (127).
 			hint := ""
-			if len(argv) == 1 && !opts.shell && strings.ContainsAny(argv[0], " |;&<>$*") {
-				hint = " (to run a command line through the remote shell, use -s)"
+			if opts.exactArgv && len(argv) == 1 && strings.ContainsAny(argv[0], shellSyntax) {
+				hint = " (--argv ran it as one program name; without it, the remote shell runs it)"
 			}
 			return fail(o.Status, "%s%s", o.Reason, hint)
 		}
@@ -625,7 +632,7 @@ func (opts *options) startDetached(ctx context.Context, s *rexec.Session, argv [
 		return fail(opts.usage(), "--detach needs a command")
 	case opts.forcePty:
 		return fail(opts.usage(), "--detach runs without a terminal: -t does not apply")
-	case opts.shell:
+	case opts.viaShell(argv):
 		job, err = s.DetachShell(ctx, strings.Join(argv, " "))
 	default:
 		job, err = s.Detach(ctx, argv...)
@@ -704,13 +711,19 @@ func (opts *options) checkEnvs() error {
 	return nil
 }
 
-// start starts argv on s: through the remote shell with -s, as a login
-// shell when argv is empty, else as it is.
+// viaShell reports whether argv runs through the remote shell: with -s,
+// or when it is a command line (wantsShell), unless --argv.
+func (opts *options) viaShell(argv []string) bool {
+	return opts.shell || (!opts.exactArgv && wantsShell(argv))
+}
+
+// start starts argv on s: through the remote shell (viaShell), as a
+// login shell when argv is empty, else as it is.
 func (opts *options) start(ctx context.Context, s *rexec.Session, argv []string) error {
 	switch {
 	case len(argv) == 0:
 		return s.StartShell(ctx, `exec "${SHELL:-/bin/sh}" -l`)
-	case opts.shell:
+	case opts.viaShell(argv):
 		return s.StartShell(ctx, strings.Join(argv, " "))
 	}
 	return s.Start(ctx, argv...)

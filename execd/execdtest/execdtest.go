@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,4 +124,14 @@ func (s *Server) Dial(t testing.TB) *rexec.Client {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Self is the name of the account the test runs as: a user who runs
+// commands in a test acts as it (run_as), as a root daemon only lets a
+// user act as root when run_as says so.
+func Self(t testing.TB) string {
+	t.Helper()
+	u, err := user.Current()
+	require.NoError(t, err)
+	return u.Username
 }

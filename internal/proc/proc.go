@@ -20,6 +20,9 @@ const DefaultGrace = 3 * time.Second
 type Spec struct {
 	Argv  []string // run directly, without a shell; or
 	Shell string   // a command line for the platform's shell (/bin/sh -c, cmd.exe /C), passed as typed
+	// ShellPath is the shell that runs Shell on Unix (the account's login
+	// shell); empty means /bin/sh.
+	ShellPath string
 	Env   []string
 	Dir   string
 	Pty   *frame.PtyRequest

@@ -46,13 +46,18 @@ type Process struct {
 }
 
 // shellArgv runs a command line through the platform shell.
-func shellArgv(line string) []string { return []string{"/bin/sh", "-c", line} }
+func shellArgv(shell, line string) []string {
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	return []string{shell, "-c", line}
+}
 
 // Start starts the command of spec in a group of its own.
 func Start(spec Spec) (*Process, error) {
 	argv := spec.Argv
 	if spec.Shell != "" {
-		argv = shellArgv(spec.Shell)
+		argv = shellArgv(spec.ShellPath, spec.Shell)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = spec.Env

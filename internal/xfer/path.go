@@ -35,7 +35,7 @@ func Errorf(code frame.Code, format string, args ...any) *frame.ErrorMsg {
 // then keeps symlinks from leading out.
 func Resolve(cwd, p string) (string, error) {
 	p = platformSeparators(p)
-	if err := checkSyntax(p); err != nil {
+	if err := checkSyntax(p, false); err != nil {
 		return "", err
 	}
 	typed := p
@@ -53,7 +53,29 @@ func Resolve(cwd, p string) (string, error) {
 	return clean, nil
 }
 
-func checkSyntax(p string) error {
+// ResolveHost turns a path from the wire into a clean absolute path for
+// a user who sees the whole file system as an account: absolute paths as
+// they are, "~" and "~/x" under home, others from cwd (absolute, clean).
+// Only the syntax is checked; what the account may reach is the kernel's
+// to say.
+func ResolveHost(cwd, home, p string) (string, error) {
+	if err := checkSyntax(p, true); err != nil {
+		return "", err
+	}
+	switch {
+	case p == "~":
+		return home, nil
+	case strings.HasPrefix(p, "~/"):
+		return path.Join(home, p[2:]), nil
+	case strings.HasPrefix(p, "/"):
+		return path.Clean(p), nil
+	}
+	return path.Join(cwd, p), nil
+}
+
+// checkSyntax checks what every path must be; host allows what a
+// confined one may not (absolute paths, and names the host allows).
+func checkSyntax(p string, host bool) error {
 	switch {
 	case p == "":
 		return Errorf(frame.CodeBadPath, "empty path")
@@ -61,8 +83,10 @@ func checkSyntax(p string) error {
 		return Errorf(frame.CodeBadPath, "path longer than %d bytes", frame.MaxPathLen)
 	case strings.IndexByte(p, 0) >= 0:
 		return Errorf(frame.CodeBadPath, "NUL byte in path")
+	case host:
+		return nil
 	case strings.HasPrefix(p, "/"):
-		return Errorf(frame.CodeBadPath, "%s: absolute paths are not served; paths are relative to your home (~)", quote(p))
+		return Errorf(frame.CodeBadPath, "%s: absolute paths are not served to a confined user; paths are relative to your home (~)", quote(p))
 	case strings.IndexByte(p, '\\') >= 0:
 		return Errorf(frame.CodeBadPath, "%s: backslash in path; the separator is /", quote(p))
 	case len(p) >= 2 && p[1] == ':' && (p[0]|0x20 >= 'a' && p[0]|0x20 <= 'z'):
@@ -106,8 +130,12 @@ func windowsNameProblem(el string) string {
 	return ""
 }
 
-// Display shows a clean served path as the user sees it: "~" or "~/a/b".
+// Display shows a clean served path as the user sees it: "~" or "~/a/b"
+// for a confined user's, the path itself for an absolute one.
 func Display(clean string) string {
+	if strings.HasPrefix(clean, "/") {
+		return clean
+	}
 	if clean == "." || clean == "" {
 		return "~"
 	}

@@ -1,0 +1,150 @@
+package execd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/asuser"
+	"github.com/execd-project/execd/internal/xfer"
+)
+
+// Confined reports whether u is kept in its home: every path relative to
+// it, resolved through os.Root. confine = true says so; without the
+// setting, a user who may not run commands is confined (the file-only
+// accounts of the FTP homework) and one who may is not: they log in as an
+// account of the machine and see its file system as that account does.
+func (u *User) Confined() bool {
+	if u.Confine != nil {
+		return *u.Confine
+	}
+	return !u.Can(PermExec)
+}
+
+// osAccount is an account of the machine: who a user's commands and file
+// work run as.
+type osAccount struct {
+	Name        string
+	Uid, Gid    uint32
+	Groups      []uint32
+	Home, Shell string
+}
+
+// errNoAccount marks why a user has no account of the machine to act as.
+var errNoAccount = errors.New("execd: no account to act as")
+
+// accountOf resolves the account u acts as. A daemon that is not root can
+// be no one but itself. As root: run_as, else the daemon's default-run-as,
+// else the account of the user's own name, but never root unless run_as
+// or default-run-as names it. cred is nil when the account is the
+// daemon's own (nothing to switch).
+func (s *Server) accountOf(u User) (acct osAccount, cred *asuser.Cred, err error) {
+	name, explicit := u.RunAs, u.RunAs != ""
+	if !explicit && s.DefaultRunAs != "" {
+		name, explicit = s.DefaultRunAs, true
+	}
+	self, err := currentAccount()
+	if err != nil {
+		return osAccount{}, nil, fmt.Errorf("%w: the daemon's own account: %v", errNoAccount, err)
+	}
+	if !isPrivileged() {
+		if explicit && name != self.Name {
+			return osAccount{}, nil, fmt.Errorf("%w: run_as %q: the daemon runs as %s, and only root may act as another account", errNoAccount, name, self.Name)
+		}
+		return self, nil, nil
+	}
+	if !explicit {
+		name = u.Name
+	}
+	a, err := lookupAccount(name)
+	switch {
+	case err != nil && explicit:
+		return osAccount{}, nil, fmt.Errorf("%w: run_as %q: no such account on this machine", errNoAccount, name)
+	case err != nil:
+		return osAccount{}, nil, fmt.Errorf("%w: user %s has no run_as and this machine has no account %s: set one (execd user set %s --run-as ACCOUNT)", errNoAccount, u.Name, u.Name, u.Name)
+	case a.Uid == 0 && !explicit:
+		return osAccount{}, nil, fmt.Errorf("%w: user %s would act as root: say so with run_as = \"root\" (execd user set %s --run-as root)", errNoAccount, u.Name, u.Name)
+	}
+	if a.Uid == self.Uid && a.Gid == self.Gid {
+		return a, nil, nil
+	}
+	return a, &asuser.Cred{Uid: a.Uid, Gid: a.Gid, Groups: a.Groups}, nil
+}
+
+// resolve turns a path from the wire into the path the account's file
+// system takes: relative to the home for a confined user (see
+// xfer.Resolve), absolute for one who acts as an account.
+func (a *account) resolve(cwd, p string) (string, error) {
+	if a.confined {
+		return xfer.Resolve(cwd, p)
+	}
+	return xfer.ResolveHost(cwd, a.home, p)
+}
+
+// startDir is where a file session starts: the home.
+func (a *account) startDir() string {
+	if a.confined {
+		return "."
+	}
+	return a.home
+}
+
+// files opens the file system the account works in: its home through
+// os.Root when confined, else the whole machine, as its OS account
+// either way when that is not the daemon's own.
+func (a *account) files() (xfer.FS, error) {
+	if a.confined {
+		root, err := asuser.OpenRoot(a.home, a.cred)
+		if err != nil {
+			return nil, xfer.Errorf(frame.CodeIO, "home directory unavailable: %v", errors.Unwrap(err))
+		}
+		return root, nil
+	}
+	if a.noAccount != nil {
+		return nil, xfer.Errorf(frame.CodeNotPermitted, "%v", trimSentinel(a.noAccount))
+	}
+	return asuser.FS(xfer.Host{}, a.cred), nil
+}
+
+// trimSentinel drops the "execd: ..." prefix of a wrapped sentinel.
+func trimSentinel(err error) string {
+	msg := err.Error()
+	if p := errNoAccount.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
+		return msg[len(p):]
+	}
+	return msg
+}
+
+// Access says what a user logs in as: kept in a home, or acting as an
+// account of the machine, with which home and shell. execd user show,
+// list and check print it.
+type Access struct {
+	Confined bool
+	// Account is the OS account the user's commands and files act as;
+	// empty when there is none (Problem says why).
+	Account string
+	Home    string
+	Shell   string
+	// Problem is why the user cannot run commands, or reach their home,
+	// as the daemon would say it; empty when nothing is wrong.
+	Problem string
+}
+
+// AccessOf is what u logs in as on a daemon with the given
+// default-run-as, running as the calling process's account.
+func AccessOf(u User, defaultRunAs string) Access {
+	s := &Server{DefaultRunAs: defaultRunAs}
+	a := s.accountFor(u)
+	acc := Access{Confined: a.confined, Home: a.home}
+	if a.noAccount != nil {
+		if u.Can(PermExec) || !a.confined {
+			acc.Problem = trimSentinel(a.noAccount)
+		}
+		return acc
+	}
+	acc.Account, acc.Shell = a.os.Name, a.shell()
+	if err := asuser.Do(a.cred, func() error { return canEnter(a.home) }); err != nil {
+		acc.Problem = fmt.Sprintf("home %s: %s may not use it (%v): give it to the account (chown) and make the directories above it passable (chmod o+x)", a.home, a.os.Name, errors.Unwrap(err))
+	}
+	return acc
+}
