@@ -655,3 +655,59 @@ func (c *Client) PutStream(ctx context.Context, r io.Reader, remote string, opts
 	}
 	return t.finish()
 }
+
+// GetStream copies the remote file into w, as "rexec get HOST:FILE -"
+// does: nothing is written locally but w, so the copy cannot be resumed.
+// The bytes are hashed as they pass and checked against the daemon's
+// hash at the end; a mismatch (or a cut) is the returned error, after w
+// has had what arrived.
+func (c *Client) GetStream(ctx context.Context, remote string, w io.Writer, opts *TransferOptions) (*TransferStats, error) {
+	t, err := c.newTransfer(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.getStream(ctx, remote, w); err != nil {
+		t.fail(fmt.Errorf("%s: %w", remote, err))
+	}
+	return t.finish()
+}
+
+func (t *transfer) getStream(ctx context.Context, remote string, w io.Writer) error {
+	h, _, err := xfer.NewHash(t.opts.Hash)
+	if err != nil {
+		return err
+	}
+	fc, err := t.c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindGet, Path: remote, Hash: t.opts.Hash})
+	if err != nil {
+		return err
+	}
+	info := fc.ok.Info
+	if info == nil || fc.ok.Offset != 0 {
+		fc.close()
+		return fmt.Errorf("%w: bad open_ok for a get", frame.ErrInvalid)
+	}
+	tr := t.track(remote, info.Size, 0)
+	defer fc.endWith(ctx)()
+	n, err := io.Copy(trackWriter{io.MultiWriter(w, h), tr}, fc.in)
+	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
+		err = t.c.lost()
+	}
+	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
+	var d *frame.DoneMsg
+	if err == nil {
+		d, err = fc.wait(ctx)
+	}
+	switch {
+	case err != nil:
+		fc.close()
+	case d.Size != uint64(n):
+		err = fmt.Errorf("%w: done announces %d bytes, %d arrived", frame.ErrInvalid, d.Size, n)
+	case d.Hash != hex.EncodeToString(h.Sum(nil)):
+		err = fmt.Errorf("%w: the bytes written do not match the daemon's hash", frame.ErrInvalid)
+	}
+	tr.Done(err)
+	if err == nil {
+		t.count(func(s *TransferStats) { s.Files++ })
+	}
+	return err
+}

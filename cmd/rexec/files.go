@@ -107,7 +107,8 @@ func getCommand(ctx context.Context, e env) *cobra.Command {
 		Short: "Copy files from a daemon",
 		Long: `get copies REMOTE (relative to the home the daemon serves; ~ is that
 home) to LOCAL, the current directory by default: into LOCAL when it is
-a directory, as LOCAL otherwise. Directories need -r; modes and
+a directory, as LOCAL otherwise; - writes the one file to stdout
+(checked by hash at the end, not resumable). Directories need -r; modes and
 modification times are kept; symlinks inside the copied tree are
 recreated, those pointing outside it are skipped with a warning.
 
@@ -166,6 +167,12 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) error 
 		host = h
 		remotes = append(remotes, p)
 	}
+	if local == "-" {
+		if len(remotes) != 1 {
+			return fail(exitUsage, "get to - (stdout) takes one HOST:REMOTE")
+		}
+		tf.quiet = true // the terminal shows the file itself
+	}
 	client, err := tf.dial(ctx, host, e)
 	if err != nil {
 		return err
@@ -175,7 +182,12 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) error 
 	ctx, stop := interruptible(ctx, e)
 	var errs []error
 	for _, r := range remotes {
-		_, err := client.Get(ctx, r, local, opts)
+		var err error
+		if local == "-" {
+			_, err = client.GetStream(ctx, r, e.stdout, opts)
+		} else {
+			_, err = client.Get(ctx, r, local, opts)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
