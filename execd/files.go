@@ -454,7 +454,7 @@ func (fc *fsChan) run() {
 		}
 		fc.cwd = d
 	}
-	if !fc.accept(&frame.OpenOKMsg{Window: 1, Cwd: xfer.Display(fc.cwd)}) {
+	if !fc.accept(&frame.OpenOKMsg{Window: 1, Cwd: fc.c.acct.showDir(fc.cwd)}) {
 		return
 	}
 	for {
@@ -623,7 +623,7 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 			return err
 		}
 		fc.cwd = p
-		reply.Cwd = xfer.Display(p)
+		reply.Cwd = fc.c.acct.showDir(p)
 	case frame.OpSetattr:
 		if req.HasMode {
 			if err := root.Chmod(p, fs.FileMode(req.Mode&0o777)); err != nil {

@@ -3,6 +3,7 @@ package execd
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/asuser"
@@ -79,6 +80,20 @@ func (a *account) resolve(cwd, p string) (string, error) {
 		return xfer.Resolve(cwd, p)
 	}
 	return xfer.ResolveHost(cwd, a.home, p)
+}
+
+// showDir shows a directory of a file session: under the home as "~" or
+// "~/a/b" (a prompt's way), elsewhere as the path itself.
+func (a *account) showDir(p string) string {
+	if !a.confined {
+		switch {
+		case p == a.home:
+			return "~"
+		case a.home != "/" && strings.HasPrefix(p, a.home+"/"):
+			return "~" + p[len(a.home):]
+		}
+	}
+	return xfer.Display(p)
 }
 
 // startDir is where a file session starts: the home.

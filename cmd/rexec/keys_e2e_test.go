@@ -34,7 +34,7 @@ func TestE2EKeysAsSSHKeepsThem(t *testing.T) {
 	protected := mk("protected", "ed25519", "open sesame")
 	rsa := mk("rsa", "rsa", "")
 	// kim logs in with the first two keys only
-	out, err := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "kim", "--allow", "exec",
+	out, err := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "kim", "--allow", "exec", "--run-as", selfName(t),
 		"--no-password", "--add-key", "@"+inAgent+".pub", "--add-key", "@"+protected+".pub").CombinedOutput()
 	require.NoError(t, err, string(out))
 

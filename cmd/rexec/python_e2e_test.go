@@ -20,7 +20,7 @@ func TestE2EPythonClient(t *testing.T) {
 	state := t.TempDir()
 	home := t.TempDir()
 	d := startDaemon(t, state, "--dir", home)
-	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "student", "--password-stdin", "--home", home)
+	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "student", "--password-stdin", "--home", home, "--confine", "--run-as", selfName(t))
 	add.Stdin = strings.NewReader("lab pass 1\n")
 	out, err := add.CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -34,7 +34,7 @@ func TestE2EPythonClient(t *testing.T) {
 	out, err = exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "py pass", "-f", protected).CombinedOutput()
 	require.NoError(t, err, string(out))
 	out, err = exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "keyed", "--no-password",
-		"--add-key", "@"+key+".pub", "--add-key", "@"+protected+".pub", "--home", home).CombinedOutput()
+		"--add-key", "@"+key+".pub", "--add-key", "@"+protected+".pub", "--home", home, "--confine", "--run-as", selfName(t)).CombinedOutput()
 	require.NoError(t, err, string(out))
 
 	cmd := exec.Command(python, "-m", "unittest", "-v", "test_execd_client.py")

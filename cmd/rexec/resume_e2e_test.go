@@ -246,7 +246,7 @@ func TestE2EReconnectAsksNoPasswordAgain(t *testing.T) {
 	t.Parallel()
 	state := t.TempDir()
 	d := startDaemon(t, state)
-	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "pat", "--password-stdin")
+	add := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "add", "pat", "--password-stdin", "--run-as", selfName(t))
 	add.Stdin = strings.NewReader("pat's secret\n")
 	out, err := add.CombinedOutput()
 	require.NoError(t, err, string(out))

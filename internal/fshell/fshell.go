@@ -170,7 +170,7 @@ func (sh *Shell) report(err error) {
 // directory, taken from the current remote directory.
 func (sh *Shell) remote(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") || strings.HasPrefix(p, "/") {
-		return p // the daemon refuses absolute paths with a clear message
+		return p // a confined user's daemon refuses absolute paths with a clear message
 	}
 	return sh.FS.Getwd() + "/" + p
 }
@@ -528,7 +528,7 @@ func (sh *Shell) remoteCommand(line string) error {
 	// The terminal is back in its normal mode while the command runs, so
 	// its output goes straight to stdout and stderr.
 	s.Stdout, s.Stderr = sh.Stdout, sh.Stderr
-	s.Dir = strings.TrimPrefix(strings.TrimPrefix(sh.FS.Getwd(), "~"), "/")
+	s.Dir = sh.FS.Getwd() // "~/a", or an absolute path: -C takes both
 	var werr error
 	sh.cooked(func() {
 		if err := s.StartShell(sh.ctx, line); err != nil {
