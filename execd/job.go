@@ -855,7 +855,7 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 	m := nc.OpenMsg()
 	j := c.srv.findJob(m.Attach.Job, c.acct.user.Name)
 	if j == nil {
-		c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no command %s to attach to: it ended and was delivered, or its grace period is over", m.Attach.Job))
+		c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no command %s to attach to: it ended and was delivered, its grace period is over, or the daemon restarted since (a restart ends every command but detached jobs)", m.Attach.Job))
 		return
 	}
 	j.attachMu.Lock()

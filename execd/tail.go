@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/asuser"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/internal/xfer"
 )
@@ -218,7 +219,10 @@ func (t *tailChan) follow() error {
 	buf := make([]byte, 64<<10)
 	var watch *dirWatch
 	if t.req.Follow {
-		watch = watchDir(filepath.Join(t.root.Name(), filepath.FromSlash(path.Dir(t.path))))
+		// Watched as the account: a directory it may not read is not
+		// watched (the follow then polls, and its reads are refused).
+		dir := filepath.Join(t.root.Name(), filepath.FromSlash(path.Dir(t.path)))
+		_ = asuser.Do(t.c.acct.cred, func() error { watch = watchDir(dir); return nil })
 		defer watch.close()
 	}
 	for {

@@ -971,7 +971,7 @@ def exit_status(e: BaseException) -> int:
         return 127
     if isinstance(e, RemoteError) and e.code in FILE_ERRORS:
         return 1
-    if isinstance(e, (IntegrityError, OSError)) and not isinstance(e, (ConnectionError, socket.timeout)):
+    if isinstance(e, (IntegrityError, OSError)) and not isinstance(e, (ConnectionError, socket.timeout, socket.gaierror, socket.herror)):
         return 1
     return 255
 
@@ -1001,6 +1001,15 @@ def split_host(arg):
     return host, int(port or DEFAULT_PORT)
 
 
+def _login_name():
+    """The account's name from the password database, as rexec finds it
+    without $USER; None where there is none."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        return None
+
+
 def tty_password(prompt):
     """Ask on the terminal, as rexec does; None when there is no terminal."""
     try:
@@ -1013,7 +1022,7 @@ def tty_password(prompt):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Client of execd (Python's standard library; key login with the cryptography package).")
-    p.add_argument("--user", "-l", default=os.environ.get("USER"))
+    p.add_argument("--user", "-l", default=os.environ.get("USER") or os.environ.get("LOGNAME") or _login_name())
     p.add_argument("--identity", "-i", help="private key file (default: rexec's key, else ~/.ssh/id_ed25519)")
     p.add_argument("--fingerprint", help="the daemon's SHA256:... identity (execd fingerprint); refused if it differs")
     p.add_argument("--known-hosts", help="pinned identities (default: rexec's known_hosts)")

@@ -150,12 +150,18 @@ func checkConfigCommand(opts *options, stdout io.Writer) *cobra.Command {
 		Long: `check-config reads the daemon's configuration file (--config, else the
 default) and reports every problem with its line: TOML syntax, unknown
 settings, values of the wrong type, and values the daemon would refuse.
-It exits 0 when the file is good, 1 otherwise.`,
+It exits 0 when the file is good, or when the default file is absent
+(the daemon then starts with its defaults), 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _, err := configPath(opts)
+			path, explicit, err := configPath(opts)
 			if err != nil {
 				return err
+			}
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !explicit {
+				// As the daemon, which starts without it.
+				fmt.Fprintf(stdout, "%s: absent; the defaults apply (every setting is a flag: execd --help)\n", path)
+				return nil
 			}
 			ps, err := checkConfig(path)
 			if err != nil {

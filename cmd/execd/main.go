@@ -148,7 +148,7 @@ ended.`,
 			return nil
 		},
 	})
-	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout), checkConfigCommand(&opts, stdout), manpage.Command())
+	root.AddCommand(userCommand(&opts, stdin, stdout, stderr), auditCommand(&opts, stdout), checkConfigCommand(&opts, stdout), manpage.Command(manSections()...))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -610,4 +610,29 @@ func parseStartups(v string) (execd.Startups, error) {
 		return execd.Startups{}, fmt.Errorf("RATE is a percentage and FULL at least BEGIN, got %q", v)
 	}
 	return execd.Startups{Begin: n[0], Rate: n[1], Full: n[2]}, nil
+}
+
+// manSections are the parts of execd's man page that its flags do not say.
+func manSections() []manpage.Section {
+	return []manpage.Section{
+		{Title: "ENVIRONMENT", Items: [][2]string{
+			{"XDG_STATE_HOME", "the state directory is $XDG_STATE_HOME/execd when set (else /var/lib/execd for root, ~/.local/state/execd otherwise)."},
+			{"LISTEN_FDS, LISTEN_PID", "sockets passed by systemd's socket activation, served instead of --listen."},
+			{"NOTIFY_SOCKET", "systemd's readiness notification (Type=notify)."},
+			{"Commands' environment", "commands never inherit the daemon's environment: they get HOME, USER, LOGNAME, SHELL, PATH (--path) and MAIL of their account, TERM with a pty, REXEC_USER, REXEC_CONNECTION, and what the client sends that --accept-env accepts."},
+		}},
+		{Title: "FILES", Items: [][2]string{
+			{"/etc/execd/execd.toml", "the configuration file as root (else execd.toml in the state directory); every key is a flag."},
+			{"STATE-DIR/users.toml", "the users database (execd user)."},
+			{"STATE-DIR/audit.log", "the audit log, one JSON object per line (execd audit)."},
+			{"STATE-DIR/key.pem, cert.pem", "the daemon's identity (execd fingerprint)."},
+			{"STATE-DIR/home/NAME", "the homes of confined users, and of users whose account has none."},
+			{"STATE-DIR/jobs", "detached jobs' records and output."},
+		}},
+		{Title: "EXIT STATUS", Items: [][2]string{
+			{"0", "the daemon stopped as asked (SIGTERM, SIGINT), or the command succeeded."},
+			{"1", "a failure: the address is taken, the state directory is unusable, a check found problems."},
+			{"2", "a usage error."},
+		}},
+	}
 }

@@ -208,6 +208,20 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, er
 	return pw, nil
 }
 
+// needsHome reports whether a user without a home gets one under the
+// state directory: a confined user; one who acts as an account not of
+// their name that nobody chose for them (the daemon's own, or its
+// default-run-as), whose home is not theirs; and one whose account has
+// no home (a system account's /nonexistent) or who has no account.
+func needsHome(u execd.User, defaultRunAs string) bool {
+	acc := execd.AccessOf(u, defaultRunAs)
+	if acc.Confined || acc.Account == "" || (u.RunAs == "" && acc.Account != u.Name) {
+		return true
+	}
+	fi, err := os.Stat(acc.Home)
+	return err != nil || !fi.IsDir()
+}
+
 // makeHome creates a user's home (mode 0700) when it names one, owned by
 // the account the user acts as when the daemon runs as root (see
 // execd.AccessOf). A home that already exists is left as it is.
@@ -293,7 +307,7 @@ func (ue *userEnv) addCommand() *cobra.Command {
 			if err := addFlags.apply(cmd, u); err != nil {
 				return err
 			}
-			if u.Home == "" && u.Confined() {
+			if u.Home == "" && needsHome(*u, ue.opts.defaultRunAs) {
 				u.Home = filepath.Join(state, "home", name)
 			}
 			if !addFlags.noPassword {
@@ -363,7 +377,7 @@ func (ue *userEnv) setCommand() *cobra.Command {
 						return err
 					}
 				}
-				if u.Home == "" && u.Confined() {
+				if u.Home == "" && needsHome(*u, ue.opts.defaultRunAs) {
 					u.Home = filepath.Join(state, "home", u.Name)
 				}
 				changed = *u

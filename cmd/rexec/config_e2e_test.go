@@ -93,12 +93,16 @@ func TestE2EConfigStateDirAndUserCheck(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "execd.toml")
 	require.NoError(t, os.WriteFile(conf, []byte("state-dir = \""+state+"\"\n"), 0o600))
 	// A record written by hand, with neither key nor password.
-	require.NoError(t, os.WriteFile(filepath.Join(state, "users.toml"), []byte("[users.alice]\nhome = \"/home/alice\"\nallow = [\"exec\"]\n"), 0o600))
+	home := filepath.Join(t.TempDir(), "alice")
+	require.NoError(t, os.WriteFile(filepath.Join(state, "users.toml"), []byte("[users.alice]\nhome = \""+home+"\"\nallow = [\"exec\"]\n"), 0o600))
 
 	out, code := execdOut(t, "--config", conf, "user", "check")
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, out, "users.toml:1: user alice can never log in: no key and no password")
-	out, code = execdOut(t, "--config", conf, "user", "set", "alice", "--add-key",
+	if os.Geteuid() == 0 {
+		assert.Contains(t, out, "users.toml:1: user alice: user alice has no run_as and this machine has no account alice")
+	}
+	out, code = execdOut(t, "--config", conf, "user", "set", "alice", "--run-as", selfName(t), "--add-key",
 		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k")
 	require.Equal(t, 0, code, out)
 	out, code = execdOut(t, "--config", conf, "user", "check")
@@ -173,21 +177,29 @@ func TestE2EDefaultRunAs(t *testing.T) {
 	}
 	nobody, err := user.Lookup("nobody")
 	require.NoError(t, err)
-	d := startDaemon(t, t.TempDir(), "--default-run-as", "nobody")
-	m := regexp.MustCompile(`created user \S+ \(home (\S+),`).FindStringSubmatch(d.log.String())
-	require.NotNil(t, m, d.log.String())
-	home := m[1]
-	require.NoError(t, os.Chown(home, mustAtoi(t, nobody.Uid), mustAtoi(t, nobody.Gid)))
-	require.NoError(t, os.Chmod(filepath.Dir(home), 0o711)) // the test's own directory, on the way to it
+	state := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "execd.toml")
+	require.NoError(t, os.WriteFile(conf, []byte("default-run-as = \"nobody\"\n"), 0o600))
+	d := startDaemon(t, state, "--config", conf)
 	c := newClient(t)
 	r := c.run("", d.addr, "id", "-un")
+	assert.Equal(t, "root\n", r.stdout, "the first start's owner stays themselves: %s", r.stderr)
+	// A user added later acts as the default account, in a home of
+	// their own under the state directory that belongs to it.
+	out, err := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "--config", conf,
+		"user", "add", "dan", "--no-password", "--add-key", "@"+filepath.Join(c.config, "rexec", "id_ed25519.pub")).CombinedOutput()
+	require.NoError(t, err, string(out))
+	home := filepath.Join(state, "home", "dan")
+	assert.Contains(t, string(out), "acts as the account nobody, home "+home)
+	require.NoError(t, os.Chmod(filepath.Dir(state), 0o711)) // the test's own directory, on the way to it
+	r = c.run("", "-l", "dan", d.addr, "id", "-un")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "nobody\n", r.stdout)
 
 	_, port, _ := strings.Cut(d.addr, ":")
 	local := filepath.Join(t.TempDir(), "f")
 	require.NoError(t, os.WriteFile(local, []byte("x"), 0o600))
-	r = c.run("", "put", "-q", "-p", port, local, "127.0.0.1:f")
+	r = c.run("", "put", "-q", "-p", port, local, "dan@127.0.0.1:f")
 	require.Equal(t, 0, r.code, r.stderr)
 	fi, err := os.Stat(filepath.Join(home, "f"))
 	require.NoError(t, err)

@@ -296,7 +296,10 @@ func transferStatus(e env, errs []error) error {
 	status := 0
 	for _, err := range errs {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(e.stderr, "rexec: %s\n", termsafe.String(strings.TrimPrefix(line, "rexec: ")))
+			// One "rexec: " per line: a wrapped sentinel ("huge.bin: rexec:
+			// connection lost") carries its own.
+			line = strings.ReplaceAll(strings.TrimPrefix(line, "rexec: "), ": rexec: ", ": ")
+			fmt.Fprintf(e.stderr, "rexec: %s\n", termsafe.String(line))
 		}
 		status = max(status, 1)
 		if isLost(err) {

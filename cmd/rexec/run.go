@@ -595,6 +595,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	select {
 	case err = <-waited:
 	case <-gaveUp:
+		stderr.mute() // the close is not a loss to reconnect from
 		_ = s.Close() // best effort: the daemon ends the command at once, rather than waiting for a reconnect
 		return fail(exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
 	}
@@ -675,9 +676,17 @@ func (opts *options) reconnect(host string, e env, stderr *lineEnd) *rexec.Recon
 // lineEnd is the command's stderr, remembering whether what was written
 // last ended a line, so that a note of rexec's own starts a line.
 type lineEnd struct {
-	mu sync.Mutex
-	w  io.Writer
-	at bool // at the start of a line
+	mu    sync.Mutex
+	w     io.Writer
+	at    bool // at the start of a line
+	muted bool // notes are no longer wanted (rexec is giving up)
+}
+
+// mute drops every later note.
+func (l *lineEnd) mute() {
+	l.mu.Lock()
+	l.muted = true
+	l.mu.Unlock()
 }
 
 func (l *lineEnd) Write(p []byte) (int, error) {
@@ -694,6 +703,9 @@ func (l *lineEnd) Write(p []byte) (int, error) {
 func (l *lineEnd) note(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.muted {
+		return
+	}
 	if !l.at {
 		s = "\r\n" + s
 	}

@@ -104,6 +104,7 @@ class Connection(ConnectionBase):
         super().__init__(*args, **kwargs)
         self._client = None
         self._home = None
+        self._confined = False  # learnt from the first refused absolute path
 
     def _connect(self):
         if self._connected:
@@ -143,6 +144,24 @@ class Connection(ConnectionBase):
             raise AnsibleConnectionFailure(f"execd: {e}") from None
         return res.code, res.stdout, res.stderr
 
+    def _transfer(self, move, path):
+        """Moves a file with execd's verified transfer: by its absolute path
+        (a user who acts as an account), else relative to the home when it
+        lies inside (a confined user). False when neither applies."""
+        if not self._confined:
+            try:
+                move(path)
+                return True
+            except ec.RemoteError as e:
+                if e.code != "bad_path":
+                    raise
+                self._confined = True  # absolute paths refused: a confined user
+        rel = self._in_home(path)
+        if rel is None:
+            return False
+        move(rel)
+        return True
+
     def _in_home(self, path):
         """path relative to the home when it lies inside (files there move
         as verified transfers), else None."""
@@ -160,11 +179,11 @@ class Connection(ConnectionBase):
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
         try:
-            rel = self._in_home(out_path)
-            if rel is not None:
-                self._client.put(in_path, rel)
+            # A user who acts as an account reaches any path with a
+            # verified transfer; a confined one only inside the home.
+            if self._transfer(lambda p: self._client.put(in_path, p), out_path):
                 return
-            # outside the home: one command, written beside and renamed
+            # a confined user, outside the home: one command, written beside and renamed
             with open(in_path, "rb") as f:
                 res = self._client.exec(shell='cat > "$1.execd-part" && mv -f "$1.execd-part" "$1"'
                                         f" sh {shlex.quote(out_path)}", stdin=f)
@@ -179,9 +198,7 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         try:
-            rel = self._in_home(in_path)
-            if rel is not None:
-                self._client.get(rel, out_path)
+            if self._transfer(lambda p: self._client.get(p, out_path), in_path):
                 return
             tmp = out_path + ".execd-part"
             with open(tmp, "wb") as f:
