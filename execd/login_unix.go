@@ -5,11 +5,11 @@ package execd
 import (
 	"bufio"
 	"errors"
-	"io"
-	"path/filepath"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -88,6 +88,6 @@ func canEnter(dir string) error {
 	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
 		return &os.PathError{Op: "readdir", Path: dir, Err: err}
 	}
-	_, err = os.Stat(filepath.Join(dir, ".")+"/.") // a lookup through dir: needs its x bit
+	_, err = os.Stat(filepath.Join(dir, ".") + "/.") // a lookup through dir: needs its x bit
 	return err
 }

@@ -23,10 +23,10 @@ type Spec struct {
 	// ShellPath is the shell that runs Shell on Unix (the account's login
 	// shell); empty means /bin/sh.
 	ShellPath string
-	Env   []string
-	Dir   string
-	Pty   *frame.PtyRequest
-	Cred  *Credential // nil: the daemon's own account
+	Env       []string
+	Dir       string
+	Pty       *frame.PtyRequest
+	Cred      *Credential // nil: the daemon's own account
 	// Keeper, when set, keeps the command from outliving the daemon.
 	Keeper *Keeper
 }
