@@ -37,8 +37,9 @@ func (p *progress) File(name string, size, resumed uint64) rexec.FileTracker {
 		mpb.AppendDecorators(
 			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
 			decor.OnComplete(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30, decor.WCSyncSpace), ""),
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "done"),
-			decor.OnAbort(decor.Name(""), "failed"),
+			// The time left, then "done" or "failed" in its column (a
+			// separate decorator would glue "failed" to the last time).
+			decor.OnAbort(decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "done"), "failed"),
 		),
 	)
 	bar.SetCurrent(int64(resumed))

@@ -159,7 +159,9 @@ func (sh *fileShell) interactive(ctx context.Context, fd int, host string) error
 		line, err := t.ReadLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				fmt.Fprintln(t)
+				// Past the editor, which would redraw its prompt over it:
+				// the shell's own prompt starts on a line of its own.
+				_, _ = io.WriteString(sh.e.stdout, "\r\n")
 				return nil
 			}
 			return fail(exitTransport, "terminal: %v", err)

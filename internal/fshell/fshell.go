@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -277,25 +278,33 @@ func (sh *Shell) ls(args []string) error {
 	if len(args) == 0 {
 		args = []string{"."}
 	}
-	tw := tabwriter.NewWriter(sh.Out, 0, 4, 1, ' ', tabwriter.AlignRight)
 	var errs []error
-	for _, a := range args {
+	for i, a := range args {
 		entries, err := sh.FS.ReadDir(sh.ctx, sh.remote(a))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if len(args) > 1 {
-			fmt.Fprintf(tw, "%s:\t\n", a)
+			if i > 0 {
+				fmt.Fprintln(sh.Out)
+			}
+			fmt.Fprintf(sh.Out, "%s:\n", termsafe.String(a))
 		}
+		shown := entries[:0:0]
+		width := 1
 		for _, fi := range entries {
 			if strings.HasPrefix(fi.Name, ".") && !opt['a'] {
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t %d\t %s\t %s\t\n", modeString(&fi), fi.Size, lsTime(fi.ModTime), lsName(&fi))
+			shown = append(shown, fi)
+			width = max(width, len(strconv.FormatUint(fi.Size, 10)))
+		}
+		// As ls -l: sizes aligned on the right, names on the left.
+		for _, fi := range shown {
+			fmt.Fprintf(sh.Out, "%s %*d %s %s\n", modeString(&fi), width, fi.Size, lsTime(fi.ModTime), lsName(&fi))
 		}
 	}
-	_ = tw.Flush() // the terminal or stdout: nothing to do about a failure
 	return errors.Join(errs...)
 }
 
