@@ -328,15 +328,7 @@ func (t *transfer) getOne(ctx context.Context, remote string, root *os.Root, nam
 	}
 	tr := t.track(remote, info.Size, fc.ok.Offset)
 	defer fc.endWith(ctx)()
-	n, err := io.Copy(trackWriter{sink, tr}, fc.in)
-	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
-		err = t.c.lost()
-	}
-	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
-	var d *frame.DoneMsg
-	if err == nil {
-		d, err = fc.wait(ctx)
-	}
+	_, d, err := t.receive(ctx, fc, trackWriter{sink, tr})
 	if err != nil {
 		fc.close()
 		if isInterruption(err) {
@@ -672,6 +664,21 @@ func (c *Client) GetStream(ctx context.Context, remote string, w io.Writer, opts
 	return t.finish()
 }
 
+// receive copies a get channel's data into w, then waits for the
+// daemon's done.
+func (t *transfer) receive(ctx context.Context, fc *fileChan, w io.Writer) (int64, *frame.DoneMsg, error) {
+	n, err := io.Copy(w, fc.in)
+	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
+		err = t.c.lost()
+	}
+	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
+	var d *frame.DoneMsg
+	if err == nil {
+		d, err = fc.wait(ctx)
+	}
+	return n, d, err
+}
+
 func (t *transfer) getStream(ctx context.Context, remote string, w io.Writer) error {
 	h, _, err := xfer.NewHash(t.opts.Hash)
 	if err != nil {
@@ -688,15 +695,7 @@ func (t *transfer) getStream(ctx context.Context, remote string, w io.Writer) er
 	}
 	tr := t.track(remote, info.Size, 0)
 	defer fc.endWith(ctx)()
-	n, err := io.Copy(trackWriter{io.MultiWriter(w, h), tr}, fc.in)
-	if errors.Is(err, mux.ErrLost) && !errors.Is(err, ErrConnectionLost) {
-		err = t.c.lost()
-	}
-	t.count(func(s *TransferStats) { s.Bytes += uint64(n) })
-	var d *frame.DoneMsg
-	if err == nil {
-		d, err = fc.wait(ctx)
-	}
+	n, d, err := t.receive(ctx, fc, trackWriter{io.MultiWriter(w, h), tr})
 	switch {
 	case err != nil:
 		fc.close()

@@ -2,7 +2,9 @@ package xfer_test
 
 import (
 	"os"
+	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +80,41 @@ func FuzzResolve(f *testing.F) {
 		if got != filepath.ToSlash(filepath.Clean(got)) {
 			t.Fatalf("Resolve(%q, %q) = %q is not clean", c, p, got)
 		}
+		if runtime.GOOS == "windows" {
+			return // accounts see the host's paths on Unix only; Resolve takes \ there
+		}
+		// The same path for a user who acts as an account: absolute and
+		// clean, the home and cwd given absolute.
+		abs, err := xfer.ResolveHost(path.Join("/home/u", c), "/home/u", p)
+		if err != nil {
+			t.Fatalf("ResolveHost refuses %q, which Resolve takes: %v", p, err)
+		}
+		if !strings.HasPrefix(abs, "/") || abs != path.Clean(abs) || strings.ContainsRune(abs, 0) {
+			t.Fatalf("ResolveHost(%q) = %q is not a clean absolute path", p, abs)
+		}
+		if want := path.Join("/home/u", got); abs != want {
+			t.Fatalf("ResolveHost(%q) = %q, want %q as Resolve has it under the home", p, abs, want)
+		}
 	})
+}
+
+func TestResolveHost(t *testing.T) {
+	for _, tc := range []struct{ cwd, p, want string }{
+		{"/home/u", "/var/log/syslog", "/var/log/syslog"},
+		{"/home/u", "~", "/home/u"},
+		{"/tmp", "~/a/../b", "/home/u/b"},
+		{"/tmp", "x/../../etc", "/etc"},
+		{"/", "../..", "/"},
+		{"/home/u", `a\b`, `/home/u/a\b`},
+	} {
+		got, err := xfer.ResolveHost(tc.cwd, "/home/u", tc.p)
+		require.NoError(t, err, tc.p)
+		assert.Equal(t, tc.want, got, "%s from %s", tc.p, tc.cwd)
+	}
+	for _, p := range []string{"", "a\x00b", strings.Repeat("a", 5000)} {
+		_, err := xfer.ResolveHost("/", "/home/u", p)
+		assert.Error(t, err, "%q", p)
+	}
 }
 
 func TestSafeLink(t *testing.T) {
