@@ -134,3 +134,28 @@ func TestOpenRootAsAccount(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint32(64101), st.Sys().(*syscall.Stat_t).Uid)
 }
+
+// BenchmarkStat prices a call made as an account against the daemon's
+// own: the thread's identity is set and put back around each call.
+func BenchmarkStat(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	dir := b.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		cred *Cred
+	}{{"daemon", nil}, {"account", &Cred{Uid: 64101, Gid: 64101}}} {
+		fsys := FS(xfer.Host{}, bc.cred)
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := fsys.Stat(dir); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
