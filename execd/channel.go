@@ -93,7 +93,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	}
 	j.timeout, j.argv0, j.encoding, j.argv, j.shell = timeout, argv0, encoding, m.Argv, m.Shell
 	j.audit = &AuditEvent{Event: "exec", User: acct.user.Name, Addr: c.nc.RemoteAddr().String(), Argv: m.Argv, Shell: m.Shell, Dir: dir, Pty: m.Pty != nil, PID: p.Pid(), Job: j.id}
-	if acct.st != nil && acct.user.Quota > 0 {
+	if acct.hasQuota() {
 		s.quotas.get(acct.home).markDirty() // a command may write anywhere in the home
 	}
 	j.audit.Start = ptr(j.started.UTC())

@@ -109,7 +109,7 @@ func (b *fileBase) audit(op, p, to string, size *uint64, hash string, err error)
 
 // quota is the usage tracker of the account's home, nil without a quota.
 func (b *fileBase) quota() *quota {
-	if a := b.c.acct; a.st != nil && a.user.Quota > 0 {
+	if a := b.c.acct; a.hasQuota() {
 		return b.c.srv.quotas.get(a.home)
 	}
 	return nil

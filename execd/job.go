@@ -501,7 +501,7 @@ func (j *job) recordExit(exit *frame.ExitMsg) {
 	ev.BytesIn, ev.BytesOut = j.bytesIn.Load(), j.bytesOut.Load()
 	s.Audit.Log(&ev)
 	s.Metrics.commandExited(exit)
-	if acct := j.acct; acct.st != nil && acct.user.Quota > 0 {
+	if acct := j.acct; acct.hasQuota() {
 		s.quotas.get(acct.home).markDirty()
 	}
 }

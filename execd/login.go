@@ -96,6 +96,11 @@ func (a *account) showDir(p string) string {
 	return xfer.Display(p)
 }
 
+// hasQuota reports whether the account's home is kept under a quota:
+// only a confined user's, whose files are all in the home. A user who
+// acts as an account writes wherever it may; OS quotas bound that.
+func (a *account) hasQuota() bool { return a.st != nil && a.user.Quota > 0 && a.confined }
+
 // startDir is where a file session starts: the home.
 func (a *account) startDir() string {
 	if a.confined {
@@ -151,10 +156,16 @@ func AccessOf(u User, defaultRunAs string) Access {
 	s := &Server{DefaultRunAs: defaultRunAs}
 	a := s.accountFor(u)
 	acc := Access{Confined: a.confined, Home: a.home}
+	if u.Quota > 0 && !a.confined {
+		acc.Problem = "a quota applies to confined users only (their files are all in the home): set confine = true, or use the system's quotas"
+	}
 	if a.noAccount != nil {
 		if u.Can(PermExec) || !a.confined {
 			acc.Problem = trimSentinel(a.noAccount)
 		}
+		return acc
+	}
+	if acc.Problem != "" {
 		return acc
 	}
 	acc.Account, acc.Shell = a.os.Name, a.shell()
