@@ -137,6 +137,7 @@ line each), 2 for a usage error, 255 when the connection failed (with
 		},
 	}
 	tf.register(cmd)
+	cmd.ValidArgsFunction = remotePaths(ctx, &tf, e)
 	return cmd
 }
 
@@ -241,6 +242,7 @@ line each), 2 for a usage error, 255 when the connection failed (with
 		},
 	}
 	tf.register(cmd)
+	cmd.ValidArgsFunction = remotePaths(ctx, &tf, e)
 	return cmd
 }
 

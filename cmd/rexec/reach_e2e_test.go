@@ -151,6 +151,13 @@ func TestE2EReach(t *testing.T) {
 		assert.Equal(t, "uploaded", string(b))
 		r = m.as("owner", "", "get", "-r", addr+":"+logs, filepath.Join(t.TempDir(), "copy"))
 		assert.Equal(t, 0, r.code, r.stderr)
+		// get HOST:<Tab> completes the remote path, as scp's completion does.
+		r = m.c.run("", "__complete", "get", "-i", m.keys["owner"], "-l", "owner", addr+":"+logs+"/sy")
+		lines := strings.Split(r.stdout, "\n")
+		require.GreaterOrEqual(t, len(lines), 2, r.stdout)
+		assert.Equal(t, []string{addr + ":" + logFile, ":6"}, lines[:2], "the file, then no space and no local files")
+		r = m.c.run("", "__complete", "get", "-i", m.keys["owner"], "-l", "owner", addr+":"+filepath.Dir(logs)+"/var-")
+		assert.Contains(t, r.stdout, addr+":"+logs+"/\n", "directories end in /")
 	})
 
 	t.Run("a confined user keeps the jail", func(t *testing.T) {
