@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -58,8 +59,13 @@ func firstStart(db *execd.UserDB, home string) (string, error) {
 	}
 	err = db.Update(func(users map[string]*execd.User) error {
 		// The owner acts as themselves, said explicitly: as root, only a
-		// run_as that names root lets a user act as root.
-		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: execd.AllPerms(), RunAs: name}
+		// run_as that names root lets a user act as root. The account is
+		// the process's own, whatever $USER says.
+		runAs := name
+		if self, err := user.Current(); err == nil {
+			runAs = self.Username
+		}
+		users[name] = &execd.User{Home: home, Keys: []string{line}, Allow: execd.AllPerms(), RunAs: runAs}
 		return nil
 	})
 	if err != nil {
