@@ -659,7 +659,10 @@ func (c *Client) GetStream(ctx context.Context, remote string, w io.Writer, opts
 		return nil, err
 	}
 	if err := t.getStream(ctx, remote, w); err != nil {
-		t.fail(fmt.Errorf("%s: %w", remote, err))
+		if re := (*RemoteError)(nil); !errors.As(err, &re) {
+			err = fmt.Errorf("%s: %w", remote, err) // the daemon's errors name the path already
+		}
+		t.fail(err)
 	}
 	return t.finish()
 }

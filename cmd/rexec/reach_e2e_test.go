@@ -179,6 +179,8 @@ func TestE2EReach(t *testing.T) {
 		assert.NotEqual(t, 0, r.code)
 		assert.Contains(t, r.stderr, secret+": permission denied")
 		assert.NoFileExists(t, filepath.Join(dl, "secret"))
+		r = m.as("alice", "", "get", addr+":ro/secret", "-")
+		assert.Equal(t, result{"", "rexec: " + secret + ": permission denied\n", 1}, r, "one line, the path once")
 		pw := filepath.Join(t.TempDir(), "pw.txt")
 		require.NoError(t, os.WriteFile(pw, []byte("replaced"), 0o644))
 		r = m.as("alice", "", "put", pw, addr+":ro/secret")
