@@ -180,6 +180,29 @@ def known_hosts_path():
     return os.path.join(base, "rexec", "known_hosts")
 
 
+def config_path():
+    """rexec's config.toml, whose [hosts.NAME] aliases this client follows."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "rexec", "config.toml")
+
+
+def resolve_alias(name, path=None):
+    """(host, port, user, plaintext) of an alias of rexec's config.toml, as
+    rexec resolves it; port and user are None when the alias does not set
+    them. A name that is no alias (or no config file, or a Python without
+    tomllib) is itself."""
+    try:
+        import tomllib
+        with open(path or config_path(), "rb") as f:
+            alias = tomllib.load(f).get("hosts", {}).get(name)
+    except (ImportError, OSError, ValueError):
+        alias = None
+    if not isinstance(alias, dict):
+        return name, None, None, False
+    return (alias.get("host") or name, alias.get("port") or None, alias.get("user") or None,
+            bool(alias.get("plaintext", False)))
+
+
 def host_port(host, port):
     """host:port as rexec writes it in known_hosts ([v6]:port for IPv6)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -1041,6 +1064,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ls = sub.add_parser("ls", help="list a directory of the home")
     ls.add_argument("path", nargs="?", default=".")
     a = p.parse_args(argv)
+    a.user_given = any(x in ("-l", "--user") or x.startswith("--user=") for x in (argv if argv is not None else sys.argv[1:]))
 
     def say(msg: str) -> None:
         print(f"execd_client: {msg}", file=sys.stderr)
@@ -1068,6 +1092,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         host, port = split_host(a.host)
+        if ":" not in a.host:  # an alias of rexec's config.toml, as rexec takes it
+            host, alias_port, alias_user, alias_plain = resolve_alias(host)
+            port = alias_port or port
+            a.user = a.user if a.user_given else (alias_user or a.user)
+            a.plaintext = a.plaintext or alias_plain
         kh = KnownHosts(a.known_hosts)
         key = a.identity or "default"
         password = os.environ.get("REXEC_PASSWORD")

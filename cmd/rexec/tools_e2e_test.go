@@ -168,6 +168,9 @@ func TestE2EAnsibleThroughSSHMode(t *testing.T) {
 			tg.port, localUser(t), filepath.Join(binDir, "ssh"), python),
 		// Our own connection plugin, on the Python client.
 		"execd": fmt.Sprintf("box ansible_host=127.0.0.1 ansible_port=%s ansible_connection=execd ansible_python_interpreter=%s", tg.port, python),
+		// The plugin with an alias of rexec's config.toml alone (box:
+		// its address and port are the config file's), as rexec takes it.
+		"alias": fmt.Sprintf("box ansible_connection=execd ansible_python_interpreter=%s", python),
 	}
 	big := make([]byte, 3<<20+12345)
 	for i := range big {
@@ -193,7 +196,7 @@ func TestE2EAnsibleThroughSSHMode(t *testing.T) {
     - assert:
         that: bad.rc == 3
 `), 0o644))
-	for _, conn := range []string{"ssh", "execd"} {
+	for _, conn := range []string{"ssh", "execd", "alias"} {
 		inv := filepath.Join(dir, conn+".ini")
 		require.NoError(t, os.WriteFile(inv, []byte("[lab]\n"+inventories[conn]+"\n"), 0o644))
 		for _, pipelining := range []string{"False", "True"} {

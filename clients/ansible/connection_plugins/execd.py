@@ -25,9 +25,8 @@ DOCUMENTATION = '''
           - name: ansible_host
           - name: ansible_execd_host
       port:
-        description: Port of the daemon.
+        description: Port of the daemon (default the alias's in rexec's config.toml, else 7022).
         type: int
-        default: 7022
         vars:
           - name: ansible_port
           - name: ansible_execd_port
@@ -109,9 +108,11 @@ class Connection(ConnectionBase):
     def _connect(self):
         if self._connected:
             return self
-        host = self.get_option("remote_addr")
-        port = int(self.get_option("port") or ec.DEFAULT_PORT)
-        user = self.get_option("remote_user") or getpass.getuser()
+        # An alias of rexec's config.toml resolves as rexec resolves it:
+        # its address, port and user, each overridden by Ansible's own.
+        host, alias_port, alias_user, plaintext = ec.resolve_alias(self.get_option("remote_addr"))
+        port = int(self.get_option("port") or alias_port or ec.DEFAULT_PORT)
+        user = self.get_option("remote_user") or alias_user or getpass.getuser()
         key = self.get_option("private_key_file") or self._play_context.private_key_file
         known = self.get_option("known_hosts")
         try:
@@ -122,6 +123,7 @@ class Connection(ConnectionBase):
                 known_hosts=ec.KnownHosts(os.path.expanduser(known)) if known else None,
                 key=os.path.expanduser(key) if key else "default",
                 strict=bool(self.get_option("strict_host_key")),
+                plaintext=plaintext,
                 timeout=float(self.get_option("timeout")))
         except Exception as e:  # every failure to connect or log in makes the host unreachable
             raise AnsibleConnectionFailure(f"execd {host}:{port}: {e}") from None
