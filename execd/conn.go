@@ -155,7 +155,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	if software == "" {
 		software = "execd"
 	}
-	sh := &frame.HelloMsg{Software: software, KeepAliveMS: cfg.KeepAlive.Milliseconds(), Features: []string{frame.FeatureBLAKE3}}
+	sh := &frame.HelloMsg{Software: software, KeepAliveMS: cfg.KeepAlive.Milliseconds(), Features: []string{frame.FeatureBLAKE3}, Instance: s.instanceID()}
 	if s.Users != nil {
 		sh.Auth, sh.Challenge = authMethods, newChallenge()
 	}

@@ -5,7 +5,9 @@ package execd
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -140,6 +142,8 @@ type Server struct {
 
 	locks xfer.Locks // partial copies being written by puts
 
+	instOnce     sync.Once
+	instance     string // this run's id, in every hello
 	authOnce     sync.Once
 	hasher       *hasher
 	throttle     *throttle // by source address
@@ -361,4 +365,14 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	s.dropJobs()
 	return nil
+}
+
+// instanceID names this run of the server: random, made once.
+func (s *Server) instanceID() string {
+	s.instOnce.Do(func() {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+		s.instance = hex.EncodeToString(b)
+	})
+	return s.instance
 }

@@ -47,6 +47,10 @@ type HelloMsg struct {
 	// Challenge is 32 random bytes (base64 in JSON) a publickey proof must
 	// sign (server only, with Auth).
 	Challenge []byte `json:"challenge,omitempty"`
+	// Instance names this run of the daemon (server only; informational):
+	// new at each start, so that a client that reconnects can tell a
+	// restart, which ended its command, from a network cut.
+	Instance string `json:"instance,omitempty"`
 }
 
 // Validate checks the hello against SPEC.md.

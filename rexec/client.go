@@ -284,6 +284,9 @@ func (c *Client) User() (string, []string) { return c.auth.User, c.auth.Allow }
 // ServerSoftware returns what the daemon announced in its hello.
 func (c *Client) ServerSoftware() string { return c.hello.Software }
 
+// instance is the daemon's run id from its hello ("" from an older one).
+func (c *Client) instance() string { return c.hello.Instance }
+
 // Ping measures one round trip to the daemon.
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) { return c.sess.Ping(ctx) }
 

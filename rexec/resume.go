@@ -207,6 +207,9 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	last := lost
+	s.mu.Lock()
+	before := s.c.instance()
+	s.mu.Unlock()
 	for {
 		c, err := r.Dial(ctx)
 		if err == nil {
@@ -219,6 +222,9 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 			}
 			_ = c.Close()
 			var re *RemoteError
+			if errors.As(err, &re) && re.Code == frame.CodeNoSuchJob && before != "" && c.instance() != "" && c.instance() != before {
+				return fmt.Errorf("%w: the daemon restarted while the connection was down, which ended the command (a restart ends every command but detached jobs)", ErrConnectionLost)
+			}
 			if errors.As(err, &re) && (re.Code == frame.CodeNoSuchJob || re.Code == frame.CodeOffsetGone || re.Code == frame.CodeNotPermitted) {
 				return fmt.Errorf("%w: the command cannot be resumed: %w", ErrConnectionLost, err)
 			}

@@ -387,3 +387,33 @@ func TestResumeFinishedForgotten(t *testing.T) {
 	require.Eventually(t, func() bool { return f.d.Server.Status().Waiting == 0 }, 10*time.Second, 10*time.Millisecond,
 		"waiting: %d", f.d.Server.Status().Waiting)
 }
+
+// A reconnect that finds the daemon restarted says so, rather than that
+// the command "ended and was delivered": the restart ended it.
+func TestResumeAfterRestartSaysSo(t *testing.T) {
+	t.Parallel()
+	first := &execd.Server{KillGrace: 200 * time.Millisecond}
+	d := execdtest.Start(t, first, true)
+	addr := d.Addr
+	dial := func(ctx context.Context) (*rexec.Client, error) {
+		return rexec.Dial(ctx, addr, &rexec.Config{Plaintext: true})
+	}
+	c, err := dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	var losses atomic.Int32
+	s.Reconnect = &rexec.Reconnect{Dial: dial, For: 20 * time.Second, Notify: func(err error) {
+		if err != nil {
+			losses.Add(1)
+		}
+	}}
+	require.NoError(t, s.Start(t.Context(), "sleep", "30"))
+	require.NoError(t, first.Close()) // the daemon goes, and its command with it
+	execdtest.StartAt(t, &execd.Server{}, true, addr)
+	err = s.Wait()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the daemon restarted while the connection was down, which ended the command")
+	assert.Equal(t, int32(1), losses.Load())
+}
