@@ -105,7 +105,7 @@ func TestE2EMetrics(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	user := regexp.MustCompile(`created user (\S+) `).FindStringSubmatch(d.log.String())
 	require.NotNil(t, user, d.log.String())
-	out, err := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "set", user[1], "--quota", "2KiB").CombinedOutput()
+	out, err := exec.Command(filepath.Join(binDir, "execd"), "--state-dir", state, "user", "set", user[1], "--quota", "2KiB", "--confine").CombinedOutput() // quotas keep confined users
 	require.NoError(t, err, string(out))
 	require.NoError(t, os.WriteFile(local, []byte(strings.Repeat("y", 4000)), 0o600))
 	r = c.run("", "put", "-q", "-p", port, local, "127.0.0.1:big")
