@@ -3,11 +3,13 @@ package execd
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/asuser"
 	"github.com/execd-project/execd/internal/mux"
 	"github.com/execd-project/execd/internal/proc"
 	"github.com/execd-project/execd/internal/xfer"
@@ -78,7 +80,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	}
 	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, ShellPath: acct.shell(), Env: env, Dir: dir, Pty: m.Pty, Cred: acct.procCred(), Keeper: s.Keeper})
 	if err != nil {
-		return nil, err
+		return nil, acct.whyNotStarted(dir, err)
 	}
 	resumable := (m.Resume || m.Detach) && s.ResumeGrace >= 0
 	j, err := s.newJob(acct, c.log, p, m.Pty != nil, resumable, m.Detach, m.Window)
@@ -148,4 +150,22 @@ func mergeEnv(base, extra []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// whyNotStarted words a failed start: a permission error is often the
+// working directory, which the account may not enter (the home of a
+// run_as account under a private directory), and the bare error would
+// blame the program.
+func (a *account) whyNotStarted(dir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	if cerr := asuser.Do(a.cred, func() error { return canEnter(dir) }); cerr != nil {
+		who := a.os.Name
+		if who == "" {
+			who = "the account"
+		}
+		return fmt.Errorf("working directory %s: %s may not enter it (%v)", dir, who, errors.Unwrap(cerr))
+	}
+	return err
 }

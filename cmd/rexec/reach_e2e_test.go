@@ -128,6 +128,9 @@ func TestE2EReach(t *testing.T) {
 	require.NoError(t, err, string(warn))
 	assert.Contains(t, string(warn), "warning: user nobodyhere: user nobodyhere has no run_as and this machine has no account nobodyhere")
 	m.keys["nobodyhere"] = m.keys["owner"]
+	closedHome := filepath.Join(m.base, "closed")
+	require.NoError(t, os.Mkdir(closedHome, 0o700)) // root's: nobody may enter
+	m.addUser("closed", "--run-as", "nobody", "--home", closedHome)
 
 	// A log only root may read, where logs are: absolute paths.
 	logs := filepath.Join(m.base, "var-log")
@@ -229,6 +232,12 @@ func TestE2EReach(t *testing.T) {
 		show := m.admin("show", acct)
 		assert.Contains(t, show, "shell:     /bin/bash")
 		assert.Contains(t, show, "home:      "+acctHome)
+	})
+
+	t.Run("a home the account may not enter is named as the cause", func(t *testing.T) {
+		r := m.as("closed", "", addr, "--", "id", "-u")
+		assert.Equal(t, 127, r.code)
+		assert.Equal(t, "rexec: working directory "+closedHome+": nobody may not enter it (permission denied)\n", r.stderr)
 	})
 
 	t.Run("the environment is sshd's, not the daemon's", func(t *testing.T) {
