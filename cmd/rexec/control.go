@@ -228,6 +228,11 @@ func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, login, a
 	cmd.Stdin = strings.NewReader(string(in))
 	cmd.Stdout = w // only until it is ready: it closes its end then
 	cmd.SysProcAttr = detachedProcess()
+	// It outlives its starter by minutes: it holds no directory, and no
+	// descriptor its starter inherited (a pipe a shell gave it as fd 3
+	// would stay open, and its reader wait, as long as the master lives).
+	cmd.Dir = "/"
+	keepInheritedFromChildren()
 	err = cmd.Start()
 	_ = w.Close()
 	if err != nil {

@@ -472,3 +472,36 @@ func TestE2EControlLoginUser(t *testing.T) {
 	assert.NotEqual(t, "pat\n", r.stdout)
 	assert.Len(t, c.masters(), 2, "one master per login")
 }
+
+// Issue 27 item 2: a master holds nothing its starter had: a pipe a shell
+// gave rexec as fd 3 closes when rexec ends (its reader does not wait for
+// the master, which lives on), and the master is in / (no directory held).
+func TestE2EControlHoldsNothingInherited(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir())
+	c := sharingClientOf(t, d, false)
+	require.Equal(t, 0, c.runIn("", "--control", "no", c.host, "true").code) // pinned, no master yet
+	sh := exec.Command("sh", "-c", `exec 3>&1; "$0" "$@" >/dev/null`, filepath.Join(binDir, "rexec"), c.host, "echo", "hi")
+	sh.Env = c.command().Env
+	sh.Dir = t.TempDir()
+	var out bytes.Buffer
+	sh.Stdout = &out
+	sh.WaitDelay = 2 * time.Second // past it, Wait gives up on a pipe still held
+	require.NoError(t, sh.Start())
+	waited := make(chan error, 1)
+	go func() { waited <- sh.Wait() }()
+	select {
+	case err := <-waited:
+		// ErrWaitDelay: rexec exited, but its stdout stayed open.
+		require.NoError(t, err, "the master held the pipe it inherited as fd 3")
+	case <-time.After(30 * time.Second):
+		_ = sh.Process.Kill()
+		<-waited
+		t.Fatal("rexec did not end")
+	}
+	pids := c.masters()
+	require.Len(t, pids, 1, "the command went through a master")
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pids[0]))
+	require.NoError(t, err)
+	assert.Equal(t, "/", cwd, "the master holds no directory")
+}

@@ -27,3 +27,7 @@ func (l *fileLock) release() {}
 func locked(string) bool { return false }
 
 var samePeerUser func(net.Conn) error
+
+// keepInheritedFromChildren: Windows children inherit only the handles
+// they are given.
+func keepInheritedFromChildren() {}

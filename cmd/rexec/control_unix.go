@@ -90,3 +90,22 @@ func locked(path string) bool {
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
 }
+
+// keepInheritedFromChildren marks every descriptor above stderr
+// close-on-exec, so that a child started now gets only what it is given
+// (Go's own are so already; those this process inherited are not).
+func keepInheritedFromChildren() {
+	if closeRangeOnExec() {
+		return
+	}
+	entries, err := os.ReadDir("/dev/fd") // one by one where close_range cannot
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
