@@ -74,6 +74,7 @@ type options struct {
 	verbose          bool
 	cgroup           string
 	metrics          string
+	metricsToken     string
 	config           string
 	auditMaxSize     string
 	auditKeep        int
@@ -190,7 +191,8 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.StringVar(&opts.defaultRunAs, "default-run-as", "", "as root: the OS account of the commands and files of users without run_as (the packages set execd; default: the account of the user's own name, never root)")
 	lf.StringVar(&opts.path, "path", "", "PATH of commands (default: "+execd.DefaultPath+", or "+execd.DefaultRootPath+" for root)")
 	lf.StringSliceVar(&opts.acceptEnv, "accept-env", nil, "variables clients may set, as sshd's AcceptEnv: names or patterns such as LANG,LC_* (default: any but those execd sets: HOME, USER, LOGNAME, SHELL, MAIL, PATH, REXEC_*)")
-	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off)")
+	lf.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over HTTP on this address, such as 127.0.0.1:9722 (default: off); beyond loopback, with a warning")
+	lf.StringVar(&opts.metricsToken, "metrics-token-file", "", "with --metrics: /metrics wants \"Authorization: Bearer TOKEN\", the token being this file's first line (Prometheus' credentials_file)")
 	lf.StringVar(&opts.cgroup, "cgroup", "auto", "Linux: a cgroup (v2) per command, so that ending it ends everything it started, setsid children included: auto (where the daemon may create one), off, or the cgroup directory to create them under")
 	lf.StringVar(&opts.dir, "dir", "", "home of the user added on first start (default: that user's home directory)")
 	lf.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson (plaintext, no login, raw output, no message boundaries)")
@@ -314,7 +316,7 @@ func serve(ctx context.Context, opts *options, flags *pflag.FlagSet, stderr io.W
 	}
 	defer closeAll()
 	if opts.metrics != "" {
-		stopMetrics, err := startMetrics(opts.metrics, srv, log)
+		stopMetrics, err := startMetrics(opts.metrics, opts.metricsToken, srv, log)
 		if err != nil {
 			return fail(1, "--metrics: %v", err)
 		}

@@ -4,6 +4,7 @@ package main_test
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -176,4 +177,67 @@ func TestE2EMetrics(t *testing.T) {
 	_ = stdin.Close()
 	_ = held.Wait()
 	<-d.exited
+}
+
+// Issue 27 item 3: idle connections to the metrics endpoint cannot take
+// the daemon's descriptors: under a 256-file limit, 300 connections that
+// ask /healthz once and then idle leave logins working.
+func TestE2EMetricsFloodLeavesLogins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	t.Parallel()
+	maddr := freeAddr(t)
+	d := startDaemonUnder(t, []string{"prlimit", "--nofile=256:256"}, freeAddr(t), t.TempDir(), "--metrics", maddr)
+	c := newClient(t)
+	require.Equal(t, 0, c.run("", d.addr, "true").code)
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, nc := range conns {
+			_ = nc.Close()
+		}
+	})
+	for range 300 {
+		nc, err := net.DialTimeout("tcp", maddr, 5*time.Second)
+		require.NoError(t, err) // past the cap, the kernel's backlog holds it
+		conns = append(conns, nc)
+		_, _ = io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: execd\r\n\r\n") // then idle, kept alive
+	}
+	start := time.Now()
+	r := c.run("", d.addr, "echo", "still served")
+	assert.Equal(t, result{"still served\n", "", 0}, r)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.True(t, d.running())
+}
+
+// /metrics behind a bearer token (--metrics-token-file): refused without
+// it or with another, served with it; the health checks stay open.
+func TestE2EMetricsToken(t *testing.T) {
+	t.Parallel()
+	tokFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600))
+	maddr := freeAddr(t)
+	startDaemon(t, t.TempDir(), "--metrics", maddr, "--metrics-token-file", tokFile)
+	get := func(path, auth string) int {
+		req, err := http.NewRequest("GET", "http://"+maddr+path, nil)
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, 401, get("/metrics", ""))
+	assert.Equal(t, 401, get("/metrics", "Bearer 0123456789abcdef0123456789abcdeX"))
+	assert.Equal(t, 200, get("/metrics", "Bearer 0123456789abcdef0123456789abcdef"))
+	assert.Equal(t, 200, get("/healthz", ""))
+
+	short := filepath.Join(t.TempDir(), "short")
+	require.NoError(t, os.WriteFile(short, []byte("abc\n"), 0o600))
+	out, code := execdOut(t, "--listen", freeAddr(t), "--state-dir", t.TempDir(), "--config", os.DevNull, "--metrics", freeAddr(t), "--metrics-token-file", short)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "use at least 16")
 }
