@@ -145,7 +145,7 @@ func (g *getChan) run() {
 		return
 	}
 	g.m.Path = p
-	f, fi, err := xfer.OpenRead(root, p)
+	f, fi, err := g.c.acct.openRead(root, p)
 	if err != nil {
 		g.fail(err)
 		return
@@ -601,7 +601,7 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 			return xfer.ErrorFor(p+" -> "+to, err)
 		}
 	case frame.OpChecksum:
-		f, fi, err := xfer.OpenRead(root, p)
+		f, fi, err := fc.c.acct.openRead(root, p)
 		if err != nil {
 			return err
 		}

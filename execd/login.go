@@ -3,6 +3,8 @@ package execd
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/execd-project/execd/frame"
@@ -173,4 +175,20 @@ func AccessOf(u User, defaultRunAs string) Access {
 		acc.Problem = fmt.Sprintf("home %s: %s may not use it (%v): give it to the account (chown) and make the directories above it passable (chmod o+x)", a.home, a.os.Name, errors.Unwrap(err))
 	}
 	return acc
+}
+
+// openRead opens a file for reading as xfer.OpenRead does. A confined
+// user is not served a regular file with other hard links: someone who
+// could run commands in the home may have linked there a file the user
+// could not otherwise reach.
+func (a *account) openRead(root xfer.FS, p string) (*os.File, fs.FileInfo, error) {
+	f, fi, err := xfer.OpenRead(root, p)
+	if err != nil || !a.confined || !fi.Mode().IsRegular() {
+		return f, fi, err
+	}
+	if n := linkCount(fi); n > 1 {
+		_ = f.Close()
+		return nil, nil, xfer.Errorf(frame.CodePermission, "%s: has %d hard links, and a confined user is not served a file that may be another's", xfer.Display(p), n)
+	}
+	return f, fi, nil
 }

@@ -155,3 +155,37 @@ func TestKindsOfUsers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "~", fsys.Getwd(), "an account user's home is ~ too")
 }
+
+// Issue 27 item 7: a hard link planted in a confined user's home (by
+// someone who can run commands there) does not serve them a file from
+// elsewhere; the user's own files are served.
+func TestConfinedUserRefusedHardLinks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("hard links are not looked at on Windows")
+	}
+	k := startKinds(t, nil)
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("another's"), 0o600))
+	require.NoError(t, os.Link(secret, filepath.Join(k.home, "planted")))
+	require.NoError(t, os.WriteFile(filepath.Join(k.home, "own"), []byte("mine"), 0o600))
+
+	jail := k.dial(t, "jail")
+	var got strings.Builder
+	_, err := jail.GetStream(t.Context(), "planted", &got, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "~/planted: has 2 hard links, and a confined user is not served a file that may be another's")
+	assert.Empty(t, got.String())
+	fsys, err := jail.OpenFS(t.Context(), "")
+	require.NoError(t, err)
+	_, _, err = fsys.Checksum(t.Context(), "planted")
+	assert.ErrorContains(t, err, "hard links")
+	_, err = jail.GetStream(t.Context(), "own", &got, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "mine", got.String())
+
+	// One who acts as an account has its rights, links or not.
+	got.Reset()
+	_, err = k.dial(t, "acct").GetStream(t.Context(), filepath.Join(k.home, "planted"), &got, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "another's", got.String())
+}

@@ -95,7 +95,7 @@ func (t *tailChan) run() {
 
 // open opens the file at the path, a regular file.
 func (t *tailChan) open() (*tailed, error) {
-	f, fi, err := xfer.OpenRead(t.root, t.path)
+	f, fi, err := t.c.acct.openRead(t.root, t.path)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (t *tailChan) findRotated(p *frame.TailPos) *tailed {
 			continue
 		}
 		if dev, ino := fileID(fi); dev == p.Dev && ino == p.Ino {
-			f, fi, err := xfer.OpenRead(t.root, path.Join(dir, e.Name()))
+			f, fi, err := t.c.acct.openRead(t.root, path.Join(dir, e.Name()))
 			if err != nil {
 				return nil
 			}
@@ -336,7 +336,7 @@ func (t *tailChan) findCopy(off uint64, head, last []byte) *tailed {
 		if err != nil || !fi.Mode().IsRegular() || uint64(fi.Size()) < off {
 			continue
 		}
-		f, fi, err := xfer.OpenRead(t.root, name)
+		f, fi, err := t.c.acct.openRead(t.root, name)
 		if err != nil {
 			continue
 		}
