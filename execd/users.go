@@ -19,6 +19,7 @@ import (
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/atomicfile"
+	"github.com/execd-project/execd/internal/config"
 	"github.com/execd-project/execd/internal/userkey"
 )
 
@@ -167,6 +168,9 @@ func readUsers(path string) (map[string]*User, fileStamp, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fileStamp{}, err
+	}
+	if why := config.Unsafe(fi); why != "" {
+		return nil, fileStamp{}, fmt.Errorf("%s: %s", path, why)
 	}
 	var f usersFile
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&f)

@@ -27,6 +27,11 @@ func CheckUsers(path, defaultRunAs string) (config.Problems, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(path); err == nil {
+		if why := config.Unsafe(fi); why != "" {
+			return config.Problems{{File: path, Msg: why}}, nil
+		}
+	}
 	var f usersFile
 	md, err := toml.Decode(string(b), &f)
 	if err != nil {

@@ -126,3 +126,21 @@ keys = ["` + key + `"]
 	assert.Contains(t, got[1], `user root: user root would act as root: say so with run_as = "root"`)
 	assert.Contains(t, got[2], "user nobody: home "+closed+": nobody may not use it (permission denied)")
 }
+
+// Issue 27 item 10: a users database others may write is refused, by
+// the daemon and by the check, as sshd's StrictModes refuses such a file.
+func TestUsersFileOthersMayWrite(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes are Unix's")
+	}
+	path := filepath.Join(t.TempDir(), UsersFile)
+	require.NoError(t, os.WriteFile(path, []byte("[users.alice]\nhome = \"/h\"\n"), 0o600))
+	require.NoError(t, os.Chmod(path, 0o666))
+	_, err := OpenUsers(path)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "writable by group or others (mode 0666)")
+	ps, err := CheckUsers(path, "")
+	require.NoError(t, err)
+	require.Len(t, ps, 1)
+	assert.Contains(t, ps[0].String(), "writable by group or others")
+}

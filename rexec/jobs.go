@@ -106,6 +106,9 @@ func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
 // KillJob sends sig (TERM when empty) to a job's process group; a job
 // that has exited is removed from the daemon's list instead.
 func (c *Client) KillJob(ctx context.Context, job string, sig Signal) error {
+	if job == "" {
+		return errors.New("rexec: kill: no job id")
+	}
 	return c.jobs(ctx, &frame.JobsRequest{Kill: job, Signal: string(sig)}, func([]byte) error { return nil })
 }
 

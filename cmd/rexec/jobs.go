@@ -24,7 +24,7 @@ import (
 func jobsCommand(ctx context.Context, e env) *cobra.Command {
 	var cf connFlags
 	var ff fanFlags
-	var asJSON bool
+	var asJSON, idsOnly bool
 	cmd := &cobra.Command{
 		Use:   "jobs [flags] HOST...\n  rexec jobs -H HOSTS [flags]",
 		Short: "List your jobs on hosts: detached commands, and commands waiting for their client",
@@ -70,6 +70,14 @@ reached is named on stderr, and the exit status is 255.`,
 					listed = append(listed, hostJobs{host, jobs})
 				}
 			}
+			if idsOnly {
+				for _, hj := range listed {
+					for _, j := range hj.jobs {
+						fmt.Fprintln(e.stdout, j.ID) // as docker ps -q: one id a line, for scripts
+					}
+				}
+				return exitWith(worst)
+			}
 			printJobs(e, listed, asJSON, ff.active() || len(hosts) > 1)
 			return exitWith(worst)
 		},
@@ -77,6 +85,7 @@ reached is named on stderr, and the exit status is 255.`,
 	cf.register(cmd.Flags())
 	ff.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per job, with its host")
+	cmd.Flags().BoolVarP(&idsOnly, "quiet", "q", false, "only the jobs' ids, one a line (for rexec kill HOST $(rexec jobs -q HOST))")
 	return cmd
 }
 
@@ -301,6 +310,9 @@ func killCommand(ctx context.Context, e env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(args[1]) == "" {
+				return fail(exitUsage, "kill: an empty job id (rexec jobs %s lists them)", args[0])
+			}
 			sig := ""
 			if len(args) == 3 {
 				sig = strings.TrimPrefix(strings.ToUpper(args[2]), "SIG")

@@ -35,6 +35,12 @@ func TestE2EJobs(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Regexp(t, `(?m)^ID +STATE +STARTED +EXIT +STDOUT +STDERR +COMMAND\n`+job+` +running +\S+ \S+ +- +\d+ +\d+ +sh -c 'echo one; sleep 1; echo two >&2; exit 3'$`, r.stdout)
 
+	r = c.run("", "jobs", "-q", d.addr)
+	assert.Equal(t, result{job + "\n", "", 0}, r, "-q: the ids alone")
+	r = c.run("", "kill", d.addr, "")
+	assert.Equal(t, 2, r.code, "an empty job id kills nothing and says so")
+	assert.Contains(t, r.stderr, "empty job id")
+
 	r = c.run("", "attach", d.addr, job)
 	assert.Equal(t, 3, r.code, r.stderr)
 	assert.Equal(t, "one\n", r.stdout)

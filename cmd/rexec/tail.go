@@ -28,6 +28,7 @@ type tailFlags struct {
 	since     string
 	grep      string
 	json      bool
+	noLabels  bool // -q: several files' lines without their source
 	reconnect time.Duration
 }
 
@@ -83,6 +84,7 @@ failed for good.`,
 	f.StringVar(&tf.since, "since", "", "start instead of -n at a byte offset (a number), or at the first line stamped at or after a time: 2026-12-01T10:00:00Z, \"2026-12-01 10:00\", or a duration ago such as 15m")
 	f.StringVar(&tf.grep, "grep", "", "only the lines this regular expression (RE2) matches, filtered by the daemon")
 	f.BoolVar(&tf.json, "json", false, `one JSON object per line: {"host","path","line"}`)
+	f.BoolVarP(&tf.noLabels, "quiet", "q", false, "several files' lines whole, without their source before them (as tail -q)")
 	f.DurationVar(&tf.reconnect, "reconnect-for", 5*time.Minute, "with -F: how long to keep reconnecting after a connection is lost (0: never)")
 	return cmd
 }
@@ -120,7 +122,7 @@ func runTail(ctx context.Context, tf *tailFlags, args []string, e env) error {
 		}
 	}
 	ctx, stop := interruptible(ctx, e)
-	out := &tailOut{w: e.stdout, json: tf.json, raw: len(targets) == 1 && !tf.json && !tf.fan.active()}
+	out := &tailOut{w: e.stdout, json: tf.json, raw: len(targets) == 1 && !tf.json && !tf.fan.active(), noLabels: tf.noLabels}
 	var wg sync.WaitGroup
 	errs := make([]error, len(targets))
 	for i, tgt := range targets {
@@ -260,10 +262,11 @@ func tailStatus(errs []error) error {
 // there is one file (the bytes exactly), else whole lines after their
 // source, or JSON objects, never two lines mixed.
 type tailOut struct {
-	mu   sync.Mutex
-	w    io.Writer
-	json bool
-	raw  bool
+	mu       sync.Mutex
+	w        io.Writer
+	json     bool
+	raw      bool
+	noLabels bool // whole lines, without their source
 }
 
 func (o *tailOut) writer(tgt tailTarget) *tailWriter { return &tailWriter{o: o, tgt: tgt} }
@@ -317,6 +320,10 @@ func (tw *tailWriter) line(l []byte) error {
 			return err
 		}
 		_, err = o.w.Write(append(b, '\n'))
+		return err
+	}
+	if o.noLabels {
+		_, err := o.w.Write(append(append([]byte(nil), l...), '\n'))
 		return err
 	}
 	_, err := fmt.Fprintf(o.w, "%s: %s\n", tw.tgt.label, l)

@@ -159,6 +159,11 @@ func TestE2ETailManyHostsGrepJSON(t *testing.T) {
 	for i, h := range hosts {
 		assert.Contains(t, r.stdout, fmt.Sprintf("%s: INFO host%d event 99\n%s: ERROR host%d event 100\n", h, i, h, i))
 	}
+	r = c.run("", "tail", "-q", "-n", "1", "-H", strings.Join(hosts, ","), ":app.log")
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	slices.Sort(lines)
+	assert.Equal(t, []string{"ERROR host0 event 100", "ERROR host1 event 100"}, lines, "-q: whole lines, no source")
 	r = c.run("", "tail", hosts[0]+":missing.log")
 	assert.Equal(t, 1, r.code)
 	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)

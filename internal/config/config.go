@@ -134,6 +134,11 @@ func Apply(path string, fs *pflag.FlagSet) (set map[string]bool, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(path); err == nil {
+		if why := Unsafe(fi); why != "" {
+			return nil, Problems{{File: path, Msg: why}}
+		}
+	}
 	var doc map[string]any
 	md, err := toml.Decode(string(data), &doc)
 	if err != nil {
