@@ -180,6 +180,30 @@ def known_hosts_path():
     return os.path.join(base, "rexec", "known_hosts")
 
 
+def check_hello(h) -> None:
+    """Raises ProtocolError for a daemon's hello that breaks SPEC.md's rules
+    (frame.HelloMsg.Validate): max_payload within [4 KiB, 16 MiB], a
+    keepalive that is not negative, a 32-byte challenge with auth."""
+    if not isinstance(h, dict):
+        raise ProtocolError("the hello is not a JSON object")
+    mp = h.get("max_payload")
+    if not isinstance(mp, int) or isinstance(mp, bool) or not (4 << 10) <= mp <= (16 << 20):
+        raise ProtocolError(f"invalid hello: max_payload {mp!r} outside [4096, 16777216]")
+    ka = h.get("keepalive_ms", 0)
+    if not isinstance(ka, int) or isinstance(ka, bool) or ka < 0:
+        raise ProtocolError(f"invalid hello: keepalive_ms {ka!r}")
+    auth = h.get("auth") or []
+    if not isinstance(auth, list) or not all(isinstance(m, str) for m in auth):
+        raise ProtocolError("invalid hello: auth is not a list of names")
+    if auth:
+        try:
+            challenge = base64.b64decode(h.get("challenge") or "", validate=True)
+        except (ValueError, TypeError):
+            challenge = b""
+        if len(challenge) != 32:
+            raise ProtocolError("invalid hello: auth needs a challenge of 32 bytes")
+
+
 def config_path():
     """rexec's config.toml, whose [hosts.NAME] aliases this client follows."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
@@ -380,7 +404,9 @@ class Client:
         name, _, _, payload = self.recv()
         if name != "hello":
             raise ProtocolError(f"expected hello, got {name}")
-        return loads(payload)
+        hello = loads(payload)
+        check_hello(hello)  # before anything is pinned: an endpoint that is not execd is not
+        return hello
 
     def _login(self, user: Optional[str], password: Optional[str], key: Any) -> None:
         methods = self.hello["auth"]

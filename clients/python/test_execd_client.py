@@ -109,6 +109,34 @@ def unlocked(path):
         os.close(fd)
 
 
+
+
+class HelloRules(unittest.TestCase):
+    """A hello that breaks SPEC.md is refused before anything is pinned."""
+
+    def test_check_hello(self):
+        good = {"software": "execd", "max_payload": 262144, "auth": ["publickey"],
+                "challenge": "A" * 43 + "="}
+        ec.check_hello(good)
+        ec.check_hello({"max_payload": 4096})
+        for bad in ([], {"max_payload": 0}, {"max_payload": 1 << 30}, {"max_payload": "262144"},
+                    {"max_payload": True}, {"max_payload": 262144, "keepalive_ms": -1},
+                    {"max_payload": 262144, "auth": "publickey", "challenge": "A" * 43 + "="},
+                    {"max_payload": 262144, "auth": ["publickey"]},
+                    {"max_payload": 262144, "auth": ["publickey"], "challenge": "AAAA"}):
+            with self.assertRaises(ec.ProtocolError, msg=repr(bad)):
+                ec.check_hello(bad)
+
+    def test_config_alias(self):
+        with tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "config.toml")
+            with open(conf, "w") as f:
+                f.write('[hosts.lab1]\nhost = "127.0.0.1"\nport = 7023\nuser = "alice"\n')
+            self.assertEqual(ec.resolve_alias("lab1", conf), ("127.0.0.1", 7023, "alice", False))
+            self.assertEqual(ec.resolve_alias("other", conf), ("other", None, None, False))
+            self.assertEqual(ec.resolve_alias("lab1", os.path.join(d, "none.toml")), ("lab1", None, None, False))
+
+
 @unittest.skipUnless(os.environ.get("EXECD_ADDR"), "set EXECD_ADDR (and EXECD_USER, EXECD_PASSWORD, EXECD_FINGERPRINT) to test against a daemon")
 class LiveDaemon(unittest.TestCase):
     """Against a real execd: TLS, hello, password login, exec, get."""
