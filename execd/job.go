@@ -284,17 +284,13 @@ func (j *job) run() {
 	drained := j.pumpOutput()
 	inDone := j.pumpInput()
 	st := j.wait(grace)
-	full, starved := false, false
 	if j.detached {
 		// Nobody acknowledges a detached job's output: a full spool
-		// stays full, and its writer would wait for ever.
+		// stays full, and its writer would wait for ever, now or once
+		// it reaches the bound with what is left in the pipe.
 		for _, sp := range j.out {
-			if sp == nil {
-				continue
-			}
-			st := sp.isStarved()
-			if sp.stopFull(errSpoolFull) {
-				full, starved = true, starved || st
+			if sp != nil {
+				sp.stopWaiting(errSpoolFull)
 			}
 		}
 	}
@@ -310,6 +306,15 @@ func (j *job) run() {
 	}
 	j.p.Release()
 	<-inDone
+	full, starved := false, false
+	for _, sp := range j.out {
+		if sp == nil || !j.detached {
+			continue
+		}
+		if gave, st := sp.gaveUp(); gave {
+			full, starved = true, starved || st
+		}
+	}
 	exit := j.exitMsg(st)
 	for _, sp := range j.out {
 		if err := sp.writeErrOrNil(); err != nil && exit.Message == "" {

@@ -37,7 +37,11 @@ type spool struct {
 	max    int64
 	eof    bool  // the command's stream ended: reads end at end with io.EOF
 	err    error // the spool was abandoned: writers fail with it
-	stop   error // the writer gives up with it (stopFull); readers are not told
+	stop   error // the writer gives up with it (stopWaiting); readers are not told
+	noWait error // set: a writer that would wait for room gives up with it instead
+	// stopStarved: the writer gave up waiting for its user's budget, not
+	// for the spool's own bound.
+	stopStarved bool
 
 	// A detached job's spool keeps its bytes in a file (from offset 0;
 	// chunks unused), within its user's budget of disk.
@@ -72,6 +76,10 @@ func (sp *spool) ReadFrom(r io.Reader) (int64, error) {
 	for {
 		sp.mu.Lock()
 		for sp.end-sp.base >= sp.max && sp.err == nil && sp.stop == nil {
+			if sp.noWait != nil {
+				sp.stop = sp.noWait
+				break
+			}
 			sp.cond.Wait()
 		}
 		if err := cmp.Or(sp.err, sp.stop); err != nil {
@@ -134,6 +142,10 @@ func (sp *spool) readIntoFile(r io.Reader) (int64, error) {
 			if room = min(spoolChunk, sp.max-(sp.end-sp.base)); room > 0 {
 				break
 			}
+			if sp.noWait != nil {
+				sp.stop = sp.noWait
+				continue
+			}
 			sp.cond.Wait()
 		}
 		sp.mu.Unlock()
@@ -168,6 +180,10 @@ func (sp *spool) appendFile(p []byte) error {
 				sp.starved = false
 				break
 			}
+			if sp.noWait != nil {
+				sp.stop, sp.stopStarved = sp.noWait, true
+				continue
+			}
 			sp.starved = true
 			sp.cond.Wait()
 		}
@@ -199,13 +215,6 @@ func (sp *spool) full() bool {
 
 func (sp *spool) fullLocked() bool {
 	return !sp.eof && (sp.end-sp.base >= sp.max || sp.starved)
-}
-
-// isStarved reports whether the writer waits for its user's budget.
-func (sp *spool) isStarved() bool {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return sp.starved
 }
 
 // writeErrOrNil is why a file spool's output stopped being kept, or nil
@@ -303,17 +312,26 @@ func (sp *spool) abandon(err error) {
 	sp.mu.Unlock()
 }
 
-// stopFull makes a writer waiting on a full spool give up with err,
-// keeping what the spool holds; it reports whether the spool was full.
-func (sp *spool) stopFull(err error) bool {
+// stopWaiting makes the writer give up with err whenever it waits for
+// room, now or later, keeping what the spool holds: nobody will make room
+// for a detached job whose command has exited, and its writer may not
+// have met the bound yet (the last of the output still in the pipe).
+func (sp *spool) stopWaiting(err error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	full := sp.fullLocked()
-	if full && sp.stop == nil {
-		sp.stop = err
-		sp.cond.Broadcast()
+	sp.noWait = err
+	if sp.fullLocked() && sp.stop == nil {
+		sp.stop, sp.stopStarved = err, sp.starved
 	}
-	return full
+	sp.cond.Broadcast()
+}
+
+// gaveUp reports whether the writer gave up for want of room, and
+// whether that was its user's disk budget rather than its own bound.
+func (sp *spool) gaveUp() (gaveUp, starved bool) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.stop != nil, sp.stopStarved
 }
 
 // ack drops what is before off: the client has it. Whole chunks only.

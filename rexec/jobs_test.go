@@ -1,6 +1,7 @@
 package rexec_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -361,4 +362,48 @@ func TestJobsOfALiveDaemonNotTaken(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "exited", jobs[0].State)
+}
+
+// A job whose command exits before its output has met the user's full
+// budget (echo, after the budget is used up) ends, its output not kept
+// and the exit saying so, instead of waiting for room for ever: its
+// state, and the daemon's shutdown, used to wait on it.
+func TestJobDiskBudgetFullBeforeStart(t *testing.T) {
+	t.Parallel()
+	srv := &execd.Server{JobDir: t.TempDir(), JobDisk: 1 << 20}
+	f := startResume(t, srv)
+	c, err := f.dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	detach := func(cmdline string) string {
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		job, err := s.DetachShell(t.Context(), cmdline)
+		require.NoError(t, err)
+		return job
+	}
+	job := func(id string) rexec.JobInfo {
+		jobs, err := c.Jobs(t.Context())
+		require.NoError(t, err)
+		for _, j := range jobs {
+			if j.ID == id {
+				return j
+			}
+		}
+		t.Fatalf("no job %s in %v", id, jobs)
+		return rexec.JobInfo{}
+	}
+	big := detach("head -c 1100000 /dev/zero")
+	require.Eventually(t, func() bool { return job(big).State == "exited" }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, uint64(1<<20), job(big).Stdout)
+	assert.Contains(t, job(big).Exit.Message, "the user's jobs reached their bound of 1048576 bytes on disk")
+	small := detach("echo hi")
+	require.Eventually(t, func() bool { return job(small).State == "exited" }, 10*time.Second, 10*time.Millisecond,
+		"a job with no room left ends with its command")
+	j := job(small)
+	assert.Zero(t, j.Stdout)
+	assert.Contains(t, j.Exit.Message, "the user's jobs reached their bound of 1048576 bytes on disk")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	assert.NoError(t, srv.Shutdown(ctx), "shutdown does not wait on it")
 }
