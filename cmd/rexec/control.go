@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,6 +215,13 @@ func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, login, a
 		Port: c.port, ConnectTimeout: c.connectTimeout, Plaintext: c.plaintext, StrictHostKey: c.strictHostKey,
 		Config: c.configPath, KnownHosts: c.knownHosts, User: login, Identities: c.identities, Network: c.network,
 		KeepAlive: c.keepAlive,
+	}
+	// The master runs in /: the files it reads are named from here.
+	spec.Sock, spec.Lock, spec.Failed = absPath(spec.Sock), absPath(spec.Lock), absPath(spec.Failed)
+	spec.Config, spec.KnownHosts = absPath(spec.Config), absPath(spec.KnownHosts)
+	spec.Identities = slices.Clone(spec.Identities)
+	for i, id := range spec.Identities {
+		spec.Identities[i] = absPath(id)
 	}
 	in, err := json.Marshal(spec)
 	if err != nil {
@@ -445,4 +453,15 @@ func controlOp(ctx context.Context, cf *connFlags, mode, host string, e env) err
 		fmt.Fprintf(e.stdout, "control master for %s@%s running (pid %d)\n", login, tgt.Addr, pid)
 	}
 	return nil
+}
+
+// absPath is p made absolute from the working directory ("" stays "").
+func absPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }

@@ -504,4 +504,21 @@ func TestE2EControlHoldsNothingInherited(t *testing.T) {
 	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pids[0]))
 	require.NoError(t, err)
 	assert.Equal(t, "/", cwd, "the master holds no directory")
+
+	// Files named relative to the starter's directory still reach the
+	// master in /: a key given as -i id in its directory logs in.
+	keys := t.TempDir()
+	for _, suffix := range []string{"", ".pub"} {
+		b, err := os.ReadFile(filepath.Join(c.client.config, "rexec", "id_ed25519"+suffix))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(keys, "mine"+suffix), b, 0o600))
+	}
+	killMasters(c.run)
+	cmd := c.command("-i", "mine", c.host, "echo", "relative key")
+	cmd.Dir = keys
+	out.Reset()
+	cmd.Stdout = &out
+	require.NoError(t, runBounded(cmd, time.Minute))
+	assert.Equal(t, "relative key\n", out.String())
+	assert.Len(t, c.masters(), 1, "through a new master")
 }
