@@ -530,6 +530,17 @@ func TestE2EQuickStart(t *testing.T) {
 	d.wait()
 	t.Cleanup(func() { d.stop(t) })
 
+	// A new user types the next line once the daemon is up: the first
+	// start has made their key and listens. (A rexec racing the first
+	// start finds no key yet; its master's failed login is remembered and
+	// the next rexec connects directly, with no master left.)
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil && strings.Contains(d.log.String(), "first start: created user")
+	}, 10*time.Second, 20*time.Millisecond, "daemon: %s", d.log)
 	args := append([]string{"-p", port}, clientLine[1:]...)
 	var r result
 	require.Eventually(t, func() bool {
