@@ -63,7 +63,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 		argv0 = m.Argv[0]
 	}
 	if acct.noAccount != nil {
-		return nil, errors.New(trimSentinel(acct.noAccount))
+		return nil, acct.noAccount
 	}
 	dir, err := acct.workDir(m.Dir)
 	if err != nil {

@@ -15,9 +15,15 @@ const (
 	DefaultRootPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
-// ownEnv are the variables the daemon sets from the account and the
-// connection; a client cannot set them.
-var ownEnv = []string{"HOME", "USER", "LOGNAME", "SHELL", "MAIL", "PATH", "REXEC_USER", "REXEC_CONNECTION"}
+// ownEnv reports whether the daemon sets the variable from the account
+// and the connection, so that a client cannot set it.
+func ownEnv(name string) bool {
+	switch strings.ToUpper(name) {
+	case "HOME", "USER", "LOGNAME", "SHELL", "MAIL", "PATH", "REXEC_USER", "REXEC_CONNECTION":
+		return true
+	}
+	return false
+}
 
 // commandEnv is a command's environment, built as sshd builds it and
 // owing nothing to the daemon's own: HOME, USER, LOGNAME, SHELL, PATH and
@@ -65,10 +71,8 @@ func (s *Server) commandEnv(c *serverConn, a *account, m *frame.OpenMsg) []strin
 // daemon sets itself; else any when AcceptEnv is nil, or one matching a
 // pattern of it ("LANG", "LC_*").
 func (s *Server) acceptsEnv(name string) bool {
-	for _, own := range ownEnv {
-		if strings.EqualFold(name, own) {
-			return false
-		}
+	if ownEnv(name) {
+		return false
 	}
 	if s.AcceptEnv == nil {
 		return true
@@ -120,6 +124,5 @@ func (a *account) procCred() *proc.Credential {
 // daemonAccount is what a connection acts as without a users database:
 // the daemon's own account, confined to the served directory.
 func (s *Server) daemonAccount() *account {
-	self, _ := currentAccount() // never fails: an unnamed account is itself
-	return &account{home: s.servedDir(), confined: true, os: self}
+	return &account{home: s.servedDir(), confined: true, os: s.ownAccount()}
 }

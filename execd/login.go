@@ -33,8 +33,11 @@ type osAccount struct {
 	Home, Shell string
 }
 
-// errNoAccount marks why a user has no account of the machine to act as.
-var errNoAccount = errors.New("execd: no account to act as")
+// ownAccount is the daemon's own account, looked up once.
+func (s *Server) ownAccount() osAccount {
+	s.selfOnce.Do(func() { s.self = currentAccount() })
+	return s.self
+}
 
 // accountOf resolves the account u acts as. A daemon that is not root can
 // be no one but itself. As root: run_as, else the daemon's default-run-as,
@@ -46,13 +49,10 @@ func (s *Server) accountOf(u User) (acct osAccount, cred *asuser.Cred, err error
 	if !explicit && s.DefaultRunAs != "" {
 		name, explicit = s.DefaultRunAs, true
 	}
-	self, err := currentAccount()
-	if err != nil {
-		return osAccount{}, nil, fmt.Errorf("%w: the daemon's own account: %v", errNoAccount, err)
-	}
+	self := s.ownAccount()
 	if !isPrivileged() {
 		if explicit && name != self.Name {
-			return osAccount{}, nil, fmt.Errorf("%w: run_as %q: the daemon runs as %s, and only root may act as another account", errNoAccount, name, self.Name)
+			return osAccount{}, nil, fmt.Errorf("run_as %q: the daemon runs as %s, and only root may act as another account", name, self.Name)
 		}
 		return self, nil, nil
 	}
@@ -62,11 +62,11 @@ func (s *Server) accountOf(u User) (acct osAccount, cred *asuser.Cred, err error
 	a, err := lookupAccount(name)
 	switch {
 	case err != nil && explicit:
-		return osAccount{}, nil, fmt.Errorf("%w: run_as %q: no such account on this machine", errNoAccount, name)
+		return osAccount{}, nil, fmt.Errorf("run_as %q: no such account on this machine", name)
 	case err != nil:
-		return osAccount{}, nil, fmt.Errorf("%w: user %s has no run_as and this machine has no account %s: set one (execd user set %s --run-as ACCOUNT)", errNoAccount, u.Name, u.Name, u.Name)
+		return osAccount{}, nil, fmt.Errorf("user %s has no run_as and this machine has no account %s: set one (execd user set %s --run-as ACCOUNT)", u.Name, u.Name, u.Name)
 	case a.Uid == 0 && !explicit:
-		return osAccount{}, nil, fmt.Errorf("%w: user %s would act as root: say so with run_as = \"root\" (execd user set %s --run-as root)", errNoAccount, u.Name, u.Name)
+		return osAccount{}, nil, fmt.Errorf("user %s would act as root: say so with run_as = \"root\" (execd user set %s --run-as root)", u.Name, u.Name)
 	}
 	if a.Uid == self.Uid && a.Gid == self.Gid {
 		return a, nil, nil
@@ -123,18 +123,9 @@ func (a *account) files() (xfer.FS, error) {
 		return root, nil
 	}
 	if a.noAccount != nil {
-		return nil, xfer.Errorf(frame.CodeNotPermitted, "%v", trimSentinel(a.noAccount))
+		return nil, xfer.Errorf(frame.CodeNotPermitted, "%v", a.noAccount)
 	}
 	return asuser.FS(xfer.Host{}, a.cred), nil
-}
-
-// trimSentinel drops the "execd: ..." prefix of a wrapped sentinel.
-func trimSentinel(err error) string {
-	msg := err.Error()
-	if p := errNoAccount.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
-		return msg[len(p):]
-	}
-	return msg
 }
 
 // Access says what a user logs in as: kept in a home, or acting as an
@@ -163,7 +154,7 @@ func AccessOf(u User, defaultRunAs string) Access {
 	}
 	if a.noAccount != nil {
 		if u.Can(PermExec) || !a.confined {
-			acc.Problem = trimSentinel(a.noAccount)
+			acc.Problem = a.noAccount.Error()
 		}
 		return acc
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -19,14 +18,15 @@ const hostPaths = true
 
 func isPrivileged() bool { return os.Geteuid() == 0 }
 
-// currentAccount is the daemon's own account.
-func currentAccount() (osAccount, error) {
-	u, err := user.LookupId(strconv.Itoa(os.Geteuid()))
-	if err != nil {
-		// An account with no passwd entry (a container's uid): itself.
-		return osAccount{Name: strconv.Itoa(os.Geteuid()), Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid()), Home: "/", Shell: "/bin/sh"}, nil
+// currentAccount is the daemon's own account; one with no passwd entry
+// (a container's uid) is itself, named by its number.
+func currentAccount() osAccount {
+	if u, err := user.LookupId(strconv.Itoa(os.Geteuid())); err == nil {
+		if a, err := accountFrom(u); err == nil {
+			return a
+		}
 	}
-	return accountFrom(u)
+	return osAccount{Name: strconv.Itoa(os.Geteuid()), Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid()), Home: "/", Shell: "/bin/sh"}
 }
 
 // lookupAccount finds an account of the machine by name.
@@ -88,6 +88,6 @@ func canEnter(dir string) error {
 	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
 		return &os.PathError{Op: "readdir", Path: dir, Err: err}
 	}
-	_, err = os.Stat(filepath.Join(dir, ".") + "/.") // a lookup through dir: needs its x bit
+	_, err = os.Stat(dir + "/.") // a lookup through dir: needs its x bit
 	return err
 }

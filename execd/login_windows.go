@@ -12,7 +12,7 @@ const hostPaths = false
 // isPrivileged: a Windows daemon acts as its own account for everyone.
 func isPrivileged() bool { return false }
 
-func currentAccount() (osAccount, error) {
+func currentAccount() osAccount {
 	a := osAccount{Name: "", Shell: os.Getenv("ComSpec")}
 	if u, err := user.Current(); err == nil {
 		a.Name, a.Home = u.Username, u.HomeDir
@@ -20,7 +20,7 @@ func currentAccount() (osAccount, error) {
 	if a.Shell == "" {
 		a.Shell = `C:\Windows\System32\cmd.exe`
 	}
-	return a, nil
+	return a
 }
 
 func lookupAccount(name string) (osAccount, error) {

@@ -142,6 +142,8 @@ type Server struct {
 
 	locks xfer.Locks // partial copies being written by puts
 
+	selfOnce     sync.Once
+	self         osAccount // the daemon's own account (ownAccount)
 	instOnce     sync.Once
 	instance     string // this run's id, in every hello
 	authOnce     sync.Once

@@ -191,24 +191,7 @@ func TestJobDiskBudget(t *testing.T) {
 	c, err := f.dial(t.Context())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	detach := func(cmdline string) string {
-		s, err := c.NewSession()
-		require.NoError(t, err)
-		job, err := s.DetachShell(t.Context(), cmdline)
-		require.NoError(t, err)
-		return job
-	}
-	job := func(id string) rexec.JobInfo {
-		jobs, err := c.Jobs(t.Context())
-		require.NoError(t, err)
-		for _, j := range jobs {
-			if j.ID == id {
-				return j
-			}
-		}
-		t.Fatalf("no job %s in %v", id, jobs)
-		return rexec.JobInfo{}
-	}
+	detach, job := jobHelpers(t, c)
 	big := detach("head -c 6000000 /dev/zero; echo never")
 	require.Eventually(t, func() bool { j := job(big); return j.Full && j.Stdout == 4<<20 }, 10*time.Second, 10*time.Millisecond)
 	// More than a pipe holds (the daemon's are 1 MiB): the command itself
@@ -375,24 +358,7 @@ func TestJobDiskBudgetFullBeforeStart(t *testing.T) {
 	c, err := f.dial(t.Context())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	detach := func(cmdline string) string {
-		s, err := c.NewSession()
-		require.NoError(t, err)
-		job, err := s.DetachShell(t.Context(), cmdline)
-		require.NoError(t, err)
-		return job
-	}
-	job := func(id string) rexec.JobInfo {
-		jobs, err := c.Jobs(t.Context())
-		require.NoError(t, err)
-		for _, j := range jobs {
-			if j.ID == id {
-				return j
-			}
-		}
-		t.Fatalf("no job %s in %v", id, jobs)
-		return rexec.JobInfo{}
-	}
+	detach, job := jobHelpers(t, c)
 	big := detach("head -c 1100000 /dev/zero")
 	require.Eventually(t, func() bool { return job(big).State == "exited" }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(1<<20), job(big).Stdout)
@@ -406,4 +372,28 @@ func TestJobDiskBudgetFullBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	assert.NoError(t, srv.Shutdown(ctx), "shutdown does not wait on it")
+}
+
+// jobHelpers are a test's ways to start a detached command line on c and
+// to find a job of c's by its id.
+func jobHelpers(t *testing.T, c *rexec.Client) (detach func(cmdline string) string, job func(id string) rexec.JobInfo) {
+	detach = func(cmdline string) string {
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		id, err := s.DetachShell(t.Context(), cmdline)
+		require.NoError(t, err)
+		return id
+	}
+	job = func(id string) rexec.JobInfo {
+		jobs, err := c.Jobs(t.Context())
+		require.NoError(t, err)
+		for _, j := range jobs {
+			if j.ID == id {
+				return j
+			}
+		}
+		t.Fatalf("no job %s in %v", id, jobs)
+		return rexec.JobInfo{}
+	}
+	return detach, job
 }
