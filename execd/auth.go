@@ -49,6 +49,11 @@ type account struct {
 	// Server.accountOf): their commands are refused with it, and so are
 	// their files unless they are confined.
 	noAccount error
+	// via is how the connection logged in: "key " and the key's
+	// fingerprint, or "password"; a reload that withdraws it ends the
+	// connection (Server.applyUsers).
+	via string
+	gen uint64 // the generation of the users database user comes from
 }
 
 // can reports whether the account holds the permission.
@@ -258,7 +263,8 @@ func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error
 	if verr != nil {
 		return nil, "", strings.TrimPrefix(verr.Error(), frame.ErrInvalid.Error()+": ")
 	}
-	u, known := s.Users.Lookup(m.User)
+	s.Users.refresh()
+	u, known, gen := s.Users.current(m.User)
 	if err := s.Users.Err(); err != nil {
 		c.log.Error("users database unreadable; the last good users stay in force", "err", err)
 	}
@@ -289,7 +295,12 @@ func (c *serverConn) checkAuth(ctx context.Context, m *frame.AuthMsg, verr error
 		}
 		keyFP = fp
 	}
-	return s.accountFor(u), keyFP, ""
+	a := s.accountFor(u)
+	a.gen, a.via = gen, "password"
+	if keyFP != "" {
+		a.via = "key " + keyFP
+	}
+	return a, keyFP, ""
 }
 
 // accountFor is what a connection of u acts as.

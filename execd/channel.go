@@ -24,7 +24,7 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 			c.reject(nc, frame.CodeNotSupported, "this daemon keeps no commands apart from their connection (--resume-grace 0)")
 			return
 		}
-		if limit := c.srv.channelLimit(c.acct); c.srv.detachedJobs(c.acct.user.Name) >= limit {
+		if limit := c.srv.channelLimit(c.account()); c.srv.detachedJobs(c.account()) >= limit {
 			c.reject(nc, frame.CodeUserLimit, fmt.Sprintf("%d detached jobs already (running, or exited and kept): the most allowed; rexec kill removes an exited one", limit))
 			return
 		}
@@ -57,7 +57,7 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 // startCommand starts the command of an exec open as a job.
 func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	s, m, id := c.srv, nc.OpenMsg(), nc.ID()
-	acct := c.acct
+	acct := c.account()
 	argv0 := "shell"
 	if len(m.Argv) > 0 {
 		argv0 = m.Argv[0]

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
@@ -34,11 +35,16 @@ type serverConn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	// acct is who the connection acts for, set once the handshake is
+	// done; a reload of the users replaces it (see Server.applyUsers).
+	acct    atomic.Pointer[account]
+	revalMu sync.Mutex // one revalidate at a time
+
 	mu        sync.Mutex
 	sess      *mux.Session // set once the handshake is done
-	acct      *account     // set once the handshake is done
 	goingAway bool
-	kinds     map[string]int // open channels by kind, for Status
+	kinds     map[string]int        // open channels by kind, for Status
+	chans     map[*mux.Channel]*job // open channels (and the command each streams), for a revoked permission
 
 	wg sync.WaitGroup // channel goroutines
 }
@@ -84,7 +90,7 @@ func (c *serverConn) serve() {
 		}
 		c.cancel(errors.New("connection closed"))
 		c.mu.Lock()
-		sess, acct := c.sess, c.acct
+		sess, acct := c.sess, c.account()
 		c.mu.Unlock()
 		if sess != nil {
 			_ = sess.Close()
@@ -174,7 +180,6 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 		return nil, c.refuseFull(sess)
 	}
 	c.mu.Lock()
-	c.acct = acct
 	goingAway := c.goingAway
 	if !goingAway {
 		c.sess = sess
@@ -184,6 +189,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 		_ = sess.Conn().SendError(frame.ConnChannel, frame.CodeShuttingDown, "server shutting down")
 		return nil, ErrServerClosed
 	}
+	c.loggedIn(acct)
 	c.log = c.log.With("client", sess.Peer().Software)
 	sess.Handle(frame.KindExec, c.guard(c.openExec))
 	sess.Handle(frame.KindGet, c.guard(c.openFile))
@@ -240,9 +246,12 @@ func orDefault(v, def int) int {
 // whose slot the channel gives back when it ends.
 func (c *serverConn) guard(open func(mux.NewChannel)) mux.Handler {
 	return func(nc mux.NewChannel) {
-		m, acct := nc.OpenMsg(), c.acct
-		if perm, what := permFor(m.Kind); !acct.can(perm) && !(m.Kind == frame.KindFS && acct.can(PermPut)) {
-			err := acct.denied(perm, what)
+		c.srv.refreshUsers() // an edit of the users file counts from this open on
+		if c.ctx.Err() != nil {
+			return // the edit revoked this connection's login: it is ending, its channels with it
+		}
+		m, acct := nc.OpenMsg(), c.account()
+		if err := acct.mayOpen(m.Kind); err != nil {
 			c.srv.Audit.Log(&AuditEvent{Event: m.Kind, User: acct.user.Name, Addr: c.nc.RemoteAddr().String(),
 				Argv: m.Argv, Shell: m.Shell, Path: m.Path, Result: err.Error()})
 			c.reject(nc, frame.CodeNotPermitted, err.Error())
@@ -255,22 +264,41 @@ func (c *serverConn) guard(open func(mux.NewChannel)) mux.Handler {
 			}
 			context.AfterFunc(nc.Context(), func() { acct.st.release(&acct.st.chans) })
 		}
-		c.count(m.Kind, 1)
+		c.count(nc.Channel, 1)
 		c.srv.Metrics.channelOpened(m.Kind)
-		context.AfterFunc(nc.Context(), func() { c.count(m.Kind, -1) })
+		context.AfterFunc(nc.Context(), func() { c.count(nc.Channel, -1) })
 		open(nc)
 	}
 }
 
-// count adds d to the open channels of kind.
-func (c *serverConn) count(kind string, d int) {
+// streams records that ch, open, streams the command of j.
+func (c *serverConn) streams(ch *mux.Channel, j *job) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, open := c.chans[ch]; open {
+		c.chans[ch] = j
+	}
+}
+
+// account is who the connection acts for now; nil before its login.
+func (c *serverConn) account() *account { return c.acct.Load() }
+
+// count records ch as open (d = 1) or ended (d = -1).
+func (c *serverConn) count(ch *mux.Channel, d int) {
+	kind := ch.Kind()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.kinds == nil {
 		c.kinds = map[string]int{}
+		c.chans = map[*mux.Channel]*job{}
 	}
 	if c.kinds[kind] += d; c.kinds[kind] <= 0 {
 		delete(c.kinds, kind)
+	}
+	if d > 0 {
+		c.chans[ch] = nil
+	} else {
+		delete(c.chans, ch)
 	}
 }
 
@@ -279,6 +307,17 @@ func (c *serverConn) reject(nc mux.NewChannel, code frame.Code, msg string) {
 	c.log.Info("open refused", "channel", nc.ID(), "code", code, "err", msg)
 	c.srv.Metrics.channelRefusedWith(nc.OpenMsg().Kind, code)
 	nc.Reject(code, msg)
+}
+
+// mayOpen says why the account may not open a channel of kind, or nil:
+// each kind needs its permission (permFor), a file session either get
+// or put.
+func (a *account) mayOpen(kind string) error {
+	perm, what := permFor(kind)
+	if a.can(perm) || (kind == frame.KindFS && a.can(PermPut)) {
+		return nil
+	}
+	return a.denied(perm, what)
 }
 
 // permFor is the permission a channel kind needs, and what it is for.

@@ -97,7 +97,7 @@ func (b *fileBase) audit(op, p, to string, size *uint64, hash string, err error)
 	if a == nil {
 		return
 	}
-	ev := &AuditEvent{Event: op, User: b.c.acct.user.Name, Addr: b.c.nc.RemoteAddr().String(), Path: xfer.Display(p), Size: size, Hash: hash, Result: "ok"}
+	ev := &AuditEvent{Event: op, User: b.c.account().user.Name, Addr: b.c.nc.RemoteAddr().String(), Path: xfer.Display(p), Size: size, Hash: hash, Result: "ok"}
 	if to != "" {
 		ev.To = xfer.Display(to)
 	}
@@ -109,7 +109,7 @@ func (b *fileBase) audit(op, p, to string, size *uint64, hash string, err error)
 
 // quota is the usage tracker of the account's home, nil without a quota.
 func (b *fileBase) quota() *quota {
-	if a := b.c.acct; a.hasQuota() {
+	if a := b.c.account(); a.hasQuota() {
 		return b.c.srv.quotas.get(a.home)
 	}
 	return nil
@@ -118,10 +118,10 @@ func (b *fileBase) quota() *quota {
 // openRoot opens the file system the account works in (account.files):
 // a confined user's home, through which every path is resolved so that
 // nothing outside can be reached, or the machine as the user's account.
-func (b *fileBase) openRoot() (xfer.FS, error) { return b.c.acct.files() }
+func (b *fileBase) openRoot() (xfer.FS, error) { return b.c.account().files() }
 
 // resolve resolves a path from the wire for the account (account.resolve).
-func (b *fileBase) resolve(cwd, p string) (string, error) { return b.c.acct.resolve(cwd, p) }
+func (b *fileBase) resolve(cwd, p string) (string, error) { return b.c.account().resolve(cwd, p) }
 
 // getChan sends one file.
 type getChan struct {
@@ -139,13 +139,13 @@ func (g *getChan) run() {
 		return
 	}
 	defer root.Close()
-	p, err := g.resolve(g.c.acct.startDir(), g.m.Path)
+	p, err := g.resolve(g.c.account().startDir(), g.m.Path)
 	if err != nil {
 		g.fail(err)
 		return
 	}
 	g.m.Path = p
-	f, fi, err := g.c.acct.openRead(root, p)
+	f, fi, err := g.c.account().openRead(root, p)
 	if err != nil {
 		g.fail(err)
 		return
@@ -314,7 +314,7 @@ func (t *putTarget) discard() {
 // when the client asked and the copy is not longer than the file), with
 // the quota reserved for the bytes still to come.
 func (pc *putChan) prepare(root xfer.FS) (*putTarget, error) {
-	p, err := pc.resolve(pc.c.acct.startDir(), pc.m.Path)
+	p, err := pc.resolve(pc.c.account().startDir(), pc.m.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +336,7 @@ func (pc *putChan) prepare(root xfer.FS) (*putTarget, error) {
 	if q := pc.quota(); q != nil {
 		// A resumed put is charged only for its new bytes: the kept ones
 		// are on disk and counted already.
-		acct := pc.c.acct
+		acct := pc.c.account()
 		if t.qc, err = q.reserve(int64(acct.user.Quota), int64(pc.m.Size-sink.Offset()), acct.user.Name, xfer.Display(p)); err != nil {
 			sink.Discard()
 			q.markDirty()
@@ -397,7 +397,7 @@ func (pc *putChan) commit(root xfer.FS, t *putTarget, d frame.DoneMsg) error {
 // needs get, changing (mkdir, remove, rename, setattr, symlink) needs put;
 // stat and chdir need either, as the channel itself does.
 func (fc *fsChan) permit(op string) error {
-	acct := fc.c.acct
+	acct := fc.c.account()
 	perm := ""
 	switch op {
 	case frame.OpList, frame.OpChecksum:
@@ -441,7 +441,7 @@ func (fc *fsChan) run() {
 		return
 	}
 	defer root.Close()
-	fc.cwd = fc.c.acct.startDir()
+	fc.cwd = fc.c.account().startDir()
 	if fc.m.Dir != "" {
 		d, err := fc.resolve(fc.cwd, fc.m.Dir)
 		if err == nil {
@@ -454,7 +454,7 @@ func (fc *fsChan) run() {
 		}
 		fc.cwd = d
 	}
-	if !fc.accept(&frame.OpenOKMsg{Window: 1, Cwd: fc.c.acct.showDir(fc.cwd)}) {
+	if !fc.accept(&frame.OpenOKMsg{Window: 1, Cwd: fc.c.account().showDir(fc.cwd)}) {
 		return
 	}
 	for {
@@ -601,7 +601,7 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 			return xfer.ErrorFor(p+" -> "+to, err)
 		}
 	case frame.OpChecksum:
-		f, fi, err := fc.c.acct.openRead(root, p)
+		f, fi, err := fc.c.account().openRead(root, p)
 		if err != nil {
 			return err
 		}
@@ -623,7 +623,7 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 			return err
 		}
 		fc.cwd = p
-		reply.Cwd = fc.c.acct.showDir(p)
+		reply.Cwd = fc.c.account().showDir(p)
 	case frame.OpSetattr:
 		if req.HasMode {
 			if err := root.Chmod(p, fs.FileMode(req.Mode&0o777)); err != nil {
@@ -637,7 +637,7 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 			}
 		}
 	case frame.OpSymlink:
-		if fc.c.acct.confined && !xfer.SafeLinkIn(root, p, req.Target) {
+		if fc.c.account().confined && !xfer.SafeLinkIn(root, p, req.Target) {
 			return xfer.Errorf(frame.CodePathEscape, "%s -> %s: a link may only point inside the served directory, by a relative path", xfer.Display(p), req.Target)
 		}
 		return root.Symlink(req.Target, p)

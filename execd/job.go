@@ -152,11 +152,11 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 	return j, nil
 }
 
-// waitingJobs counts the resumable commands of user (or of all users)
-// no channel streams.
-func (s *Server) waitingJobs(user string, all bool) int {
+// waitingJobs counts the resumable commands of acct (or of all users
+// when nil) no channel streams.
+func (s *Server) waitingJobs(acct *account) int {
 	n := 0
-	for _, j := range s.jobsWhere(func(j *job) bool { return !j.detached && (all || j.acct.user.Name == user) }) {
+	for _, j := range s.jobsWhere(func(j *job) bool { return !j.detached && (acct == nil || acct.owns(j)) }) {
 		if !j.isBound() {
 			n++
 		}
@@ -171,20 +171,26 @@ func (s *Server) channelLimit(acct *account) int {
 	return orDefault(acct.user.MaxChannels, orDefault(s.MaxChannels, DefaultMaxChannels))
 }
 
-// detachedJobs counts user's detached jobs, running or kept after their exit.
-func (s *Server) detachedJobs(user string) int {
-	return len(s.jobsWhere(func(j *job) bool { return j.detached && j.acct.user.Name == user }))
+// detachedJobs counts acct's detached jobs, running or kept after their exit.
+func (s *Server) detachedJobs(acct *account) int {
+	return len(s.jobsWhere(func(j *job) bool { return j.detached && acct.owns(j) }))
 }
 
-// findJob returns the resumable job id of user, or nil.
-func (s *Server) findJob(id, user string) *job {
+// findJob returns acct's resumable job id, or nil.
+func (s *Server) findJob(id string, acct *account) *job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	j := s.jobs[id]
-	if j == nil || j.acct.user.Name != user {
+	if j == nil || !acct.owns(j) {
 		return nil
 	}
 	return j
+}
+
+// owns reports whether j is a's: started by the same user, not by an
+// earlier one of the same name (User.ID).
+func (a *account) owns(j *job) bool {
+	return j.acct.user.Name == a.user.Name && j.acct.user.ID == a.user.ID
 }
 
 // forget removes the job from the table, and a detached job's files: it
@@ -338,7 +344,7 @@ func (j *job) run() {
 	j.mu.Unlock()
 	j.saveRecord()
 	close(j.done)
-	if j.detached && j.ctx.Err() != nil {
+	if j.detached && errors.Is(context.Cause(j.ctx), errJobClosed) {
 		// The daemon is ending: the job's record and output stay for
 		// the next start.
 		j.drop()
@@ -456,8 +462,10 @@ func (j *job) wait(grace time.Duration) proc.ExitState {
 		case <-j.exited:
 			return
 		}
-		if !errors.Is(context.Cause(j.ctx), errTimeLimit) {
+		if cause := context.Cause(j.ctx); !errors.Is(cause, errTimeLimit) && !errors.Is(cause, errRevoked) {
 			// Nobody will read the output any more: do not wait for room.
+			// (A command ended by its time limit or a revocation has its
+			// client still reading, to the end of the output.)
 			for _, sp := range j.out {
 				if sp != nil {
 					sp.abandon(errSpoolAbandoned)
@@ -493,6 +501,8 @@ func (j *job) exitMsg(st proc.ExitState) *frame.ExitMsg {
 		exit.Message = fmt.Sprintf("%s of %s", errGraceOver, j.srv.resumeGrace())
 	case errors.As(cause, &re):
 		exit.Message = "the client reported: " + re.Message
+	case errors.Is(cause, errRevoked):
+		exit.Message = cause.Error()
 	}
 	return exit
 }
@@ -551,7 +561,7 @@ func (j *job) bind(b *binding) {
 func (j *job) unbind(b *binding, cause error) {
 	// Counted before j.mu is taken (waitingJobs takes each job's); j is
 	// still bound, so not counted.
-	crowded := j.resumable && j.srv.waitingJobs(j.acct.user.Name, false) >= j.srv.channelLimit(j.acct)
+	crowded := j.resumable && j.srv.waitingJobs(j.acct) >= j.srv.channelLimit(j.acct)
 	j.mu.Lock()
 	if j.bound != b {
 		j.mu.Unlock()
@@ -652,6 +662,7 @@ func (j *job) newBinding(c *serverConn, nc mux.NewChannel, from [2]int64) *bindi
 	}
 	m := nc.OpenMsg()
 	b := &binding{j: j, c: c, ch: nc.Channel, from: from, stop: make(chan struct{})}
+	c.streams(nc.Channel, j)
 	b.stdin = nc.Inbound(frame.Stdin, win)
 	b.out[0] = nc.Outbound(frame.Stdout, m.Window)
 	if j.out[1] != nil {
@@ -732,10 +743,10 @@ func (b *binding) serve() {
 				_ = o.Close() // best effort: a dead connection fails every send
 			}
 		}
-		select {
-		case <-j.done:
-		case <-b.ch.Context().Done():
-		}
+	}
+	select { // the exit is set once the job is done
+	case <-j.done:
+	case <-b.ch.Context().Done():
 	}
 	if (errors.Is(errs[0], errTrimmed) || errors.Is(errs[1], errTrimmed)) && b.ch.Context().Err() == nil {
 		// A stream lost its place with the channel still open: a fault of
@@ -858,7 +869,7 @@ func (h handoff) Write(p []byte) (int, error) {
 // it from the offsets the client asks for.
 func (c *serverConn) openAttach(nc mux.NewChannel) {
 	m := nc.OpenMsg()
-	j := c.srv.findJob(m.Attach.Job, c.acct.user.Name)
+	j := c.srv.findJob(m.Attach.Job, c.account())
 	if j == nil {
 		c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no command %s to attach to: it ended and was delivered, its grace period is over, or the daemon restarted since (a restart ends every command but detached jobs)", m.Attach.Job))
 		return
@@ -908,7 +919,7 @@ func (c *serverConn) openAttach(nc mux.NewChannel) {
 	j.mu.Unlock()
 	_, _ = nc.Accept(ok)
 	c.log.Info("command attached", "job", j.id, "pid", j.pid, "stdout", from[0], "stderr", from[1], "stdin", ok.StdinOffset)
-	c.srv.Audit.Log(&AuditEvent{Event: "attach", User: c.acct.user.Name, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.pid})
+	c.srv.Audit.Log(&AuditEvent{Event: "attach", User: c.account().user.Name, Addr: c.nc.RemoteAddr().String(), Job: j.id, PID: j.pid})
 	if m.Pty != nil && m.Pty.Cols > 0 && m.Pty.Rows > 0 {
 		// As tmux does on attach: the new size, and a SIGWINCH even when
 		// the size is the same, so that the program redraws its screen.
@@ -973,9 +984,10 @@ func (j *job) info() frame.JobInfo {
 // as JSON lines on stdout, or a signal to one of them (a kill of one that
 // has exited removes it).
 func (c *serverConn) openJobs(nc mux.NewChannel) {
-	m, user := nc.OpenMsg(), c.acct.user.Name
+	m, acct := nc.OpenMsg(), c.account()
+	user := acct.user.Name
 	if req := m.Jobs; req != nil && req.Kill != "" {
-		j := c.srv.findJob(req.Kill, user)
+		j := c.srv.findJob(req.Kill, acct)
 		if j == nil {
 			c.reject(nc, frame.CodeNoSuchJob, fmt.Sprintf("no job %s", req.Kill))
 			return
@@ -1000,7 +1012,7 @@ func (c *serverConn) openJobs(nc mux.NewChannel) {
 		nc.Finish()
 		return
 	}
-	jobs := c.srv.jobsWhere(func(j *job) bool { return j.acct.user.Name == user })
+	jobs := c.srv.jobsWhere(acct.owns)
 	infos := make([]frame.JobInfo, 0, len(jobs))
 	for _, j := range jobs {
 		infos = append(infos, j.info())

@@ -34,6 +34,8 @@ const (
 type jobRecord struct {
 	ID       string         `json:"id"`
 	User     string         `json:"user"`
+	UserID   string         `json:"user_id,omitempty"` // User.ID: the user, not an earlier one of that name
+	Login    string         `json:"login,omitempty"`   // how the user logged in to start it (account.via)
 	Argv     []string       `json:"argv,omitempty"`
 	Shell    string         `json:"shell,omitempty"`
 	PID      int            `json:"pid"`
@@ -109,7 +111,7 @@ func (j *job) createJobFiles(pty bool, size int64) error {
 func (j *job) record() jobRecord {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	r := jobRecord{ID: j.id, User: j.acct.user.Name, Argv: j.argv, Shell: j.shell, PID: j.pid,
+	r := jobRecord{ID: j.id, User: j.acct.user.Name, UserID: j.acct.user.ID, Login: j.acct.via, Argv: j.argv, Shell: j.shell, PID: j.pid,
 		Encoding: j.encoding, Pty: j.out[1] == nil, StartNS: j.started.UnixNano(), Exit: j.exit}
 	if j.exit != nil {
 		r.EndNS = j.ended.UnixNano()
@@ -221,7 +223,7 @@ func (s *Server) restoreJob(dir string) (*job, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errDaemonEnded)
 	j := &job{
-		srv: s, id: r.ID, acct: &account{user: User{Name: r.User}}, log: s.logger(),
+		srv: s, id: r.ID, acct: &account{user: User{Name: r.User, ID: r.UserID}, via: r.Login}, log: s.logger(),
 		resumable: true, detached: true, argv: r.Argv, shell: r.Shell, pid: r.PID, encoding: r.Encoding,
 		started: time.Unix(0, r.StartNS), ctx: ctx, cancel: cancel, dir: dir,
 		exited: make(chan struct{}), done: make(chan struct{}), exit: r.Exit,

@@ -38,7 +38,7 @@ func NewMetrics(srv *Server, version string) *Metrics {
 	m := &Metrics{reg: reg}
 	m.conns = prometheus.NewCounter(prometheus.CounterOpts{Name: "execd_connections_total", Help: "Connections accepted past admission."})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "execd_connections_refused_total",
-		Help: "Connections refused or ended before they were served, by reason."}, []string{"reason"})
+		Help: "Connections refused or ended before they were served, or ended when their login was revoked, by reason."}, []string{"reason"})
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "execd_logins_total",
 		Help: "Login attempts by method (publickey, password) and result (ok, failed, limit)."}, []string{"method", "result"})
 	m.loginDelay = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "execd_login_throttle_seconds",
@@ -120,6 +120,10 @@ func (m *Metrics) connRefused(reason string) {
 		m.refused.WithLabelValues(reason).Inc()
 	}
 }
+
+// connRevoked counts a logged-in connection ended because its user's
+// login no longer stands.
+func (m *Metrics) connRevoked() { m.connRefused("revoked") }
 
 // login counts a login attempt; a method the daemon does not know
 // (the client names it) is counted as "other".

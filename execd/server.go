@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -152,6 +153,8 @@ type Server struct {
 	userThrottle *throttle // by user name, password logins only
 	quotas       quotaSet
 	userStates   map[string]*userState // by user name, under mu
+	applyMu      sync.Mutex            // one application of the users at a time
+	usersApplied atomic.Uint64         // the users' generation applied to connections and jobs
 
 	mu         sync.Mutex
 	adm        admission
@@ -200,7 +203,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.adm.fdBudget = fdBudget()
 	}
 	s.mu.Unlock()
-	s.restored.Do(s.restoreJobs)
+	s.restored.Do(func() {
+		s.restoreJobs()
+		if s.Users != nil {
+			s.applyUsers() // a removed user's restored jobs go
+		}
+	})
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -282,13 +290,13 @@ func (s *Server) Status() Status {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	st := Status{Connections: len(conns), Channels: map[string]int{}, Users: map[string]int{}, Waiting: s.waitingJobs("", true)}
+	st := Status{Connections: len(conns), Channels: map[string]int{}, Users: map[string]int{}, Waiting: s.waitingJobs(nil)}
 	for _, c := range conns {
 		c.mu.Lock()
 		if c.sess != nil {
 			st.LoggedIn++
-			if c.acct != nil && c.acct.user.Name != "" {
-				st.Users[c.acct.user.Name]++
+			if a := c.account(); a != nil && a.user.Name != "" {
+				st.Users[a.user.Name]++
 			}
 		}
 		for k, n := range c.kinds {

@@ -65,7 +65,7 @@ func (t *tailChan) run() {
 	}
 	defer root.Close()
 	t.root = root
-	if t.path, err = t.resolve(t.c.acct.startDir(), t.m.Path); err != nil {
+	if t.path, err = t.resolve(t.c.account().startDir(), t.m.Path); err != nil {
 		t.fail(err)
 		return
 	}
@@ -95,7 +95,7 @@ func (t *tailChan) run() {
 
 // open opens the file at the path, a regular file.
 func (t *tailChan) open() (*tailed, error) {
-	f, fi, err := t.c.acct.openRead(t.root, t.path)
+	f, fi, err := t.c.account().openRead(t.root, t.path)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (t *tailChan) findRotated(p *frame.TailPos) *tailed {
 			continue
 		}
 		if dev, ino := fileID(fi); dev == p.Dev && ino == p.Ino {
-			f, fi, err := t.c.acct.openRead(t.root, path.Join(dir, e.Name()))
+			f, fi, err := t.c.account().openRead(t.root, path.Join(dir, e.Name()))
 			if err != nil {
 				return nil
 			}
@@ -222,7 +222,7 @@ func (t *tailChan) follow() error {
 		// Watched as the account: a directory it may not read is not
 		// watched (the follow then polls, and its reads are refused).
 		dir := filepath.Join(t.root.Name(), filepath.FromSlash(path.Dir(t.path)))
-		_ = asuser.Do(t.c.acct.cred, func() error { watch = watchDir(dir); return nil })
+		_ = asuser.Do(t.c.account().cred, func() error { watch = watchDir(dir); return nil })
 		defer watch.close()
 	}
 	for {
@@ -336,7 +336,7 @@ func (t *tailChan) findCopy(off uint64, head, last []byte) *tailed {
 		if err != nil || !fi.Mode().IsRegular() || uint64(fi.Size()) < off {
 			continue
 		}
-		f, fi, err := t.c.acct.openRead(t.root, name)
+		f, fi, err := t.c.account().openRead(t.root, name)
 		if err != nil {
 			continue
 		}

@@ -3,6 +3,8 @@ package execd
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,6 +42,11 @@ func AllPerms() []string { return []string{PermExec, PermGet, PermPut} }
 type User struct {
 	// Name is the key of the user's table; it is not stored inside it.
 	Name string `toml:"-"`
+	// ID tells this user from an earlier one of the same name: Update
+	// gives every user it adds a new random one. The user's detached jobs
+	// belong to it, so a name deleted and added again reaches none of
+	// them. Empty in databases written before IDs (those users keep "").
+	ID string `toml:"id,omitempty"`
 	// Password is the argon2id hash (PHC string); empty means no password login.
 	Password string `toml:"password,omitempty"`
 	// Keys are authorized-keys lines of the user's ed25519 public keys.
@@ -130,7 +137,8 @@ type UserDB struct {
 	mu    sync.Mutex
 	users map[string]*User
 	stamp fileStamp
-	err   error // the last reload's failure; the previous users stay in force
+	gen   uint64 // counts the reads that changed users
+	err   error  // the last reload's failure; the previous users stay in force
 }
 
 type fileStamp struct {
@@ -212,7 +220,32 @@ func (db *UserDB) reload(force bool) error {
 		return err
 	}
 	db.users, db.stamp, db.err = users, st, nil
+	db.gen++
 	return nil
+}
+
+// generation counts the reads of the file that put users in force: a
+// server compares it to the one it last applied to open connections.
+func (db *UserDB) generation() uint64 {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.gen
+}
+
+// refresh reads the file again if it changed on disk (a stat), as
+// Lookup does.
+func (db *UserDB) refresh() { _ = db.reload(false) } // on failure the last good users stay in force
+
+// current returns a copy of the named user as in force now, without
+// looking at the file, and the generation it belongs to.
+func (db *UserDB) current(name string) (User, bool, uint64) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	u, ok := db.users[name]
+	if !ok {
+		return User{}, false, db.gen
+	}
+	return cloneUser(u), true, db.gen
 }
 
 // Reload reads the file again now, changed or not (SIGHUP). On failure
@@ -222,14 +255,9 @@ func (db *UserDB) Reload() error { return db.reload(true) }
 // Lookup returns a copy of the named user, reading the file again if it
 // changed. A file that became invalid keeps the previous users in force.
 func (db *UserDB) Lookup(name string) (User, bool) {
-	_ = db.reload(false) // on failure the last good users stay in force
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	u, ok := db.users[name]
-	if !ok {
-		return User{}, false
-	}
-	return cloneUser(u), true
+	db.refresh()
+	u, ok, _ := db.current(name)
+	return u, ok
 }
 
 // Err is why the file could not be read the last time it changed; nil when
@@ -281,11 +309,20 @@ func (db *UserDB) Update(fn func(users map[string]*User) error) error {
 	if err != nil {
 		return err
 	}
+	ids := make(map[string]string, len(users))
+	for name, u := range users {
+		ids[name] = u.ID
+	}
 	if err := fn(users); err != nil {
 		return err
 	}
 	for name, u := range users {
 		u.Name = name
+		if id, had := ids[name]; had {
+			u.ID = id // an edit never makes a user someone else
+		} else if u.ID == "" {
+			u.ID = newUserID()
+		}
 		if err := u.Validate(); err != nil {
 			return err
 		}
@@ -300,10 +337,17 @@ func (db *UserDB) Update(fn func(users map[string]*User) error) error {
 	return db.reload(true)
 }
 
+// newUserID is a user's ID: 64 random bits, in hex.
+func newUserID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
 func encodeUsers(users map[string]*User) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString("# execd users database. Manage it with \"execd user add|set|passwd|del|list\";\n")
-	buf.WriteString("# hand edits are read at the next login. Passwords are argon2id hashes.\n")
+	buf.WriteString("# hand edits are read at the next login or channel, at once on SIGHUP.\n# Passwords are argon2id hashes; an id tells a user from an earlier one of the name.\n")
 	if err := toml.NewEncoder(&buf).Encode(usersFile{Users: users}); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,7 @@ const (
 	CodeNotPermitted      Code = "not_permitted"  // the user lacks the permission (exec, get, put)
 	CodeQuota             Code = "quota_exceeded" // the user's quota would be exceeded
 	CodeUserLimit         Code = "user_limit"     // the user's limit of connections or channels is reached
+	CodeRevoked           Code = "revoked"        // the user was removed, or the login's key or password withdrawn, or the user's account changed
 
 	// File operations; these end a channel or answer a Request, never the connection.
 	CodeNotFound    Code = "not_found"         // no such file or directory

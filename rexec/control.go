@@ -160,12 +160,15 @@ func (m *master) endAll(why error) {
 		ls = append(ls, l)
 	}
 	m.mu.Unlock()
-	msg := "the control master ended"
+	code, msg := frame.CodeShuttingDown, "the control master ended"
 	if why != nil && !errors.Is(why, ErrControlStopped) {
 		msg = fmt.Sprintf("the control master's connection to %s ended: %v", m.c.addr, why)
 	}
+	if codeIs(why, frame.CodeRevoked) {
+		code = frame.CodeRevoked // the clients must not reconnect: the login no longer stands
+	}
 	for _, l := range ls {
-		l.fail(frame.CodeShuttingDown, msg)
+		l.fail(code, msg)
 	}
 }
 

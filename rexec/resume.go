@@ -178,7 +178,7 @@ func (s *Session) supervise(ctx context.Context) {
 		default:
 		}
 		err := c.channelErr(ch)
-		if !errors.Is(err, ErrConnectionLost) || ctx.Err() != nil || !s.resumable() {
+		if !errors.Is(err, ErrConnectionLost) || ctx.Err() != nil || !s.resumable() || codeIs(err, frame.CodeRevoked) {
 			if err == nil || !errors.Is(err, ErrConnectionLost) {
 				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 			}
@@ -228,6 +228,10 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 			if errors.As(err, &re) && (re.Code == frame.CodeNoSuchJob || re.Code == frame.CodeOffsetGone || re.Code == frame.CodeNotPermitted) {
 				return fmt.Errorf("%w: the command cannot be resumed: %w", ErrConnectionLost, err)
 			}
+		}
+		var ae *AuthError
+		if errors.As(err, &ae) { // the login itself is refused now: retrying cannot help
+			return fmt.Errorf("%w: the command cannot be resumed: %w", ErrConnectionLost, err)
 		}
 		last = err
 		select {

@@ -43,8 +43,9 @@ func daemonSignals(sigs <-chan os.Signal, log *slog.Logger, hangup, status func(
 
 // hangup is what HUP does to a serving daemon: the configuration file is
 // read again, the log file and the audit log are opened anew (logrotate's
-// create mode renames them first) and the users database is read again.
-// Running commands go on.
+// create mode renames them first) and the users database is read again,
+// and applied to open connections and jobs (Server.ReloadUsers). Other
+// running commands go on.
 func hangup(log *slog.Logger, lf *logFile, srv *execd.Server, reloadConfig func()) func() {
 	return func() {
 		reloadConfig()
@@ -56,12 +57,10 @@ func hangup(log *slog.Logger, lf *logFile, srv *execd.Server, reloadConfig func(
 		if err := srv.Audit.Reopen(); err != nil {
 			log.Error("audit log not reopened; writing on to the old one", "err", err)
 		}
-		if srv.Users != nil {
-			if err := srv.Users.Reload(); err != nil {
-				log.Error("users database unreadable; the last good users stay in force", "err", err)
-			}
+		if err := srv.ReloadUsers(); err != nil {
+			log.Error("users database unreadable; the last good users stay in force", "err", err)
 		}
-		log.Info("hangup: log files reopened and users reread; commands go on")
+		log.Info("hangup: log files reopened and users reread (connections and jobs a change revoked are ended); other commands go on")
 	}
 }
 

@@ -603,6 +603,11 @@ func (s *Session) keepAlive() {
 	}
 }
 
+// End ends a started session from this side: the peer is told why with
+// a fatal error frame (code and msg), every channel ends, and Wait
+// returns cause.
+func (s *Session) End(code frame.Code, msg string, cause error) { s.end(code, msg, cause) }
+
 // end ends the session from this side: the peer is told why with a
 // fatal error frame, and Wait returns cause. The cause is recorded before
 // the frame leaves, so that the peer closing in answer cannot be taken
