@@ -28,6 +28,10 @@ func (c *serverConn) openExec(nc mux.NewChannel) {
 			c.reject(nc, frame.CodeUserLimit, fmt.Sprintf("%d detached jobs already (running, or exited and kept): the most allowed; rexec kill removes an exited one", limit))
 			return
 		}
+		if used, limit, full := c.srv.jobDiskFull(c.account()); full {
+			c.reject(nc, frame.CodeNoSpace, fmt.Sprintf("your detached jobs keep %d bytes on disk, their bound of %d (--job-disk): a new one could keep none of its output; rexec kill removes an exited one", used, limit))
+			return
+		}
 	}
 	j, err := c.startCommand(nc)
 	if err != nil {

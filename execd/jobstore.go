@@ -74,6 +74,18 @@ func (s *Server) jobDiskBudget(user string) *diskBudget {
 	return b
 }
 
+// jobDiskFull reports whether acct's detached jobs have filled their
+// budget on disk: a new job would keep none of its output.
+func (s *Server) jobDiskFull(acct *account) (used, limit int64, full bool) {
+	if s.JobDir == "" {
+		return 0, 0, false
+	}
+	b := s.jobDiskBudget(acct.user.Name)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used, b.max, b.used >= b.max
+}
+
 // createJobFiles makes the directory and stream files of a new detached
 // job and gives it spools kept in them.
 func (j *job) createJobFiles(pty bool, size int64) error {

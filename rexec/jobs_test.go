@@ -14,6 +14,7 @@ import (
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
+	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -183,8 +184,9 @@ func TestAttachTakenOver(t *testing.T) {
 	assert.Equal(t, rexec.SIGKILL, ee.Signal)
 }
 
-// The user's bound on disk: one job that reaches it waits, and so does
-// the next; removing the first lets the second go on.
+// The user's bound on disk: a job that reaches it waits; a detach while
+// it is full is refused with the reason (its output could not be kept);
+// removing the first job makes room for the next.
 func TestJobDiskBudget(t *testing.T) {
 	t.Parallel()
 	f := startResume(t, &execd.Server{JobDir: t.TempDir(), JobDisk: 4 << 20})
@@ -194,18 +196,21 @@ func TestJobDiskBudget(t *testing.T) {
 	detach, job := jobHelpers(t, c)
 	big := detach("head -c 6000000 /dev/zero; echo never")
 	require.Eventually(t, func() bool { j := job(big); return j.Full && j.Stdout == 4<<20 }, 10*time.Second, 10*time.Millisecond)
-	// More than a pipe holds (the daemon's are 1 MiB): the command itself
-	// waits (a job whose output waits in the pipe when it exits loses
-	// it, as at any bound).
-	small := detach("echo err >&2; head -c 3000000 /dev/zero")
-	require.Eventually(t, func() bool { return job(small).Full }, 10*time.Second, 10*time.Millisecond, "the second job waits for the budget")
-	assert.Equal(t, "running", job(small).State)
-	assert.Zero(t, job(small).Stdout)
+	assert.Equal(t, "running", job(big).State, "it waits at the bound")
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	_, err = s.DetachShell(t.Context(), "echo lost")
+	var re *rexec.RemoteError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, frame.CodeNoSpace, re.Code)
+	assert.Contains(t, re.Message, "bound of 4194304 (--job-disk)")
 
 	require.NoError(t, c.KillJob(t.Context(), big, rexec.SIGKILL))
 	require.Eventually(t, func() bool { return job(big).State == "exited" }, 10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, job(big).Exit.Message, "the user's jobs reached their bound of 4194304 bytes on disk")
 	require.NoError(t, c.KillJob(t.Context(), big, ""), "removed: its 4 MiB are free again")
+	// More than a pipe holds (the daemon's are 1 MiB).
+	small := detach("echo err >&2; head -c 3000000 /dev/zero")
 	require.Eventually(t, func() bool { return job(small).State == "exited" }, 10*time.Second, 10*time.Millisecond)
 	j := job(small)
 	assert.Equal(t, int64(0), j.Exit.Code)
@@ -363,10 +368,28 @@ func TestJobDiskBudgetFullBeforeStart(t *testing.T) {
 	require.Eventually(t, func() bool { return job(big).State == "exited" }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(1<<20), job(big).Stdout)
 	assert.Contains(t, job(big).Exit.Message, "the user's jobs reached their bound of 1048576 bytes on disk")
-	small := detach("echo hi")
-	require.Eventually(t, func() bool { return job(small).State == "exited" }, 10*time.Second, 10*time.Millisecond,
+	s, err := c.NewSession()
+	require.NoError(t, err)
+	_, err = s.DetachShell(t.Context(), "echo hi")
+	var re *rexec.RemoteError
+	require.ErrorAs(t, err, &re, "with no room left, a detach is refused: its output could not be kept")
+	assert.Equal(t, frame.CodeNoSpace, re.Code)
+	assert.Contains(t, re.Message, "your detached jobs keep 1048576 bytes on disk, their bound of 1048576")
+	// One started while there was room, which meets the full budget
+	// before it wrote a byte, ends with its command, saying so.
+	require.NoError(t, c.KillJob(t.Context(), big, ""))
+	flags := t.TempDir()
+	when := func(name string) string {
+		return fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; ", filepath.Join(flags, name))
+	}
+	first := detach(when("fill") + "head -c 1048576 /dev/zero")
+	late := detach(when("write") + "echo hi")
+	require.NoError(t, os.WriteFile(filepath.Join(flags, "fill"), nil, 0o600))
+	require.Eventually(t, func() bool { return job(first).State == "exited" }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, os.WriteFile(filepath.Join(flags, "write"), nil, 0o600))
+	require.Eventually(t, func() bool { return job(late).State == "exited" }, 10*time.Second, 10*time.Millisecond,
 		"a job with no room left ends with its command")
-	j := job(small)
+	j := job(late)
 	assert.Zero(t, j.Stdout)
 	assert.Contains(t, j.Exit.Message, "the user's jobs reached their bound of 1048576 bytes on disk")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -267,7 +267,7 @@ stops watching (130); a detached job goes on.`,
 			if interrupted {
 				return exitWith(130)
 			}
-			return result(exitStatus(err, e.stderr))
+			return result(exitStatus(err, e.stderr, exitNote(s)))
 		},
 	}
 	cf.register(cmd.Flags())

@@ -245,3 +245,46 @@ func TestE2EJobsFanout(t *testing.T) {
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "not both")
 }
+
+// Issue 27 item 5: with the user's jobs filling --job-disk, a detach is
+// refused with the reason; a job that met the full budget before its
+// first byte ends with its command, and attach says its output was not
+// kept though it exited 0.
+func TestE2EJobsDiskFull(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, t.TempDir(), "--dir", t.TempDir(), "--job-disk", "1MiB")
+	c := newClient(t)
+	flags := t.TempDir()
+	when := func(name string) string {
+		return fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done; ", filepath.Join(flags, name))
+	}
+	detach := func(cmdline string) string {
+		r := c.run("", "--detach", "-s", d.addr, cmdline)
+		require.Equal(t, 0, r.code, r.stderr)
+		return strings.TrimSpace(r.stdout)
+	}
+	fill := detach(when("fill") + "head -c 1048576 /dev/zero")
+	late := detach(when("write") + "echo hi")
+	require.NoError(t, os.WriteFile(filepath.Join(flags, "fill"), nil, 0o600))
+	exited := func(job string) func() bool {
+		return func() bool {
+			r := c.run("", "jobs", "--json", d.addr)
+			return regexp.MustCompile(`"id":"` + job + `"[^\n]*"state":"exited"`).MatchString(r.stdout)
+		}
+	}
+	require.Eventually(t, exited(fill), 20*time.Second, 50*time.Millisecond)
+	require.NoError(t, os.WriteFile(filepath.Join(flags, "write"), nil, 0o600))
+	require.Eventually(t, exited(late), 20*time.Second, 50*time.Millisecond)
+
+	r := c.run("", "attach", d.addr, late)
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, "rexec: note: the user's jobs reached their bound of 1048576 bytes on disk; the rest of its output was not kept")
+
+	r = c.run("", "--detach", d.addr, "echo", "lost")
+	assert.Equal(t, 255, r.code)
+	assert.Contains(t, r.stderr, "your detached jobs keep 1048576 bytes on disk, their bound of 1048576 (--job-disk)")
+	require.Equal(t, 0, c.run("", "kill", d.addr, fill).code)
+	r = c.run("", "--detach", d.addr, "echo", "kept")
+	assert.Equal(t, 0, r.code, "room again once a job is removed: %s", r.stderr)
+}

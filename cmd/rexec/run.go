@@ -603,7 +603,7 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 	if x := s.Exit(); opts.verbose && x != nil {
 		fmt.Fprintf(e.stderr, "rexec: output encoding: %s\n", x.Encoding)
 	}
-	return exitStatus(err, e.stderr)
+	return exitStatus(err, e.stderr, exitNote(s))
 }
 
 // session is a session of c set up as the options say, its streams
@@ -776,10 +776,15 @@ func forwardSignals(s *rexec.Session, e env, pty bool, fd int, tty bool, done <-
 // exitStatus is Wait's result as rexec's: the status fanout.Classify
 // gives it, as for one host of many (with a line when the daemon said
 // why, or when it does not fit a byte), or the failure of the connection.
-func exitStatus(err error, stderr io.Writer) error {
+// A command that exited 0 with a word from the daemon (a job whose
+// output was not all kept) gets that word on stderr too.
+func exitStatus(err error, stderr io.Writer, note string) error {
 	o := fanout.Classify(rexec.HostResult{Err: err})
 	var ee *rexec.ExitError
 	if !errors.As(err, &ee) {
+		if err == nil && note != "" {
+			fmt.Fprintf(stderr, "rexec: note: %s\n", termsafe.String(note))
+		}
 		return err
 	}
 	if ee.TimedOut || ee.Message != "" {
@@ -789,6 +794,14 @@ func exitStatus(err error, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "rexec: remote exit status %d (exiting with %d: a status holds one byte here)\n", st, o.Status)
 	}
 	return exitWith(o.Status)
+}
+
+// exitNote is what the daemon said of a command's end, if anything.
+func exitNote(s *rexec.Session) string {
+	if x := s.Exit(); x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 // terminalFd returns the descriptor of a stream (stdin, stdout, stderr)
