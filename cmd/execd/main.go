@@ -182,7 +182,7 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.DurationVar(&opts.killGrace, "kill-grace", execd.DefaultKillGrace, "time between TERM and KILL when a command is ended")
 	lf.DurationVar(&opts.resumeGrace, "resume-grace", execd.DefaultResumeGrace, "how long a command whose client lost its connection goes on, its output kept, for the client to reconnect (0: commands end with their connection)")
 	lf.StringVar(&opts.jobBuffer, "job-buffer", "16MiB", "output kept per stream of a detached job (rexec --detach), from its start; a job that writes more waits until it is killed")
-	lf.StringVar(&opts.jobDisk, "job-disk", "256MiB", "disk one user's detached jobs may keep their output in (all their jobs together, in the state directory's jobs/); a job that reaches it waits until one is removed")
+	lf.StringVar(&opts.jobDisk, "job-disk", "256MiB", "disk one user's detached jobs may keep their output in (all their jobs together, in the state directory's jobs/); a job that reaches it waits until one is removed, a detach while it is full is refused")
 	lf.DurationVar(&opts.jobRetention, "job-retention", execd.DefaultJobRetention, "how long a detached job stays listed, its output kept, after it exited")
 	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "2MiB", "output kept per stream of a command whose client lost its connection, until the client has it; a command that writes more waits")
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
