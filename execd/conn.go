@@ -161,7 +161,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	if software == "" {
 		software = "execd"
 	}
-	sh := &frame.HelloMsg{Software: software, KeepAliveMS: cfg.KeepAlive.Milliseconds(), Features: []string{frame.FeatureBLAKE3}, Instance: s.instanceID()}
+	sh := &frame.HelloMsg{Software: software, KeepAliveMS: cfg.KeepAlive.Milliseconds(), Features: []string{frame.FeatureBLAKE3}, Instance: s.instanceID(), MaxChannels: cfg.MaxChannels}
 	if s.Users != nil {
 		sh.Auth, sh.Challenge = authMethods, newChallenge()
 	}

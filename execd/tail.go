@@ -89,9 +89,21 @@ func (t *tailChan) run() {
 			t.end(err)
 			return
 		}
+	} else {
+		// Said, as tail -F says it, rather than a silence the user
+		// cannot tell from a quiet file.
+		t.rec = frame.AppendTailRecord(t.rec, &frame.TailRecord{File: &frame.TailFile{Reason: tailMissing}})
+		if err := t.flush(); err != nil {
+			t.end(err)
+			return
+		}
 	}
 	t.end(t.follow())
 }
+
+// tailMissing is the reason a followed file that does not exist yet is
+// announced with.
+const tailMissing = "no such file or directory (yet): following it from when it appears"
 
 // open opens the file at the path, a regular file.
 func (t *tailChan) open() (*tailed, error) {

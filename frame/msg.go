@@ -51,6 +51,10 @@ type HelloMsg struct {
 	// new at each start, so that a client that reconnects can tell a
 	// restart, which ended its command, from a network cut.
 	Instance string `json:"instance,omitempty"`
+	// MaxChannels is how many channels the server keeps open at once on
+	// one connection (server only; informational, 0: not said): a client
+	// with more to open spreads them over more connections.
+	MaxChannels int `json:"max_channels,omitempty"`
 }
 
 // Validate checks the hello against SPEC.md.
@@ -60,6 +64,9 @@ func (m *HelloMsg) Validate() error {
 	}
 	if m.KeepAliveMS < 0 {
 		return fmt.Errorf("%w: negative keepalive_ms", ErrInvalid)
+	}
+	if m.MaxChannels < 0 {
+		return fmt.Errorf("%w: negative max_channels", ErrInvalid)
 	}
 	if len(m.Auth) > 0 && len(m.Challenge) != ChallengeLen {
 		return fmt.Errorf("%w: auth needs a challenge of %d bytes", ErrInvalid, ChallengeLen)

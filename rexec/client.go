@@ -287,6 +287,10 @@ func (c *Client) ServerSoftware() string { return c.hello.Software }
 // instance is the daemon's run id from its hello ("" from an older one).
 func (c *Client) instance() string { return c.hello.Instance }
 
+// MaxChannels is how many channels the daemon keeps open at once on one
+// connection, as its hello says; 0 when it does not say.
+func (c *Client) MaxChannels() int { return c.hello.MaxChannels }
+
 // Ping measures one round trip to the daemon.
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) { return c.sess.Ping(ctx) }
 
@@ -296,6 +300,14 @@ func (c *Client) Close() error {
 	c.sess.CloseWithError(ErrClientClosed)
 	<-c.sess.Done()
 	return nil
+}
+
+// Err returns why the connection ended, or nil while it is up.
+func (c *Client) Err() error {
+	if c.sess.Err() == nil {
+		return nil
+	}
+	return c.cause()
 }
 
 // Wait blocks until the connection ends and returns why.

@@ -185,6 +185,17 @@ func (cf *connFlags) newDialer(e env) (*dialer, int, error) {
 // dial connects to host (an alias, HOST, HOST:PORT or [V6]:PORT, with an
 // optional USER@). On failure it returns the exit status and the error.
 func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, error) {
+	return d.connect(ctx, host, d.sharing())
+}
+
+// dialDirect is dial never through a control master: a connection of
+// its own.
+func (d *dialer) dialDirect(ctx context.Context, host string) (*rexec.Client, int, error) {
+	return d.connect(ctx, host, false)
+}
+
+// connect is dial, through the host's control master if share.
+func (d *dialer) connect(ctx context.Context, host string, share bool) (*rexec.Client, int, error) {
 	cf := d.cf
 	host, tgt, login, err := d.target(host)
 	if err != nil {
@@ -206,7 +217,7 @@ func (d *dialer) dial(ctx context.Context, host string) (*rexec.Client, int, err
 		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
 		cfg.Logger.Debug("connecting", "addr", tgt.Addr, "tls", !cfg.Plaintext)
 	}
-	if d.sharing() {
+	if share {
 		// Before the keys are read: a master needs no passphrase.
 		if client, ok := d.dialShared(ctx, host, login, tgt, cfg); ok {
 			return client, 0, nil

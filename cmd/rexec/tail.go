@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
@@ -123,20 +126,104 @@ func runTail(ctx context.Context, tf *tailFlags, args []string, e env) error {
 	}
 	ctx, stop := interruptible(ctx, e)
 	out := &tailOut{w: e.stdout, json: tf.json, raw: len(targets) == 1 && !tf.json && !tf.fan.active(), noLabels: tf.noLabels}
+	pool := &tailPool{d: d, hosts: map[string][]*tailConn{}}
+	defer pool.close()
 	var wg sync.WaitGroup
 	errs := make([]error, len(targets))
 	for i, tgt := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = tf.followOne(ctx, d, tgt, opts, out.writer(tgt), e)
+			errs[i] = tf.followOne(ctx, pool, tgt, opts, out.writer(tgt), e)
+			if errs[i] != nil && len(targets) > 1 {
+				// Said at once: with -F the others may go on for days.
+				out.mu.Lock()
+				fmt.Fprintf(e.stderr, "rexec: tail %s\n", termsafe.String(strings.TrimPrefix(errs[i].Error(), "rexec: ")))
+				out.mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
 	if sig := stop(); sig != "" {
 		return &exitError{status: signalStatus(sig)}
 	}
-	return tailStatus(errs)
+	return tailStatus(errs, len(targets) > 1)
+}
+
+// tailPool shares connections among the files of a host: each carries as
+// many tail channels as the daemon keeps open on one connection (its
+// hello's max_channels), and a file beyond that gets a connection of its
+// own, never through a control master whose connection is full. One
+// connection per file would meet the daemon's bound on logins from one
+// address; one for all would meet its bound on channels.
+type tailPool struct {
+	d     *dialer
+	mu    sync.Mutex
+	hosts map[string][]*tailConn
+}
+
+// tailConn is a connection of the pool and the files it carries.
+type tailConn struct {
+	c      *rexec.Client
+	used   int
+	limit  int  // files it may carry
+	shared bool // through a control master
+}
+
+// defaultTailChannels is what a connection carries when the daemon does
+// not say (its default per connection).
+const defaultTailChannels = 64
+
+// acquire returns a connection to host with room for one more file and
+// its release; direct asks for a connection not through a master.
+func (p *tailPool) acquire(ctx context.Context, host string, direct bool) (*tailConn, func(full bool), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, tc := range p.hosts[host] {
+		if tc.used < tc.limit && tc.c.Err() == nil && !(direct && tc.shared) {
+			tc.used++
+			return tc, p.releaser(host, tc), nil
+		}
+	}
+	dial := p.d.dial
+	if direct {
+		dial = p.d.dialDirect
+	}
+	c, _, err := dial(ctx, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc := &tailConn{c: c, used: 1, limit: cmp.Or(c.MaxChannels(), defaultTailChannels), shared: c.Shared()}
+	p.hosts[host] = append(p.hosts[host], tc)
+	return tc, p.releaser(host, tc), nil
+}
+
+// releaser gives a file's place on tc back; full says the daemon refused
+// a channel there: tc takes no more files.
+func (p *tailPool) releaser(host string, tc *tailConn) func(full bool) {
+	return func(full bool) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		tc.used--
+		if full {
+			tc.limit = min(tc.limit, tc.used)
+		}
+		if tc.used == 0 && (tc.c.Err() != nil || full) {
+			_ = tc.c.Close()
+			p.hosts[host] = slices.DeleteFunc(p.hosts[host], func(x *tailConn) bool { return x == tc })
+		}
+	}
+}
+
+// close closes every connection of the pool.
+func (p *tailPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, conns := range p.hosts {
+		for _, tc := range conns {
+			_ = tc.c.Close()
+		}
+	}
 }
 
 // parseTailLines reads -n: N, or +1 for the whole file.
@@ -187,7 +274,7 @@ func (tf *tailFlags) targets(d *dialer, args []string) ([]tailTarget, error) {
 
 // followOne tails one target, reconnecting after a lost connection (with
 // -F) and resuming where the last byte written stopped.
-func (tf *tailFlags) followOne(ctx context.Context, d *dialer, tgt tailTarget, opts rexec.TailOptions, w *tailWriter, e env) error {
+func (tf *tailFlags) followOne(ctx context.Context, pool *tailPool, tgt tailTarget, opts rexec.TailOptions, w *tailWriter, e env) error {
 	opts.OnFile = func(f rexec.TailFile) {
 		switch f.Reason {
 		case "start", "resumed", "appeared":
@@ -197,17 +284,26 @@ func (tf *tailFlags) followOne(ctx context.Context, d *dialer, tgt tailTarget, o
 	}
 	var lostAt time.Time
 	backoff := 100 * time.Millisecond
+	direct := false
 	for {
-		c, _, err := d.dial(ctx, tgt.host)
+		tc, release, err := pool.acquire(ctx, tgt.host, direct)
 		if err == nil {
 			if !lostAt.IsZero() {
 				fmt.Fprintf(e.stderr, "rexec: tail %s: reconnected, resuming at offset %d\n", termsafe.String(tgt.label), opts.Since.Offset)
 				lostAt, backoff = time.Time{}, 100*time.Millisecond
 			}
 			var pos rexec.TailPos
-			pos, err = c.Tail(ctx, tgt.path, opts, w)
-			_ = c.Close()
+			pos, err = tc.c.Tail(ctx, tgt.path, opts, w)
+			var re *rexec.RemoteError
+			full := errors.As(err, &re) && re.Code == frame.CodeTooManyChannels
+			release(full)
 			w.flush()
+			if full && pos.Offset == 0 && !direct {
+				// The connection (a master's, shared with others) had no
+				// room after all: this file gets one of its own.
+				direct = true
+				continue
+			}
 			if err == nil || ctx.Err() != nil {
 				return nil
 			}
@@ -234,13 +330,16 @@ func (tf *tailFlags) followOne(ctx context.Context, d *dialer, tgt tailTarget, o
 
 // tailStatus is the run's result: the first failure, 255 if any
 // connection failed for good, else 1.
-func tailStatus(errs []error) error {
+// Each failure was said already when several files were followed: then
+// the last line counts them.
+func tailStatus(errs []error, said bool) error {
 	var first error
-	status := 0
+	status, failed := 0, 0
 	for _, err := range errs {
 		if err == nil {
 			continue
 		}
+		failed++
 		if first == nil {
 			first = err
 		}
@@ -252,8 +351,11 @@ func tailStatus(errs []error) error {
 			status = exitTransport
 		}
 	}
-	if first == nil {
+	switch {
+	case first == nil:
 		return nil
+	case said:
+		return fail(status, "tail: %d of %d files failed (each said above)", failed, len(errs))
 	}
 	return fail(status, "tail %s", strings.TrimPrefix(first.Error(), "rexec: "))
 }

@@ -299,3 +299,67 @@ func TestE2ETailSinceTime(t *testing.T) {
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "neither a byte offset")
 }
+
+// Issue 27 item 4: rexec tail -F of 100 files of one host follows every
+// one, with and without connection sharing, and on a daemon that keeps
+// fewer channels per connection than there are files (the files spread
+// over connections); a file that cannot be followed is named at once,
+// and the run ends non-zero.
+func TestE2ETailManyFiles(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	const n = 100
+	args := []string{"tail", "-F", "-q", "-n", "+1"}
+	for _, tc := range []struct {
+		name   string
+		daemon []string
+		share  bool
+	}{
+		{"direct", nil, false},
+		{"through a master", nil, true},
+		{"16 channels per connection", []string{"--max-channels", "16"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := startDaemon(t, t.TempDir(), append([]string{"--dir", home}, tc.daemon...)...)
+			dir := t.TempDir()
+			files := slices.Clone(args)
+			for i := range n {
+				p := filepath.Join(dir, fmt.Sprintf("f%03d.log", i))
+				require.NoError(t, os.WriteFile(p, fmt.Appendf(nil, "first %03d\n", i), 0o644))
+				files = append(files, d.addr+":"+p)
+			}
+			files = append(files, d.addr+":"+filepath.Join(dir, "missing"))
+			var cmd = newClient(t).command(files...)
+			if tc.share {
+				cmd = sharingClientOf(t, d, false).command(files...)
+			}
+			var out, errb syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			require.NoError(t, cmd.Start())
+			exited := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(exited) }()
+			defer func() { _ = cmd.Process.Kill(); <-exited }()
+			require.Eventually(t, func() bool { return strings.Count(out.String(), "first") == n }, 30*time.Second, 20*time.Millisecond,
+				"every file's first line: %d of %d\n%s", strings.Count(out.String(), "first"), n, errb.String())
+			require.Eventually(t, func() bool { return strings.Contains(errb.String(), "missing: no such file or directory (yet)") }, 20*time.Second, 20*time.Millisecond,
+				"the file that cannot be followed is named at once: %s", errb.String())
+			for i := range n {
+				f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), os.O_WRONLY|os.O_APPEND, 0)
+				require.NoError(t, err)
+				_, err = fmt.Fprintf(f, "then %03d\n", i)
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+			}
+			require.Eventually(t, func() bool { return strings.Count(out.String(), "then") == n }, 30*time.Second, 20*time.Millisecond,
+				"every file followed: %d of %d\n%s", strings.Count(out.String(), "then"), n, errb.String())
+			require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Second):
+				t.Fatal("tail did not end on Ctrl-C")
+			}
+			assert.Equal(t, 130, cmd.ProcessState.ExitCode())
+		})
+	}
+}
