@@ -267,6 +267,9 @@ func handshakeError(ctx context.Context, addr string, err error) error {
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("rexec: %s closed the connection during the handshake (is it an execd daemon, with TLS as this client expects?)", addr)
 	}
+	if ne := net.Error(nil); errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("rexec: handshake with %s: no answer within the connect timeout (is it an execd daemon, and up?): %w", addr, context.DeadlineExceeded)
+	}
 	return fmt.Errorf("rexec: handshake with %s: %w", addr, ctxErr(ctx, err))
 }
 

@@ -26,6 +26,18 @@ const (
 	KindControlExit = "control-exit"
 )
 
+// A client of a control master pings it every ControlKeepAlive; after
+// ControlKeepAliveMax pings in a row unanswered its connection ends with
+// ErrControlKeepAlive (wrapped in ErrConnectionLost).
+const (
+	ControlKeepAlive    = time.Second
+	ControlKeepAliveMax = 5
+)
+
+// ErrControlKeepAlive ends a connection to a control master that stopped
+// answering pings.
+var ErrControlKeepAlive = errors.New("the control master stopped answering (stopped or hung)")
+
 // ErrControlStopped ends ServeControl after a client asked it to exit,
 // or ctx ended, once its last client left.
 var ErrControlStopped = errors.New("rexec: control master stopped")
@@ -441,8 +453,14 @@ func DialControl(ctx context.Context, path, addr string, cfg *Config) (*Client, 
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	log := cfg.logger()
+	mc := cfg.mux(log)
+	// The master is a process of this machine: it answers a ping at once
+	// whatever the network, so one that stops answering (stopped, hung)
+	// is noticed in seconds, not the daemon's minute, and a resumable
+	// command goes on through another connection.
+	mc.KeepAlive, mc.KeepAliveMax, mc.KeepAliveError = ControlKeepAlive, ControlKeepAliveMax, ErrControlKeepAlive
 	c, err := func() (*Client, error) {
-		sess, err := mux.Dial(ctx, nc, nil, cfg.mux(log), cfg.hello())
+		sess, err := mux.Dial(ctx, nc, nil, mc, cfg.hello())
 		if err != nil {
 			return nil, err
 		}

@@ -124,7 +124,10 @@ func (d *dialer) controlPathsFor(dir, login, addr string, plaintext bool) contro
 // one when there is none or the one there is dead or hung. It reports
 // false, with the client nil, when the connection is to be made directly:
 // sharing is not possible here, or the master could not be had in time.
-func (d *dialer) dialShared(ctx context.Context, host, login string, tgt inventory.Target, cfg *rexec.Config) (*rexec.Client, bool) {
+// It reports an error only when the master started for it could not
+// reach the daemon (not a login it needs the user for): connecting
+// directly would fail the same way. ctx's deadline bounds it all.
+func (d *dialer) dialShared(ctx context.Context, host, login string, tgt inventory.Target, cfg *rexec.Config) (*rexec.Client, bool, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -132,26 +135,24 @@ func (d *dialer) dialShared(ctx context.Context, host, login string, tgt invento
 	dir, err := controlDir(d.e.getenv)
 	if err != nil {
 		log.Debug("not sharing the connection", "err", err)
-		return nil, false
+		return nil, false, nil
 	}
 	p := d.controlPathsFor(dir, login, tgt.Addr, cfg.Plaintext)
 	if len(p.sock) > maxSocketPath {
 		log.Debug("not sharing the connection: the socket's path is too long for the system", "socket", p.sock)
-		return nil, false
+		return nil, false, nil
 	}
 	if fi, err := os.Stat(p.failed); err == nil && time.Since(fi.ModTime()) < failedLoginMemory {
 		log.Debug("not sharing the connection: its master could not log in by itself", "note", p.failed)
-		return nil, false
+		return nil, false, nil
 	}
-	deadline := time.Now().Add(d.cf.connectTimeout)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	deadline, _ := ctx.Deadline()
 	local := *cfg
 	local.Timeout = min(controlHello, time.Until(deadline))
 	c, err := rexec.DialControl(ctx, p.sock, tgt.Addr, &local)
 	if err == nil {
 		log.Debug("connected through the control master", "socket", p.sock)
-		return c, true
+		return c, true, nil
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
@@ -167,16 +168,26 @@ func (d *dialer) dialShared(ctx context.Context, host, login string, tgt invento
 		log.Debug("no control master to use: starting one", "err", err)
 	}
 	if d.e.exe == "" {
-		return nil, false
+		return nil, false, nil
 	}
 	local.Timeout = time.Until(deadline)
 	c, err = d.startMaster(ctx, p, host, login, tgt.Addr, &local, log)
-	if err != nil {
+	var unreachable *masterDialError
+	switch {
+	case errors.As(err, &unreachable):
+		return nil, false, unreachable.err
+	case err != nil:
 		log.Debug("connecting directly", "err", err)
-		return nil, false
+		return nil, false, nil
 	}
-	return c, true
+	return c, true, nil
 }
+
+// masterDialError is a master's failure to connect to the daemon (not a
+// login that needs the user): the error it met.
+type masterDialError struct{ err error }
+
+func (e *masterDialError) Error() string { return e.err.Error() }
 
 // masterSpec is what a control master is started with, on its stdin.
 type masterSpec struct {
@@ -212,7 +223,7 @@ func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, login, a
 	c := d.cf
 	spec := masterSpec{
 		Host: host, Sock: p.sock, Lock: p.lock, Failed: p.failed, Persist: c.controlPersist,
-		Port: c.port, ConnectTimeout: c.connectTimeout, Plaintext: c.plaintext, StrictHostKey: c.strictHostKey,
+		Port: c.port, ConnectTimeout: cfg.Timeout, Plaintext: c.plaintext, StrictHostKey: c.strictHostKey,
 		Config: c.configPath, KnownHosts: c.knownHosts, User: login, Identities: c.identities, Network: c.network,
 		KeepAlive: c.keepAlive,
 	}
@@ -266,11 +277,11 @@ func (d *dialer) startMaster(ctx context.Context, p controlPaths, host, login, a
 			return rexec.DialControl(ctx, p.sock, addr, cfg)
 		case st.Busy:
 			return awaitMaster(ctx, p, addr, cfg)
-		case st.Error != "":
-			if st.Login {
-				_ = os.WriteFile(p.failed, []byte(st.Error+"\n"), 0o600)
-			}
+		case st.Error != "" && st.Login:
+			_ = os.WriteFile(p.failed, []byte(st.Error+"\n"), 0o600)
 			return nil, fmt.Errorf("control master: %s", st.Error)
+		case st.Error != "":
+			return nil, &masterDialError{errors.New(st.Error)}
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -5,6 +5,7 @@ package main_test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,6 +258,56 @@ func TestE2EControlDeadOrHungMaster(t *testing.T) {
 	require.Eventually(t, func() bool { return !alive(second) }, 15*time.Second, 20*time.Millisecond,
 		"a replaced master stays")
 	assert.Equal(t, third, c.master(), "the replaced master took the new one's socket with it")
+}
+
+// Issue 27 item 9: a master stopped in the middle of a command is noticed
+// within seconds (its client pings it every second), and the command,
+// resumable, goes on through another connection: its output once, its
+// exit status 0, not the daemon's keepalive failure a minute later.
+func TestE2EControlMasterStoppedMidCommand(t *testing.T) {
+	c := newSharingClient(t)
+	require.Equal(t, 0, c.runIn("", c.host, "true").code)
+	pid := c.master()
+	require.NotZero(t, pid)
+	flag := filepath.Join(t.TempDir(), "go")
+	cmd := c.command(c.host, fmt.Sprintf("echo a; while [ ! -e %s ]; do sleep 0.02; done; echo b", flag))
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return out.String() == "a\n" }, 20*time.Second, 10*time.Millisecond)
+	start := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	require.NoError(t, os.WriteFile(flag, nil, 0o600))
+	assert.Equal(t, 0, waitExit(t, cmd, 40*time.Second, "the command did not end after its master stopped"), errb.String())
+	assert.Equal(t, "a\nb\n", out.String())
+	assert.Contains(t, errb.String(), "the control master stopped answering")
+	assert.Less(t, time.Since(start), 20*time.Second)
+}
+
+// Issue 27 item 9: --connect-timeout bounds the whole attempt, the
+// control master's included, against a listener that never answers.
+func TestE2EConnectTimeoutIsOneBudget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close() // never accepted: the kernel completes the TCP handshake, nobody answers
+	c := newSharingClient(t)
+	for _, shared := range []bool{true, false} {
+		cmd := c.command("--connect-timeout", "2s", ln.Addr().String(), "true")
+		if !shared {
+			cmd = c.client.command("--connect-timeout", "2s", ln.Addr().String(), "true")
+		}
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		start := time.Now()
+		require.NoError(t, runBounded(cmd, time.Minute))
+		took := time.Since(start)
+		assert.Equal(t, 255, cmd.ProcessState.ExitCode())
+		assert.Less(t, took, 4*time.Second, "shared %v: the master's attempt and a direct one in turn", shared)
+		assert.GreaterOrEqual(t, took, 2*time.Second)
+		assert.Contains(t, errb.String(), "within the connect timeout", errb.String())
+		assert.NotContains(t, errb.String(), "context deadline exceeded (context deadline exceeded)")
+	}
 }
 
 // Many rexec at once with no master: every one succeeds, and one master

@@ -217,20 +217,40 @@ func (d *dialer) connect(ctx context.Context, host string, share bool) (*rexec.C
 		cfg.Logger = slog.New(slog.NewTextHandler(d.e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", host)
 		cfg.Logger.Debug("connecting", "addr", tgt.Addr, "tls", !cfg.Plaintext)
 	}
+	// One time budget for the whole attempt, through a master or not.
+	deadline := time.Now().Add(cf.connectLimit())
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	if share {
 		// Before the keys are read: a master needs no passphrase.
-		if client, ok := d.dialShared(ctx, host, login, tgt, cfg); ok {
+		client, ok, err := d.dialShared(ctx, host, login, tgt, cfg)
+		if ok {
 			return client, 0, nil
+		}
+		if err != nil { // the master could not reach the daemon: nor would this process
+			return nil, exitTransport, err
 		}
 	}
 	if cfg.Auth, err = d.authMethods(login, tgt.Addr); err != nil {
 		return nil, exitUsage, err
+	}
+	if cfg.Timeout = time.Until(deadline); cfg.Timeout <= 0 {
+		return nil, exitTransport, fmt.Errorf("rexec: %s: no connection within the connect timeout (%s), the control master's attempt included", tgt.Addr, cf.connectLimit())
 	}
 	client, err := rexec.Dial(ctx, tgt.Addr, cfg)
 	if err != nil {
 		return nil, exitTransport, err
 	}
 	return client, 0, nil
+}
+
+// connectLimit is the time one connection attempt may take, master
+// included: --connect-timeout, 10s for 0.
+func (cf *connFlags) connectLimit() time.Duration {
+	if cf.connectTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return cf.connectTimeout
 }
 
 // sharing reports whether this dialer connects through control masters:
