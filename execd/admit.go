@@ -2,8 +2,12 @@ package execd
 
 import (
 	"errors"
+	"io"
+
+	"github.com/execd-project/execd/frame"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,6 +57,7 @@ func (st Startups) withDefaults() Startups {
 type admission struct {
 	startups  int            // connections not logged in yet
 	perSource map[string]int // of those, by source address
+	sources   map[string]*sourceState
 	loggedIn  int
 	fdBudget  int // connections allowed before the open-file reserve; 0: no limit known
 
@@ -60,23 +65,105 @@ type admission struct {
 	warnedAt time.Time
 }
 
+// sourceState is what the daemon holds against a source address, as
+// OpenSSH's PerSourcePenalties: each connection from it that ended
+// without a login (silent, timed out, refused its login) is a strike,
+// and every strike lowers how many connections it may have logging in
+// at once; a login from it clears them, and they lapse after
+// penaltyLapse without a new one. A classroom behind one NAT address,
+// logging in, keeps its full share; a flood from it does not.
+type sourceState struct {
+	strikes int
+	until   time.Time
+}
+
+const (
+	// penaltyLapse is how long a source's strikes last after its last.
+	penaltyLapse = 30 * time.Second
+	// maxSources bounds the sources held against: past it, lapsed ones
+	// are forgotten first, then a new source is not held against.
+	maxSources = 8192
+	// silentAge is how long a connection may say nothing after its
+	// accept before it may be closed to make room for another: a client
+	// sends its first bytes (the TLS ClientHello) with its first packet.
+	silentAge = 250 * time.Millisecond
+)
+
+// perSourceLimit is how many connections src may have logging in now.
+func (a *admission) perSourceLimit(src string, st Startups, now time.Time) int {
+	ss := a.sources[src]
+	if ss == nil || now.After(ss.until) {
+		return st.PerSource
+	}
+	return max(st.PerSource/(1+ss.strikes), 2)
+}
+
+// strike counts a connection from src that ended without a login.
+func (a *admission) strike(src string, now time.Time) {
+	if a.sources == nil {
+		a.sources = make(map[string]*sourceState)
+	}
+	ss := a.sources[src]
+	if ss == nil {
+		if len(a.sources) >= maxSources {
+			for k, v := range a.sources {
+				if now.After(v.until) {
+					delete(a.sources, k)
+				}
+			}
+			if len(a.sources) >= maxSources {
+				return
+			}
+		}
+		ss = &sourceState{}
+		a.sources[src] = ss
+	}
+	if now.After(ss.until) {
+		ss.strikes = 0
+	}
+	ss.strikes++
+	ss.until = now.Add(penaltyLapse)
+}
+
+// refusal is why a connection is not taken now, and when its client
+// may try again.
+type refusal struct {
+	reason      string
+	retry       time.Duration
+	nearFdLimit bool
+}
+
 // admit decides, right after Accept, whether the connection c may
-// start its handshake; "" means yes, else why not. Called with s.mu held.
-func (s *Server) admit(c *serverConn) string {
+// start its handshake; a zero refusal means yes. A connection that would
+// be refused takes instead the place of one still logging in that has
+// sent nothing since it was accepted (the oldest such from its own
+// address, or from anywhere when the daemon as a whole is full), so that
+// silent sockets never keep real clients out. Called with s.mu held.
+func (s *Server) admit(c *serverConn) refusal {
 	a := &s.adm
 	st := s.MaxStartups.withDefaults()
+	now := time.Now()
+	var r refusal
+	perSource := false
 	switch {
 	case a.fdBudget > 0 && len(s.conns) >= a.fdBudget:
-		return "near the open-file limit"
-	case a.perSource[c.src] >= st.PerSource:
-		return "too many connections from this address still logging in"
+		r = refusal{"near the open-file limit", time.Second, true}
+	case a.perSource[c.src] >= a.perSourceLimit(c.src, st, now):
+		r, perSource = refusal{"too many connections from this address still logging in", 200 * time.Millisecond, false}, true
 	case a.startups >= st.Full:
-		return "too many connections still logging in"
+		r = refusal{"too many connections still logging in", 500 * time.Millisecond, false}
 	case a.startups >= st.Begin:
 		p := st.Rate + (100-st.Rate)*(a.startups-st.Begin)/max(st.Full-st.Begin, 1)
 		if rand.IntN(100) < p {
-			return "random early drop: many connections still logging in"
+			r = refusal{"random early drop: many connections still logging in", 300 * time.Millisecond, false}
 		}
+	}
+	if r.reason != "" {
+		victim := s.silentVictim(c.src, perSource, now)
+		if victim == nil {
+			return r
+		}
+		s.evictLocked(victim)
 	}
 	if a.perSource == nil {
 		a.perSource = make(map[string]int)
@@ -84,14 +171,62 @@ func (s *Server) admit(c *serverConn) string {
 	a.startups++
 	a.perSource[c.src]++
 	c.phase = phaseStartup
-	return ""
+	return refusal{}
 }
 
+// silentVictim is the connection still logging in that has said nothing
+// the longest (silentAge at least): from src when sameSource, else from
+// any source, those of the source with the most such connections first.
+func (s *Server) silentVictim(src string, sameSource bool, now time.Time) *serverConn {
+	skip := map[*serverConn]bool{}
+	for range 4 { // a candidate with bytes waiting in the kernel is not silent: the next one
+		var victim *serverConn
+		for c := range s.conns {
+			if c.phase != phaseStartup || (sameSource && c.src != src) || skip[c] ||
+				c.watch.read.Load() != 0 || now.Sub(c.accepted) < silentAge {
+				continue
+			}
+			if victim == nil || better(s, c, victim) {
+				victim = c
+			}
+		}
+		if victim == nil || pendingBytes(victim.watch.Conn) == 0 {
+			return victim
+		}
+		skip[victim] = true
+	}
+	return nil
+}
+
+// better reports whether c is a better victim than v: from a source with
+// more connections logging in, then older.
+func better(s *Server, c, v *serverConn) bool {
+	nc, nv := s.adm.perSource[c.src], s.adm.perSource[v.src]
+	if nc != nv {
+		return nc > nv
+	}
+	return c.accepted.Before(v.accepted)
+}
+
+// evictLocked closes a silent connection to make room: it leaves the
+// counts now, its source gets a strike, and its handshake fails.
+func (s *Server) evictLocked(v *serverConn) {
+	s.leaveLocked(v) // a strike for its source
+	s.Metrics.connRefused("evicted_silent")
+	v.abort(errEvicted)
+}
+
+// errEvicted ends a connection that said nothing while another needed its place.
+var errEvicted = errors.New("said nothing since its accept, and its place was needed")
+
 // logIn moves c from the startup count to the logged-in count; false
-// when the daemon is at MaxConns logged-in connections.
+// when the daemon is at MaxConns logged-in connections. Its source's
+// strikes are cleared: it logs in.
 func (s *Server) logIn(c *serverConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c.loggedIn = true
+	delete(s.adm.sources, c.src)
 	s.leaveLocked(c)
 	if s.adm.loggedIn >= orDefault(s.MaxConns, DefaultMaxConns) {
 		return false
@@ -115,6 +250,9 @@ func (s *Server) leaveLocked(c *serverConn) {
 		a.startups--
 		if a.perSource[c.src]--; a.perSource[c.src] <= 0 {
 			delete(a.perSource, c.src)
+		}
+		if !c.loggedIn {
+			a.strike(c.src, time.Now()) // ended without a login
 		}
 	case phaseLoggedIn:
 		a.loggedIn--
@@ -168,3 +306,60 @@ func fdBudget() int {
 	reserve := max(fdReserveMin, limit/8)
 	return max(limit-reserve, limit/2)
 }
+
+// watchedConn counts the bytes read from a connection: one that has
+// sent none is silent.
+type watchedConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+// CloseWrite half-closes the connection, as the connection it wraps
+// does (a fatal error's linger needs it).
+func (w *watchedConn) CloseWrite() error {
+	if cw, ok := w.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+func (w *watchedConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	w.read.Add(int64(n))
+	return n, err
+}
+
+// refuseBusy tells a connection that is not taken now why and when to
+// try again, in the plain line clients read before any handshake
+// (frame.BusyPrefix), and closes it. The client's first bytes (its TLS
+// hello) may be in flight or unread: closing over unread bytes would
+// reset the connection and lose the line, so the write side is shut
+// first and what comes is read and dropped for a moment, by at most
+// maxLingering goroutines at once (past them, or near the open-file
+// limit, the connection is closed at once).
+func (s *Server) refuseBusy(nc net.Conn, r refusal, nearFdLimit bool) {
+	_ = nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	_, _ = nc.Write(frame.AppendBusy(nil, frame.Busy{RetryAfter: r.retry, Reason: r.reason})) // best effort
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || nearFdLimit || s.lingering.Add(1) > maxLingering {
+		if ok && !nearFdLimit {
+			s.lingering.Add(-1)
+		}
+		_ = nc.Close()
+		return
+	}
+	_ = cw.CloseWrite()
+	go func() {
+		defer s.lingering.Add(-1)
+		_ = nc.SetReadDeadline(time.Now().Add(busyLinger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+		_ = nc.Close()
+	}()
+}
+
+// maxLingering bounds the refused connections read for busyLinger before
+// they are closed.
+const (
+	maxLingering = 256
+	busyLinger   = 500 * time.Millisecond
+)

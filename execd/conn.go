@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
@@ -27,13 +28,16 @@ var (
 // serverConn is one client connection: its admission, login and account,
 // and the session that carries its channels.
 type serverConn struct {
-	srv    *Server
-	nc     net.Conn
-	src    string // the remote address without its port
-	phase  int    // in the admission counts, under srv.mu
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	srv      *Server
+	nc       net.Conn
+	watch    *watchedConn // nc, counting what the peer sent
+	accepted time.Time
+	src      string // the remote address without its port
+	phase    int    // in the admission counts, under srv.mu
+	loggedIn bool   // under srv.mu
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
 
 	// acct is who the connection acts for, set once the handshake is
 	// done; a reload of the users replaces it (see Server.applyUsers).
@@ -51,13 +55,16 @@ type serverConn struct {
 
 func (s *Server) newConn(nc net.Conn) *serverConn {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	w := &watchedConn{Conn: nc}
 	return &serverConn{
-		srv:    s,
-		nc:     nc,
-		src:    addrHost(nc.RemoteAddr()),
-		log:    s.logger().With("remote", nc.RemoteAddr().String()),
-		ctx:    ctx,
-		cancel: cancel,
+		srv:      s,
+		nc:       w,
+		watch:    w,
+		accepted: time.Now(),
+		src:      addrHost(nc.RemoteAddr()),
+		log:      s.logger().With("remote", nc.RemoteAddr().String()),
+		ctx:      ctx,
+		cancel:   cancel,
 	}
 }
 
@@ -189,7 +196,7 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 		_ = sess.Conn().SendError(frame.ConnChannel, frame.CodeShuttingDown, "server shutting down")
 		return nil, ErrServerClosed
 	}
-	c.loggedIn(acct)
+	c.setAccount(acct)
 	c.log = c.log.With("client", sess.Peer().Software)
 	sess.Handle(frame.KindExec, c.guard(c.openExec))
 	sess.Handle(frame.KindGet, c.guard(c.openFile))

@@ -90,10 +90,10 @@ func (s *Server) applyUsers() {
 	}
 }
 
-// loggedIn stores the account a login made, and checks it again if the
+// setAccount stores the account a login made, and checks it again if the
 // users changed while it logged in (applyUsers may have passed this
 // connection by).
-func (c *serverConn) loggedIn(a *account) {
+func (c *serverConn) setAccount(a *account) {
 	c.acct.Store(a)
 	if a.st != nil && c.srv.Users.generation() != a.gen {
 		c.revalidate()

@@ -153,6 +153,7 @@ type Server struct {
 	userThrottle *throttle // by user name, password logins only
 	quotas       quotaSet
 	userStates   map[string]*userState // by user name, under mu
+	lingering    atomic.Int64          // refused connections being drained (refuseBusy)
 	applyMu      sync.Mutex            // one application of the users at a time
 	usersApplied atomic.Uint64         // the users' generation applied to connections and jobs
 
@@ -244,13 +245,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close() // best effort
 			return ErrServerClosed
 		}
-		if reason := s.admit(c); reason != "" {
+		if r := s.admit(c); r.reason != "" {
 			n, warn := s.droppedLocked()
 			s.mu.Unlock()
-			_ = nc.Close() // best effort: refused before anything is spent on it
-			s.Metrics.connRefused(reason)
+			s.refuseBusy(nc, r, r.nearFdLimit)
+			s.Metrics.connRefused(r.reason)
 			if warn {
-				log.Warn("connections refused before their handshake", "count", n, "last_reason", reason, "last_addr", c.src)
+				log.Warn("connections refused before their handshake", "count", n, "last_reason", r.reason, "last_addr", c.src)
 			}
 			continue
 		}

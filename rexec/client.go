@@ -136,16 +136,31 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("rexec: network %q: want tcp, tcp4 or tcp6", network)
 	}
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, connectError(err)
-	}
-	c, err := NewClient(ctx, nc, addr, cfg)
-	if err != nil {
+	for tries := 1; ; tries++ {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		c, err := NewClient(ctx, nc, addr, cfg)
+		if err == nil {
+			return c, nil
+		}
 		_ = nc.Close() // best effort
-		return nil, err
+		var busy *BusyError
+		var re *RemoteError
+		if errors.As(err, &re) && re.Code == frame.CodeTooManyConns {
+			// Logged-in connections at the daemon's bound: busy too.
+			busy = &BusyError{Addr: addr, Reason: re.Message, RetryAfter: 500 * time.Millisecond, Err: err}
+		} else if !errors.As(err, &busy) {
+			return nil, err
+		}
+		wait := busyBackoff(busy.RetryAfter, tries)
+		if dl, ok := ctx.Deadline(); (ok && time.Until(dl) < wait) || !sleepCtx(ctx, wait) {
+			busy.Tries = tries
+			return nil, busy
+		}
+		cfg.logger().Debug("daemon busy, trying again", "reason", busy.Reason, "after", wait)
 	}
-	return c, nil
 }
 
 // ResolveError is returned by Dial when the host name does not resolve.
@@ -196,7 +211,7 @@ func NewClient(ctx context.Context, nc net.Conn, addr string, cfg *Config) (*Cli
 		}
 	}
 	log := cfg.logger()
-	sess, err := mux.Dial(ctx, nc, tc, cfg.mux(log), cfg.hello())
+	sess, err := mux.Dial(ctx, &busyConn{Conn: nc, addr: addr}, tc, cfg.mux(log), cfg.hello())
 	if err != nil {
 		return nil, handshakeError(ctx, addr, err)
 	}
@@ -259,7 +274,10 @@ func (cfg *Config) hello() *frame.HelloMsg {
 func handshakeError(ctx context.Context, addr string, err error) error {
 	var hk *HostKeyError
 	var re *RemoteError
+	var busy *BusyError
 	switch {
+	case errors.As(err, &busy):
+		return busy
 	case errors.As(err, &hk):
 		return hk
 	case errors.As(err, &re):

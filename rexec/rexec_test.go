@@ -481,10 +481,15 @@ func TestLimits(t *testing.T) {
 	t.Run("connections", func(t *testing.T) {
 		d := execdtest.Start(t, &execd.Server{MaxConns: 1}, false)
 		_ = dial(t, d)
-		_, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey()})
+		start := time.Now()
+		_, err := rexec.Dial(t.Context(), d.Addr, &rexec.Config{HostKeyCallback: rexec.InsecureIgnoreHostKey(), Timeout: time.Second})
 		var em *frame.ErrorMsg
 		require.ErrorAs(t, err, &em)
 		assert.Equal(t, frame.CodeTooManyConns, em.Code)
+		var busy *rexec.BusyError
+		require.ErrorAs(t, err, &busy, "retried as busy, within the timeout")
+		assert.Greater(t, busy.Tries, 1)
+		assert.Less(t, time.Since(start), 5*time.Second)
 	})
 	t.Run("idle timeout", func(t *testing.T) {
 		d := execdtest.Start(t, &execd.Server{IdleTimeout: 200 * time.Millisecond}, false)

@@ -144,19 +144,30 @@ func TestSilentConnectionsAreCheapAndSeparate(t *testing.T) {
 }
 
 // Item 3: connections still logging in are capped per source address and
-// overall; the ones past the cap are closed at once.
+// overall; the ones past the cap are told so in the busy line, and
+// closed, before any handshake. (Each sends a byte, as a slow client
+// does: silent ones would be closed to make room instead.)
 func TestStartupsCappedPerSource(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, func(s *execd.Server) { s.MaxStartups = execd.Startups{PerSource: 8} })
-	conns := execdtest.SilentConns(t, l.d.Addr, "127.0.0.3", 20)
-	closed := 0
-	for _, c := range conns {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}, Timeout: 5 * time.Second}
+	busy := 0
+	for range 20 {
+		c, err := d.Dial("tcp", l.d.Addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_, _ = c.Write([]byte{0x16}) // the first byte of a TLS record
 		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
-			closed++
+		b, err := io.ReadAll(io.LimitReader(c, frame.MaxBusyLine))
+		if err == nil { // closed after the line
+			got, perr := frame.ParseBusy(b)
+			require.NoError(t, perr, "%q", b)
+			assert.Equal(t, "too many connections from this address still logging in", got.Reason)
+			assert.Positive(t, got.RetryAfter)
+			busy++
 		}
 	}
-	assert.Equal(t, 12, closed, "past 8 from one address, connections are closed before any handshake")
+	assert.Equal(t, 12, busy, "past 8 from one address, connections are refused before any handshake")
 	l.login(t, "alice") // from 127.0.0.1: unaffected
 }
 

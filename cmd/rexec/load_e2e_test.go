@@ -4,6 +4,7 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,4 +158,108 @@ func TestLoadOpenFileLimit(t *testing.T) {
 		require.NoError(t, rc.in.Close())
 		require.NoError(t, rc.cmd.Wait())
 	}
+}
+
+// silentFlood keeps n connections open from each of the loopback
+// addresses srcs that never send a byte, opening a new one for each the
+// daemon closes, until ctx ends.
+func silentFlood(ctx context.Context, addr string, srcs []string, n int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, src := range srcs {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+				for ctx.Err() == nil {
+					c, err := d.DialContext(ctx, "tcp", addr)
+					if err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+					_, _ = io.Copy(io.Discard, c) // until the daemon closes it
+					stop()
+					_ = c.Close()
+				}
+			}()
+		}
+	}
+	return &wg
+}
+
+// Issue 27 item 6: a classroom behind one address. A thousand logins at
+// once from one address all get in (those told "busy" try again, with
+// backoff and jitter); during a sustained flood of 300 silent
+// connections from 20 other addresses every real login gets in; 200
+// silent connections from the user's own address do not keep them out.
+func TestLoadClassroomBehindOneAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	t.Parallel()
+	d := startDaemon(t, t.TempDir())
+	cfg := libConfig(t)
+	cfg.Timeout = 2 * time.Minute // the figure is logged; the bound only catches a hang
+	oneShot(t, d.addr, cfg)
+
+	n := 1000
+	if raceEnabled {
+		n = 300 // the clients are slower under the race detector
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := rexec.Dial(t.Context(), d.addr, cfg)
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			_, err = c.Ping(t.Context())
+			if err != nil {
+				failed.Add(1)
+			}
+			_ = c.Close()
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d simultaneous logins from one address: %d failed, %s", n, failed.Load(), time.Since(start).Round(time.Millisecond))
+	assert.Zero(t, failed.Load(), "first failure: %v", firstErr.Load())
+
+	ctx, stop := context.WithCancel(t.Context())
+	var srcs []string
+	for i := range 20 {
+		srcs = append(srcs, fmt.Sprintf("127.0.0.%d", 100+i))
+	}
+	flood := silentFlood(ctx, d.addr, srcs, 15)
+	defer func() { stop(); flood.Wait() }()
+	time.Sleep(time.Second) // the flood fills the daemon's places, and grows old enough to be made room from
+	start = time.Now()
+	var slowest time.Duration
+	for range 39 {
+		began := time.Now()
+		c, err := rexec.Dial(t.Context(), d.addr, cfg)
+		if !assert.NoError(t, err, "a real login during the flood") {
+			continue
+		}
+		_ = c.Close()
+		slowest = max(slowest, time.Since(began))
+	}
+	t.Logf("39 logins during a flood of 300 silent connections from 20 addresses: %s, slowest %s", time.Since(start).Round(time.Millisecond), slowest.Round(time.Millisecond))
+	stop()
+	flood.Wait()
+
+	execdtest.SilentConns(t, d.addr, "127.0.0.1", 200)
+	time.Sleep(time.Second)
+	start = time.Now()
+	c, err := rexec.Dial(t.Context(), d.addr, cfg)
+	require.NoError(t, err, "a login from the address of 200 silent connections")
+	_ = c.Close()
+	t.Logf("a login past 200 silent connections from its own address: %s", time.Since(start).Round(time.Millisecond))
 }
