@@ -40,6 +40,12 @@ const (
 	// maxResumeBuffer caps what a client's large window can make a
 	// resumable command's spool keep.
 	maxResumeBuffer = 64 << 20
+	// DefaultResumeMemory and DefaultResumeMemoryPerUser bound the output
+	// kept in memory for clients, over all resumable commands (and
+	// detached jobs without JobDir) of the daemon and of one user: a
+	// command past them runs without resumption.
+	DefaultResumeMemory        = 1 << 30
+	DefaultResumeMemoryPerUser = 128 << 20
 )
 
 // Why a command was ended early; sent in the exit message.
@@ -78,6 +84,7 @@ type job struct {
 	audit     *AuditEvent
 	bytesIn   atomic.Int64
 	bytesOut  atomic.Int64
+	memory    int64 // reserved from the kept-memory bounds (keptMemory), given back by drop
 
 	ctx    context.Context // ends the command, with why
 	cancel context.CancelCauseFunc
@@ -125,6 +132,22 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 	if detached {
 		resumable, size = true, int64(orDefault(s.JobBuffer, DefaultJobBuffer))
 	}
+	streams := int64(2)
+	if pty {
+		streams = 1
+	}
+	if resumable && !(detached && s.JobDir != "") {
+		// Kept in memory: the user's and the daemon's bounds decide.
+		if why := s.keptMemory(acct).take(size * streams); why != "" {
+			if detached {
+				return nil, fmt.Errorf("%s: no detached job can be kept now (one ends, or is removed with rexec kill, to make room)", why)
+			}
+			j.log.Info("command runs without resumption: no room to keep its output", "why", why)
+			resumable, size = false, plainBuffer
+		} else {
+			j.memory = size * streams
+		}
+	}
 	j.resumable, j.detached = resumable, detached
 	j.out[0] = newSpool(size)
 	if !pty {
@@ -150,6 +173,70 @@ func (s *Server) newJob(acct *account, log *slog.Logger, p *proc.Process, pty, r
 		}
 	}
 	return j, nil
+}
+
+// keptMemory is the bound of acct's output kept in memory.
+func (s *Server) keptMemory(acct *account) memoryBudget {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.memUsers == nil {
+		s.memUsers = map[string]*budget{}
+		s.memAll = &budget{max: cmp.Or(s.ResumeMemory, DefaultResumeMemory)}
+	}
+	u := s.memUsers[acct.user.Name]
+	if u == nil {
+		u = &budget{max: cmp.Or(s.ResumeMemoryPerUser, DefaultResumeMemoryPerUser)}
+		s.memUsers[acct.user.Name] = u
+	}
+	return memoryBudget{user: u, all: s.memAll, name: acct.user.Name}
+}
+
+// KeptMemory is the memory reserved for output kept for clients
+// (resumable commands, detached jobs without JobDir), in bytes.
+func (s *Server) KeptMemory() int64 {
+	s.mu.Lock()
+	all := s.memAll
+	s.mu.Unlock()
+	if all == nil {
+		return 0
+	}
+	return all.used.Load()
+}
+
+// budget is a bound on bytes, taken and given back.
+type budget struct {
+	mu   sync.Mutex
+	used atomic.Int64
+	max  int64
+}
+
+// memoryBudget is a user's share of the kept memory and the daemon's whole.
+type memoryBudget struct {
+	user, all *budget
+	name      string
+}
+
+// take reserves n bytes from both, or says why not.
+func (m memoryBudget) take(n int64) string {
+	m.user.mu.Lock()
+	defer m.user.mu.Unlock()
+	if m.user.used.Load()+n > m.user.max {
+		return fmt.Sprintf("user %s's commands keep %d bytes of output in memory, their bound of %d", m.name, m.user.used.Load(), m.user.max)
+	}
+	m.all.mu.Lock()
+	defer m.all.mu.Unlock()
+	if m.all.used.Load()+n > m.all.max {
+		return fmt.Sprintf("the daemon keeps %d bytes of commands' output in memory, its bound of %d", m.all.used.Load(), m.all.max)
+	}
+	m.user.used.Add(n)
+	m.all.used.Add(n)
+	return ""
+}
+
+// give returns n bytes to both.
+func (m memoryBudget) give(n int64) {
+	m.user.used.Add(-n)
+	m.all.used.Add(-n)
 }
 
 // waitingJobs counts the resumable commands of acct (or of all users
@@ -214,6 +301,9 @@ func (j *job) drop() bool {
 		delete(j.srv.jobs, j.id)
 	}
 	j.srv.mu.Unlock()
+	if was && j.memory > 0 {
+		j.srv.keptMemory(j.acct).give(j.memory)
+	}
 	j.mu.Lock()
 	if j.grace != nil {
 		j.grace.Stop()

@@ -80,6 +80,13 @@ type Server struct {
 	// command and not yet acknowledged by its client; a command that
 	// writes more waits for the client. 0 means DefaultResumeBuffer.
 	ResumeBuffer int
+	// ResumeMemory and ResumeMemoryPerUser bound the memory the output
+	// kept for clients may take (each resumable command reserves its
+	// spools' bound, each detached job kept in memory its own), over the
+	// daemon and per user; a command past them runs without resumption,
+	// a detach is refused. 0 means DefaultResumeMemory and
+	// DefaultResumeMemoryPerUser.
+	ResumeMemory, ResumeMemoryPerUser int64
 	// JobBuffer bounds the output kept per stream of a detached job
 	// (OpenMsg.Detach), all of it from its start; a job that writes more
 	// waits until it is killed. 0 means DefaultJobBuffer. JobRetention is
@@ -163,6 +170,8 @@ type Server struct {
 	conns      map[*serverConn]struct{}
 	jobs       map[string]*job        // resumable commands by id
 	jobBudgets map[string]*diskBudget // by user: detached jobs' bytes on disk
+	memUsers   map[string]*budget     // by user: output kept in memory
+	memAll     *budget                // the daemon's: output kept in memory
 	restored   sync.Once              // the jobs under JobDir are read once
 	closing    bool
 	wg         sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/execd-project/execd/frame"
@@ -129,6 +130,8 @@ type master struct {
 	opts ControlOptions
 	log  *slog.Logger
 
+	ahead atomic.Int64 // credit granted to the daemon for all clients, not yet written to them
+
 	mu       sync.Mutex
 	locals   map[*local]struct{}
 	stopped  bool
@@ -196,6 +199,8 @@ type local struct {
 	out    []frame.Frame // frames for the client, in order; see send
 	wake   chan struct{}
 	ended  bool
+	credit map[uint32]*relayCredit // by the client's id (controlcredit.go)
+	ahead  int64                   // credit granted to the daemon, not yet written to the client
 }
 
 // handshakeTimeout bounds a client's hello to the master.
@@ -234,7 +239,7 @@ func (m *master) serve(nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	l := &local{m: m, conn: sess.Conn(), ids: map[uint32]uint32{}, live: map[uint32]*mux.Channel{}, wake: make(chan struct{}, 1)}
+	l := &local{m: m, conn: sess.Conn(), ids: map[uint32]uint32{}, live: map[uint32]*mux.Channel{}, wake: make(chan struct{}, 1), credit: map[uint32]*relayCredit{}}
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
@@ -276,6 +281,9 @@ func (l *local) handle(f frame.Frame) error {
 		}
 		return mux.Violationf(frame.CodeUnexpected, "%s frame on channel 0", f.Type)
 	}
+	if f.Type == frame.Window && l.clientWindow(f.Channel, f.Payload) {
+		return nil // the master passes it on as its client takes the output
+	}
 	l.mu.Lock()
 	up, ok := l.ids[f.Channel]
 	known := f.Channel <= l.lastID
@@ -304,6 +312,7 @@ func (l *local) finish(id uint32) {
 	l.mu.Lock()
 	ch := l.live[id]
 	delete(l.live, id)
+	l.forgetCredit(id)
 	l.mu.Unlock()
 	if ch != nil {
 		ch.Finish()
@@ -342,7 +351,11 @@ func (l *local) open(f frame.Frame) error {
 	detach := m.Detach
 	l.mu.Lock() // the relay below may finish the channel before OpenRelay returns
 	defer l.mu.Unlock()
-	ch, err := l.m.c.sess.OpenRelay(f.Payload, func(g frame.Frame) error {
+	payload, rc := l.openCredit(&m, f.Payload)
+	if rc != nil {
+		l.credit[id] = rc
+	}
+	ch, err := l.m.c.sess.OpenRelay(payload, func(g frame.Frame) error {
 		l.send(g.Type, g.Flags, id, g.Payload)
 		// The daemon's last frame on a channel ends the relayed one:
 		// exit, done, an error, or the open_ok of a detached command.
@@ -358,9 +371,13 @@ func (l *local) open(f frame.Frame) error {
 		return nil
 	}
 	if err != nil {
+		l.forgetCredit(id)
 		return err // the daemon's connection is gone: so is this one
 	}
 	l.ids[id], l.live[id] = ch.ID(), ch
+	if rc != nil {
+		rc.up = ch.ID()
+	}
 	return nil
 }
 
@@ -395,6 +412,7 @@ func (l *local) write() {
 				l.conn.CloseWithError(err)
 				return
 			}
+			l.delivered(f)
 		}
 	}
 }
@@ -406,6 +424,10 @@ func (l *local) end(why error) {
 	l.ended = true
 	live := l.live
 	l.live = nil
+	l.out = nil // what the client will never read
+	for id := range l.credit {
+		l.forgetCredit(id)
+	}
 	l.mu.Unlock()
 	close(l.wake)
 	for _, ch := range live {

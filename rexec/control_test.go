@@ -341,3 +341,35 @@ func TestControlRelaysSignals(t *testing.T) {
 	assert.Equal(t, 9, ee.ExitStatus())
 	assert.Equal(t, "ready\ngot TERM\n", out.String())
 }
+
+// Issue 27 item 8: a client of the master that grants a GiB of credit
+// and never reads makes the master hold at most its bound per stream,
+// not what the daemon would send; the master's other clients go on.
+func TestControlHoldsBoundedForAClientThatDoesNotRead(t *testing.T) {
+	f := startMaster(t, rexec.ControlOptions{Persist: time.Minute})
+	good := f.local(t)
+	nc, err := net.Dial("unix", f.sock)
+	require.NoError(t, err)
+	defer func() { _ = nc.Close() }()
+	mc := mux.NewConn(nc, nil, 0, 0)
+	require.NoError(t, mc.SendJSON(frame.Hello, 0, &frame.HelloMsg{Software: "raw", MaxPayload: frame.DefaultMaxPayload}))
+	before := f.p.ToClient.Load()
+	require.NoError(t, mc.SendJSON(frame.Open, 1, &frame.OpenMsg{Kind: frame.KindExec, Window: frame.MaxWindow, Argv: []string{"head", "-c", "300000000", "/dev/zero"}}))
+	// It never reads: what the daemon sent the master stops growing.
+	last, still := int64(-1), 0
+	require.Eventually(t, func() bool {
+		n := f.p.ToClient.Load()
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+		return still >= 10 // 500 ms without a byte
+	}, 30*time.Second, 50*time.Millisecond)
+	held := last - before
+	t.Logf("the daemon sent the master %d bytes for a client that reads nothing", held)
+	assert.Less(t, held, int64(32<<20), "the master holds at most its bound, not the client's credit")
+	out, err := mustSession(t, good).Output(t.Context(), "echo", "still")
+	require.NoError(t, err)
+	assert.Equal(t, "still\n", string(out))
+}

@@ -211,10 +211,19 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 	before := s.c.instance()
 	s.mu.Unlock()
 	for {
+		if s.closing.Load() {
+			return fmt.Errorf("%w: the session was closed while it reconnected", ErrConnectionLost)
+		}
 		c, err := r.Dial(ctx)
 		if err == nil {
 			err = s.attach(ctx, c, true)
 			if err == nil {
+				if s.closing.Load() {
+					s.mu.Lock()
+					ch := s.ch
+					s.mu.Unlock()
+					_ = ch.Send(frame.Close, nil) // closed meanwhile: the command is abandoned
+				}
 				if r.Notify != nil {
 					r.Notify(nil)
 				}

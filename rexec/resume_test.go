@@ -417,3 +417,35 @@ func TestResumeAfterRestartSaysSo(t *testing.T) {
 	assert.Contains(t, err.Error(), "the daemon restarted while the connection was down, which ended the command")
 	assert.Equal(t, int32(1), losses.Load())
 }
+
+// Issue 27 item 8: the output kept for clients that lost their
+// connection is bounded per user and for the daemon: past the bound a
+// command runs without resumption (no job id), and the memory is given
+// back when the kept commands end.
+func TestResumeMemoryBounded(t *testing.T) {
+	t.Parallel()
+	srv := &execd.Server{ResumeMemoryPerUser: 16 << 20, ResumeGrace: 2 * time.Second}
+	f := startResume(t, srv)
+	var sessions []*rexec.Session
+	kept := 0
+	for range 8 {
+		s := f.session(t, new(atomic.Int32))
+		s.Stdout = io.Discard
+		require.NoError(t, s.Start(t.Context(), "yes"))
+		if s.Job() != "" {
+			kept++
+		}
+		sessions = append(sessions, s)
+	}
+	// Each keeps its --resume-buffer (2 MiB) per stream, 4 MiB: four fit.
+	assert.Equal(t, 4, kept, "resumable until the user's bound")
+	assert.LessOrEqual(t, srv.KeptMemory(), int64(16<<20))
+	assert.Positive(t, srv.KeptMemory())
+	f.p.ResetOpen() // every connection lost at once: the kept ones wait, full
+	assert.LessOrEqual(t, srv.KeptMemory(), int64(16<<20))
+	for _, s := range sessions {
+		_ = s.Close()
+	}
+	require.Eventually(t, func() bool { return srv.KeptMemory() == 0 }, 30*time.Second, 20*time.Millisecond,
+		"the memory is given back when the commands end: %d", srv.KeptMemory())
+}

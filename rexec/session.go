@@ -66,6 +66,7 @@ type Session struct {
 	stdout    *mux.Inbound
 	stderr    *mux.Inbound
 	exit      *frame.ExitMsg
+	closing   atomic.Bool // Close was called: the command is abandoned, through any reconnect
 	lostErr   error
 	copyErr   error
 	piped     [3]bool
@@ -522,6 +523,7 @@ func (s *Session) Close() error {
 		return nil
 	default:
 	}
+	s.closing.Store(true) // a reconnect in progress gives up, or closes what it attached
 	s.mu.Lock()
 	ch := s.ch
 	s.mu.Unlock()

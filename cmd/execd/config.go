@@ -118,6 +118,13 @@ func checkOptions(opts *options) map[string]error {
 	} else if n < 1<<20 || n > 1<<30 {
 		bad["resume-buffer"] = fmt.Errorf("%s: want 1MiB to 1GiB", opts.resumeBuffer)
 	}
+	for name, v := range map[string]string{"resume-memory": opts.resumeMemory, "resume-memory-per-user": opts.resumeMemoryUser} {
+		if n, err := execd.ParseSize(v); err != nil {
+			bad[name] = err
+		} else if n < 4<<20 {
+			bad[name] = fmt.Errorf("%s: want at least 4MiB", v)
+		}
+	}
 	if _, err := parseStartups(opts.maxStartups); err != nil {
 		bad["max-startups"] = err
 	}

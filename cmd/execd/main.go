@@ -61,6 +61,8 @@ type options struct {
 	killGrace        time.Duration
 	resumeGrace      time.Duration
 	resumeBuffer     string
+	resumeMemory     string
+	resumeMemoryUser string
 	jobBuffer        string
 	jobDisk          string
 	jobRetention     time.Duration
@@ -185,6 +187,8 @@ func daemonFlags(lf *pflag.FlagSet, opts *options) {
 	lf.StringVar(&opts.jobDisk, "job-disk", "256MiB", "disk one user's detached jobs may keep their output in (all their jobs together, in the state directory's jobs/); a job that reaches it waits until one is removed, a detach while it is full is refused")
 	lf.DurationVar(&opts.jobRetention, "job-retention", execd.DefaultJobRetention, "how long a detached job stays listed, its output kept, after it exited")
 	lf.StringVar(&opts.resumeBuffer, "resume-buffer", "2MiB", "output kept per stream of a command whose client lost its connection, until the client has it; a command that writes more waits")
+	lf.StringVar(&opts.resumeMemory, "resume-memory", "1GiB", "memory all commands' output kept for their clients may take (resumable commands, each reserving its --resume-buffer per stream); past it a command runs without resumption")
+	lf.StringVar(&opts.resumeMemoryUser, "resume-memory-per-user", "128MiB", "the same bound for one user's commands")
 	lf.StringVar(&opts.auditMaxSize, "audit-max-size", "0", "rotate audit.log when it reaches this size, such as 100MiB (0: leave rotation to logrotate and SIGHUP)")
 	lf.IntVar(&opts.auditKeep, "audit-keep", execd.DefaultAuditKeep, "with --audit-max-size: how many rotated audit logs to keep")
 	lf.BoolVar(&opts.auditSync, "audit-sync", false, "flush each audit event to disk (fsync) before going on: none is lost if the machine crashes")
@@ -386,6 +390,14 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	if err != nil {
 		return nil, nil, fail(2, "--resume-buffer: %v", err)
 	}
+	resumeMemory, err := execd.ParseSize(opts.resumeMemory)
+	if err != nil {
+		return nil, nil, fail(2, "--resume-memory: %v", err)
+	}
+	resumeMemoryUser, err := execd.ParseSize(opts.resumeMemoryUser)
+	if err != nil {
+		return nil, nil, fail(2, "--resume-memory-per-user: %v", err)
+	}
 	jobBuffer, err := execd.ParseSize(opts.jobBuffer)
 	if err != nil {
 		return nil, nil, fail(2, "--job-buffer: %v", err)
@@ -417,28 +429,30 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 	})
 	log.Info("commands kept", "by", keeper.String())
 	srv = &execd.Server{
-		Logger:           log,
-		HandshakeTimeout: opts.handshakeTimeout,
-		IdleTimeout:      opts.idleTimeout,
-		KeepAlive:        opts.keepAlive,
-		MaxConns:         opts.maxConns,
-		MaxStartups:      startups,
-		MaxChannels:      opts.maxChannels,
-		KillGrace:        opts.killGrace,
-		ResumeGrace:      resumeGrace,
-		ResumeBuffer:     int(resumeBuffer),
-		JobBuffer:        int(jobBuffer),
-		JobRetention:     opts.jobRetention,
-		JobDir:           filepath.Join(dir, "jobs"),
-		JobDisk:          int64(jobDisk),
-		Keeper:           keeper,
-		DefaultRunAs:     opts.defaultRunAs,
-		Path:             opts.path,
-		AcceptEnv:        opts.acceptEnv,
-		Software:         "execd/" + buildinfo.Read().Short(),
-		Users:            users,
-		Audit:            audit,
-		Encoding:         transcode.Normalize(opts.encoding),
+		Logger:              log,
+		HandshakeTimeout:    opts.handshakeTimeout,
+		IdleTimeout:         opts.idleTimeout,
+		KeepAlive:           opts.keepAlive,
+		MaxConns:            opts.maxConns,
+		MaxStartups:         startups,
+		MaxChannels:         opts.maxChannels,
+		KillGrace:           opts.killGrace,
+		ResumeGrace:         resumeGrace,
+		ResumeBuffer:        int(resumeBuffer),
+		ResumeMemory:        int64(resumeMemory),
+		ResumeMemoryPerUser: int64(resumeMemoryUser),
+		JobBuffer:           int(jobBuffer),
+		JobRetention:        opts.jobRetention,
+		JobDir:              filepath.Join(dir, "jobs"),
+		JobDisk:             int64(jobDisk),
+		Keeper:              keeper,
+		DefaultRunAs:        opts.defaultRunAs,
+		Path:                opts.path,
+		AcceptEnv:           opts.acceptEnv,
+		Software:            "execd/" + buildinfo.Read().Short(),
+		Users:               users,
+		Audit:               audit,
+		Encoding:            transcode.Normalize(opts.encoding),
 	}
 	if opts.keepAlive == 0 {
 		srv.KeepAlive = -1
