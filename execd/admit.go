@@ -86,7 +86,7 @@ const (
 	// silentAge is how long a connection may say nothing after its
 	// accept before it may be closed to make room for another: a client
 	// sends its first bytes (the TLS ClientHello) with its first packet.
-	silentAge = 250 * time.Millisecond
+	silentAge = 500 * time.Millisecond
 )
 
 // perSourceLimit is how many connections src may have logging in now.
@@ -96,6 +96,12 @@ func (a *admission) perSourceLimit(src string, st Startups, now time.Time) int {
 		return st.PerSource
 	}
 	return max(st.PerSource/(1+ss.strikes), 2)
+}
+
+// penalized reports whether src has strikes in force.
+func (a *admission) penalized(src string, now time.Time) bool {
+	ss := a.sources[src]
+	return ss != nil && !now.After(ss.until) && ss.strikes > 0
 }
 
 // strike counts a connection from src that ended without a login.
@@ -159,6 +165,12 @@ func (s *Server) admit(c *serverConn) refusal {
 		}
 	}
 	if r.reason != "" {
+		// Only an address in good standing makes room: a flood's own
+		// new sockets do not push out its older ones, which stay there
+		// for real clients to take.
+		if a.penalized(c.src, now) {
+			return r
+		}
 		victim := s.silentVictim(c.src, perSource, now)
 		if victim == nil {
 			return r
@@ -210,13 +222,28 @@ func better(s *Server, c, v *serverConn) bool {
 
 // evictLocked closes a silent connection to make room: it leaves the
 // counts now, its source gets a strike, and its handshake fails.
+//
+// A client that was only slow (a loaded machine, its hello not sent yet)
+// is told, as any refused one, and tries again: the busy line is written
+// and the write side shut, and its handshake fails when the read
+// deadline passes (or at its own hello's answer), so that a hello in
+// flight does not turn the close into a reset that would lose the line.
 func (s *Server) evictLocked(v *serverConn) {
 	s.leaveLocked(v) // a strike for its source
 	s.Metrics.connRefused("evicted_silent")
+	nc := v.watch.Conn
+	_ = nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	_, _ = nc.Write(frame.AppendBusy(nil, frame.Busy{RetryAfter: 100 * time.Millisecond, Reason: "said nothing for a while, and its place was needed"})) // best effort
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		_ = nc.SetReadDeadline(time.Now().Add(busyLinger))
+		return
+	}
 	v.abort(errEvicted)
 }
 
-// errEvicted ends a connection that said nothing while another needed its place.
+// errEvicted ends a connection that said nothing while another needed
+// its place (where it cannot be half-closed).
 var errEvicted = errors.New("said nothing since its accept, and its place was needed")
 
 // logIn moves c from the startup count to the logged-in count; false
