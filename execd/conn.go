@@ -198,13 +198,9 @@ func (c *serverConn) handshake() (*mux.Session, error) {
 	}
 	c.setAccount(acct)
 	c.log = c.log.With("client", sess.Peer().Software)
-	sess.Handle(frame.KindExec, c.guard(c.openExec))
-	sess.Handle(frame.KindGet, c.guard(c.openFile))
-	sess.Handle(frame.KindPut, c.guard(c.openFile))
-	sess.Handle(frame.KindFS, c.guard(c.openFile))
-	sess.Handle(frame.KindTail, c.guard(c.openFile))
-	sess.Handle(frame.KindAttach, c.guard(c.openAttach))
-	sess.Handle(frame.KindJobs, c.guard(c.openJobs))
+	for kind, k := range kindHandlers {
+		sess.Handle(kind, c.guard(func(nc mux.NewChannel) { k.open(c, nc) }))
+	}
 	sess.Start(c.ctx)
 	return sess, nil
 }
@@ -314,26 +310,4 @@ func (c *serverConn) reject(nc mux.NewChannel, code frame.Code, msg string) {
 	c.log.Info("open refused", "channel", nc.ID(), "code", code, "err", msg)
 	c.srv.Metrics.channelRefusedWith(nc.OpenMsg().Kind, code)
 	nc.Reject(code, msg)
-}
-
-// mayOpen says why the account may not open a channel of kind, or nil:
-// each kind needs its permission (permFor), a file session either get
-// or put.
-func (a *account) mayOpen(kind string) error {
-	perm, what := permFor(kind)
-	if a.can(perm) || (kind == frame.KindFS && a.can(PermPut)) {
-		return nil
-	}
-	return a.denied(perm, what)
-}
-
-// permFor is the permission a channel kind needs, and what it is for.
-func permFor(kind string) (perm, what string) {
-	switch kind {
-	case frame.KindExec, frame.KindAttach, frame.KindJobs:
-		return PermExec, "run commands"
-	case frame.KindPut:
-		return PermPut, "write files"
-	}
-	return PermGet, "read files"
 }

@@ -86,8 +86,8 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.srv.Status()
 	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(st.Connections))
 	ch <- prometheus.MustNewConstMetric(loggedDesc, prometheus.GaugeValue, float64(st.LoggedIn))
-	for _, kind := range []string{frame.KindExec, frame.KindGet, frame.KindPut, frame.KindFS, frame.KindTail} {
-		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(st.Channels[kind]), kind)
+	for _, k := range frame.Kinds() {
+		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(st.Channels[k.Name]), k.Name)
 	}
 }
 
@@ -151,18 +151,8 @@ func (m *Metrics) channelOpened(kind string) {
 
 func (m *Metrics) channelRefusedWith(kind string, code frame.Code) {
 	if m != nil {
-		m.channelRefused.WithLabelValues(knownKind(kind), string(code)).Inc()
+		m.channelRefused.WithLabelValues(servedKind(kind), string(code)).Inc()
 	}
-}
-
-// knownKind is kind when the daemon serves it, else "other": the client
-// names it.
-func knownKind(kind string) string {
-	switch kind {
-	case frame.KindExec, frame.KindGet, frame.KindPut, frame.KindFS, frame.KindTail:
-		return kind
-	}
-	return "other"
 }
 
 func (m *Metrics) commandStarted() {

@@ -148,7 +148,7 @@ func (c *serverConn) revalidate() {
 	c.mu.Lock()
 	gone := map[*mux.Channel]*job{}
 	for ch, j := range c.chans {
-		if a.mayOpen(ch.Kind()) != nil || (moved != "" && isFileKind(ch.Kind())) {
+		if a.mayOpen(ch.Kind()) != nil || (moved != "" && filesKind(ch.Kind())) {
 			gone[ch] = j
 		}
 	}
@@ -167,15 +167,6 @@ func (c *serverConn) revalidate() {
 		}
 		ch.Fail(code, msg)
 	}
-}
-
-// isFileKind reports whether a channel kind works on files.
-func isFileKind(kind string) bool {
-	switch kind {
-	case frame.KindGet, frame.KindPut, frame.KindFS, frame.KindTail:
-		return true
-	}
-	return false
 }
 
 // revoke ends the connection: its user's login no longer stands.

@@ -83,7 +83,8 @@ type PtyRequest struct {
 
 // OpenMsg asks the server to open a channel of one Kind.
 type OpenMsg struct {
-	// Kind is KindExec, KindGet, KindPut or KindFS.
+	// Kind is the channel's kind: one of Kinds() (exec, attach, jobs,
+	// get, put, fs, tail).
 	Kind string `json:"kind"`
 	// Argv is the command and its arguments, run without a shell.
 	Argv []string `json:"argv,omitempty"`

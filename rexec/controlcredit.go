@@ -35,27 +35,11 @@ type relayCredit struct {
 	streams map[frame.Type]*relayStream
 }
 
-// streamsOf are the streams a channel of kind receives under credit.
-func streamsOf(m *frame.OpenMsg) []frame.Type {
-	switch m.Kind {
-	case frame.KindExec, frame.KindAttach:
-		if m.Pty != nil {
-			return []frame.Type{frame.Stdout}
-		}
-		return []frame.Type{frame.Stdout, frame.Stderr}
-	case frame.KindGet:
-		return []frame.Type{frame.Data}
-	case frame.KindTail, frame.KindJobs:
-		return []frame.Type{frame.Stdout}
-	}
-	return nil
-}
-
 // openCredit takes a client's open: the credit the master passes on in
 // it (payload rewritten when it is less than the client's), and the
 // state that tracks the rest. Called with l.mu held.
 func (l *local) openCredit(m *frame.OpenMsg, payload []byte) ([]byte, *relayCredit) {
-	streams := streamsOf(m)
+	streams := frame.ReceivesFor(m)
 	if len(streams) == 0 {
 		return payload, nil
 	}

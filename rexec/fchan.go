@@ -32,12 +32,13 @@ func (c *Client) openFile(ctx context.Context, m *frame.OpenMsg) (*fileChan, err
 		return nil, fmt.Errorf("rexec: %w", err)
 	}
 	fc := &fileChan{c: c, kind: m.Kind, replyCh: make(chan struct{}, 1)}
+	kind, _ := frame.LookupKind(m.Kind) // Validate knows it
 	ch, err := c.open(ctx, m, func(ch *mux.Channel) {
-		switch m.Kind {
-		case frame.KindGet, frame.KindTail:
-			fc.in = ch.Inbound(frame.Data, c.window)
-		case frame.KindPut:
-			ch.Sends(frame.Data)
+		for _, t := range kind.Receives {
+			fc.in = ch.Inbound(t, c.window)
+		}
+		for _, t := range kind.Sends {
+			ch.Sends(t)
 		}
 		if m.Kind == frame.KindFS {
 			ch.OnControl(frame.Reply, mux.On(fc.reply))
