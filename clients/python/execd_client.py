@@ -34,11 +34,13 @@ import io
 import json
 import os
 import pathlib
+import random
 import socket
 import ssl
 import stat
 import struct
 import sys
+import time
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 VERSION = 1
@@ -68,6 +70,51 @@ class ProtocolError(Exception):
 
 class HostKeyError(Exception):
     """The daemon's identity is not the pinned or expected one."""
+
+
+class Busy(ConnectionError):
+    """The daemon took the TCP connection but will not take a login now
+    (too many connections logging in, overall or from this address): it
+    said so in its busy line, and Client retried within its timeout."""
+
+    def __init__(self, addr, reason, tries=1):
+        super().__init__(f"{addr} is busy: {reason} (tried {tries} times within the timeout; try again later)")
+        self.reason = reason
+        self.tries = tries
+
+
+BUSY_PREFIX = b"EXECD-BUSY "  # frame/SPEC.md, "Transport"
+
+
+def parse_busy(line: bytes) -> Optional[Tuple[float, str]]:
+    """(retry after, in seconds; reason) of a busy line, or None."""
+    if not line.startswith(BUSY_PREFIX):
+        return None
+    ms, _, reason = line[len(BUSY_PREFIX):].rstrip(b"\n").partition(b" ")
+    if not ms.isdigit():
+        return None
+    return int(ms) / 1000, reason.decode("utf-8", "replace")
+
+
+def probe_busy(host: str, port: int, wait: float) -> Optional[Tuple[float, str]]:
+    """Connect and read what the daemon says before the client speaks,
+    for at most wait seconds: its busy line, parsed, or None (a daemon
+    that takes the connection says nothing first)."""
+    try:
+        raw = socket.create_connection((host, port), timeout=wait)
+    except OSError:
+        return None
+    with raw:
+        line = b""
+        try:
+            while not line.endswith(b"\n") and len(line) < 256:
+                chunk = raw.recv(256 - len(line))
+                if not chunk:
+                    break
+                line += chunk
+        except OSError:  # a timeout: the daemon waits for a handshake
+            return None
+    return parse_busy(line)
 
 
 class RemoteError(Exception):
@@ -329,6 +376,30 @@ class Client:
         password; KeyLoginUnavailable says why a key could not be used."""
         self.user = user
         self.key_note = ""  # why a key was not used, when it was not
+        deadline = time.monotonic() + timeout
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self._connect(host, port, password, fingerprint, plaintext, timeout, known_hosts, key, strict)
+                return
+            except (ssl.SSLError, ProtocolError, ConnectionError) as e:
+                # A daemon that will not take the connection now says so
+                # in a line before any handshake, which TLS took for a bad
+                # record: look again, on a connection of its own.
+                busy = probe_busy(host, port, min(0.5, max(deadline - time.monotonic(), 0.01)))
+                if busy is None:
+                    raise
+                retry, reason = busy
+                wait = min(max(retry, 0.05) * (2 ** min(tries - 1, 5)), 2.0)
+                wait = wait / 2 + random.random() * wait
+                if time.monotonic() + wait > deadline:
+                    raise Busy(host_port(host, port), reason, tries) from e
+                time.sleep(wait)
+
+    def _connect(self, host, port, password, fingerprint, plaintext, timeout, known_hosts, key, strict) -> None:
+        """One attempt of __init__'s."""
+        user = self.user
         raw = socket.create_connection((host, port), timeout=timeout)
         # Small frames go at once: with Nagle's algorithm the hello, written
         # right after TLS's last handshake message, waits for the daemon's

@@ -127,6 +127,51 @@ class HelloRules(unittest.TestCase):
             with self.assertRaises(ec.ProtocolError, msg=repr(bad)):
                 ec.check_hello(bad)
 
+    def test_busy(self):
+        """A daemon that writes its busy line and closes, every time: the
+        client retries (with backoff) until its timeout, then says why."""
+        import socket
+        import threading
+        self.assertEqual(ec.parse_busy(b"EXECD-BUSY 200 too many\n"), (0.2, "too many"))
+        self.assertIsNone(ec.parse_busy(b"EXECD-BUSY x y\n"))
+        self.assertIsNone(ec.parse_busy(b"\x16\x03\x03"))
+        ln = socket.socket()
+        ln.bind(("127.0.0.1", 0))
+        ln.listen(64)
+        accepted = []
+
+        def refuse(c):  # as the daemon: the line, the write side shut, what comes drained
+            c.sendall(b"EXECD-BUSY 50 too many connections from this address still logging in\n")
+            c.shutdown(socket.SHUT_WR)
+            c.settimeout(0.5)
+            try:
+                while c.recv(4096):
+                    pass
+            except OSError:
+                pass
+            c.close()
+
+        def serve():
+            while True:
+                try:
+                    c, _ = ln.accept()
+                except OSError:
+                    return
+                accepted.append(1)
+                threading.Thread(target=refuse, args=(c,), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+        began = time.monotonic()
+        try:
+            with self.assertRaises(ec.Busy) as cm:
+                ec.Client("127.0.0.1", ln.getsockname()[1], "u", "p", fingerprint="SHA256:x", timeout=1.5)
+        finally:
+            ln.close()
+        self.assertIn("is busy: too many connections from this address still logging in", str(cm.exception))
+        self.assertGreater(cm.exception.tries, 1)
+        self.assertLess(time.monotonic() - began, 5)
+        self.assertGreaterEqual(len(accepted), 4, "tried again, each with a probe")
+
     def test_config_alias(self):
         with tempfile.TemporaryDirectory() as d:
             conf = os.path.join(d, "config.toml")
