@@ -1,4 +1,4 @@
-package rexec_test
+package execd_test
 
 import (
 	"bytes"

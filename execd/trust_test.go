@@ -1,6 +1,6 @@
 //go:build unix
 
-package rexec_test
+package execd_test
 
 import (
 	"bufio"
@@ -498,4 +498,13 @@ func TestKeyThenPasswordNoFalseAlarm(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.Len(t, failed, 1, "only the connection that never logged in: %+v", failed)
 	assert.Equal(t, "publickey", failed[0].Method)
+}
+
+// dial logs in to d as its tests' client does.
+func dial(t *testing.T, d *execdtest.Server) *rexec.Client { return d.Dial(t) }
+
+// start is a daemon with the tests' kill grace, and a client of it.
+func start(t *testing.T) (*execdtest.Server, *rexec.Client) {
+	d := execdtest.Start(t, &execd.Server{KillGrace: 500 * time.Millisecond}, false)
+	return d, dial(t, d)
 }
