@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,3 +374,47 @@ func TestControlHoldsBoundedForAClientThatDoesNotRead(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "still\n", string(out))
 }
+
+// The master's bounds on what it holds never stall a stream: twenty
+// commands at once through one client of it, with credit that together
+// passes every bound (16 MiB per channel at its 8 MiB window), each
+// deliver their 10 MB whole.
+func TestControlBoundsNeverStall(t *testing.T) {
+	f := startMaster(t, rexec.ControlOptions{Persist: time.Minute})
+	c, err := rexec.DialControl(t.Context(), f.sock, f.p.Addr, &rexec.Config{Window: 8 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	sizes := make([]int64, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.NewSession()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			var n countWriter
+			s.Stdout = &n
+			errs[i] = s.Run(t.Context(), "head", "-c", "10000000", "/dev/zero")
+			sizes[i] = n.n.Load()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("streams stalled behind the master's bounds")
+	}
+	for i := range 20 {
+		assert.NoError(t, errs[i])
+		assert.Equal(t, int64(10000000), sizes[i])
+	}
+}
+
+type countWriter struct{ n atomic.Int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); return len(p), nil }

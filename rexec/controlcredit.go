@@ -15,10 +15,17 @@ import (
 // relayAhead beyond what it has written to the client per stream,
 // relayPerClient over all of a client's streams, and relayPerMaster over
 // all its clients. The client's credit still bounds what it receives.
+//
+// Credit the daemon holds but does not use (a command that writes nothing
+// on stderr) counts against those bounds too, so past them every stream
+// may still have relayFloor outstanding: no stream ever stalls behind the
+// others, and the most a master holds is its bounds plus relayFloor per
+// stream.
 const (
 	relayAhead     = 8 << 20
 	relayPerClient = 64 << 20
 	relayPerMaster = 256 << 20
+	relayFloor     = 256 << 10
 )
 
 // relayStream is the credit of one stream of a relayed channel.
@@ -45,6 +52,9 @@ func (l *local) openCredit(m *frame.OpenMsg, payload []byte) ([]byte, *relayCred
 	}
 	rc := &relayCredit{streams: map[frame.Type]*relayStream{}}
 	first := min(int64(m.Window), relayAhead)
+	if room := l.room(); first*int64(len(streams)) > room {
+		first = min(int64(m.Window), max(room/int64(len(streams)), relayFloor))
+	}
 	for _, t := range streams {
 		rc.streams[t] = &relayStream{client: int64(m.Window), up: first}
 	}
@@ -120,8 +130,10 @@ func (l *local) grant() {
 	for _, rc := range l.credit {
 		for t, st := range rc.streams {
 			want := min(st.client, st.delivered+relayAhead) - st.up
-			room := min(relayPerClient-l.ahead, relayPerMaster-l.m.ahead.Load())
-			n := min(want, room, frame.MaxWindow)
+			n := min(want, l.room(), frame.MaxWindow)
+			if floor := min(want, relayFloor-(st.up-st.delivered)); n < floor {
+				n = floor // past the bounds, the stream's own floor
+			}
 			if n <= 0 {
 				continue
 			}
@@ -135,6 +147,12 @@ func (l *local) grant() {
 	for _, w := range out {
 		_ = l.m.c.sess.Conn().SendJSON(frame.Window, w.up, &w.msg) // best effort: a dead connection ends everything
 	}
+}
+
+// room is what the bounds on a client and on the master leave to grant;
+// called with l.mu held.
+func (l *local) room() int64 {
+	return min(relayPerClient-l.ahead, relayPerMaster-l.m.ahead.Load())
 }
 
 // forgetCredit drops a relayed channel's credit; what it held ahead
