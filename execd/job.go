@@ -327,13 +327,7 @@ func (j *job) run() {
 	// The leader is gone: what is left of its process group would be an
 	// orphan. End it, then drain what it wrote.
 	j.p.Terminate(grace)
-	select {
-	case <-drained:
-	case <-time.After(grace + time.Second):
-		j.log.Warn("output still open after exit, closing", "job", j.id, "pid", j.p.Pid())
-		j.p.CloseOutput()
-		<-drained
-	}
+	j.awaitDrain(drained, grace+time.Second)
 	j.p.Release()
 	<-inDone
 	full, starved := false, false
@@ -386,6 +380,48 @@ func (j *job) run() {
 		// waits out its grace period, so that its client gets the rest.)
 		j.forget()
 	}
+}
+
+// awaitDrain waits for the output pumps to end after the leader's exit.
+// A pipe that a process which left the group still holds open would keep
+// them for ever: after an interval in which no byte came, no spool was
+// full (waiting for its reader) and nothing waited in the pipes, the
+// output is closed. What the command wrote is never cut while its client
+// takes it, however slowly, or the daemon is slow to read it.
+func (j *job) awaitDrain(drained <-chan struct{}, interval time.Duration) {
+	last, _ := j.outputState()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-drained:
+			return
+		case <-tick.C:
+		}
+		now, full := j.outputState()
+		if now == last && !full && j.p.PendingOutput() == 0 {
+			j.log.Warn("output still open after exit, closing", "job", j.id, "pid", j.p.Pid())
+			j.p.CloseOutput()
+			<-drained
+			return
+		}
+		last = now
+	}
+}
+
+// outputState is how many bytes the spools took in all, and whether one
+// of them is full (its writer waits for its reader).
+func (j *job) outputState() (taken int64, full bool) {
+	for _, sp := range j.out {
+		if sp == nil {
+			continue
+		}
+		sp.mu.Lock()
+		taken += sp.end
+		full = full || sp.end-sp.base >= sp.max
+		sp.mu.Unlock()
+	}
+	return taken, full
 }
 
 // pumpOutput copies stdout and stderr into their spools; the returned
