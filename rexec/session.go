@@ -253,12 +253,22 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 		s.abandon()
 	})
 	if job := ch.OpenOK().Job; m.Resume && job != "" {
-		s.job = job
-		s.stdinLog = newStdinLog(int(2 * max(ch.OpenOK().Window, mux.DefaultChunk)))
+		log := newStdinLog(int(2 * max(ch.OpenOK().Window, mux.DefaultChunk)))
 		if s.Stdin == nil {
-			s.stdinLog.eof = true
-		} else {
-			go s.stdinLog.fill(s.Stdin) // not waited for: a Read of the local stdin may never return
+			log.eof = true
+		}
+		// Published under the lock: the exit may already be arriving on
+		// the read loop (finish closes the log), even before this.
+		s.mu.Lock()
+		s.job, s.stdinLog = job, log
+		select {
+		case <-s.done:
+			log.close()
+		default:
+		}
+		s.mu.Unlock()
+		if s.Stdin != nil {
+			go log.fill(s.Stdin) // not waited for: a Read of the local stdin may never return
 		}
 		s.bind(ch, 0, false)
 		s.supervised = make(chan struct{})
