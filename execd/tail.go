@@ -89,9 +89,9 @@ func (t *tailChan) run() {
 			t.end(err)
 			return
 		}
-	} else {
+	} else if t.req.Since == nil {
 		// Said, as tail -F says it, rather than a silence the user
-		// cannot tell from a quiet file.
+		// cannot tell from a quiet file (once: not again at a resume).
 		t.rec = frame.AppendTailRecord(t.rec, &frame.TailRecord{File: &frame.TailFile{Reason: tailMissing}})
 		if err := t.flush(); err != nil {
 			t.end(err)

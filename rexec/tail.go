@@ -96,7 +96,8 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 			return pos, c.lostIf(err)
 		}
 		if f := rec.File; f != nil {
-			if f.Dev != pos.Dev || f.Ino != pos.Ino || f.Offset != pos.Offset {
+			named := f.Dev != 0 || f.Ino != 0 // else a notice (a file not there yet), not a place
+			if named && (f.Dev != pos.Dev || f.Ino != pos.Ino || f.Offset != pos.Offset) {
 				pos = f.TailPos // another file or place: what came before it is not its
 				pos.Last = nil
 			}
