@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"sync"
-	"sync/atomic"
 )
 
 // keptMemory is the bound of acct's output kept in memory.
@@ -32,14 +31,21 @@ func (s *Server) KeptMemory() int64 {
 	if all == nil {
 		return 0
 	}
-	return all.used.Load()
+	return all.load()
 }
 
 // budget is a bound on bytes, taken and given back.
 type budget struct {
 	mu   sync.Mutex
-	used atomic.Int64
+	used int64
 	max  int64
+}
+
+// load is what is taken now.
+func (b *budget) load() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
 }
 
 // memoryBudget is a user's share of the kept memory and the daemon's whole.
@@ -52,21 +58,24 @@ type memoryBudget struct {
 func (m memoryBudget) take(n int64) string {
 	m.user.mu.Lock()
 	defer m.user.mu.Unlock()
-	if m.user.used.Load()+n > m.user.max {
-		return fmt.Sprintf("user %s's commands keep %d bytes of output in memory, their bound of %d", m.name, m.user.used.Load(), m.user.max)
+	if m.user.used+n > m.user.max {
+		return fmt.Sprintf("user %s's commands keep %d bytes of output in memory, their bound of %d", m.name, m.user.used, m.user.max)
 	}
 	m.all.mu.Lock()
 	defer m.all.mu.Unlock()
-	if m.all.used.Load()+n > m.all.max {
-		return fmt.Sprintf("the daemon keeps %d bytes of commands' output in memory, its bound of %d", m.all.used.Load(), m.all.max)
+	if m.all.used+n > m.all.max {
+		return fmt.Sprintf("the daemon keeps %d bytes of commands' output in memory, its bound of %d", m.all.used, m.all.max)
 	}
-	m.user.used.Add(n)
-	m.all.used.Add(n)
+	m.user.used += n
+	m.all.used += n
 	return ""
 }
 
 // give returns n bytes to both.
 func (m memoryBudget) give(n int64) {
-	m.user.used.Add(-n)
-	m.all.used.Add(-n)
+	for _, b := range []*budget{m.user, m.all} {
+		b.mu.Lock()
+		b.used -= n
+		b.mu.Unlock()
+	}
 }
