@@ -13,15 +13,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/testmain"
 	"github.com/execd-project/execd/rexec"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testmain.Main(m, testmain.Options{Goroutines: true}) }
 
 // peer is a hand-driven client speaking raw frames.
 type peer struct {

@@ -32,6 +32,7 @@ const (
 type throttle struct {
 	base, max time.Duration
 	stack     bool
+	now       func() time.Time // the clock: time.Now, or a test's
 
 	mu   sync.Mutex
 	keys map[string]*throttleEntry
@@ -45,7 +46,7 @@ type throttleEntry struct {
 }
 
 func newThrottle(base, maxDelay time.Duration, stack bool) *throttle {
-	return &throttle{base: base, max: maxDelay, stack: stack, keys: make(map[string]*throttleEntry), busy: make(map[string]chan struct{})}
+	return &throttle{base: base, max: maxDelay, stack: stack, now: time.Now, keys: make(map[string]*throttleEntry), busy: make(map[string]chan struct{})}
 }
 
 // serial waits until no other attempt under key is in flight, then holds
@@ -75,17 +76,22 @@ func (t *throttle) serial(ctx context.Context, key string) (release func(), err 
 	}
 }
 
-// wait blocks until every key may make an attempt, or ctx ends.
-func (t *throttle) wait(ctx context.Context, keys ...string) error {
+// delay is how long the next attempt under keys must wait.
+func (t *throttle) delay(keys ...string) time.Duration {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	var until time.Time
 	for _, k := range keys {
 		if e := t.keys[k]; e != nil && e.next.After(until) {
 			until = e.next
 		}
 	}
-	t.mu.Unlock()
-	d := time.Until(until)
+	return max(until.Sub(t.now()), 0)
+}
+
+// wait blocks until every key may make an attempt, or ctx ends.
+func (t *throttle) wait(ctx context.Context, keys ...string) error {
+	d := t.delay(keys...)
 	if d <= 0 {
 		return nil
 	}
@@ -101,7 +107,7 @@ func (t *throttle) wait(ctx context.Context, keys ...string) error {
 
 // failed records a failure for every key.
 func (t *throttle) failed(keys ...string) {
-	now := time.Now()
+	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.keys) >= throttleMaxKeys {

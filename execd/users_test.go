@@ -133,45 +133,72 @@ func TestPasswordHash(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// fakeClock is a throttle's clock that moves only when told.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time       { return c.t }
+func (c *fakeClock) pass(d time.Duration) { c.t = c.t.Add(d) }
+func testThrottle(stack bool) (*throttle, *fakeClock) {
+	c := &fakeClock{t: time.Unix(1e9, 0)}
+	th := newThrottle(20*time.Millisecond, 50*time.Millisecond, stack)
+	th.now = c.now
+	return th, c
+}
+
 func TestThrottle(t *testing.T) {
-	th := newThrottle(20*time.Millisecond, 50*time.Millisecond, true)
-	ctx := context.Background()
-	wait := func(keys ...string) time.Duration {
-		start := time.Now()
-		require.NoError(t, th.wait(ctx, keys...))
-		return time.Since(start)
-	}
+	th, clock := testThrottle(true)
 	for i := 0; i < throttleFree; i++ {
 		th.failed("addr:1", "user:a")
 	}
-	assert.Less(t, wait("addr:1"), 10*time.Millisecond, "the first failures are free")
-	for i := 0; i < 5; i++ {
+	assert.Zero(t, th.delay("addr:1"), "the first failures are free")
+	th.failed("addr:1", "user:a")
+	assert.Equal(t, 20*time.Millisecond, th.delay("addr:1"), "then one base delay")
+	for i := 0; i < 4; i++ {
 		th.failed("addr:1", "user:a")
 	}
-	assert.Greater(t, wait("addr:1"), 40*time.Millisecond)
+	// stacked: 20+40+50+50+50 ms, each step capped at 50 ms
+	assert.Equal(t, 210*time.Millisecond, th.delay("addr:1"))
+	clock.pass(200 * time.Millisecond)
+	assert.Equal(t, 10*time.Millisecond, th.delay("addr:1", "addr:3"), "the longest of the keys")
 	th.failed("addr:2", "user:a")
-	assert.Greater(t, wait("user:a"), 10*time.Millisecond, "per user, from any address")
-	assert.Less(t, wait("addr:3", "user:b"), 10*time.Millisecond, "others are not slowed")
+	assert.Equal(t, 60*time.Millisecond, th.delay("user:a"), "per user, from any address: its sixth failure stacks 50 ms more")
+	assert.Zero(t, th.delay("addr:3", "user:b"), "others are not slowed")
 	th.succeeded("addr:1", "user:a")
-	assert.Less(t, wait("addr:1", "user:a"), 10*time.Millisecond)
-	cctx, cancel := context.WithCancel(ctx)
+	assert.Zero(t, th.delay("addr:1", "user:a"))
+	for range 1000 {
+		th.failed("addr:8")
+	}
+	assert.Equal(t, 10*th.max, th.delay("addr:8"), "stacking is bounded at ten full delays")
+
+	// wait sleeps the delay, and ends with its context
+	th.now = time.Now
+	th.succeeded("addr:8")
+	require.NoError(t, th.wait(t.Context(), "addr:8"), "no delay, no wait")
+	cctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	for i := 0; i < 10; i++ {
 		th.failed("addr:9")
 	}
 	assert.Error(t, th.wait(cctx, "addr:9"))
+	start := time.Now()
+	th.succeeded("addr:9")
+	for i := 0; i <= throttleFree; i++ {
+		th.failed("addr:9")
+	}
+	require.NoError(t, th.wait(t.Context(), "addr:9"))
+	assert.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond, "no shortcut past the delay")
 }
 
 // Without stacking (the per-user throttle), many failures at once delay
 // the next attempt by one step at most, never by their sum.
 func TestThrottleNoStack(t *testing.T) {
-	th := newThrottle(20*time.Millisecond, 50*time.Millisecond, false)
+	th, clock := testThrottle(false)
 	for range 100 {
 		th.failed("alice")
 	}
-	start := time.Now()
-	require.NoError(t, th.wait(context.Background(), "alice"))
-	assert.Less(t, time.Since(start), 60*time.Millisecond)
+	assert.Equal(t, 50*time.Millisecond, th.delay("alice"))
+	clock.pass(50 * time.Millisecond)
+	assert.Zero(t, th.delay("alice"))
 }
 
 // serial holds a key for one attempt at a time.

@@ -95,6 +95,9 @@ type lineChecker struct {
 	pending []byte
 	bytes   atomic.Int64
 	err     error
+	// wrote, if set, is called with the bytes so far after each write,
+	// before the write returns (the stream waits for it).
+	wrote func(n int64)
 }
 
 func (c *lineChecker) Write(p []byte) (int, error) {
@@ -112,6 +115,9 @@ func (c *lineChecker) Write(p []byte) (int, error) {
 		}
 		c.next += c.step
 		c.pending = c.pending[i+1:]
+	}
+	if c.wrote != nil {
+		c.wrote(c.bytes.Load())
 	}
 	return len(p), nil
 }
@@ -146,51 +152,33 @@ func TestResumeOutputThroughCuts(t *testing.T) {
 	stdout := &lineChecker{stream: "out", step: 1}
 	stderr := &lineChecker{stream: "err", step: 16}
 	s.Stdout, s.Stderr = stdout, stderr
-	require.NoError(t, s.StartShell(t.Context(), numberedCmd(lines)))
 
+	// 25 resets, each once the resumed session has delivered another
+	// 1/80 to 1/40 of the output, at a random point in that. The reset is
+	// made from the stream's own write, which waits for it: however busy
+	// the machine, the output cannot run past the point meant for it.
 	total := int64(lines * len(numbered("out", 0)))
-	done := make(chan struct{})
-	waited := make(chan struct{})
-	over := func() bool {
-		select {
-		case <-waited:
-			return true
-		default:
-			return t.Context().Err() != nil
+	rng := rand.New(rand.NewPCG(1, 2))
+	var cuts atomic.Int32
+	at := total/80 + rng.Int64N(total/80)
+	stdout.wrote = func(n int64) {
+		if cuts.Load() >= 25 || resumed.Load() < cuts.Load() || n < at {
+			return
+		}
+		if f.p.ResetOpen() > 0 {
+			cuts.Add(1)
+			at = n + total/80 + rng.Int64N(total/80)
 		}
 	}
-	cuts := 0
-	go func() {
-		defer close(done)
-		// 25 resets, each once the resumed session has delivered another
-		// 1/80 to 1/40 of the output, at a random point in that.
-		rng := rand.New(rand.NewPCG(1, 2))
-		for range 25 {
-			for resumed.Load() < int32(cuts) && !over() {
-				time.Sleep(time.Millisecond)
-			}
-			at := stdout.bytes.Load() + total/80 + rng.Int64N(total/80)
-			for stdout.bytes.Load() < at {
-				if over() {
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-			if f.p.ResetOpen() > 0 {
-				cuts++
-			}
-		}
-	}()
+	require.NoError(t, s.StartShell(t.Context(), numberedCmd(lines)))
 	err := s.Wait()
-	close(waited)
-	<-done
 	var ee *rexec.ExitError
 	require.ErrorAs(t, err, &ee, "the command's own status")
 	assert.Equal(t, 7, ee.Status)
 	stdout.check(t, lines)
 	stderr.check(t, (lines+15)/16)
-	assert.GreaterOrEqual(t, cuts, 20, "cuts")
-	assert.GreaterOrEqual(t, int(losses.Load()), 20, "losses survived")
+	assert.EqualValues(t, 25, cuts.Load(), "cuts")
+	assert.GreaterOrEqual(t, int(losses.Load()), 25, "losses survived")
 }
 
 // Issue 17: 50 MiB of stdin (4 MiB with -short) reach the command exactly

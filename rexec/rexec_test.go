@@ -16,11 +16,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/testmain"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -109,7 +109,7 @@ func TestStdoutStderrByteExact(t *testing.T) {
 	assert.Equal(t, errData, stderr.Bytes())
 }
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testmain.Main(m, testmain.Options{Goroutines: true}) }
 
 func TestStdinEOF(t *testing.T) {
 	_, c := start(t)

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/execd/execdtest"
+	"github.com/execd-project/execd/internal/testmain"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -33,9 +34,15 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	testmain.Main(m, testmain.Options{Setup: buildBinaries, Teardown: func() { _ = os.RemoveAll(binDir) }})
+}
+
+// buildBinaries builds execd and rexec into binDir, once for every test.
+func buildBinaries() int {
 	dir, err := os.MkdirTemp("", "rexec-e2e")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
 	binDir = dir
 	// rexec shares connections by default; the tests of that turn it
@@ -46,16 +53,15 @@ func TestMain(m *testing.M) {
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", name, err)
-			os.Exit(1)
+			return 1
 		}
 	}
 	// rexec called as ssh takes ssh's command line
 	if err := os.Symlink("rexec", filepath.Join(dir, "ssh")); err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	return 0
 }
 
 type daemon struct {

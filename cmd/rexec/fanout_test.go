@@ -244,8 +244,8 @@ func TestFanoutStdinJSONGroup(t *testing.T) {
 	assert.Equal(t, "127.0.0.2: 0\n", r.stdout)
 
 	// --json: one object per host, exact bytes beside the text.
-	r = l.rexec(t, "", "-H", "127.0.0.[2-5],127.0.0.99", "-p", p, "--connect-timeout", "2s", "--timeout", "1s", "--json", "sh", "-c",
-		`cat name; printf '\377' ; echo oops >&2; [ "$(cat name)" = host-3 ] && exit 4; [ "$(cat name)" = host-5 ] && exec sleep 10; exit 0`)
+	r = l.rexec(t, "", "-H", "127.0.0.[2-5],127.0.0.99", "-p", p, "--connect-timeout", "2s", "--timeout", "4s", "--json", "sh", "-c",
+		`cat name; printf '\377' ; echo oops >&2; [ "$(cat name)" = host-3 ] && exit 4; [ "$(cat name)" = host-5 ] && exec sleep 60; exit 0`)
 	assert.Equal(t, 255, r.code)
 	var recs []fanout.HostJSON
 	for _, s := range strings.Split(strings.TrimSpace(r.stdout), "\n") {

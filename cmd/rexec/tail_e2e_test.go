@@ -71,6 +71,7 @@ func TestE2ETailFollowsThroughCutsAndRotations(t *testing.T) {
 	const n = 8000
 	writerDone := make(chan struct{})
 	go writeRotatingLog(t, log, n, writerDone)
+	defer func() { <-writerDone }() // it reports through t: never after the test
 	cmd := c.command("tail", "-F", "-n", "+1", "--reconnect-for", "30s", p.Addr+":app.log")
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -10,13 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
+	"github.com/execd-project/execd/internal/testmain"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testmain.Main(m, testmain.Options{Goroutines: true}) }
 
 // pair returns a Conn and a frame reader of what it sends.
 func pair(t *testing.T) (*mux.Conn, *frame.Reader, net.Conn) {

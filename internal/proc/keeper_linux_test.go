@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/testmain"
 )
 
 // roleEnv makes the test binary play a daemon or its guard (TestMain).
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	case "daemon":
 		os.Exit(fakeDaemon())
 	}
-	os.Exit(m.Run())
+	testmain.Main(m, testmain.Options{})
 }
 
 // treeScript starts a setsid child and a group member, and prints their
