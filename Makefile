@@ -63,7 +63,7 @@ release: binaries man completions packages
 	for t in $(TARGETS); do \
 		d=$${t%/*}_$${t#*/}; n=execd_$(VERSION)_$$d; \
 		rm -rf out/stage/$$n && mkdir -p out/stage/$$n && \
-		cp out/$$d/* LICENSE README.md out/stage/$$n/ && cp -r out/man out/completions dist out/stage/$$n/ && \
+		cp out/$$d/* LICENSE README.md out/stage/$$n/ && cp -r out/man out/completions dist docs out/stage/$$n/ && \
 		case $$d in \
 		windows_*) (cd out/stage && rm -f ../release/$$n.zip && zip -qr ../release/$$n.zip $$n) ;; \
 		*) tar -C out/stage --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 -czf out/release/$$n.tar.gz $$n ;; \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the packages and runs every sh block of README.md's "Install and
+# Builds the packages and runs every sh block of docs/operate.md's "Install and
 # operate" section, in order, as root on this machine: the .deb installed
 # with dpkg -i, its execd started from the installed unit's ExecStart and
 # used by rexec. This machine has no systemd as PID 1, so systemctl is a
@@ -26,11 +26,11 @@ cleanup() {
 trap cleanup EXIT
 
 # The section's sh blocks, in order.
-awk '/^## Install and operate/ {on = 1; next} on && /^## / {on = 0} on' README.md >"$work/section.md"
+awk '/^## Install and operate/ {on = 1; next} on && /^## / {on = 0} on' docs/operate.md >"$work/section.md"
 awk '/^```sh$/ {b = 1; next} b && /^```$/ {b = 0; next} b' "$work/section.md" >"$work/blocks.sh"
-echo "== the README's commands"
+echo "== the commands of docs/operate.md, Install and operate"
 cat "$work/blocks.sh"
-[ "$(grep -c . "$work/blocks.sh")" -ge 15 ] || { echo "too few commands found in README.md"; exit 1; }
+[ "$(grep -c . "$work/blocks.sh")" -ge 15 ] || { echo "too few commands found in docs/operate.md"; exit 1; }
 
 cat >"$work/prelude.sh" <<PRELUDE
 set -euo pipefail
@@ -77,7 +77,7 @@ set -e
 daemon=$(cat "$run/pid" 2>/dev/null || true)
 cat "$work/out.txt"
 if [ "$rc" -ne 0 ]; then
-  echo "the README's commands failed (rc $rc); the daemon's log:"
+  echo "the commands of docs/operate.md failed (rc $rc); the daemon's log:"
   cat "$run/execd.log" 2>/dev/null || true
   exit 1
 fi

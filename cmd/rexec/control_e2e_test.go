@@ -375,7 +375,7 @@ func TestE2EControlPrivateDirOnly(t *testing.T) {
 }
 
 func TestE2EReadmeControl(t *testing.T) {
-	block := readmeBlock(t, "## Sharing one connection: control masters")
+	block := docBlock(t, "docs/guide.md", "## Sharing one connection: control masters")
 	c := newSharingClient(t)
 	host, port, _ := strings.Cut(c.host, ":")
 	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))

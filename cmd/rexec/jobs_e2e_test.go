@@ -84,11 +84,11 @@ func TestE2EJobs(t *testing.T) {
 	assert.Equal(t, 127, r.code, r.stderr)
 }
 
-// Issue 17: the README's jobs lines, run by sh as written against a
+// Issue 17: the user guide's jobs lines, run by sh as written against a
 // daemon named lab1.
 func TestE2EReadmeJobs(t *testing.T) {
 	t.Parallel()
-	block := readmeBlock(t, "### Jobs: commands apart from any connection")
+	block := docBlock(t, "docs/guide.md", "### Jobs: commands apart from any connection")
 	home := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(home, "build.sh"), []byte("#!/bin/sh\necho building\nsleep 0.5\necho built\n"), 0o755))
 	d := startDaemon(t, t.TempDir(), "--dir", home)

@@ -87,19 +87,6 @@ wait:
 	assert.InDelta(t, cuts, strings.Count(errMu.String(), "connection lost"), 1, "a note per loss")
 }
 
-// readmeBlock is the first sh block of the README's section under heading.
-func readmeBlock(t *testing.T, heading string) string {
-	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	_, sec, ok := strings.Cut(string(readme), heading)
-	require.True(t, ok, heading)
-	_, block, ok := strings.Cut(sec, "```sh\n")
-	require.True(t, ok, heading)
-	block, _, _ = strings.Cut(block, "```")
-	return block
-}
-
 // lastLines is the end of a long text, for a failure message.
 func lastLines(s string) string {
 	if len(s) > 2000 {
@@ -108,12 +95,12 @@ func lastLines(s string) string {
 	return s
 }
 
-// Issue 17: the README's lines for commands that survive the network, run
+// Issue 17: the user guide's lines for commands that survive the network, run
 // as written by sh against a daemon named lab1 behind a proxy that resets
 // the connection during each of them.
 func TestE2EReadmeResume(t *testing.T) {
 	t.Parallel()
-	lines := strings.Split(strings.TrimSpace(readmeBlock(t, "## Commands that survive the network")), "\n")
+	lines := strings.Split(strings.TrimSpace(docBlock(t, "docs/guide.md", "## Commands that survive the network")), "\n")
 	require.Len(t, lines, 3)
 
 	home := t.TempDir()

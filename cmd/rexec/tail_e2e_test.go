@@ -171,11 +171,11 @@ func TestE2ETailManyHostsGrepJSON(t *testing.T) {
 	assert.Contains(t, r.stderr, "missing.log")
 }
 
-// The README's tail examples, run as written against two daemons named
+// The user guide's tail examples, run as written against two daemons named
 // lab1 and lab2 in the client's config.toml; the -F ones until SIGINT.
 func TestE2EReadmeTail(t *testing.T) {
 	t.Parallel()
-	block := readmeBlock(t, "## Following logs: rexec tail")
+	block := docBlock(t, "docs/guide.md", "## Following logs: rexec tail")
 	c := newClient(t)
 	var conf strings.Builder
 	for _, name := range []string{"lab1", "lab2"} {
