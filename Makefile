@@ -6,10 +6,10 @@
 #   make packages     .deb and .rpm for ARCHES (needs nfpm)
 #   make clean
 #
-# VERSION is the source tree's release (internal/buildinfo); the binaries
+# VERSION is the source tree's release (cmd/internal/buildinfo); the binaries
 # carry their commit from the build info (-buildvcs).
 
-VERSION := $(shell sed -n 's/^const Release = "\(.*\)"/\1/p' internal/buildinfo/buildinfo.go)
+VERSION := $(shell sed -n 's/^const Release = "\(.*\)"/\1/p' cmd/internal/buildinfo/buildinfo.go)
 GOOS    := $(shell go env GOOS)
 GOARCH  := $(shell go env GOARCH)
 TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"io"
 
-	"github.com/execd-project/execd/frame"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/execd-project/execd/frame"
 )
 
 // Defaults of the limits on connections that have not logged in yet, in

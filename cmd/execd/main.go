@@ -25,13 +25,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/execd-project/execd/cmd/internal/buildinfo"
+	"github.com/execd-project/execd/cmd/internal/manpage"
+	"github.com/execd-project/execd/cmd/internal/naive"
+	"github.com/execd-project/execd/cmd/internal/trace"
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/buildinfo"
-	"github.com/execd-project/execd/internal/manpage"
-	"github.com/execd-project/execd/internal/naive"
 	"github.com/execd-project/execd/internal/proc"
-	"github.com/execd-project/execd/internal/trace"
 	"github.com/execd-project/execd/internal/transcode"
 )
 

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/net/netutil"
 
+	"github.com/execd-project/execd/cmd/internal/buildinfo"
 	"github.com/execd-project/execd/execd"
-	"github.com/execd-project/execd/internal/buildinfo"
 )
 
 // Bounds of the metrics listener: a scraper and a few health checks need

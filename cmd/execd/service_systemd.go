@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/execd-project/execd/internal/systemd"
+	"github.com/execd-project/execd/cmd/execd/internal/systemd"
 )
 
 // activatedListener is the listening socket systemd passed (execd.socket),

@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/execd-project/execd/cmd/internal/buildinfo"
 	"github.com/execd-project/execd/execd"
-	"github.com/execd-project/execd/internal/buildinfo"
 )
 
 // daemonSignals handles the signals of a running daemon until one stops

@@ -18,8 +18,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/execd-project/execd/cmd/internal/units"
 	"github.com/execd-project/execd/execd"
-	"github.com/execd-project/execd/internal/units"
 	"github.com/execd-project/execd/internal/userkey"
 )
 

@@ -34,7 +34,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/cmd/rexec/internal/inventory"
 	"github.com/execd-project/execd/rexec"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/execd-project/execd/internal/fanout"
+	"github.com/execd-project/execd/cmd/rexec/internal/fanout"
 	"github.com/execd-project/execd/rexec"
 )
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/execd-project/execd/internal/fanout"
-	"github.com/execd-project/execd/internal/hostlist"
+	"github.com/execd-project/execd/cmd/rexec/internal/fanout"
+	"github.com/execd-project/execd/cmd/rexec/internal/hostlist"
 	"github.com/execd-project/execd/rexec"
 )
 

@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/execd-project/execd/cmd/rexec/internal/fanout"
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
-	"github.com/execd-project/execd/internal/fanout"
 )
 
 // fleet is many daemons on 127.0.0.x, all on one port, each serving its own

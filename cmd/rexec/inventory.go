@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/cmd/rexec/internal/inventory"
 	"github.com/execd-project/execd/internal/userkey"
 	"github.com/execd-project/execd/rexec"
 )

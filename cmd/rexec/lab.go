@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/execd-project/execd/internal/lab"
+	"github.com/execd-project/execd/cmd/rexec/internal/lab"
 )
 
 // labCommand is `rexec lab`: the sticky-packet lab, run locally over

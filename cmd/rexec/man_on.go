@@ -5,7 +5,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/execd-project/execd/internal/manpage"
+	"github.com/execd-project/execd/cmd/internal/manpage"
 )
 
 // manCommand is the hidden __man DIR, in the build that writes the man

@@ -8,7 +8,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/execd-project/execd/internal/naive"
+	"github.com/execd-project/execd/cmd/internal/naive"
 )
 
 // runNaive is the client of the teaching mode (--framing=off), written as

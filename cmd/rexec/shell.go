@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/execd-project/execd/internal/fshell"
-	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/cmd/rexec/internal/fshell"
+	"github.com/execd-project/execd/cmd/rexec/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 

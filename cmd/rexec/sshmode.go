@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/execd-project/execd/internal/buildinfo"
-	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/cmd/internal/buildinfo"
+	"github.com/execd-project/execd/cmd/rexec/internal/inventory"
 	"github.com/execd-project/execd/internal/userkey"
 )
 

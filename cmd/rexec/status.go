@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/cmd/rexec/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 

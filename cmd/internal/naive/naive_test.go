@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/naive"
+	"github.com/execd-project/execd/cmd/internal/naive"
 )
 
 // TestStickyPackets runs the lesson: with one recv(16) per answer, the

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/execd-project/execd/cmd/rexec/internal/fanout"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/fanout"
 	"github.com/execd-project/execd/rexec"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/execd-project/execd/internal/termsafe"
+	"github.com/execd-project/execd/cmd/rexec/internal/termsafe"
 )
 
 func TestString(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/execd-project/execd/internal/buildinfo"
+	"github.com/execd-project/execd/cmd/internal/buildinfo"
 )
 
 func TestShortAndLong(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/execd-project/execd/internal/hostlist"
+	"github.com/execd-project/execd/cmd/rexec/internal/hostlist"
 	"github.com/execd-project/execd/rexec"
 )
 

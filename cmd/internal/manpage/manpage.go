@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/execd-project/execd/internal/buildinfo"
+	"github.com/execd-project/execd/cmd/internal/buildinfo"
 )
 
 // Section is a section of the root command's page that cobra does not

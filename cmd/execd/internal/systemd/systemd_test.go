@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/systemd"
+	"github.com/execd-project/execd/cmd/execd/internal/systemd"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

@@ -10,8 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/execd-project/execd/cmd/internal/units"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/units"
 )
 
 // colours of messages in the read view, in turn.

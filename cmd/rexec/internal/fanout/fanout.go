@@ -19,9 +19,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/execd-project/execd/cmd/rexec/internal/hostlist"
+	"github.com/execd-project/execd/cmd/rexec/internal/termsafe"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/hostlist"
-	"github.com/execd-project/execd/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 

@@ -19,8 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/execd-project/execd/internal/termsafe"
-	"github.com/execd-project/execd/internal/units"
+	"github.com/execd-project/execd/cmd/internal/units"
+	"github.com/execd-project/execd/cmd/rexec/internal/termsafe"
 	"github.com/execd-project/execd/rexec"
 )
 

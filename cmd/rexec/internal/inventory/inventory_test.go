@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/execd-project/execd/internal/inventory"
+	"github.com/execd-project/execd/cmd/rexec/internal/inventory"
 )
 
 func write(t *testing.T, name, text string) string {

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/execd-project/execd/cmd/rexec/internal/fshell"
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
-	"github.com/execd-project/execd/internal/fshell"
 )
 
 // shell starts a daemon serving a fresh directory and a file shell on it
