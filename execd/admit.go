@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/internal/proc"
 )
 
 // Defaults of the limits on connections that have not logged in yet, in
@@ -203,7 +204,7 @@ func (s *Server) silentVictim(src string, sameSource bool, now time.Time) *serve
 				victim = c
 			}
 		}
-		if victim == nil || pendingBytes(victim.watch.Conn) == 0 {
+		if victim == nil || proc.Pending(victim.watch.Conn) == 0 {
 			return victim
 		}
 		skip[victim] = true
