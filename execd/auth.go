@@ -162,7 +162,7 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 	for fails := 0; ; {
 		payload, err := sess.Receive(frame.Auth)
 		var ne net.Error
-		var re *mux.RemoteError
+		var re *frame.RemoteError
 		var v *mux.Violation
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():

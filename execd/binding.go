@@ -50,7 +50,7 @@ func (j *job) unbind(b *binding, cause error) {
 			return
 		}
 	default:
-		var re *mux.RemoteError
+		var re *frame.RemoteError
 		if !j.resumable || errors.Is(cause, mux.ErrAbandoned) || errors.As(cause, &re) {
 			j.mu.Unlock()
 			j.cancel(cause)

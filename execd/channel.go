@@ -82,7 +82,7 @@ func (c *serverConn) startCommand(nc mux.NewChannel) (*job, error) {
 	if limit := time.Duration(acct.user.CommandTimeout); limit > 0 && (timeout == 0 || timeout > limit) {
 		timeout = limit
 	}
-	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, ShellPath: acct.shell(), Env: env, Dir: dir, Pty: m.Pty, Cred: acct.procCred(), Keeper: s.Keeper})
+	p, err := proc.Start(proc.Spec{Argv: m.Argv, Shell: m.Shell, ShellPath: acct.shell(), Env: env, Dir: dir, Pty: m.Pty, Cred: acct.procCred(), Keeper: s.Keeper.proc()})
 	if err != nil {
 		return nil, acct.whyNotStarted(dir, err)
 	}

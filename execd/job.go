@@ -544,7 +544,7 @@ func (j *job) wait(grace time.Duration) proc.ExitState {
 func (j *job) exitMsg(st proc.ExitState) *frame.ExitMsg {
 	exit := st.ExitMsg(time.Since(j.started))
 	exit.Encoding = j.encoding
-	var re *mux.RemoteError
+	var re *frame.RemoteError
 	switch cause := context.Cause(j.ctx); {
 	case errors.Is(cause, errTimeLimit):
 		exit.TimedOut = true

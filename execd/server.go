@@ -103,9 +103,9 @@ type Server struct {
 	JobDir  string
 	JobDisk int64
 	// Keeper, when set, keeps commands from outliving the daemon: a
-	// cgroup per command and a guard process (see proc.Keeper). Nil: the
+	// cgroup per command and a guard process (see Keeper). Nil: the
 	// daemon's own cleanup alone ends them.
-	Keeper *proc.Keeper
+	Keeper *Keeper
 	// Metrics, when set (NewMetrics), counts connections, logins,
 	// channels, commands, bytes and transfers.
 	Metrics *Metrics

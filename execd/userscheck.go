@@ -13,13 +13,47 @@ import (
 	"github.com/execd-project/execd/internal/config"
 )
 
+// A Problem is one thing wrong in a file, at a line (0: the file as a
+// whole).
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// String is the problem as "file:line: message".
+func (p Problem) String() string { return config.Problem(p).String() }
+
+// Problems is every problem found in a file; as an error, one per line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	c := make(config.Problems, len(ps))
+	for i, p := range ps {
+		c[i] = config.Problem(p)
+	}
+	return c.Error()
+}
+
 // CheckUsers reports every problem of the users database at path, each
 // with its line: TOML syntax, unknown settings, invalid records, users
 // who can never log in, and a file others may read while it holds
 // password hashes, and users who could not run commands or reach their
 // home on a daemon with the given default-run-as (see AccessOf). A
 // missing file has no problem (no users yet).
-func CheckUsers(path, defaultRunAs string) (config.Problems, error) {
+func CheckUsers(path, defaultRunAs string) (Problems, error) {
+	ps, err := checkUsers(path, defaultRunAs)
+	if len(ps) == 0 {
+		return nil, err
+	}
+	out := make(Problems, len(ps))
+	for i, p := range ps {
+		out[i] = Problem(p)
+	}
+	return out, err
+}
+
+func checkUsers(path, defaultRunAs string) (config.Problems, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

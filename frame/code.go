@@ -5,6 +5,20 @@ import (
 	"io"
 )
 
+// RemoteError is a failure the peer reported in an error frame: the
+// refusal of an open, the failure of a channel, or the end of the whole
+// connection. It is the one error type for everything the peer reports;
+// errors.As also finds the wire message (*ErrorMsg) through it.
+type RemoteError struct {
+	Code    Code
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Unwrap gives the wire message the error came from.
+func (e *RemoteError) Unwrap() error { return &ErrorMsg{Code: e.Code, Message: e.Message} }
+
 // Code is the machine-readable reason carried by an Error frame.
 type Code string
 

@@ -96,7 +96,7 @@ type Config struct {
 // a refused open (a command that could not start, a path outside the
 // home, a quota), a failed transfer, or the end of the connection.
 // errors.As also finds the wire message, *frame.ErrorMsg, through it.
-type RemoteError = mux.RemoteError
+type RemoteError = frame.RemoteError
 
 // Client is a connection to one daemon, carrying any number of concurrent
 // sessions. It is safe for concurrent use.

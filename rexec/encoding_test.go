@@ -9,7 +9,7 @@ import (
 
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/execd/execdtest"
-	"github.com/execd-project/execd/frame"
+	"github.com/execd-project/execd/rexec"
 )
 
 // A legacy program writing GBK on a daemon told so (--encoding gbk) arrives
@@ -18,7 +18,7 @@ import (
 func TestEncodingGBK(t *testing.T) {
 	d := execdtest.Start(t, &execd.Server{Encoding: "gbk"}, false)
 	c := dial(t, d)
-	run := func(enc, stdin, shell string) ([]byte, *frame.ExitMsg) {
+	run := func(enc, stdin, shell string) ([]byte, *rexec.Exit) {
 		t.Helper()
 		s, err := c.NewSession()
 		require.NoError(t, err)

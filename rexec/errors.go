@@ -7,9 +7,8 @@ import (
 	"github.com/execd-project/execd/frame"
 )
 
-// ExitError reports a command that exited with a non-zero status or was
-// killed by a signal.
-type ExitError struct {
+// Exit is how a command ended, as its daemon reported it.
+type Exit struct {
 	// Status is the exit status (0..255 on Unix, the 32-bit exit code on
 	// Windows), or -1 when Signal is set.
 	Status int
@@ -23,7 +22,27 @@ type ExitError struct {
 	Message string
 	// Duration is how long the command ran.
 	Duration time.Duration
+	// Encoding names how the daemon transcoded the command's output to
+	// UTF-8: "utf-8" or "raw" (untouched), "gbk", "gb18030", ...
+	Encoding string
 }
+
+// exitOf is the exit a daemon's exit message reports.
+func exitOf(m *frame.ExitMsg) *Exit {
+	return &Exit{
+		Status:     int(m.Code),
+		Signal:     Signal(m.Signal),
+		CoreDumped: m.CoreDumped,
+		TimedOut:   m.TimedOut,
+		Message:    m.Message,
+		Duration:   time.Duration(m.DurationMS) * time.Millisecond,
+		Encoding:   m.Encoding,
+	}
+}
+
+// ExitError reports a command that exited with a non-zero status or was
+// killed by a signal.
+type ExitError struct{ Exit }
 
 // Error describes the exit.
 func (e *ExitError) Error() string {
@@ -44,7 +63,7 @@ func (e *ExitError) Error() string {
 
 // ExitStatus returns the status as a shell reports it: the exit code, or
 // 128 plus the signal number (Linux numbering) for a signal.
-func (e *ExitError) ExitStatus() int {
+func (e *Exit) ExitStatus() int {
 	if e.Signal != "" {
 		return 128 + SignalNumber(e.Signal)
 	}

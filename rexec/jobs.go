@@ -6,13 +6,49 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/internal/mux"
 )
 
 // JobInfo describes a job in a listing (Client.Jobs).
-type JobInfo = frame.JobInfo
+type JobInfo struct {
+	ID string
+	// Argv or Shell is the command, as it was started.
+	Argv  []string
+	Shell string
+	PID   int
+	// Detached: started by Detach; otherwise a command whose client was
+	// lost and that waits for it to come back.
+	Detached bool
+	// State is "running", "waiting" (a lost client may come back), or
+	// "exited".
+	State string
+	// Start and End (zero while it runs) are when the command started
+	// and ended.
+	Start, End time.Time
+	// Exit is how it ended, once State is "exited".
+	Exit *Exit
+	// Stdout and Stderr are the bytes each stream has had so far.
+	Stdout, Stderr uint64
+	// Full says that the command waits because its output reached the
+	// daemon's bound and nobody has taken it.
+	Full bool
+}
+
+// jobInfoOf is the listing's line m for a client.
+func jobInfoOf(m *frame.JobInfo) JobInfo {
+	j := JobInfo{ID: m.ID, Argv: m.Argv, Shell: m.Shell, PID: m.PID, Detached: m.Detached, State: m.State,
+		Start: time.Unix(0, m.StartNS), Stdout: m.Stdout, Stderr: m.Stderr, Full: m.Full}
+	if m.EndNS != 0 {
+		j.End = time.Unix(0, m.EndNS)
+	}
+	if m.Exit != nil {
+		j.Exit = exitOf(m.Exit)
+	}
+	return j
+}
 
 // Detach starts argv on the daemon as a job detached from any connection
 // and returns its id: the command runs until it exits, its stdin empty,
@@ -93,11 +129,11 @@ func (s *Session) Written() (stdout, stderr int64) { return s.written[0].Load(),
 func (c *Client) Jobs(ctx context.Context) ([]JobInfo, error) {
 	var list []JobInfo
 	err := c.jobs(ctx, &frame.JobsRequest{}, func(line []byte) error {
-		var in JobInfo
+		var in frame.JobInfo
 		if err := json.Unmarshal(line, &in); err != nil {
 			return fmt.Errorf("rexec: a jobs line: %w", err)
 		}
-		list = append(list, in)
+		list = append(list, jobInfoOf(&in))
 		return nil
 	})
 	return list, err

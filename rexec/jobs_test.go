@@ -71,7 +71,7 @@ func TestDetachedJobs(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "exited", jobs[0].State)
-	assert.Equal(t, int64(5), jobs[0].Exit.Code)
+	assert.Equal(t, 5, jobs[0].Exit.Status)
 	assert.Equal(t, uint64(want.Len()), jobs[0].Stdout)
 
 	kept, err := os.ReadFile(filepath.Join(jobDir, "_", job, "stdout"))
@@ -213,7 +213,7 @@ func TestJobDiskBudget(t *testing.T) {
 	small := detach("echo err >&2; head -c 3000000 /dev/zero")
 	require.Eventually(t, func() bool { return job(small).State == "exited" }, 10*time.Second, 10*time.Millisecond)
 	j := job(small)
-	assert.Equal(t, int64(0), j.Exit.Code)
+	assert.Equal(t, 0, j.Exit.Status)
 	assert.Equal(t, uint64(3000000), j.Stdout)
 	assert.Equal(t, uint64(len("err\n")), j.Stderr)
 	assert.False(t, j.Full)
@@ -268,12 +268,12 @@ func TestJobsSurviveRestart(t *testing.T) {
 		assert.True(t, j.Detached)
 		switch j.ID {
 		case done:
-			assert.Equal(t, int64(3), j.Exit.Code)
+			assert.Equal(t, 3, j.Exit.Status)
 			assert.Equal(t, uint64(want.Len()), j.Stdout)
 			assert.Equal(t, []string(nil), j.Argv)
 			assert.Contains(t, j.Shell, "seq 1 200000")
 		case running:
-			assert.Equal(t, "TERM", j.Exit.Signal)
+			assert.Equal(t, rexec.SIGTERM, j.Exit.Signal)
 			assert.Equal(t, "the daemon shut down while it ran", j.Exit.Message)
 			assert.Equal(t, pid, j.PID)
 		default:

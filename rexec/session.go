@@ -456,21 +456,18 @@ func (s *Session) Wait() error {
 	if s.exit.Code == 0 && s.exit.Signal == "" {
 		return nil
 	}
-	return &ExitError{
-		Status:     int(s.exit.Code),
-		Signal:     Signal(s.exit.Signal),
-		CoreDumped: s.exit.CoreDumped,
-		TimedOut:   s.exit.TimedOut,
-		Message:    s.exit.Message,
-		Duration:   time.Duration(s.exit.DurationMS) * time.Millisecond,
-	}
+	return &ExitError{*exitOf(s.exit)}
 }
 
-// Exit returns the exit message once Wait has returned (nil if none arrived).
-func (s *Session) Exit() *frame.ExitMsg {
+// Exit returns how the command ended once Wait has returned (nil if the
+// daemon's report of it never arrived).
+func (s *Session) Exit() *Exit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.exit
+	if s.exit == nil {
+		return nil
+	}
+	return exitOf(s.exit)
 }
 
 // Run starts argv and waits for it.

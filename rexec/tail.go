@@ -14,11 +14,35 @@ import (
 // TailPos is a position in a followed file: its identity and the offset
 // after the last byte received. Give it back in TailOptions.Since to
 // resume after a lost connection, with no duplicate and no gap.
-type TailPos = frame.TailPos
+type TailPos struct {
+	// Dev and Ino identify the file on the daemon's machine (0 for a
+	// position by offset alone).
+	Dev, Ino uint64
+	// Offset is the byte after the last one received.
+	Offset uint64
+	// Last holds the last bytes received before Offset: the daemon checks
+	// them to know that the file was not truncated and written again
+	// meanwhile, and to find the copy a copytruncate made.
+	Last []byte
+}
 
 // TailFile tells of a switch to a file: at the start, after a rotation
 // or a truncation, or on resuming.
-type TailFile = frame.TailFile
+type TailFile struct {
+	TailPos
+	// Reason says why: "start", "resumed", "rotated", "truncated",
+	// "appeared", or what was lost when the file was rotated away while
+	// the client was gone.
+	Reason string
+}
+
+// wire is the position as a tail request carries it (nil for none).
+func (p *TailPos) wire() *frame.TailPos {
+	if p == nil {
+		return nil
+	}
+	return &frame.TailPos{Dev: p.Dev, Ino: p.Ino, Offset: p.Offset, Last: p.Last}
+}
 
 // lostIf is err, or ErrConnectionLost when err comes from the loss of the
 // connection (seen by a read or a write before the session marked it).
@@ -68,7 +92,7 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 		pos = *opts.Since
 	}
 	fc, err := c.openFile(ctx, &frame.OpenMsg{Kind: frame.KindTail, Path: path,
-		Tail: &frame.TailRequest{Lines: opts.Lines, Follow: opts.Follow, Grep: opts.Grep, Since: opts.Since, SinceNS: sinceNS(opts)}})
+		Tail: &frame.TailRequest{Lines: opts.Lines, Follow: opts.Follow, Grep: opts.Grep, Since: opts.Since.wire(), SinceNS: sinceNS(opts)}})
 	if err != nil {
 		return pos, c.lostIf(err)
 	}
@@ -98,11 +122,11 @@ func (c *Client) Tail(ctx context.Context, path string, opts TailOptions, w io.W
 		if f := rec.File; f != nil {
 			named := f.Dev != 0 || f.Ino != 0 // else a notice (a file not there yet), not a place
 			if named && (f.Dev != pos.Dev || f.Ino != pos.Ino || f.Offset != pos.Offset) {
-				pos = f.TailPos // another file or place: what came before it is not its
-				pos.Last = nil
+				// another file or place: what came before it is not its
+				pos = TailPos{Dev: f.Dev, Ino: f.Ino, Offset: f.Offset}
 			}
 			if opts.OnFile != nil {
-				opts.OnFile(*f)
+				opts.OnFile(TailFile{TailPos{Dev: f.Dev, Ino: f.Ino, Offset: f.Offset}, f.Reason})
 			}
 			continue
 		}

@@ -27,7 +27,7 @@ import (
 
 type winResult struct {
 	stdout, stderr string
-	exit           *frame.ExitMsg
+	exit           *rexec.Exit
 	err            error
 }
 
@@ -86,7 +86,7 @@ func TestWindowsChineseOutput(t *testing.T) {
 	var ee *rexec.ExitError
 	require.ErrorAs(t, r.err, &ee)
 	assert.Equal(t, 9009, ee.Status, "cmd's status for an unknown command")
-	assert.Equal(t, int64(9009), r.exit.Code)
+	assert.Equal(t, 9009, r.exit.Status)
 	assert.True(t, utf8.ValidString(r.stderr), "%q", r.stderr)
 	assert.Contains(t, r.stderr, "nosuchcommand_xyz")
 	t.Logf("cmd says: %q", r.stderr)

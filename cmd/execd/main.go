@@ -31,7 +31,6 @@ import (
 	"github.com/execd-project/execd/cmd/internal/trace"
 	"github.com/execd-project/execd/execd"
 	"github.com/execd-project/execd/frame"
-	"github.com/execd-project/execd/internal/proc"
 	"github.com/execd-project/execd/internal/transcode"
 )
 
@@ -131,7 +130,7 @@ ended.`,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return proc.RunGuard(stdin, stderr)
+			return execd.RunGuard(stdin, stderr)
 		},
 	})
 	root.AddCommand(&cobra.Command{
@@ -418,7 +417,7 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		return nil, nil, fail(1, "%v", err)
 	}
 	closers = append(closers, func() { _ = audit.Close() })
-	keeper, err := proc.NewKeeper(proc.KeeperConfig{Cgroup: opts.cgroup, Guard: guardArgv(), GuardStderr: stderr})
+	keeper, err := execd.NewKeeper(execd.KeeperConfig{Cgroup: opts.cgroup, Guard: guardArgv(), GuardStderr: stderr})
 	if err != nil {
 		return nil, nil, fail(1, "%v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/execd-project/execd/cmd/rexec/internal/fanout"
 	"github.com/execd-project/execd/cmd/rexec/internal/termsafe"
+	"github.com/execd-project/execd/frame"
 	"github.com/execd-project/execd/rexec"
 )
 
@@ -150,10 +151,7 @@ func printJobs(e env, listed []hostJobs, asJSON, many bool) {
 	if asJSON {
 		for _, hj := range listed {
 			for _, j := range hj.jobs {
-				line, _ := json.Marshal(struct {
-					Host string `json:"host"`
-					rexec.JobInfo
-				}{hj.host, j})
+				line, _ := json.Marshal(jobJSONOf(hj.host, j))
 				fmt.Fprintf(e.stdout, "%s\n", line)
 			}
 		}
@@ -177,6 +175,37 @@ func printJobs(e env, listed []hostJobs, asJSON, many bool) {
 	_ = tw.Flush()
 }
 
+// jobJSON is a job's line of "rexec jobs --json": the daemon's listing
+// field for field, with the host it came from.
+type jobJSON struct {
+	Host     string         `json:"host"`
+	ID       string         `json:"id"`
+	Argv     []string       `json:"argv,omitempty"`
+	Shell    string         `json:"shell,omitempty"`
+	PID      int            `json:"pid"`
+	Detached bool           `json:"detached,omitempty"`
+	State    string         `json:"state"`
+	StartNS  int64          `json:"start_ns"`
+	EndNS    int64          `json:"end_ns,omitempty"`
+	Exit     *frame.ExitMsg `json:"exit,omitempty"`
+	Stdout   uint64         `json:"stdout"`
+	Stderr   uint64         `json:"stderr"`
+	Full     bool           `json:"full,omitempty"`
+}
+
+func jobJSONOf(host string, j rexec.JobInfo) jobJSON {
+	out := jobJSON{Host: host, ID: j.ID, Argv: j.Argv, Shell: j.Shell, PID: j.PID, Detached: j.Detached, State: j.State,
+		StartNS: j.Start.UnixNano(), Stdout: j.Stdout, Stderr: j.Stderr, Full: j.Full}
+	if !j.End.IsZero() {
+		out.EndNS = j.End.UnixNano()
+	}
+	if x := j.Exit; x != nil {
+		out.Exit = &frame.ExitMsg{Code: int64(x.Status), Signal: string(x.Signal), CoreDumped: x.CoreDumped,
+			DurationMS: x.Duration.Milliseconds(), TimedOut: x.TimedOut, Message: x.Message, Encoding: x.Encoding}
+	}
+	return out
+}
+
 // jobRow is a job's line in the table.
 func jobRow(j rexec.JobInfo) string {
 	state, exit := j.State, "-"
@@ -184,9 +213,9 @@ func jobRow(j rexec.JobInfo) string {
 		state += ",full"
 	}
 	if x := j.Exit; x != nil {
-		exit = strconv.FormatInt(x.Code, 10)
+		exit = strconv.Itoa(x.Status)
 		if x.Signal != "" {
-			exit = "SIG" + x.Signal
+			exit = "SIG" + string(x.Signal)
 		}
 	}
 	command := j.Shell
@@ -197,7 +226,7 @@ func jobRow(j rexec.JobInfo) string {
 		}
 		command = strings.Join(words, " ")
 	}
-	return strings.Join([]string{j.ID, state, time.Unix(0, j.StartNS).Format("2006-01-02 15:04:05"), exit,
+	return strings.Join([]string{j.ID, state, j.Start.Format("2006-01-02 15:04:05"), exit,
 		strconv.FormatUint(j.Stdout, 10), strconv.FormatUint(j.Stderr, 10), termsafe.String(command)}, "\t")
 }
 

@@ -52,20 +52,6 @@ var (
 	ErrGoAway = errors.New("mux: the peer accepts no new channels")
 )
 
-// RemoteError is a failure the peer reported in an error frame: the
-// refusal of an open, the failure of a channel, or the end of the whole
-// connection. It is the one error type for everything the peer reports;
-// errors.As also finds the wire message (*frame.ErrorMsg) through it.
-type RemoteError struct {
-	Code    frame.Code
-	Message string
-}
-
-func (e *RemoteError) Error() string { return e.Message }
-
-// Unwrap gives the wire message the error came from.
-func (e *RemoteError) Unwrap() error { return &frame.ErrorMsg{Code: e.Code, Message: e.Message} }
-
 // ControlFunc takes the payload of one control frame of a channel (one
 // of its kind's own: exit, done, signal, resize, request, reply) from the
 // read loop; the payload is valid only during the call. An error is a
@@ -138,7 +124,7 @@ func (ch *Channel) OpenOK() *frame.OpenOKMsg {
 }
 
 // Context is cancelled when the channel ends, with the cause: ErrAbandoned
-// when the peer closed it, a *RemoteError when it reported an error, an
+// when the peer closed it, a *frame.RemoteError when it reported an error, an
 // error wrapping ErrLost when the connection ended.
 func (ch *Channel) Context() context.Context { return ch.ctx }
 
@@ -202,7 +188,7 @@ func (ch *Channel) Fail(code frame.Code, msg string) {
 	} else {
 		st = Failed
 	}
-	ch.end(st, &RemoteError{Code: code, Message: msg}, false)
+	ch.end(st, &frame.RemoteError{Code: code, Message: msg}, false)
 }
 
 // Finish ends the channel normally: its owner has sent the channel's last
@@ -332,7 +318,7 @@ func (ch *Channel) route(f frame.Frame) error {
 		if s, _ := ch.State(); s == Opening {
 			st = Refused
 		}
-		ch.end(st, &RemoteError{Code: m.Code, Message: m.Message}, false)
+		ch.end(st, &frame.RemoteError{Code: m.Code, Message: m.Message}, false)
 		return nil
 	case frame.Close:
 		ch.end(Failed, ErrAbandoned, false)

@@ -257,7 +257,7 @@ func Accept(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config) (*Sess
 // by ctx (whose deadline becomes the connection's): TLS with tc when it
 // is not nil (its VerifyConnection checks the daemon's identity), then
 // hello, whose MaxPayload is filled in, and the daemon's hello. A daemon
-// that refuses with an error frame gives a *RemoteError; one that closes
+// that refuses with an error frame gives a *frame.RemoteError; one that closes
 // gives an error wrapping io.EOF. On error the caller closes nc.
 func Dial(ctx context.Context, nc net.Conn, tc *tls.Config, cfg Config, hello *frame.HelloMsg) (*Session, error) {
 	cfg.Role = Client
@@ -304,7 +304,7 @@ func (s *Session) Refuse(code frame.Code, msg string) {
 // Receive reads the next frame of a login on channel 0, before Start:
 // pings are answered and pongs dropped on the way; a frame of type want
 // gives its payload (valid until the next call); an error frame gives a
-// *RemoteError (the peer gave up), and a frame of any other type a
+// *frame.RemoteError (the peer gave up), and a frame of any other type a
 // *Violation whose message names it. Read errors (a deadline, the end of
 // the connection) are returned as they are.
 func (s *Session) Receive(want frame.Type) ([]byte, error) {
@@ -326,7 +326,7 @@ func (s *Session) Receive(want frame.Type) ([]byte, error) {
 			if err := frame.Unmarshal(f.Payload, &m); err != nil {
 				return nil, err
 			}
-			return nil, &RemoteError{Code: m.Code, Message: m.Message}
+			return nil, &frame.RemoteError{Code: m.Code, Message: m.Message}
 		default:
 			return nil, Violationf(frame.CodeUnexpected, "%s frame", f.Type)
 		}
@@ -377,7 +377,7 @@ func (s *Session) Start(ctx context.Context) {
 // Open opens a channel and waits for the peer to confirm it. setup, when
 // not nil, prepares the channel before the open leaves: the streams it
 // receives (Inbound), those it will send once confirmed (Sends), and its
-// control frames (OnControl). A refusal is a *RemoteError.
+// control frames (OnControl). A refusal is a *frame.RemoteError.
 func (s *Session) Open(ctx context.Context, m *frame.OpenMsg, setup func(*Channel)) (*Channel, error) {
 	ch, id, err := s.register(m, nil)
 	if err != nil {
@@ -498,7 +498,7 @@ func (s *Session) Close() error { return s.conn.Close() }
 // Done is closed when the read loop has ended and every channel with it.
 func (s *Session) Done() <-chan struct{} { return s.readDone }
 
-// Wait waits for the session to end and returns why: a *RemoteError when
+// Wait waits for the session to end and returns why: a *frame.RemoteError when
 // the peer sent a fatal error, a *Violation when the peer broke the
 // protocol (it was told with an error frame), ErrPeerClosed when it
 // closed the connection, or the cause given to CloseWithError.
@@ -629,7 +629,7 @@ func (s *Session) readLoop() {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
-	var re *RemoteError
+	var re *frame.RemoteError
 	switch {
 	case closing != nil:
 		err = closing
@@ -709,7 +709,7 @@ func (s *Session) dispatch(f frame.Frame) error {
 			return err
 		}
 		s.cfg.Logger.Info("peer reported error", "code", m.Code, "message", m.Message)
-		return &RemoteError{Code: m.Code, Message: m.Message}
+		return &frame.RemoteError{Code: m.Code, Message: m.Message}
 	}
 	if ch := s.lookup(f); ch != nil {
 		return ch.route(f)

@@ -133,7 +133,7 @@ func TestSessionRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &frame.OpenMsg{Kind: tc.kind, Path: "x", Argv: []string{"true"}, Window: 1}
 			_, err := client.Open(t.Context(), m, nil)
-			var re *mux.RemoteError
+			var re *frame.RemoteError
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, tc.code, re.Code)
 			var em *frame.ErrorMsg
@@ -145,7 +145,7 @@ func TestSessionRefusals(t *testing.T) {
 		_, err := client.Open(t.Context(), &frame.OpenMsg{Kind: frame.KindFS, Window: 1}, nil)
 		require.NoError(t, err, "the first channel stays open")
 		_, err = client.Open(t.Context(), &frame.OpenMsg{Kind: frame.KindFS, Window: 1}, nil)
-		var re *mux.RemoteError
+		var re *frame.RemoteError
 		require.ErrorAs(t, err, &re)
 		assert.Equal(t, frame.CodeTooManyChannels, re.Code)
 	})
@@ -235,7 +235,7 @@ func TestSessionIdleTimeout(t *testing.T) {
 	client, daemon := sessions(t, mux.Config{IdleTimeout: 100 * time.Millisecond, IdleError: idle}, nil)
 	start := time.Now()
 	<-client.Done()
-	var re *mux.RemoteError
+	var re *frame.RemoteError
 	require.ErrorAs(t, client.Wait(), &re)
 	assert.Equal(t, frame.CodeIdleTimeout, re.Code)
 	assert.ErrorIs(t, daemon.Wait(), idle)
@@ -260,7 +260,7 @@ func TestSessionViolation(t *testing.T) {
 	require.ErrorAs(t, client.Wait(), &v)
 	assert.Equal(t, frame.CodeUnexpected, v.Code)
 	<-daemon.Done()
-	var re *mux.RemoteError
+	var re *frame.RemoteError
 	require.ErrorAs(t, daemon.Wait(), &re)
 	assert.Equal(t, frame.CodeUnexpected, re.Code)
 }

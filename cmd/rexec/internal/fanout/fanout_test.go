@@ -35,10 +35,10 @@ func TestClassify(t *testing.T) {
 		reason string
 	}{
 		{"ok", nil, fanout.StateOK, 0, ""},
-		{"exit 3", &rexec.ExitError{Status: 3}, fanout.StateFailed, 3, "exit 3"},
-		{"windows exit 256", &rexec.ExitError{Status: 256}, fanout.StateFailed, 1, "exit 256"},
-		{"killed", &rexec.ExitError{Signal: "KILL"}, fanout.StateFailed, 137, "killed by SIGKILL"},
-		{"timed out", &rexec.ExitError{Signal: "TERM", TimedOut: true}, fanout.StateTimedOut, 143, "time limit reached, killed by SIGTERM"},
+		{"exit 3", &rexec.ExitError{Exit: rexec.Exit{Status: 3}}, fanout.StateFailed, 3, "exit 3"},
+		{"windows exit 256", &rexec.ExitError{Exit: rexec.Exit{Status: 256}}, fanout.StateFailed, 1, "exit 256"},
+		{"killed", &rexec.ExitError{Exit: rexec.Exit{Signal: "KILL"}}, fanout.StateFailed, 137, "killed by SIGKILL"},
+		{"timed out", &rexec.ExitError{Exit: rexec.Exit{Signal: "TERM", TimedOut: true}}, fanout.StateTimedOut, 143, "time limit reached, killed by SIGTERM"},
 		{"not found", &rexec.RemoteError{Code: frame.CodeExecFailed, Message: "nope: not found"}, fanout.StateFailed, 127, "nope: not found"},
 		{"interrupted", context.Canceled, fanout.StateInterrupted, 255, "interrupted"},
 		{"unreachable", refused, fanout.StateUnreachable, 255, "connection refused"},
@@ -62,7 +62,7 @@ func TestClassify(t *testing.T) {
 
 func TestWorstAndSummary(t *testing.T) {
 	results := []rexec.HostResult{
-		result("a1", nil), result("a2", &rexec.ExitError{Status: 2}), result("a3", &rexec.ExitError{Status: 2}),
+		result("a1", nil), result("a2", &rexec.ExitError{Exit: rexec.Exit{Status: 2}}), result("a3", &rexec.ExitError{Exit: rexec.Exit{Status: 2}}),
 		result("slowest-host", context.Canceled),
 	}
 	assert.Equal(t, 255, fanout.Worst(results))
@@ -84,7 +84,7 @@ func TestPrinterPrefixes(t *testing.T) {
 	_, _ = ao.Write([]byte("o\nthree"))
 	_, _ = ae.Write([]byte("\x1b]0;title\x07 err\n"))
 	p.Done(result("a", nil))
-	p.Done(result("b", &rexec.ExitError{Signal: "KILL"}))
+	p.Done(result("b", &rexec.ExitError{Exit: rexec.Exit{Signal: "KILL"}}))
 	p.Finish(nil)
 	assert.Equal(t, "a: one\nb: B1\na: two\na: three\n", out.String(), "whole lines, each with its host; an unfinished last line is ended")
 	assert.Equal(t, "a: \x1b]0;title\x07 err\nb: rexec: killed by SIGKILL\n", errb.String(), "output as it is; rexec's own lines escaped")
@@ -92,7 +92,7 @@ func TestPrinterPrefixes(t *testing.T) {
 
 func TestPrinterGroupAndJSON(t *testing.T) {
 	hosts := []string{"n1", "n2", "n3"}
-	results := []rexec.HostResult{result("n1", nil), result("n2", nil), result("n3", &rexec.ExitError{Status: 1})}
+	results := []rexec.HostResult{result("n1", nil), result("n2", nil), result("n3", &rexec.ExitError{Exit: rexec.Exit{Status: 1}})}
 	run := func(mode fanout.Mode) (string, string) {
 		var out, errb bytes.Buffer
 		p := fanout.NewPrinter(&out, &errb, hosts, mode, false)
