@@ -2,7 +2,6 @@ package rexec
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,19 +186,14 @@ func (m *master) endAll(why error) {
 	}
 }
 
-// local is one client of the master.
+// local is one client of the master: the relay of its channels, and the
+// credit the master keeps for them (controlcredit.go).
 type local struct {
-	m    *master
-	conn *mux.Conn
+	m *master
+	d *mux.Downstream
 
 	mu     sync.Mutex
-	ids    map[uint32]uint32       // the client's channel id to the daemon's, kept for late frames
-	live   map[uint32]*mux.Channel // the channels not ended yet, by the client's id
-	lastID uint32
-	out    []frame.Frame // frames for the client, in order; see send
-	wake   chan struct{}
-	ended  bool
-	credit map[uint32]*relayCredit // by the client's id (controlcredit.go)
+	credit map[uint32]*relayCredit // by the client's id
 	ahead  int64                   // credit granted to the daemon, not yet written to the client
 }
 
@@ -239,7 +233,16 @@ func (m *master) serve(nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	l := &local{m: m, conn: sess.Conn(), ids: map[uint32]uint32{}, live: map[uint32]*mux.Channel{}, wake: make(chan struct{}, 1), credit: map[uint32]*relayCredit{}}
+	l := &local{m: m, credit: map[uint32]*relayCredit{}}
+	l.d = mux.NewDownstream(sess.Conn(), m.c.sess, mux.DownstreamHooks{
+		Answer:    l.answer,
+		Relaying:  l.openCredit,
+		Opened:    l.opened,
+		Window:    l.clientWindow,
+		Delivered: l.delivered,
+		Finished:  l.forgetCredit,
+		GoneAway:  l.goneAway,
+	})
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
@@ -249,206 +252,40 @@ func (m *master) serve(nc net.Conn) {
 	m.locals[l] = struct{}{}
 	m.mu.Unlock()
 	m.poke()
-	go l.write()
-	err = l.conn.ReadFrames(func(frame.Header) func([]byte) error { return nil }, l.handle)
-	var v *mux.Violation
-	if errors.As(err, &v) {
-		l.fail(v.Code, v.Error())
-	}
-	l.end(err)
+	_ = l.d.Serve()
 	m.mu.Lock()
 	delete(m.locals, l)
 	m.mu.Unlock()
 	m.poke()
 }
 
-// handle takes one frame from the client.
-func (l *local) handle(f frame.Frame) error {
-	switch f.Type {
-	case frame.Ping:
-		return l.conn.HandlePing(f.Payload)
-	case frame.Pong:
-		return nil
-	case frame.Open:
-		return l.open(f)
-	case frame.Close, frame.Stdin, frame.Data, frame.Window, frame.Signal, frame.Resize, frame.Request, frame.Done, frame.Error:
-	default:
-		return mux.Violationf(frame.CodeUnexpected, "a client may not send %s frames", f.Type)
-	}
-	if f.Channel == frame.ConnChannel {
-		if f.Type == frame.Error {
-			return errClientLeft
-		}
-		return mux.Violationf(frame.CodeUnexpected, "%s frame on channel 0", f.Type)
-	}
-	if f.Type == frame.Window && l.clientWindow(f.Channel, f.Payload) {
-		return nil // the master passes it on as its client takes the output
-	}
-	l.mu.Lock()
-	up, ok := l.ids[f.Channel]
-	known := f.Channel <= l.lastID
-	l.mu.Unlock()
-	if !ok {
-		if !known {
-			_ = l.conn.SendError(f.Channel, frame.CodeNoChannel, fmt.Sprintf("%s frame for channel %d, which is not open", f.Type, f.Channel))
-		}
-		return nil
-	}
-	// Sent whatever the relayed channel's state: late frames too (a
-	// close that acknowledges an exit); the daemon drops those that
-	// crossed the channel's end.
-	if err := l.m.c.sess.Conn().Send(f.Type, f.Flags, up, f.Payload); err != nil {
-		return err
-	}
-	if f.Type == frame.Close || f.Type == frame.Error {
-		l.finish(f.Channel) // the client's last word on it
-	}
-	return nil
-}
-
-// finish ends the relayed channel of the client's id, once: only its id
-// is kept, for late frames.
-func (l *local) finish(id uint32) {
-	l.mu.Lock()
-	ch := l.live[id]
-	delete(l.live, id)
-	l.forgetCredit(id)
-	l.mu.Unlock()
-	if ch != nil {
-		ch.Finish()
-	}
-}
-
-var errClientLeft = errors.New("the client ended its connection")
-
-// open relays a client's open to the daemon, or answers a control kind.
-func (l *local) open(f frame.Frame) error {
-	id := f.Channel
-	l.mu.Lock()
-	bad := id%2 == 0 || id <= l.lastID
-	if !bad {
-		l.lastID = id
-	}
-	l.mu.Unlock()
-	if bad {
-		_ = l.conn.SendError(id, frame.CodeChannelInUse, fmt.Sprintf("channel id %d is not odd and above the last one used", id))
-		return nil
-	}
-	var kind struct{ Kind string }
-	_ = json.Unmarshal(f.Payload, &kind) // checked in full below, unless it is the master's
-	switch kind.Kind {
+// answer answers the kinds of channel the master serves itself.
+func (l *local) answer(id uint32, kind string) (bool, error) {
+	switch kind {
 	case KindControlCheck, KindControlExit:
-		if kind.Kind == KindControlExit {
-			l.m.stopTaking()
-		}
-		return l.conn.SendJSON(frame.OpenOK, id, &frame.OpenOKMsg{Window: 1, PID: os.Getpid()})
-	}
-	var m frame.OpenMsg
-	if err := frame.Unmarshal(f.Payload, &m); err != nil {
-		_ = l.conn.SendError(id, frame.CodeOf(err), err.Error())
-		return nil
-	}
-	detach := m.Detach
-	l.mu.Lock() // the relay below may finish the channel before OpenRelay returns
-	defer l.mu.Unlock()
-	payload, rc := l.openCredit(&m, f.Payload)
-	if rc != nil {
-		l.credit[id] = rc
-	}
-	ch, err := l.m.c.sess.OpenRelay(payload, func(g frame.Frame) error {
-		l.send(g.Type, g.Flags, id, g.Payload)
-		// The daemon's last frame on a channel ends the relayed one:
-		// exit, done, an error, or the open_ok of a detached command.
-		if g.Type == frame.Exit || g.Type == frame.Done || g.Type == frame.Error || (g.Type == frame.OpenOK && detach) {
-			l.finish(id)
-		}
-		return nil
-	})
-	if errors.Is(err, mux.ErrGoAway) {
-		// The daemon is going away: the next rexec makes a new master.
-		l.m.stopTaking()
-		_ = l.conn.SendError(id, frame.CodeShuttingDown, fmt.Sprintf("%s accepts no new commands: %s", l.m.c.addr, l.m.c.sess.GoneAway()))
-		return nil
-	}
-	if err != nil {
-		l.forgetCredit(id)
-		return err // the daemon's connection is gone: so is this one
-	}
-	l.ids[id], l.live[id] = ch.ID(), ch
-	if rc != nil {
-		rc.up = ch.ID()
-	}
-	return nil
-}
-
-// send queues a frame for the client. It never blocks: it is called on
-// the daemon connection's read loop, which one slow client must not
-// stall. What waits is bounded by the credit the client granted (data)
-// and by the daemon's answers to the client's own requests (the rest).
-func (l *local) send(t frame.Type, flags frame.Flags, id uint32, payload []byte) {
-	f := frame.Frame{Header: frame.Header{Type: t, Flags: flags, Channel: id}, Payload: append([]byte(nil), payload...)}
-	l.mu.Lock()
-	if l.ended {
-		l.mu.Unlock()
-		return
-	}
-	l.out = append(l.out, f)
-	select {
-	case l.wake <- struct{}{}:
 	default:
+		return false, nil
 	}
-	l.mu.Unlock()
+	if kind == KindControlExit {
+		l.m.stopTaking()
+	}
+	p, err := frame.Marshal(&frame.OpenOKMsg{Window: 1, PID: os.Getpid()})
+	if err != nil {
+		return true, err
+	}
+	l.d.Send(frame.OpenOK, 0, id, p)
+	return true, nil
 }
 
-// write sends the queued frames to the client until its connection ends.
-func (l *local) write() {
-	for range l.wake {
-		l.mu.Lock()
-		out := l.out
-		l.out = nil
-		l.mu.Unlock()
-		for _, f := range out {
-			if err := l.conn.Send(f.Type, f.Flags, f.Channel, f.Payload); err != nil {
-				l.conn.CloseWithError(err)
-				return
-			}
-			l.delivered(f)
-		}
-	}
+// goneAway is the error a client's open gets while the daemon is going
+// away; the next rexec makes a new master.
+func (l *local) goneAway() string {
+	l.m.stopTaking()
+	return fmt.Sprintf("%s accepts no new commands: %s", l.m.c.addr, l.m.c.sess.GoneAway())
 }
 
-// end abandons the channels the client left open: a client that went
-// away cannot take its command back.
-func (l *local) end(why error) {
-	l.mu.Lock()
-	l.ended = true
-	live := l.live
-	l.live = nil
-	l.out = nil // what the client will never read
-	for id := range l.credit {
-		l.forgetCredit(id)
-	}
-	l.mu.Unlock()
-	close(l.wake)
-	for _, ch := range live {
-		ch.Close(why)
-	}
-	l.conn.CloseWithError(why)
-}
-
-// fail sends the client an error that ends its connection, and gives
-// it mux.LingerTime to read it and close: the read loop ends then.
-func (l *local) fail(code frame.Code, msg string) {
-	nc := l.conn.NetConn()
-	if l.conn.SendError(frame.ConnChannel, code, msg) == nil {
-		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		_ = nc.SetReadDeadline(time.Now().Add(mux.LingerTime))
-		return
-	}
-	l.conn.CloseWithError(errors.New(msg))
-}
+// fail ends the client's connection with an error.
+func (l *local) fail(code frame.Code, msg string) { l.d.Fail(code, msg) }
 
 // DialControl connects to the control master listening at path and
 // returns a client of the connection it shares: what Dial gives for the

@@ -44,13 +44,16 @@ type relayCredit struct {
 
 // openCredit takes a client's open: the credit the master passes on in
 // it (payload rewritten when it is less than the client's), and the
-// state that tracks the rest. Called with l.mu held.
-func (l *local) openCredit(m *frame.OpenMsg, payload []byte) ([]byte, *relayCredit) {
+// state that tracks the rest.
+func (l *local) openCredit(id uint32, m *frame.OpenMsg, payload []byte) []byte {
 	streams := frame.ReceivesFor(m)
 	if len(streams) == 0 {
-		return payload, nil
+		return payload
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	rc := &relayCredit{streams: map[frame.Type]*relayStream{}}
+	l.credit[id] = rc
 	first := min(int64(m.Window), relayAhead)
 	if room := l.room(); first*int64(len(streams)) > room {
 		first = min(int64(m.Window), max(room/int64(len(streams)), relayFloor))
@@ -61,15 +64,29 @@ func (l *local) openCredit(m *frame.OpenMsg, payload []byte) ([]byte, *relayCred
 	l.ahead += first * int64(len(streams))
 	l.m.ahead.Add(first * int64(len(streams)))
 	if first == int64(m.Window) {
-		return payload, rc
+		return payload
 	}
 	c := *m
 	c.Window = uint32(first)
 	b, err := json.Marshal(&c)
 	if err != nil {
-		return payload, nil // a message that was just decoded encodes
+		return payload // a message that was just decoded encodes
 	}
-	return b, rc
+	return b
+}
+
+// opened records the daemon's id of a relayed channel: from now on its
+// credit is passed on.
+func (l *local) opened(id, up uint32) {
+	l.mu.Lock()
+	rc := l.credit[id]
+	if rc != nil {
+		rc.up = up
+	}
+	l.mu.Unlock()
+	if rc != nil {
+		l.grant()
+	}
 }
 
 // clientWindow takes a window frame from the client: for a stream the
@@ -128,6 +145,9 @@ func (l *local) grant() {
 	var out []window
 	l.mu.Lock()
 	for _, rc := range l.credit {
+		if rc.up == 0 {
+			continue // not open yet: opened grants it
+		}
 		for t, st := range rc.streams {
 			want := min(st.client, st.delivered+relayAhead) - st.up
 			n := min(want, l.room(), frame.MaxWindow)
@@ -156,8 +176,10 @@ func (l *local) room() int64 {
 }
 
 // forgetCredit drops a relayed channel's credit; what it held ahead
-// counts no more. Called with l.mu held.
+// counts no more.
 func (l *local) forgetCredit(id uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	rc := l.credit[id]
 	if rc == nil {
 		return
