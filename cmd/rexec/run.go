@@ -328,10 +328,25 @@ type options struct {
 
 func run(ctx context.Context, args []string, e env) error {
 	var opts options
-	cmd := &cobra.Command{
-		Use:   "rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]\n  rexec -H HOSTS [flags] [--] COMMAND [ARGS...]",
-		Short: "Run a command on an execd daemon",
-		Long: `rexec runs COMMAND on the machine where execd listens and prints its
+	cmd := rootCommand(ctx, e, &opts)
+	cmd.SetArgs(fanCommandArgs(args, cmd.Flags()))
+	cmd.SetIn(e.stdin)
+	cmd.SetOut(e.stdout)
+	cmd.SetErr(e.stderr)
+	err := cmd.ExecuteContext(ctx)
+	var ee *exitError
+	if err != nil && !errors.As(err, &ee) {
+		// Not a command's result (those are *exitError): cobra's own
+		// complaint about the command line.
+		fmt.Fprintf(e.stderr, "rexec: %v\nRun 'rexec --help' for usage.\n", err)
+		return exitWith(exitUsage)
+	}
+	return err
+}
+
+// rootLong and rootExample are rexec's help.
+const (
+	rootLong = `rexec runs COMMAND on the machine where execd listens and prints its
 stdout and stderr byte for byte; it exits with the command's status
 (128+N when a signal ended it), 255 when the connection or the protocol
 failed, and 2 for a usage error.
@@ -358,14 +373,23 @@ Called as ssh (a link), as "rexec --ssh ...", or for a host with
 ssh = true in the config file, rexec takes OpenSSH's command line
 instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 -G -F and -o Key=Value, the command's words joined for the remote shell,
-255 for any failure of its own.`,
-		Example: `  rexec lab1 -- uname -a
+255 for any failure of its own.`
+	rootExample = `  rexec lab1 -- uname -a
   rexec -s lab1 'ls /var/log | wc -l'
   rexec -t lab1 top
   tar cf - dir | rexec lab1 -- tar xf - -C /tmp
   rexec -H node[01-40] -- uptime
   rexec -H @lab.txt -x node07 --group -- cat /etc/os-release
-  rexec -g lab --json --timeout 30s -- df -h /`,
+  rexec -g lab --json --timeout 30s -- df -h /`
+)
+
+// rootCommand is rexec HOST COMMAND, with every other command under it.
+func rootCommand(ctx context.Context, e env, opts *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "rexec [flags] HOST[:PORT] [--] COMMAND [ARGS...]\n  rexec -H HOSTS [flags] [--] COMMAND [ARGS...]",
+		Short:   "Run a command on an execd daemon",
+		Long:    rootLong,
+		Example: rootExample,
 		Version: buildinfo.Read().Long(),
 		Args: func(_ *cobra.Command, args []string) error {
 			switch {
@@ -379,11 +403,23 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return result(remote(ctx, &opts, args, e))
+			return result(remote(ctx, opts, args, e))
 		},
 	}
 	f := cmd.Flags()
 	f.SetInterspersed(false) // flags stop at HOST, as with ssh
+	opts.register(f)
+	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), controlMasterCommand(e))
+	if man := manCommand(); man != nil {
+		cmd.AddCommand(man)
+	}
+	completeRoot(cmd, e, opts)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
+	return cmd
+}
+
+// register defines rexec's own flags on f, the shared ones included.
+func (opts *options) register(f *pflag.FlagSet) {
 	f.BoolVarP(&opts.noStdin, "no-stdin", "n", false, "send no stdin (the command reads end of file)")
 	f.BoolVarP(&opts.forcePty, "tty", "t", false, "run the command on a pty, the local terminal in raw mode")
 	f.BoolVarP(&opts.noPty, "no-tty", "T", false, "never allocate a pty")
@@ -404,10 +440,10 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	f.StringVar(&opts.encoding, "encoding", "", "how the daemon transcodes the output to UTF-8: auto, utf-8, gbk, gb18030, or raw for binary (default: the daemon's choice)")
 	f.StringVar(&opts.framing, "framing", "on", "off: the teaching mode of the sticky-packet lesson, against execd --framing=off")
 	f.IntVar(&opts.recvBuffer, "recv-buffer", 1024, "with --framing=off: bytes taken by the one recv() per answer")
-	cmd.AddCommand(getCommand(ctx, e), putCommand(ctx, e), filesCommand(ctx, e), keygenCommand(e), labCommand(ctx, e), tailCommand(ctx, e), jobsCommand(ctx, e), attachCommand(ctx, e), killCommand(ctx, e), controlMasterCommand(e))
-	if man := manCommand(); man != nil {
-		cmd.AddCommand(man)
-	}
+}
+
+// completeRoot completes rexec's HOST and its host flags.
+func completeRoot(cmd *cobra.Command, e env, opts *options) {
 	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 || opts.fan.active() {
 			return nil, cobra.ShellCompDirectiveDefault // the command's words: the local shell's files
@@ -422,20 +458,6 @@ instead, for git, rsync, Ansible and pdsh: -p -l -i -t -T -n -q -v -4 -6
 	_ = cmd.RegisterFlagCompletionFunc("group-name", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return knownHosts(e, opts.configPath, false), cobra.ShellCompDirectiveNoFileComp
 	})
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
-	cmd.SetArgs(fanCommandArgs(args, f))
-	cmd.SetIn(e.stdin)
-	cmd.SetOut(e.stdout)
-	cmd.SetErr(e.stderr)
-	err := cmd.ExecuteContext(ctx)
-	var ee *exitError
-	if err != nil && !errors.As(err, &ee) {
-		// Not a command's result (those are *exitError): cobra's own
-		// complaint about the command line.
-		fmt.Fprintf(e.stderr, "rexec: %v\nRun 'rexec --help' for usage.\n", err)
-		return exitWith(exitUsage)
-	}
-	return err
 }
 
 // fanCommandArgs puts "--" before the command of a fan-out (-H or -g
@@ -496,6 +518,8 @@ func plainFlagError(err error) error {
 	return errors.New(msg[:i] + what)
 }
 
+// remote is rexec HOST [COMMAND...]: one host or many (-H), with framing
+// or without it, or a question to a control master.
 func remote(ctx context.Context, opts *options, args []string, e env) error {
 	if err := opts.fan.check(); err != nil {
 		return fail(opts.usage(), "%v", err)
@@ -536,105 +560,142 @@ func remote(ctx context.Context, opts *options, args []string, e env) error {
 		return fail(opts.usage(), "--encoding: %v", strings.TrimPrefix(err.Error(), "transcode: "))
 	}
 	opts.encoding = strings.ToLower(opts.encoding)
-	stdinFd, stdinTTY := terminalFd(e.stdin)
-	wantPty := !opts.noPty && (opts.forcePty || (len(argv) == 0 && stdinTTY))
+	return runOne(ctx, opts, args[0], argv, e)
+}
 
-	client, err := opts.dial(ctx, args[0], e)
+// oneRun is a command (or a shell) run on one host: what each of its
+// sessions is given.
+type oneRun struct {
+	opts   *options
+	host   string
+	e      env
+	stdin  io.Reader // nil with -n
+	stderr *lineEnd
+	size   func(*rexec.Session) error // asks for the pty, when there is one
+	// the local terminal, when stdin is one
+	stdinFd  int
+	stdinTTY bool
+	pty      bool
+}
+
+// runOne runs argv (a shell when empty) on host and exits as it did.
+func runOne(ctx context.Context, opts *options, host string, argv []string, e env) error {
+	r := &oneRun{opts: opts, host: host, e: e, stderr: &lineEnd{w: e.stderr, at: true}}
+	r.stdinFd, r.stdinTTY = terminalFd(e.stdin)
+	r.pty = !opts.noPty && (opts.forcePty || (len(argv) == 0 && r.stdinTTY))
+	if !opts.noStdin {
+		r.stdin = e.stdin
+	}
+	if r.pty && !opts.detach {
+		r.size = r.ptySize()
+	}
+	client, err := opts.dial(ctx, host, e)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Close() }() // best effort
-
-	var stdin io.Reader
-	if !opts.noStdin {
-		stdin = e.stdin
-	}
-	stderr := &lineEnd{w: e.stderr, at: true}
-	var size func(*rexec.Session) error // the pty's, when there is one
-	if wantPty && !opts.detach {
-		termName := e.getenv("TERM")
-		if termName == "" {
-			termName = "xterm-256color"
-		}
-		w, h := 80, 24
-		if stdinTTY {
-			if cw, ch, err := term.GetSize(stdinFd); err == nil {
-				w, h = cw, ch
-			}
-		}
-		size = func(s *rexec.Session) error { return s.RequestPty(termName, h, w) }
-	}
-	newSession := func(c *rexec.Client) (*rexec.Session, error) {
-		s, err := opts.session(c, stdin, e.stdout, stderr)
-		if err != nil {
-			return nil, err
-		}
-		s.Reconnect = opts.reconnect(args[0], e, stderr)
-		if size != nil {
-			if err := size(s); err != nil {
-				return nil, fail(opts.usage(), "%v", err)
-			}
-		}
-		return s, nil
-	}
-	s, err := newSession(client)
+	defer func() { _ = client.Close() }() // best effort; the one in use at the end
+	s, err := r.session(client)
 	if err != nil {
 		return err
 	}
 	if opts.detach {
 		return opts.startDetached(ctx, s, argv, e)
 	}
-	if wantPty && stdinTTY {
-		old, err := term.MakeRaw(stdinFd)
+	if r.pty && r.stdinTTY {
+		old, err := term.MakeRaw(r.stdinFd)
 		if err != nil {
 			return fail(exitTransport, "raw terminal: %v", err)
 		}
-		defer func() { _ = term.Restore(stdinFd, old) }() // every return path restores it
+		defer func() { _ = term.Restore(r.stdinFd, old) }() // every return path restores it
 	}
-
-	err = opts.start(ctx, s, argv)
-	if err != nil && client.Shared() && rexec.IsTooManyChannels(err) {
-		// The shared connection carries as many commands as the daemon
-		// allows on one: this one gets a connection of its own.
-		_ = client.Close()
-		opts.control = controlNo
-		if client, err = opts.dial(ctx, args[0], e); err != nil {
-			return err
-		}
-		if s, err = newSession(client); err != nil {
-			return err
-		}
-		err = opts.start(ctx, s, argv)
-	}
-	if err != nil {
-		if o := fanout.Classify(rexec.HostResult{Err: err}); o.State == fanout.StateFailed {
-			// The command could not be started (127).
-			hint := ""
-			if opts.exactArgv && len(argv) == 1 && strings.ContainsAny(argv[0], shellSyntax) {
-				hint = " (--argv ran it as one program name; without it, the remote shell runs it)"
-			}
-			return fail(o.Status, "%s%s", o.Reason, hint)
-		}
+	if s, err = r.start(ctx, &client, s, argv); err != nil {
 		return err
 	}
+	return r.wait(s)
+}
 
+// ptySize asks for a pty of the local terminal's size and TERM.
+func (r *oneRun) ptySize() func(*rexec.Session) error {
+	termName := r.e.getenv("TERM")
+	if termName == "" {
+		termName = "xterm-256color"
+	}
+	w, h := 80, 24
+	if r.stdinTTY {
+		if cw, ch, err := term.GetSize(r.stdinFd); err == nil {
+			w, h = cw, ch
+		}
+	}
+	return func(s *rexec.Session) error { return s.RequestPty(termName, h, w) }
+}
+
+// session is a new session of the run on c.
+func (r *oneRun) session(c *rexec.Client) (*rexec.Session, error) {
+	s, err := r.opts.session(c, r.stdin, r.e.stdout, r.stderr)
+	if err != nil {
+		return nil, err
+	}
+	s.Reconnect = r.opts.reconnect(r.host, r.e, r.stderr)
+	if r.size != nil {
+		if err := r.size(s); err != nil {
+			return nil, fail(r.opts.usage(), "%v", err)
+		}
+	}
+	return s, nil
+}
+
+// start starts argv in s. A shared connection that carries as many
+// commands as the daemon allows on one gives way to a connection of the
+// command's own (*client becomes it). A command that could not be
+// started is its status (127), with a hint for --argv.
+func (r *oneRun) start(ctx context.Context, client **rexec.Client, s *rexec.Session, argv []string) (*rexec.Session, error) {
+	err := r.opts.start(ctx, s, argv)
+	if err != nil && (*client).Shared() && rexec.IsTooManyChannels(err) {
+		_ = (*client).Close()
+		r.opts.control = controlNo
+		c, derr := r.opts.dial(ctx, r.host, r.e)
+		if derr != nil {
+			return nil, derr
+		}
+		*client = c
+		if s, err = r.session(c); err != nil {
+			return nil, err
+		}
+		err = r.opts.start(ctx, s, argv)
+	}
+	if err == nil {
+		return s, nil
+	}
+	if o := fanout.Classify(rexec.HostResult{Err: err}); o.State == fanout.StateFailed {
+		hint := ""
+		if r.opts.exactArgv && len(argv) == 1 && strings.ContainsAny(argv[0], shellSyntax) {
+			hint = " (--argv ran it as one program name; without it, the remote shell runs it)"
+		}
+		return nil, fail(o.Status, "%s%s", o.Reason, hint)
+	}
+	return nil, err
+}
+
+// wait waits for the command, forwarding signals, and gives its status.
+func (r *oneRun) wait(s *rexec.Session) error {
 	done := make(chan struct{})
 	gaveUp := make(chan struct{})
-	go forwardSignals(s, e, wantPty, stdinFd, stdinTTY, done, gaveUp)
+	go forwardSignals(s, r.e, r.pty, r.stdinFd, r.stdinTTY, done, gaveUp)
 	waited := make(chan error, 1)
 	go func() { waited <- s.Wait() }()
+	var err error
 	select {
 	case err = <-waited:
 	case <-gaveUp:
-		stderr.mute() // the close is not a loss to reconnect from
-		_ = s.Close() // best effort: the daemon ends the command at once, rather than waiting for a reconnect
+		r.stderr.mute() // the close is not a loss to reconnect from
+		_ = s.Close()   // best effort: the daemon ends the command at once, rather than waiting for a reconnect
 		return fail(exitTransport, "interrupted three times: giving up on the remote command (the daemon ends it)")
 	}
 	close(done)
-	if x := s.Exit(); opts.verbose && x != nil {
-		fmt.Fprintf(e.stderr, "rexec: output encoding: %s\n", x.Encoding)
+	if x := s.Exit(); r.opts.verbose && x != nil {
+		fmt.Fprintf(r.e.stderr, "rexec: output encoding: %s\n", x.Encoding)
 	}
-	return exitStatus(err, e.stderr, exitNote(s))
+	return exitStatus(err, r.e.stderr, exitNote(s))
 }
 
 // session is a session of c set up as the options say, its streams

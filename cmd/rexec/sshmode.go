@@ -321,11 +321,9 @@ func (s *sshSettings) add(o sshOpt) {
 
 func (s *sshSettings) get(key string) string { return s.first[key] }
 
-// yes reads a yes/no setting; def when unset.
-func (s *sshSettings) yes(key string, def bool) (bool, error) {
-	switch v := strings.ToLower(s.get(key)); v {
-	case "":
-		return def, nil
+// parseSSHYes reads an ssh option's yes or no.
+func parseSSHYes(key, v string) (bool, error) {
+	switch v := strings.ToLower(v); v {
 	case "yes", "true":
 		return true, nil
 	case "no", "false":
@@ -465,80 +463,126 @@ func sshOptions(c *sshCall, st *sshSettings, e env) (*options, error) {
 	cf.verbose = c.verbose > 0 || strings.HasPrefix(strings.ToLower(st.get("loglevel")), "debug")
 	cf.lenientKeys = true
 	cf.user = st.get("user")
-	if p := st.get("port"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 || n > 65535 {
-			return nil, sshUsagef("Bad port '%s'", p)
+	for _, o := range sshConnOptions {
+		if v := st.get(o.name); v != "" {
+			if err := o.apply(cf, v, e); err != nil {
+				return nil, err
+			}
 		}
-		cf.port = n
-	}
-	if t := st.get("connecttimeout"); t != "" && t != "none" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 0 {
-			return nil, sshUsagef("ConnectTimeout: want seconds, got %q", t)
-		}
-		if n > 0 {
-			cf.connectTimeout = time.Duration(n) * time.Second
-		}
-	}
-	if t := st.get("serveraliveinterval"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 0 {
-			return nil, sshUsagef("ServerAliveInterval: want seconds, got %q", t)
-		}
-		cf.keepAlive = time.Duration(n) * time.Second
-	}
-	if t := st.get("serveralivecountmax"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 0 {
-			return nil, sshUsagef("ServerAliveCountMax: want a number, got %q", t)
-		}
-		cf.keepAliveMax = n
-	}
-	switch v := strings.ToLower(st.get("stricthostkeychecking")); v {
-	case "yes", "true":
-		cf.strictHostKey = true
-	case "", "ask", "accept-new", "no", "off", "false":
-		// pin a new daemon; a changed identity is refused whatever this says
-	default:
-		return nil, sshUsagef("StrictHostKeyChecking: unknown value %q", v)
-	}
-	if st.get("userknownhostsfile") == "/dev/null" {
-		cf.knownHosts = os.DevNull
-	}
-	var err error
-	if cf.batch, err = st.yes("batchmode", false); err != nil {
-		return nil, err
-	}
-	pw, err := st.yes("passwordauthentication", true)
-	if err != nil {
-		return nil, err
-	}
-	cf.noPassword = !pw
-	pk, err := st.yes("pubkeyauthentication", true)
-	if err != nil {
-		return nil, err
-	}
-	cf.noPubkey = !pk
-	if cf.identitiesOnly, err = st.yes("identitiesonly", false); err != nil {
-		return nil, err
-	}
-	cf.agentSock = expandTilde(st.get("identityagent"), e.getenv)
-	if cf.agentSock == "SSH_AUTH_SOCK" || cf.agentSock == "$SSH_AUTH_SOCK" {
-		cf.agentSock = ""
 	}
 	for _, p := range st.lists["identityfile"] {
 		cf.identities = append(cf.identities, expandTilde(p, e.getenv))
 	}
-	switch v := strings.ToLower(st.get("addressfamily")); v {
-	case "", "any":
-	case "inet":
-		cf.network = "tcp4"
-	case "inet6":
-		cf.network = "tcp6"
-	default:
-		return nil, sshUsagef("AddressFamily: unknown value %q", v)
+	if err := sshPty(c, st, opts, e); err != nil {
+		return nil, err
 	}
+	opts.noStdin = c.noStdin
+	var err error
+	if opts.envs, err = sshEnvs(st, e.environ()); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+// sshConnOptions is every ssh option rexec applies to its connection, by
+// its name in lower case, each applied to the first value given (never
+// empty).
+var sshConnOptions = []struct {
+	name  string
+	apply func(cf *connFlags, v string, e env) error
+}{
+	{"port", func(cf *connFlags, v string, _ env) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 65535 {
+			return sshUsagef("Bad port '%s'", v)
+		}
+		cf.port = n
+		return nil
+	}},
+	{"connecttimeout", func(cf *connFlags, v string, _ env) error {
+		if v == "none" {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return sshUsagef("ConnectTimeout: want seconds, got %q", v)
+		}
+		if n > 0 {
+			cf.connectTimeout = time.Duration(n) * time.Second
+		}
+		return nil
+	}},
+	{"serveraliveinterval", func(cf *connFlags, v string, _ env) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return sshUsagef("ServerAliveInterval: want seconds, got %q", v)
+		}
+		cf.keepAlive = time.Duration(n) * time.Second
+		return nil
+	}},
+	{"serveralivecountmax", func(cf *connFlags, v string, _ env) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return sshUsagef("ServerAliveCountMax: want a number, got %q", v)
+		}
+		cf.keepAliveMax = n
+		return nil
+	}},
+	{"stricthostkeychecking", func(cf *connFlags, v string, _ env) error {
+		switch v := strings.ToLower(v); v {
+		case "yes", "true":
+			cf.strictHostKey = true
+		case "ask", "accept-new", "no", "off", "false":
+			// pin a new daemon; a changed identity is refused whatever this says
+		default:
+			return sshUsagef("StrictHostKeyChecking: unknown value %q", v)
+		}
+		return nil
+	}},
+	{"userknownhostsfile", func(cf *connFlags, v string, _ env) error {
+		if v == "/dev/null" {
+			cf.knownHosts = os.DevNull
+		}
+		return nil
+	}},
+	{"batchmode", sshYes("batchmode", func(cf *connFlags, yes bool) { cf.batch = yes })},
+	{"passwordauthentication", sshYes("passwordauthentication", func(cf *connFlags, yes bool) { cf.noPassword = !yes })},
+	{"pubkeyauthentication", sshYes("pubkeyauthentication", func(cf *connFlags, yes bool) { cf.noPubkey = !yes })},
+	{"identitiesonly", sshYes("identitiesonly", func(cf *connFlags, yes bool) { cf.identitiesOnly = yes })},
+	{"identityagent", func(cf *connFlags, v string, e env) error {
+		if v != "SSH_AUTH_SOCK" && v != "$SSH_AUTH_SOCK" {
+			cf.agentSock = expandTilde(v, e.getenv)
+		}
+		return nil
+	}},
+	{"addressfamily", func(cf *connFlags, v string, _ env) error {
+		switch v := strings.ToLower(v); v {
+		case "any":
+		case "inet":
+			cf.network = "tcp4"
+		case "inet6":
+			cf.network = "tcp6"
+		default:
+			return sshUsagef("AddressFamily: unknown value %q", v)
+		}
+		return nil
+	}},
+}
+
+// sshYes is the ssh option key's yes or no, set by set.
+func sshYes(key string, set func(cf *connFlags, yes bool)) func(cf *connFlags, v string, _ env) error {
+	return func(cf *connFlags, v string, _ env) error {
+		b, err := parseSSHYes(key, v)
+		if err != nil {
+			return err
+		}
+		set(cf, b)
+		return nil
+	}
+}
+
+// sshPty decides the pty as ssh does, from -t, -T and RequestTTY.
+func sshPty(c *sshCall, st *sshSettings, opts *options, e env) error {
 	_, stdinTTY := terminalFd(e.stdin)
 	switch v := strings.ToLower(st.get("requesttty")); {
 	case c.noTTY || v == "no":
@@ -551,19 +595,15 @@ func sshOptions(c *sshCall, st *sshSettings, e env) (*options, error) {
 			opts.forcePty = true
 		} else {
 			opts.noPty = true
-			if !cf.quiet {
+			if !opts.quiet {
 				fmt.Fprintln(e.stderr, "Pseudo-terminal will not be allocated because stdin is not a terminal.")
 			}
 		}
 	case v == "" || v == "auto":
 	default:
-		return nil, sshUsagef("RequestTTY: unknown value %q", v)
+		return sshUsagef("RequestTTY: unknown value %q", v)
 	}
-	opts.noStdin = c.noStdin
-	if opts.envs, err = sshEnvs(st, e.environ()); err != nil {
-		return nil, err
-	}
-	return opts, nil
+	return nil
 }
 
 // sshRefusals names what ssh would do and execd does not.
