@@ -132,7 +132,6 @@ func addrHost(a net.Addr) string {
 // succeeds, the attempts run out, or the time does. Nothing but Auth,
 // Ping and Pong is accepted before it succeeds.
 func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account, error) {
-	binding := sess.Binding()
 	s := c.srv
 	s.authInit()
 	timeout := durOr(s.AuthTimeout, DefaultAuthTimeout)
@@ -140,120 +139,166 @@ func (c *serverConn) authenticate(sess *mux.Session, challenge []byte) (*account
 	_ = c.nc.SetDeadline(deadline) // best effort
 	ctx, cancel := context.WithDeadlineCause(c.ctx, deadline, errAuthTimeout)
 	defer cancel()
-	host := addrHost(c.nc.RemoteAddr())
-	maxTries := orDefault(s.MaxAuthTries, DefaultMaxAuthTries)
-	fatal := func(code frame.Code, err error, format string, args ...any) (*account, error) {
-		sess.Refuse(code, fmt.Sprintf(format, args...))
-		return nil, err
-	}
+	l := &login{c: c, sess: sess, ctx: ctx, host: addrHost(c.nc.RemoteAddr()), timeout: timeout}
 	// A key the user does not have, followed by a right password, is the
 	// usual path of a client that holds a key for other accounts: its
 	// refusal is audited only if the connection never logs in, so that
 	// the audit log holds no false alarms.
-	var keyFails []*AuditEvent
-	loggedIn := false
 	defer func() {
-		if !loggedIn {
-			for _, ev := range keyFails {
+		if !l.loggedIn {
+			for _, ev := range l.keyFails {
 				s.Audit.Log(ev)
 			}
 		}
 	}()
+	maxTries := orDefault(s.MaxAuthTries, DefaultMaxAuthTries)
 	for fails := 0; ; {
-		payload, err := sess.Receive(frame.Auth)
-		var ne net.Error
-		var re *frame.RemoteError
-		var v *mux.Violation
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
-		case errors.As(err, &re):
-			return nil, fmt.Errorf("client gave up authenticating: %s", re.Message)
-		case errors.As(err, &v):
-			return fatal(frame.CodeAuthRequired, errAuthRequired,
-				"%v before authentication: this daemon requires a login (publickey or password) first", v.Err)
-		case err != nil:
+		m, verr, err := l.receive()
+		if err != nil {
 			return nil, err
-		}
-		var m frame.AuthMsg
-		verr := frame.Unmarshal(payload, &m)
-		if errors.Is(verr, frame.ErrMalformed) {
-			return fatal(frame.CodeMalformed, verr, "%v", verr)
 		}
 		// The penalty falls on the source (OpenSSH's PerSourcePenalties).
 		// A password guess also costs its user name a short, bounded
 		// delay; a key login never waits for password failures.
-		password := m.Method == frame.AuthPassword
-		release := func() {}
-		wait := func() error {
-			if !password {
-				return s.throttle.wait(ctx, host)
-			}
-			r, err := s.throttle.serial(ctx, host)
-			if err != nil {
-				return err
-			}
-			release = r
-			if err := s.throttle.wait(ctx, host); err != nil {
-				return err
-			}
-			return s.userThrottle.wait(ctx, m.User)
-		}
 		waitStart := time.Now()
-		err = wait()
+		release, err := l.waitTurn(m)
 		s.Metrics.throttled(time.Since(waitStart))
 		if err != nil {
-			release()
-			return fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
+			return l.fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", timeout)
 		}
-		acct, keyFP, reason := c.checkAuth(ctx, &m, verr, challenge, binding)
+		acct, keyFP, reason := c.checkAuth(ctx, m, verr, challenge, sess.Binding())
 		ev := &AuditEvent{Event: "login", User: m.User, Addr: c.nc.RemoteAddr().String(), Method: m.Method, Key: keyFP}
 		if acct != nil {
-			if !acct.st.acquire(&acct.st.conns, acct.user.MaxConns) {
-				release()
-				ev.Event, ev.Result = "login_failed", "connection limit"
-				s.Audit.Log(ev)
-				s.Metrics.login(m.Method, "limit")
-				return fatal(frame.CodeUserLimit, errUserConns,
-					"user %s already has %d connections, the most allowed", m.User, acct.user.MaxConns)
-			}
-			s.throttle.succeeded(host)
-			s.userThrottle.succeeded(m.User)
-			release()
-			ev.Result = "ok"
-			s.Audit.Log(ev)
-			s.Metrics.login(m.Method, "ok")
-			loggedIn = true
-			c.log.Info("login", "user", m.User, "method", m.Method, "key", keyFP)
-			err := sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
-				OK: true, User: acct.user.Name, Allow: acct.user.Allow, Message: "logged in as " + acct.user.Name})
-			if err != nil {
-				acct.st.release(&acct.st.conns)
-				return nil, err
-			}
-			_ = c.nc.SetDeadline(time.Time{}) // best effort
-			return acct, nil
+			return l.succeeded(acct, m, ev, release)
 		}
 		fails++
-		s.throttle.failed(host)
-		if password {
-			s.userThrottle.failed(m.User)
-		}
-		release()
-		ev.Event, ev.Result = "login_failed", reason
-		s.Metrics.login(m.Method, "failed")
-		if m.Method == frame.AuthPublicKey {
-			keyFails = append(keyFails, ev)
-		} else {
-			s.Audit.Log(ev)
-		}
+		l.failed(m, ev, reason, release)
 		c.log.Warn("login failed", "user", m.User, "method", m.Method, "reason", reason, "attempt", fails)
 		if fails >= maxTries {
-			return fatal(frame.CodeAuthFailed, errAuthTries, "%s; too many failed attempts (%d), closing", reason, fails)
+			return l.fatal(frame.CodeAuthFailed, errAuthTries, "%s; too many failed attempts (%d), closing", reason, fails)
 		}
 		if err := sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{Methods: authMethods, Message: reason}); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// login is one connection's authentication in progress.
+type login struct {
+	c        *serverConn
+	sess     *mux.Session
+	ctx      context.Context
+	host     string
+	timeout  time.Duration
+	keyFails []*AuditEvent // refused keys, audited if no login follows
+	loggedIn bool
+}
+
+// fatal refuses the connection with code and the message, and ends the
+// login with err.
+func (l *login) fatal(code frame.Code, err error, format string, args ...any) (*account, error) {
+	l.sess.Refuse(code, fmt.Sprintf(format, args...))
+	return nil, err
+}
+
+// receive reads the next attempt; verr is what is wrong with it, for
+// checkAuth to refuse. An error ends the login (the client told why, if
+// it is the client's fault).
+func (l *login) receive() (m *frame.AuthMsg, verr, err error) {
+	payload, err := l.sess.Receive(frame.Auth)
+	var ne net.Error
+	var re *frame.RemoteError
+	var v *mux.Violation
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		_, err = l.fatal(frame.CodeAuthFailed, errAuthTimeout, "no successful authentication within %s", l.timeout)
+		return nil, nil, err
+	case errors.As(err, &re):
+		return nil, nil, fmt.Errorf("client gave up authenticating: %s", re.Message)
+	case errors.As(err, &v):
+		_, err = l.fatal(frame.CodeAuthRequired, errAuthRequired,
+			"%v before authentication: this daemon requires a login (publickey or password) first", v.Err)
+		return nil, nil, err
+	case err != nil:
+		return nil, nil, err
+	}
+	m = &frame.AuthMsg{}
+	verr = frame.Unmarshal(payload, m)
+	if errors.Is(verr, frame.ErrMalformed) {
+		_, err = l.fatal(frame.CodeMalformed, verr, "%v", verr)
+		return nil, nil, err
+	}
+	return m, verr, nil
+}
+
+// waitTurn waits until the attempt may be checked: the source's delay,
+// and for a password one guess at a time per source and the user name's
+// delay. release ends the turn.
+func (l *login) waitTurn(m *frame.AuthMsg) (release func(), err error) {
+	s := l.c.srv
+	release = func() {}
+	if m.Method != frame.AuthPassword {
+		return release, s.throttle.wait(l.ctx, l.host)
+	}
+	r, err := s.throttle.serial(l.ctx, l.host)
+	if err != nil {
+		return release, err
+	}
+	if err := s.throttle.wait(l.ctx, l.host); err != nil {
+		r()
+		return release, err
+	}
+	if err := s.userThrottle.wait(l.ctx, m.User); err != nil {
+		r()
+		return release, err
+	}
+	return r, nil
+}
+
+// succeeded logs acct in, within the user's connection limit.
+func (l *login) succeeded(acct *account, m *frame.AuthMsg, ev *AuditEvent, release func()) (*account, error) {
+	s := l.c.srv
+	if !acct.st.acquire(&acct.st.conns, acct.user.MaxConns) {
+		release()
+		ev.Event, ev.Result = "login_failed", "connection limit"
+		s.Audit.Log(ev)
+		s.Metrics.login(m.Method, "limit")
+		return l.fatal(frame.CodeUserLimit, errUserConns,
+			"user %s already has %d connections, the most allowed", m.User, acct.user.MaxConns)
+	}
+	s.throttle.succeeded(l.host)
+	s.userThrottle.succeeded(m.User)
+	release()
+	ev.Result = "ok"
+	s.Audit.Log(ev)
+	s.Metrics.login(m.Method, "ok")
+	l.loggedIn = true
+	l.c.log.Info("login", "user", m.User, "method", m.Method, "key", ev.Key)
+	err := l.sess.Conn().SendJSON(frame.AuthReply, frame.ConnChannel, &frame.AuthReplyMsg{
+		OK: true, User: acct.user.Name, Allow: acct.user.Allow, Message: "logged in as " + acct.user.Name})
+	if err != nil {
+		acct.st.release(&acct.st.conns)
+		return nil, err
+	}
+	_ = l.c.nc.SetDeadline(time.Time{}) // best effort
+	return acct, nil
+}
+
+// failed counts a refused attempt against the source (and, for a
+// password, the user name) and audits it.
+func (l *login) failed(m *frame.AuthMsg, ev *AuditEvent, reason string, release func()) {
+	s := l.c.srv
+	s.throttle.failed(l.host)
+	if m.Method == frame.AuthPassword {
+		s.userThrottle.failed(m.User)
+	}
+	release()
+	ev.Event, ev.Result = "login_failed", reason
+	s.Metrics.login(m.Method, "failed")
+	if m.Method == frame.AuthPublicKey {
+		l.keyFails = append(l.keyFails, ev)
+	} else {
+		s.Audit.Log(ev)
 	}
 }
 

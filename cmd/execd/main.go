@@ -381,29 +381,21 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		return nil, nil, fail(2, "--max-startups: %v", err)
 	}
 	startups.PerSource = opts.perSource
-	auditMax, err := execd.ParseSize(opts.auditMaxSize)
-	if err != nil {
-		return nil, nil, fail(2, "--audit-max-size: %v", err)
-	}
-	resumeBuffer, err := execd.ParseSize(opts.resumeBuffer)
-	if err != nil {
-		return nil, nil, fail(2, "--resume-buffer: %v", err)
-	}
-	resumeMemory, err := execd.ParseSize(opts.resumeMemory)
-	if err != nil {
-		return nil, nil, fail(2, "--resume-memory: %v", err)
-	}
-	resumeMemoryUser, err := execd.ParseSize(opts.resumeMemoryUser)
-	if err != nil {
-		return nil, nil, fail(2, "--resume-memory-per-user: %v", err)
-	}
-	jobBuffer, err := execd.ParseSize(opts.jobBuffer)
-	if err != nil {
-		return nil, nil, fail(2, "--job-buffer: %v", err)
-	}
-	jobDisk, err := execd.ParseSize(opts.jobDisk)
-	if err != nil {
-		return nil, nil, fail(2, "--job-disk: %v", err)
+	var auditMax, resumeBuffer, resumeMemory, resumeMemoryUser, jobBuffer, jobDisk execd.Size
+	for _, sz := range []struct {
+		flag, in string
+		out      *execd.Size
+	}{
+		{"audit-max-size", opts.auditMaxSize, &auditMax},
+		{"resume-buffer", opts.resumeBuffer, &resumeBuffer},
+		{"resume-memory", opts.resumeMemory, &resumeMemory},
+		{"resume-memory-per-user", opts.resumeMemoryUser, &resumeMemoryUser},
+		{"job-buffer", opts.jobBuffer, &jobBuffer},
+		{"job-disk", opts.jobDisk, &jobDisk},
+	} {
+		if *sz.out, err = execd.ParseSize(sz.in); err != nil {
+			return nil, nil, fail(2, "--%s: %v", sz.flag, err)
+		}
 	}
 	resumeGrace := opts.resumeGrace
 	if resumeGrace <= 0 {
@@ -427,65 +419,81 @@ func newServer(opts *options, loop bool, log *slog.Logger, stderr io.Writer) (sr
 		}
 	})
 	log.Info("commands kept", "by", keeper.String())
-	srv = &execd.Server{
-		Logger:              log,
-		HandshakeTimeout:    opts.handshakeTimeout,
-		IdleTimeout:         opts.idleTimeout,
-		KeepAlive:           opts.keepAlive,
-		MaxConns:            opts.maxConns,
-		MaxStartups:         startups,
-		MaxChannels:         opts.maxChannels,
-		KillGrace:           opts.killGrace,
-		ResumeGrace:         resumeGrace,
-		ResumeBuffer:        int(resumeBuffer),
-		ResumeMemory:        int64(resumeMemory),
-		ResumeMemoryPerUser: int64(resumeMemoryUser),
-		JobBuffer:           int(jobBuffer),
-		JobRetention:        opts.jobRetention,
-		JobDir:              filepath.Join(dir, "jobs"),
-		JobDisk:             int64(jobDisk),
-		Keeper:              keeper,
-		DefaultRunAs:        opts.defaultRunAs,
-		Path:                opts.path,
-		AcceptEnv:           opts.acceptEnv,
-		Software:            "execd/" + buildinfo.Read().Short(),
-		Users:               users,
-		Audit:               audit,
-		Encoding:            transcode.Normalize(opts.encoding),
+	srv = opts.server(log)
+	srv.MaxStartups, srv.ResumeGrace = startups, resumeGrace
+	srv.ResumeBuffer, srv.ResumeMemory, srv.ResumeMemoryPerUser = int(resumeBuffer), int64(resumeMemory), int64(resumeMemoryUser)
+	srv.JobBuffer, srv.JobDisk, srv.JobDir = int(jobBuffer), int64(jobDisk), filepath.Join(dir, "jobs")
+	srv.Users, srv.Audit, srv.Keeper = users, audit, keeper
+	if srv.Tracer, err = openTrace(opts, stderr, &closers); err != nil {
+		return nil, nil, err
+	}
+	if srv.TLSConfig, err = tlsConfig(opts, dir, log, stderr); err != nil {
+		return nil, nil, err
+	}
+	return srv, closeFiles, nil
+}
+
+// server is the daemon as the flags alone say.
+func (opts *options) server(log *slog.Logger) *execd.Server {
+	srv := &execd.Server{
+		Logger:           log,
+		HandshakeTimeout: opts.handshakeTimeout,
+		IdleTimeout:      opts.idleTimeout,
+		KeepAlive:        opts.keepAlive,
+		MaxConns:         opts.maxConns,
+		MaxChannels:      opts.maxChannels,
+		KillGrace:        opts.killGrace,
+		JobRetention:     opts.jobRetention,
+		DefaultRunAs:     opts.defaultRunAs,
+		Path:             opts.path,
+		AcceptEnv:        opts.acceptEnv,
+		Software:         "execd/" + buildinfo.Read().Short(),
+		Encoding:         transcode.Normalize(opts.encoding),
 	}
 	if opts.keepAlive == 0 {
 		srv.KeepAlive = -1
 	}
-	if opts.trace || opts.traceFile != "" {
-		var tp trace.Pair
-		if opts.trace {
-			tp.Text = trace.New(stderr, "execd", false)
-		}
-		if opts.traceFile != "" {
-			f, err := os.OpenFile(opts.traceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-			if err != nil {
-				return nil, nil, fail(1, "trace file: %v", err)
-			}
-			closers = append(closers, func() { _ = f.Close() }) // every frame is one write: the file is whole
-			tp.File = trace.New(f, "execd", true)
-		}
-		srv.Tracer = func(remote string) frame.Tracer { return tp.For("execd " + remote) }
+	return srv
+}
+
+// openTrace is --trace's and --trace-file's tracer of each connection
+// (nil for neither); the file's closer joins closers.
+func openTrace(opts *options, stderr io.Writer, closers *[]func()) (func(remote string) frame.Tracer, error) {
+	if !opts.trace && opts.traceFile == "" {
+		return nil, nil
 	}
+	var tp trace.Pair
+	if opts.trace {
+		tp.Text = trace.New(stderr, "execd", false)
+	}
+	if opts.traceFile != "" {
+		f, err := os.OpenFile(opts.traceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fail(1, "trace file: %v", err)
+		}
+		*closers = append(*closers, func() { _ = f.Close() }) // every frame is one write: the file is whole
+		tp.File = trace.New(f, "execd", true)
+	}
+	return func(remote string) frame.Tracer { return tp.For("execd " + remote) }, nil
+}
+
+// tlsConfig is the daemon's TLS with its identity in dir (made on the
+// first start), or nil with --insecure-plaintext, said loudly.
+func tlsConfig(opts *options, dir string, log *slog.Logger, stderr io.Writer) (*tls.Config, error) {
 	if opts.plaintext {
 		log.Warn("PLAINTEXT MODE: no TLS; anyone on the network path can read and forge this traffic")
 		fmt.Fprintln(stderr, "execd: WARNING: --insecure-plaintext: traffic is neither encrypted nor authenticated")
-		return srv, closeFiles, nil
+		return nil, nil
 	}
 	cert, created, err := execd.LoadOrCreateIdentity(dir)
 	if err != nil {
-		return nil, nil, fail(1, "%v", err)
+		return nil, fail(1, "%v", err)
 	}
 	if created {
 		log.Info("created daemon identity", "dir", dir)
 	}
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	log.Info("identity", "fingerprint", execd.Fingerprint(cert.Leaf))
-	return srv, closeFiles, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
 }
 
 // openUsersOrStart opens the users database; when there is none yet, a
