@@ -178,43 +178,9 @@ func (b *binding) serve() {
 	defer b.c.wg.Done()
 	j := b.j
 	finished := make(chan struct{})
-	go func() {
-		select {
-		case <-b.ch.Context().Done():
-			select {
-			case <-finished:
-				return // the exit was sent before the channel ended: serve unbinds
-			default:
-			}
-			cause := context.Cause(b.ch.Context())
-			b.halt(cause)
-			b.pumps.Wait()
-			j.unbind(b, cause)
-		case <-finished:
-		}
-	}()
+	go b.watchEnd(finished)
 	go b.pumpInput()
-	var outs sync.WaitGroup
-	errs := make([]error, 2)
-	for i, o := range b.out {
-		if o == nil {
-			continue
-		}
-		outs.Add(1)
-		go func() {
-			defer b.pumps.Done()
-			defer outs.Done()
-			_, errs[i] = o.ReadFrom(&spoolReader{sp: j.out[i], off: b.from[i], stop: b.stop, drop: !j.resumable})
-		}()
-	}
-	outs.Wait()
-	if errs[0] == nil && errs[1] == nil {
-		for _, o := range b.out {
-			if o != nil {
-				_ = o.Close() // best effort: a dead connection fails every send
-			}
-		}
-	}
+	errs := b.pumpOutput()
 	select { // the exit is set once the job is done
 	case <-j.done:
 	case <-b.ch.Context().Done():
@@ -229,7 +195,7 @@ func (b *binding) serve() {
 	if b.ch.Context().Err() != nil {
 		cause := context.Cause(b.ch.Context())
 		if errors.Is(cause, mux.ErrLost) || b.takenOver.Load() || j.detached {
-			return // the watcher above unbinds: the job waits for an attach, ends, or (detached) goes on
+			return // watchEnd unbinds: the job waits for an attach, ends, or (detached) goes on
 		}
 		// Abandoned, or failed by the client: the job ends, and its exit
 		// (with why) is still sent, as the client waits for it.
@@ -249,27 +215,7 @@ func (b *binding) serve() {
 		j.unbind(b, nil)
 		return
 	}
-	// The exit is sent. The client has it once its close of the channel
-	// (its acknowledgement) or the pong of a ping sent after the exit
-	// comes back (frames are read in order); then nobody will attach. If
-	// the connection ends first, the exit may be lost: the job waits out
-	// the grace period for an attach.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b.c.mu.Lock()
-	sess := b.c.sess
-	b.c.mu.Unlock()
-	pinged := make(chan error, 1)
-	go func() { _, err := sess.Ping(ctx); pinged <- err }()
-	var delivered bool
-	select {
-	case <-b.ch.Context().Done():
-		delivered = errors.Is(context.Cause(b.ch.Context()), mux.ErrAbandoned)
-	case err := <-pinged:
-		// A connection that ended after the client's close was read: the
-		// close is the acknowledgement (the read loop took it first).
-		delivered = err == nil || (b.ch.Context().Err() != nil && errors.Is(context.Cause(b.ch.Context()), mux.ErrAbandoned))
-	}
+	delivered, sess := b.exitAcknowledged()
 	b.ch.Finish()
 	b.pumps.Wait()
 	if !delivered {
@@ -283,6 +229,75 @@ func (b *binding) serve() {
 	}
 	j.mu.Unlock()
 	j.forget()
+}
+
+// watchEnd unbinds the job when the channel ends before its exit was
+// sent (finished closes once it was: serve unbinds then).
+func (b *binding) watchEnd(finished <-chan struct{}) {
+	select {
+	case <-b.ch.Context().Done():
+		select {
+		case <-finished:
+			return // the exit was sent before the channel ended: serve unbinds
+		default:
+		}
+		cause := context.Cause(b.ch.Context())
+		b.halt(cause)
+		b.pumps.Wait()
+		b.j.unbind(b, cause)
+	case <-finished:
+	}
+}
+
+// pumpOutput sends the job's stdout and stderr from the binding's
+// offsets until they end (closing both when both ended well), and gives
+// each stream's error.
+func (b *binding) pumpOutput() [2]error {
+	var outs sync.WaitGroup
+	var errs [2]error
+	for i, o := range b.out {
+		if o == nil {
+			continue
+		}
+		outs.Add(1)
+		go func() {
+			defer b.pumps.Done()
+			defer outs.Done()
+			_, errs[i] = o.ReadFrom(&spoolReader{sp: b.j.out[i], off: b.from[i], stop: b.stop, drop: !b.j.resumable})
+		}()
+	}
+	outs.Wait()
+	if errs[0] == nil && errs[1] == nil {
+		for _, o := range b.out {
+			if o != nil {
+				_ = o.Close() // best effort: a dead connection fails every send
+			}
+		}
+	}
+	return errs
+}
+
+// exitAcknowledged tells, once the exit is sent, whether the client has
+// it: its close of the channel (its acknowledgement) or the pong of a
+// ping sent after the exit comes back (frames are read in order); then
+// nobody will attach. If the connection ends first, the exit may be
+// lost: the job waits out the grace period for an attach.
+func (b *binding) exitAcknowledged() (bool, *mux.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.c.mu.Lock()
+	sess := b.c.sess
+	b.c.mu.Unlock()
+	pinged := make(chan error, 1)
+	go func() { _, err := sess.Ping(ctx); pinged <- err }()
+	select {
+	case <-b.ch.Context().Done():
+		return errors.Is(context.Cause(b.ch.Context()), mux.ErrAbandoned), sess
+	case err := <-pinged:
+		// A connection that ended after the client's close was read: the
+		// close is the acknowledgement (the read loop took it first).
+		return err == nil || (b.ch.Context().Err() != nil && errors.Is(context.Cause(b.ch.Context()), mux.ErrAbandoned)), sess
+	}
 }
 
 // pumpInput hands the client's stdin to the job, counting what the job
