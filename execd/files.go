@@ -549,24 +549,41 @@ func (fc *fsChan) send(r *frame.FileReply) error {
 	return fc.ch.Send(frame.Reply, p)
 }
 
+// do does one request of the file shell on p (resolved), as fsOps says.
 func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *frame.FileReply) error {
-	switch req.Op {
-	case frame.OpStat:
+	op, ok := fsOps[req.Op]
+	if !ok {
+		return xfer.Errorf(frame.CodeNotSupported, "operation %q not supported", req.Op)
+	}
+	return op(fc, root, req, p, reply)
+}
+
+// fsOp does one operation of the file shell on p (resolved), filling reply.
+type fsOp func(fc *fsChan, root xfer.FS, req *frame.FileRequest, p string, reply *frame.FileReply) error
+
+// fsOps is every operation of an fs channel.
+var fsOps = map[string]fsOp{
+	frame.OpStat: func(_ *fsChan, root xfer.FS, _ *frame.FileRequest, p string, reply *frame.FileReply) error {
 		fi, err := root.Stat(p)
 		if err != nil {
 			return err
 		}
 		info := xfer.Info(path.Base(p), fi, "")
 		reply.Info = &info
-	case frame.OpLstat:
+		return nil
+	},
+	frame.OpLstat: func(_ *fsChan, root xfer.FS, _ *frame.FileRequest, p string, reply *frame.FileReply) error {
 		info, err := lstatInfo(root, p)
 		if err != nil {
 			return err
 		}
 		reply.Info = &info
-	case frame.OpList:
+		return nil
+	},
+	frame.OpList: func(fc *fsChan, root xfer.FS, _ *frame.FileRequest, p string, reply *frame.FileReply) error {
 		return fc.list(root, p, reply)
-	case frame.OpMkdir:
+	},
+	frame.OpMkdir: func(_ *fsChan, root xfer.FS, req *frame.FileRequest, p string, _ *frame.FileReply) error {
 		perm := fs.FileMode(req.Mode & 0o777)
 		if !req.HasMode {
 			perm = 0o755
@@ -575,56 +592,19 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 			return root.MkdirAll(p, perm)
 		}
 		return root.Mkdir(p, perm)
-	case frame.OpRemove:
-		if p == "." {
-			return xfer.Errorf(frame.CodePermission, "~: refusing to remove the served directory itself")
-		}
-		if p == "/" {
-			return xfer.Errorf(frame.CodePermission, "/: refusing to remove the root directory (as rm's --preserve-root)")
-		}
-		if req.Recursive {
-			if _, err := root.Lstat(p); err != nil {
-				return err // RemoveAll reports no error for a missing path
-			}
-			return root.RemoveAll(p)
-		}
-		return root.Remove(p)
-	case frame.OpRename:
-		to, err := fc.resolve(fc.cwd, req.To)
-		if err != nil {
-			return err
-		}
-		if p == "." || to == "." {
-			return xfer.Errorf(frame.CodePermission, "~: refusing to rename the served directory itself")
-		}
-		if err := root.Rename(p, to); err != nil {
-			return xfer.ErrorFor(p+" -> "+to, err)
-		}
-	case frame.OpChecksum:
-		f, fi, err := fc.c.account().openRead(root, p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if !fi.Mode().IsRegular() {
-			return xfer.Errorf(frame.CodeIsDir, "%s: not a regular file", xfer.Display(p))
-		}
-		h, _, err := xfer.NewHash(req.HashName)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(h, xfer.CtxReader{Ctx: fc.ctx, R: f}); err != nil {
-			return err
-		}
-		info := xfer.Info(path.Base(p), fi, "")
-		reply.Info, reply.Hash = &info, hex.EncodeToString(h.Sum(nil))
-	case frame.OpChdir:
+	},
+	frame.OpRemove:   (*fsChan).remove,
+	frame.OpRename:   (*fsChan).rename,
+	frame.OpChecksum: (*fsChan).checksum,
+	frame.OpChdir: func(fc *fsChan, root xfer.FS, _ *frame.FileRequest, p string, reply *frame.FileReply) error {
 		if err := checkDir(root, p); err != nil {
 			return err
 		}
 		fc.cwd = p
 		reply.Cwd = fc.c.account().showDir(p)
-	case frame.OpSetattr:
+		return nil
+	},
+	frame.OpSetattr: func(_ *fsChan, root xfer.FS, req *frame.FileRequest, p string, _ *frame.FileReply) error {
 		if req.HasMode {
 			if err := root.Chmod(p, fs.FileMode(req.Mode&0o777)); err != nil {
 				return err
@@ -632,18 +612,70 @@ func (fc *fsChan) do(root xfer.FS, req *frame.FileRequest, p string, reply *fram
 		}
 		if req.MtimeNS != 0 {
 			t := time.Unix(0, req.MtimeNS)
-			if err := root.Chtimes(p, t, t); err != nil {
-				return err
-			}
+			return root.Chtimes(p, t, t)
 		}
-	case frame.OpSymlink:
+		return nil
+	},
+	frame.OpSymlink: func(fc *fsChan, root xfer.FS, req *frame.FileRequest, p string, _ *frame.FileReply) error {
 		if fc.c.account().confined && !xfer.SafeLinkIn(root, p, req.Target) {
 			return xfer.Errorf(frame.CodePathEscape, "%s -> %s: a link may only point inside the served directory, by a relative path", xfer.Display(p), req.Target)
 		}
 		return root.Symlink(req.Target, p)
-	default:
-		return xfer.Errorf(frame.CodeNotSupported, "operation %q not supported", req.Op)
+	},
+}
+
+// remove removes p (a tree with Recursive), never the served directory
+// or the root.
+func (fc *fsChan) remove(root xfer.FS, req *frame.FileRequest, p string, _ *frame.FileReply) error {
+	if p == "." {
+		return xfer.Errorf(frame.CodePermission, "~: refusing to remove the served directory itself")
 	}
+	if p == "/" {
+		return xfer.Errorf(frame.CodePermission, "/: refusing to remove the root directory (as rm's --preserve-root)")
+	}
+	if req.Recursive {
+		if _, err := root.Lstat(p); err != nil {
+			return err // RemoveAll reports no error for a missing path
+		}
+		return root.RemoveAll(p)
+	}
+	return root.Remove(p)
+}
+
+// rename renames p to req.To, never the served directory itself.
+func (fc *fsChan) rename(root xfer.FS, req *frame.FileRequest, p string, _ *frame.FileReply) error {
+	to, err := fc.resolve(fc.cwd, req.To)
+	if err != nil {
+		return err
+	}
+	if p == "." || to == "." {
+		return xfer.Errorf(frame.CodePermission, "~: refusing to rename the served directory itself")
+	}
+	if err := root.Rename(p, to); err != nil {
+		return xfer.ErrorFor(p+" -> "+to, err)
+	}
+	return nil
+}
+
+// checksum hashes the regular file p with the request's hash.
+func (fc *fsChan) checksum(root xfer.FS, req *frame.FileRequest, p string, reply *frame.FileReply) error {
+	f, fi, err := fc.c.account().openRead(root, p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if !fi.Mode().IsRegular() {
+		return xfer.Errorf(frame.CodeIsDir, "%s: not a regular file", xfer.Display(p))
+	}
+	h, _, err := xfer.NewHash(req.HashName)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(h, xfer.CtxReader{Ctx: fc.ctx, R: f}); err != nil {
+		return err
+	}
+	info := xfer.Info(path.Base(p), fi, "")
+	reply.Info, reply.Hash = &info, hex.EncodeToString(h.Sum(nil))
 	return nil
 }
 
