@@ -138,15 +138,57 @@ func (r *Result) Throughput() float64 {
 // records what the receiver saw.
 func Run(ctx context.Context, s Strategy, msgs [][]byte, k Knobs) (*Result, error) {
 	res := &Result{Strategy: s, Knobs: k, Sent: msgs}
-	// Encode first: a header that cannot hold a length fails here, before
-	// a byte is sent, as struct.pack would.
+	parts, err := res.encode(s, msgs)
+	if err != nil {
+		res.Err = err
+		return res, nil
+	}
+	sender, receiver, err := loopbackPair(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = receiver.Close() }()
+	if err := sender.SetNoDelay(!k.Nagle); err != nil {
+		_ = sender.Close()
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = sender.Close(); _ = receiver.Close() })
+	defer stop()
+
+	start := time.Now()
+	rec := &recorder{c: receiver, max: k.readBuffer(), delay: k.ReaderDelay, start: start}
+	var sendErr error
+	var sentAt []time.Time
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { _ = sender.CloseWrite() }() // the receiver sees the end
+		sentAt, sendErr = send(sender, s, parts, k)
+	}()
+	gotAt, recvErr := res.receive(s.newDecoder(rec), receiver, k.replies(s))
+	res.Elapsed = time.Since(start)
+	_, _ = io.Copy(io.Discard, receiver) // let the sender finish
+	wg.Wait()
+	_ = sender.Close()
+	res.Reads = rec.reads
+	if err := errors.Join(sendErr, recvErr); err != nil && ctx.Err() == nil {
+		res.Err = err
+	}
+	res.judge(sentAt, gotAt)
+	return res, ctx.Err()
+}
+
+// encode encodes every message first, as the bytes on the wire and their
+// spans: a header that cannot hold a length fails here, before a byte is
+// sent, as struct.pack would.
+func (res *Result) encode(s Strategy, msgs [][]byte) ([][]part, error) {
 	var parts [][]part
 	var off int64
 	for _, m := range msgs {
 		p, err := s.encode(m, int64(len(m)))
 		if err != nil {
-			res.Err = err
-			return res, nil
+			return nil, err
 		}
 		sp := Span{Start: off}
 		for _, q := range p {
@@ -162,16 +204,16 @@ func Run(ctx context.Context, s Strategy, msgs [][]byte, k Knobs) (*Result, erro
 		parts = append(parts, p)
 	}
 	res.Bytes = off
+	return parts, nil
+}
 
+// loopbackPair is one TCP connection over loopback, both its ends.
+func loopbackPair(ctx context.Context) (sender, receiver *net.TCPConn, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = ln.Close() }() // one connection only
-	var sendErr error
-	var sentAt []time.Time
-	var start time.Time
-	var wg sync.WaitGroup
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -184,61 +226,40 @@ func Run(ctx context.Context, s Strategy, msgs [][]byte, k Knobs) (*Result, erro
 	dialer := net.Dialer{}
 	cc, err := dialer.DialContext(ctx, "tcp", ln.Addr().String())
 	if err != nil {
-		return nil, err
+		_ = ln.Close()
+		if c, ok := <-accepted; ok {
+			_ = c.Close()
+		}
+		return nil, nil, err
 	}
 	sc, ok := <-accepted
 	if !ok {
 		_ = cc.Close()
-		return nil, errors.New("lab: accept failed")
+		return nil, nil, errors.New("lab: accept failed")
 	}
-	sender, receiver := cc.(*net.TCPConn), sc.(*net.TCPConn)
-	defer func() { _ = receiver.Close() }()
-	if err := sender.SetNoDelay(!k.Nagle); err != nil {
-		_ = sender.Close()
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { _ = sender.Close(); _ = receiver.Close() })
-	defer stop()
+	return cc.(*net.TCPConn), sc.(*net.TCPConn), nil
+}
 
-	start = time.Now()
-	rec := &recorder{c: receiver, max: k.readBuffer(), delay: k.ReaderDelay, start: start}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { _ = sender.CloseWrite() }() // the receiver sees the end
-		sentAt, sendErr = send(sender, s, parts, k)
-	}()
-
-	dec := s.newDecoder(rec)
+// receive reads messages until the end, answering each with a byte when
+// the strategy waits for replies, and gives when each arrived.
+func (res *Result) receive(dec decoder, receiver net.Conn, replies bool) ([]time.Time, error) {
 	var gotAt []time.Time
-	var recvErr error
 	for {
 		m, err := dec.next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				recvErr = err
+			if errors.Is(err, io.EOF) {
+				err = nil
 			}
-			break
+			return gotAt, err
 		}
 		res.Got = append(res.Got, m)
 		gotAt = append(gotAt, time.Now())
-		if k.replies(s) {
+		if replies {
 			if _, err := receiver.Write([]byte{'k'}); err != nil {
-				recvErr = err
-				break
+				return gotAt, err
 			}
 		}
 	}
-	res.Elapsed = time.Since(start)
-	_, _ = io.Copy(io.Discard, receiver) // let the sender finish
-	wg.Wait()
-	_ = sender.Close()
-	res.Reads = rec.reads
-	if err := errors.Join(sendErr, recvErr); err != nil && ctx.Err() == nil {
-		res.Err = err
-	}
-	res.judge(sentAt, gotAt)
-	return res, ctx.Err()
 }
 
 // send writes the parts as the knobs say and returns when each message's
