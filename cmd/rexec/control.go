@@ -350,35 +350,11 @@ func runMaster(e env) error {
 	defer lock.release()     // on every way out; at most once in effect
 	_ = os.Remove(spec.Sock) // a dead master's: the lock says none lives
 
-	cf := &connFlags{
-		port: spec.Port, connectTimeout: spec.ConnectTimeout, plaintext: spec.Plaintext, strictHostKey: spec.StrictHostKey,
-		configPath: spec.Config, knownHosts: spec.KnownHosts, user: spec.User, identities: spec.Identities, network: spec.Network,
-		keepAlive: spec.KeepAlive, control: controlNo, batch: true,
-	}
-	d, _, err := cf.newDialer(env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: e.getenv})
+	client, err := spec.dial(e, say)
 	if err != nil {
-		say(masterStatus{Error: err.Error()})
-		return exitWith(exitTransport)
+		return err
 	}
-	d.pinned = func(addr string) { say(masterStatus{Note: fmt.Sprintf("pinned new host %s in %s", addr, d.kh.Path)}) }
-	ctx, cancel := context.WithTimeout(context.Background(), spec.ConnectTimeout)
-	client, _, err := d.dial(ctx, spec.Host)
-	cancel()
-	d.close()
-	if err != nil {
-		var ae *rexec.AuthError
-		say(masterStatus{Error: strings.TrimPrefix(err.Error(), "rexec: "), Login: errors.As(err, &ae) || errors.Is(err, rexec.ErrNoAuth)})
-		return exitWith(exitTransport)
-	}
-	ln, err := net.Listen("unix", spec.Sock)
-	if err != nil {
-		_ = client.Close()
-		say(masterStatus{Error: err.Error()})
-		return exitWith(exitTransport)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false) // removed below only while it is still this master's
-	_ = os.Chmod(spec.Sock, 0o600)                 // the directory is private too
-	mine, err := os.Stat(spec.Sock)
+	ln, mine, err := spec.listen()
 	if err != nil {
 		_ = client.Close()
 		say(masterStatus{Error: err.Error()})
@@ -391,27 +367,9 @@ func runMaster(e env) error {
 	defer stop()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE) // no terminal; a starter gone does not end it
-	go func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-sigs:
-				stop()
-				return
-			case <-tick.C:
-				// A later rexec took the path (it found this master
-				// hung): take no new client.
-				if fi, err := os.Stat(spec.Sock); err != nil || !os.SameFile(fi, mine) {
-					stop()
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go spec.watch(ctx, stop, sigs, mine)
 	// Once it takes no new client, the path is free for a successor:
 	// the socket goes (while it is still this master's), and the lock.
 	var stopped sync.Once
@@ -426,6 +384,70 @@ func runMaster(e env) error {
 	defer giveUp()
 	_ = client.ServeControl(ctx, ln, rexec.ControlOptions{Persist: spec.Persist, Allow: samePeerUser, Stopped: giveUp})
 	return nil
+}
+
+// dial makes the master's connection and login, as the spec says;
+// failures are said to the starter.
+func (spec *masterSpec) dial(e env, say func(masterStatus)) (*rexec.Client, error) {
+	cf := &connFlags{
+		port: spec.Port, connectTimeout: spec.ConnectTimeout, plaintext: spec.Plaintext, strictHostKey: spec.StrictHostKey,
+		configPath: spec.Config, knownHosts: spec.KnownHosts, user: spec.User, identities: spec.Identities, network: spec.Network,
+		keepAlive: spec.KeepAlive, control: controlNo, batch: true,
+	}
+	d, _, err := cf.newDialer(env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: e.getenv})
+	if err != nil {
+		say(masterStatus{Error: err.Error()})
+		return nil, exitWith(exitTransport)
+	}
+	d.pinned = func(addr string) { say(masterStatus{Note: fmt.Sprintf("pinned new host %s in %s", addr, d.kh.Path)}) }
+	ctx, cancel := context.WithTimeout(context.Background(), spec.ConnectTimeout)
+	client, _, err := d.dial(ctx, spec.Host)
+	cancel()
+	d.close()
+	if err != nil {
+		var ae *rexec.AuthError
+		say(masterStatus{Error: strings.TrimPrefix(err.Error(), "rexec: "), Login: errors.As(err, &ae) || errors.Is(err, rexec.ErrNoAuth)})
+		return nil, exitWith(exitTransport)
+	}
+	return client, nil
+}
+
+// listen listens on the spec's socket, private to the user; mine is the
+// socket file, to tell it from a successor's.
+func (spec *masterSpec) listen() (net.Listener, os.FileInfo, error) {
+	ln, err := net.Listen("unix", spec.Sock)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // removed only while it is still this master's
+	_ = os.Chmod(spec.Sock, 0o600)                 // the directory is private too
+	mine, err := os.Stat(spec.Sock)
+	if err != nil {
+		_ = ln.Close()
+		return nil, nil, err
+	}
+	return ln, mine, nil
+}
+
+// watch stops the master (stop) on a signal from sigs, or once a later
+// rexec took its path (it found this master hung), until ctx ends.
+func (spec *masterSpec) watch(ctx context.Context, stop func(), sigs <-chan os.Signal, mine os.FileInfo) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sigs:
+			stop()
+			return
+		case <-tick.C:
+			if fi, err := os.Stat(spec.Sock); err != nil || !os.SameFile(fi, mine) {
+				stop()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // controlOp runs --control check or exit for host.
