@@ -41,29 +41,40 @@ type fileBase struct {
 	ctx context.Context
 }
 
-// openFile is the handler of get, put and fs channels. Each does its
-// work (and its file system calls) in run, which confirms or refuses the
-// open: the read loop never waits for a disk.
-func (c *serverConn) openFile(nc mux.NewChannel) {
-	b := fileBase{c: c, nc: nc, ch: nc.Channel, id: nc.ID(), m: nc.OpenMsg(), ctx: nc.Context()}
-	var run func()
-	switch b.m.Kind {
-	case frame.KindGet:
-		g := &getChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}
-		run = g.run
-	case frame.KindTail:
-		t := &tailChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}
-		run = t.run
-	case frame.KindPut:
-		win := max(c.srv.Window, DefaultFileWindow)
-		pc := &putChan{fileBase: b, in: nc.Inbound(frame.Data, win), done: make(chan frame.DoneMsg, 1)}
-		nc.OnControl(frame.Done, mux.On(pc.doneMsg))
-		run = pc.run
-	default:
-		fc := &fsChan{fileBase: b, reqs: make(chan *frame.FileRequest, maxPendingRequests)}
-		nc.OnControl(frame.Request, mux.On(fc.request))
-		run = fc.run
-	}
+// openGet, openTail, openPut and openFS are the handlers of the file
+// kinds. Each does its work (and its file system calls) in run, which
+// confirms or refuses the open: the read loop never waits for a disk.
+func (c *serverConn) openGet(nc mux.NewChannel) {
+	b := c.fileBase(nc)
+	c.runFile(b, (&getChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}).run)
+}
+
+func (c *serverConn) openTail(nc mux.NewChannel) {
+	b := c.fileBase(nc)
+	c.runFile(b, (&tailChan{fileBase: b, out: nc.Outbound(frame.Data, b.m.Window)}).run)
+}
+
+func (c *serverConn) openPut(nc mux.NewChannel) {
+	b := c.fileBase(nc)
+	pc := &putChan{fileBase: b, in: nc.Inbound(frame.Data, max(c.srv.Window, DefaultFileWindow)), done: make(chan frame.DoneMsg, 1)}
+	nc.OnControl(frame.Done, mux.On(pc.doneMsg))
+	c.runFile(b, pc.run)
+}
+
+func (c *serverConn) openFS(nc mux.NewChannel) {
+	b := c.fileBase(nc)
+	fc := &fsChan{fileBase: b, reqs: make(chan *frame.FileRequest, maxPendingRequests)}
+	nc.OnControl(frame.Request, mux.On(fc.request))
+	c.runFile(b, fc.run)
+}
+
+// fileBase is what every file channel has, for the channel nc opens.
+func (c *serverConn) fileBase(nc mux.NewChannel) fileBase {
+	return fileBase{c: c, nc: nc, ch: nc.Channel, id: nc.ID(), m: nc.OpenMsg(), ctx: nc.Context()}
+}
+
+// runFile runs a file channel's work; the channel is finished after it.
+func (c *serverConn) runFile(b fileBase, run func()) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

@@ -22,10 +22,10 @@ var kindHandlers = map[string]kindHandler{
 	frame.KindExec:   {perm: PermExec, what: "run commands", open: (*serverConn).openExec},
 	frame.KindAttach: {perm: PermExec, what: "run commands", open: (*serverConn).openAttach},
 	frame.KindJobs:   {perm: PermExec, what: "run commands", open: (*serverConn).openJobs},
-	frame.KindGet:    {perm: PermGet, what: "read files", open: (*serverConn).openFile},
-	frame.KindPut:    {perm: PermPut, what: "write files", open: (*serverConn).openFile},
-	frame.KindFS:     {perm: PermGet, what: "read files", orPut: true, open: (*serverConn).openFile},
-	frame.KindTail:   {perm: PermGet, what: "read files", open: (*serverConn).openFile},
+	frame.KindGet:    {perm: PermGet, what: "read files", open: (*serverConn).openGet},
+	frame.KindPut:    {perm: PermPut, what: "write files", open: (*serverConn).openPut},
+	frame.KindFS:     {perm: PermGet, what: "read files", orPut: true, open: (*serverConn).openFS},
+	frame.KindTail:   {perm: PermGet, what: "read files", open: (*serverConn).openTail},
 }
 
 // mayOpen says why the account may not open a channel of kind, or nil.
