@@ -157,9 +157,11 @@ func TestAttachTakenOver(t *testing.T) {
 	require.NoError(t, err)
 	first, err := c.NewSession()
 	require.NoError(t, err)
-	var out1 strings.Builder
+	var out1 execdtest.SyncBuffer
 	first.Stdout = &out1
 	require.NoError(t, first.Attach(t.Context(), job, 0, 0))
+	require.Eventually(t, func() bool { return strings.Contains(out1.String(), "\n2\n") }, 10*time.Second, 5*time.Millisecond,
+		"the first attach streams the job")
 
 	c2, err := f.dial(t.Context())
 	require.NoError(t, err)
@@ -168,7 +170,6 @@ func TestAttachTakenOver(t *testing.T) {
 	require.NoError(t, err)
 	var out2 execdtest.SyncBuffer
 	second.Stdout = &out2
-	time.Sleep(200 * time.Millisecond)
 	require.NoError(t, second.Attach(t.Context(), job, 0, 0))
 
 	err = first.Wait()
