@@ -123,3 +123,82 @@ func TestE2EReadmeEveryday(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "synced\n", string(got), "rsync through rexec --ssh")
 }
+
+// docs/ssh.md's lines for tools that expect ssh, every sh block of its
+// section run as written by bash, in order, with the real git, rsync,
+// pdsh and ansible-playbook, against daemons named lab1 and lab2.
+func TestE2EDocsSSHTools(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"git", "rsync", "pdsh", "ansible-playbook"} {
+		needTool(t, tool)
+	}
+	blocks := sectionBlocks(t, "docs/ssh.md", "## Using rexec where ssh is expected")
+	require.Len(t, blocks, 3, "the link, the tools, Ansible")
+	script := strings.Join(blocks, "")
+
+	c := newClient(t)
+	var conf strings.Builder
+	homes := map[string]string{}
+	for _, name := range []string{"lab1", "lab2"} {
+		home := t.TempDir()
+		homes[name] = home
+		d := startDaemon(t, t.TempDir(), "--dir", home)
+		host, port, _ := strings.Cut(d.addr, ":")
+		fmt.Fprintf(&conf, "[hosts.%s]\nhost = %q\nport = %s\n\n", name, host, port)
+		require.Equal(t, 0, c.run("", d.addr, "true").code) // pins it
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), []byte(conf.String()), 0o600))
+	bare := filepath.Join(homes["lab1"], "my repo.git")
+	out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", bare).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	work := t.TempDir()
+	names := []string{"a b.txt", "中文.txt", "-dash.txt", "sub/deep.txt"}
+	for _, n := range names {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(work, "src", n)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(work, "src", n), []byte("content of "+n+"\n"), 0o644))
+	}
+	abs, err := filepath.Abs(filepath.Join("..", "..", "clients"))
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(abs, filepath.Join(work, "clients"))) // the repository's, as from its root
+	require.NoError(t, os.WriteFile(filepath.Join(work, "hosts"), []byte("[lab]\nlab1 ansible_connection=execd\nlab2 ansible_connection=execd\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(work, "play.yml"), []byte(`- hosts: lab
+  gather_facts: false
+  tasks:
+    - name: a command
+      command: cat name
+      register: out
+    - assert:
+        that: out.stdout == inventory_hostname
+`), 0o644))
+	for name, home := range homes {
+		require.NoError(t, os.WriteFile(filepath.Join(home, "name"), []byte(name+"\n"), 0o644))
+	}
+
+	bash := exec.Command("bash", "-e", "-o", "pipefail", "-c", script)
+	bash.Dir = work
+	bash.Env = append(append(append(os.Environ(), c.env()...), gitEnv...), "PATH="+binDir+":"+os.Getenv("PATH"),
+		"ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCAL_TEMP="+filepath.Join(work, ".ansible-tmp"), "ANSIBLE_HOST_KEY_CHECKING=False")
+	var stdout, stderr bytes.Buffer
+	bash.Stdout, bash.Stderr = &stdout, &stderr
+	require.NoError(t, runBounded(bash, 4*time.Minute))
+	require.Equal(t, 0, bash.ProcessState.ExitCode(), "script:\n%s\nstdout:\n%s\nstderr:\n%s", script, stdout.String(), stderr.String())
+
+	log, err := exec.Command("git", "--git-dir", bare, "log", "--format=%s", "main").CombinedOutput()
+	require.NoError(t, err, "%s", log)
+	assert.Equal(t, "hello\n", string(log), "the commit pushed through rexec --ssh")
+	for _, n := range names {
+		for _, dir := range []string{filepath.Join(homes["lab1"], "dst 中文 x"), filepath.Join(work, "pulled")} {
+			got, err := os.ReadFile(filepath.Join(dir, n))
+			require.NoError(t, err)
+			assert.Equal(t, "content of "+n+"\n", string(got))
+		}
+	}
+	o := stdout.String()
+	t.Logf("the script's output:\n%s", o)
+	assert.Regexp(t, `(?m)^lab1: .*load average`, o, "pdsh through the link named ssh")
+	assert.Regexp(t, `(?m)^lab2: .*load average`, o)
+	assert.Regexp(t, `lab1 +: ok=2 .*failed=0`, o, "the playbook through the execd plugin")
+	assert.Regexp(t, `lab2 +: ok=2 .*failed=0`, o)
+}
