@@ -231,11 +231,20 @@ func jobRow(j rexec.JobInfo) string {
 }
 
 // attachCommand streams a job.
+// attachOptions are rexec attach's flags and arguments.
+type attachOptions struct {
+	cf                   connFlags
+	fromStart            bool
+	offset, stderrOffset int64
+	reconnectFor         time.Duration
+
+	host, job string
+	mark      string   // the file that remembers where this client stopped
+	from      [2]int64 // the offsets of stdout and stderr to stream from
+}
+
 func attachCommand(ctx context.Context, e env) *cobra.Command {
-	var cf connFlags
-	var fromStart bool
-	var offset, stderrOffset int64
-	var reconnectFor time.Duration
+	var o attachOptions
 	cmd := &cobra.Command{
 		Use:   "attach [flags] HOST JOB",
 		Short: "Stream a job's output, then exit with its status",
@@ -250,61 +259,73 @@ stops watching (130); a detached job goes on.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			host, job := args[0], args[1]
-			mark := attachMark(e, host, job)
-			var from [2]int64
-			if b, err := os.ReadFile(mark); err == nil && !fromStart && offset < 0 && stderrOffset < 0 {
-				_, _ = fmt.Sscan(string(b), &from[0], &from[1])
-			}
-			if offset >= 0 || stderrOffset >= 0 {
-				from = [2]int64{max(offset, 0), max(stderrOffset, 0)}
-			}
-			c, err := cf.dial(ctx, host, e)
-			if err != nil {
-				return result(err)
-			}
-			defer func() { _ = c.Close() }()
-			s, err := c.NewSession()
-			if err != nil {
-				return result(err)
-			}
-			stderr := &lineEnd{w: e.stderr, at: true}
-			s.Stdout, s.Stderr = e.stdout, stderr
-			if reconnectFor > 0 {
-				opts := &options{connFlags: cf, reconnectFor: reconnectFor}
-				s.Reconnect = opts.reconnect(host, e, stderr)
-			}
-			ictx, stop := interruptible(ctx, e)
-			if err := s.Attach(ictx, job, from[0], from[1]); err != nil {
-				stop()
-				return result(err)
-			}
-			waited := make(chan error, 1)
-			go func() { waited <- s.Wait() }()
-			select {
-			case err = <-waited:
-			case <-ictx.Done():
-				// The daemon sends no exit for a job that goes on: stop here.
-				_ = c.Close()
-				err = <-waited
-			}
-			interrupted := stop() != ""
-			out, errw := s.Written()
-			if mark != "" && os.MkdirAll(filepath.Dir(mark), 0o700) == nil {
-				_ = os.WriteFile(mark, fmt.Appendf(nil, "%d %d\n", out, errw), 0o600) // best effort: the next attach starts over
-			}
-			if interrupted {
-				return exitWith(130)
-			}
-			return result(exitStatus(err, e.stderr, exitNote(s)))
+			o.complete(e, args)
+			return o.run(ctx, e)
 		},
 	}
+	cf := &o.cf
 	cf.register(cmd.Flags())
-	cmd.Flags().BoolVar(&fromStart, "from-start", false, "stream the job's output from its beginning, not from where this client last stopped")
-	cmd.Flags().Int64Var(&offset, "offset", -1, "stream stdout from this byte offset (stderr from --stderr-offset, else its beginning)")
-	cmd.Flags().Int64Var(&stderrOffset, "stderr-offset", -1, "stream stderr from this byte offset (stdout from --offset, else its beginning)")
-	cmd.Flags().DurationVar(&reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume (0: never)")
+	cmd.Flags().BoolVar(&o.fromStart, "from-start", false, "stream the job's output from its beginning, not from where this client last stopped")
+	cmd.Flags().Int64Var(&o.offset, "offset", -1, "stream stdout from this byte offset (stderr from --stderr-offset, else its beginning)")
+	cmd.Flags().Int64Var(&o.stderrOffset, "stderr-offset", -1, "stream stderr from this byte offset (stdout from --offset, else its beginning)")
+	cmd.Flags().DurationVar(&o.reconnectFor, "reconnect-for", rexec.DefaultReconnectFor, "after a lost connection, how long to reconnect and resume (0: never)")
 	return cmd
+}
+
+// complete takes HOST and JOB, and where to stream from: the offsets
+// given, the beginning, or where this client last stopped.
+func (o *attachOptions) complete(e env, args []string) {
+	o.host, o.job = args[0], args[1]
+	o.mark = attachMark(e, o.host, o.job)
+	if b, err := os.ReadFile(o.mark); err == nil && !o.fromStart && o.offset < 0 && o.stderrOffset < 0 {
+		_, _ = fmt.Sscan(string(b), &o.from[0], &o.from[1])
+	}
+	if o.offset >= 0 || o.stderrOffset >= 0 {
+		o.from = [2]int64{max(o.offset, 0), max(o.stderrOffset, 0)}
+	}
+}
+
+// run streams the job and exits with its status, remembering where it
+// stopped.
+func (o *attachOptions) run(ctx context.Context, e env) error {
+	c, err := o.cf.dial(ctx, o.host, e)
+	if err != nil {
+		return result(err)
+	}
+	defer func() { _ = c.Close() }()
+	s, err := c.NewSession()
+	if err != nil {
+		return result(err)
+	}
+	stderr := &lineEnd{w: e.stderr, at: true}
+	s.Stdout, s.Stderr = e.stdout, stderr
+	if o.reconnectFor > 0 {
+		opts := &options{connFlags: o.cf, reconnectFor: o.reconnectFor}
+		s.Reconnect = opts.reconnect(o.host, e, stderr)
+	}
+	ictx, stop := interruptible(ctx, e)
+	if err := s.Attach(ictx, o.job, o.from[0], o.from[1]); err != nil {
+		stop()
+		return result(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ictx.Done():
+		// The daemon sends no exit for a job that goes on: stop here.
+		_ = c.Close()
+		err = <-waited
+	}
+	interrupted := stop() != ""
+	out, errw := s.Written()
+	if o.mark != "" && os.MkdirAll(filepath.Dir(o.mark), 0o700) == nil {
+		_ = os.WriteFile(o.mark, fmt.Appendf(nil, "%d %d\n", out, errw), 0o600) // best effort: the next attach starts over
+	}
+	if interrupted {
+		return exitWith(130)
+	}
+	return result(exitStatus(err, e.stderr, exitNote(s)))
 }
 
 // attachMark is the file that remembers where this client stopped
