@@ -39,6 +39,26 @@ func sectionBlocks(t *testing.T, file, heading string) []string {
 	}
 }
 
+// labHosts starts a daemon for each name, serving a home of its own, and
+// names it so in c's config.toml, its identity pinned; it returns the
+// homes by name.
+func labHosts(t *testing.T, c *client, names ...string) map[string]string {
+	t.Helper()
+	var conf strings.Builder
+	homes := map[string]string{}
+	for _, name := range names {
+		home := t.TempDir()
+		homes[name] = home
+		d := startDaemon(t, t.TempDir(), "--dir", home)
+		host, port, _ := strings.Cut(d.addr, ":")
+		fmt.Fprintf(&conf, "[hosts.%s]\nhost = %q\nport = %s\n\n", name, host, port)
+		require.Equal(t, 0, c.run("", d.addr, "true").code) // pins it
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), []byte(conf.String()), 0o600))
+	return homes
+}
+
 // The README's everyday tasks, every sh block of them, run as written by
 // bash (-e, pipefail) in one go, as a new user would paste them, against
 // two daemons named lab1 and lab2 in the client's config.toml, with
@@ -51,11 +71,9 @@ func TestE2EReadmeEveryday(t *testing.T) {
 	script := strings.Join(blocks, "")
 
 	c := newClient(t)
-	var conf strings.Builder
-	homes := map[string]string{}
+	homes := labHosts(t, c, "lab1", "lab2")
 	for i, name := range []string{"lab1", "lab2"} {
-		home := t.TempDir()
-		homes[name] = home
+		home := homes[name]
 		require.NoError(t, os.MkdirAll(filepath.Join(home, "logs"), 0o755))
 		var log strings.Builder
 		for j := 1; j <= 30; j++ {
@@ -64,13 +82,7 @@ func TestE2EReadmeEveryday(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(home, "logs", "app.log"), []byte(log.String()), 0o644))
 		require.NoError(t, os.WriteFile(filepath.Join(home, "name"), fmt.Appendf(nil, "host-%d\n", i+1), 0o644))
 		require.NoError(t, os.WriteFile(filepath.Join(home, "build.sh"), []byte("#!/bin/sh\necho building\necho built\n"), 0o755))
-		d := startDaemon(t, t.TempDir(), "--dir", home)
-		host, port, _ := strings.Cut(d.addr, ":")
-		fmt.Fprintf(&conf, "[hosts.%s]\nhost = %q\nport = %s\n\n", name, host, port)
-		require.Equal(t, 0, c.run("", d.addr, "true").code) // pins it
 	}
-	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), []byte(conf.String()), 0o600))
 
 	// The user's working directory: what the examples send.
 	work := t.TempDir()
@@ -137,18 +149,7 @@ func TestE2EDocsSSHTools(t *testing.T) {
 	script := strings.Join(blocks, "")
 
 	c := newClient(t)
-	var conf strings.Builder
-	homes := map[string]string{}
-	for _, name := range []string{"lab1", "lab2"} {
-		home := t.TempDir()
-		homes[name] = home
-		d := startDaemon(t, t.TempDir(), "--dir", home)
-		host, port, _ := strings.Cut(d.addr, ":")
-		fmt.Fprintf(&conf, "[hosts.%s]\nhost = %q\nport = %s\n\n", name, host, port)
-		require.Equal(t, 0, c.run("", d.addr, "true").code) // pins it
-	}
-	require.NoError(t, os.MkdirAll(filepath.Join(c.config, "rexec"), 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(c.config, "rexec", "config.toml"), []byte(conf.String()), 0o600))
+	homes := labHosts(t, c, "lab1", "lab2")
 	bare := filepath.Join(homes["lab1"], "my repo.git")
 	out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", bare).CombinedOutput()
 	require.NoError(t, err, "%s", out)

@@ -176,34 +176,23 @@ func printJobs(e env, listed []hostJobs, asJSON, many bool) {
 }
 
 // jobJSON is a job's line of "rexec jobs --json": the daemon's listing
-// field for field, with the host it came from.
+// as it sent it (frame.JobInfo), with the host it came from.
 type jobJSON struct {
-	Host     string         `json:"host"`
-	ID       string         `json:"id"`
-	Argv     []string       `json:"argv,omitempty"`
-	Shell    string         `json:"shell,omitempty"`
-	PID      int            `json:"pid"`
-	Detached bool           `json:"detached,omitempty"`
-	State    string         `json:"state"`
-	StartNS  int64          `json:"start_ns"`
-	EndNS    int64          `json:"end_ns,omitempty"`
-	Exit     *frame.ExitMsg `json:"exit,omitempty"`
-	Stdout   uint64         `json:"stdout"`
-	Stderr   uint64         `json:"stderr"`
-	Full     bool           `json:"full,omitempty"`
+	Host string `json:"host"`
+	frame.JobInfo
 }
 
 func jobJSONOf(host string, j rexec.JobInfo) jobJSON {
-	out := jobJSON{Host: host, ID: j.ID, Argv: j.Argv, Shell: j.Shell, PID: j.PID, Detached: j.Detached, State: j.State,
+	w := frame.JobInfo{ID: j.ID, Argv: j.Argv, Shell: j.Shell, PID: j.PID, Detached: j.Detached, State: j.State,
 		StartNS: j.Start.UnixNano(), Stdout: j.Stdout, Stderr: j.Stderr, Full: j.Full}
 	if !j.End.IsZero() {
-		out.EndNS = j.End.UnixNano()
+		w.EndNS = j.End.UnixNano()
 	}
 	if x := j.Exit; x != nil {
-		out.Exit = &frame.ExitMsg{Code: int64(x.Status), Signal: string(x.Signal), CoreDumped: x.CoreDumped,
+		w.Exit = &frame.ExitMsg{Code: int64(x.Status), Signal: string(x.Signal), CoreDumped: x.CoreDumped,
 			DurationMS: x.Duration.Milliseconds(), TimedOut: x.TimedOut, Message: x.Message, Encoding: x.Encoding}
 	}
-	return out
+	return jobJSON{host, w}
 }
 
 // jobRow is a job's line in the table.
