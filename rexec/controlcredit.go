@@ -114,24 +114,29 @@ func (l *local) clientWindow(id uint32, payload []byte) bool {
 	return true
 }
 
-// delivered counts a frame written to the client.
-func (l *local) delivered(f frame.Frame) {
-	if !f.Type.IsData() || len(f.Payload) == 0 {
-		return
-	}
+// delivered counts the frames written to the client, then passes on
+// the credit that frees.
+func (l *local) delivered(fs []frame.Frame) {
+	counted := false
 	l.mu.Lock()
-	rc := l.credit[f.Channel]
-	var st *relayStream
-	if rc != nil {
-		st = rc.streams[f.Type]
-	}
-	if st != nil {
-		st.delivered += int64(len(f.Payload))
-		l.ahead -= int64(len(f.Payload))
-		l.m.ahead.Add(-int64(len(f.Payload)))
+	for _, f := range fs {
+		if !f.Type.IsData() || len(f.Payload) == 0 {
+			continue
+		}
+		rc := l.credit[f.Channel]
+		var st *relayStream
+		if rc != nil {
+			st = rc.streams[f.Type]
+		}
+		if st != nil {
+			st.delivered += int64(len(f.Payload))
+			l.ahead -= int64(len(f.Payload))
+			l.m.ahead.Add(-int64(len(f.Payload)))
+			counted = true
+		}
 	}
 	l.mu.Unlock()
-	if st != nil {
+	if counted {
 		l.grant()
 	}
 }

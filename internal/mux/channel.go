@@ -362,7 +362,7 @@ func (ch *Channel) inbound(t frame.Type) *Inbound {
 func (ch *Channel) pushData(h frame.Header, chunk []byte) error {
 	in := ch.inbound(h.Type)
 	if in == nil {
-		putChunk(chunk)
+		PutChunk(chunk)
 		return ch.unexpected(h.Type)
 	}
 	return in.PushOwned(chunk, h.Flags&frame.FlagEOF != 0)

@@ -182,6 +182,35 @@ func (c *Conn) locked(write func() error) error {
 	return err
 }
 
+// SendFrames sends frames in order, in one gathered write where the
+// connection allows it, their payloads not copied.
+func (c *Conn) SendFrames(fs []frame.Frame) error {
+	return c.locked(func() error {
+		heads := make([]byte, 0, len(fs)*frame.HeaderSize)
+		bufs := make(net.Buffers, 0, 2*len(fs))
+		for _, f := range fs {
+			if uint64(len(f.Payload)) > uint64(c.w.Max()) {
+				return fmt.Errorf("%w: %d bytes, limit %d", frame.ErrTooLarge, len(f.Payload), c.w.Max())
+			}
+			at := len(heads)
+			heads = frame.AppendHeader(heads, frame.Header{Version: frame.Version, Type: f.Type, Flags: f.Flags, Channel: f.Channel, Length: uint32(len(f.Payload))})
+			bufs = append(bufs, heads[at:len(heads):len(heads)])
+			if len(f.Payload) > 0 {
+				bufs = append(bufs, f.Payload)
+			}
+		}
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			return err
+		}
+		if c.trace != nil {
+			for _, f := range fs {
+				c.trace.TraceFrame(true, frame.Header{Version: frame.Version, Type: f.Type, Flags: f.Flags, Channel: f.Channel, Length: uint32(len(f.Payload))}, f.Payload)
+			}
+		}
+		return nil
+	})
+}
+
 // SendPrepared sends one frame whose header the caller has put in
 // b[:frame.HeaderSize] (frame.PutHeader) with its payload after it, so the
 // payload is not copied.

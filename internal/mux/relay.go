@@ -10,8 +10,10 @@ import (
 	"github.com/execd-project/execd/frame"
 )
 
-// RelayFunc takes every frame the peer sends on a relayed channel, data
-// included, with a payload valid only during the call. An error ends the
+// RelayFunc takes every frame the peer sends on a relayed channel. The
+// payload of a data frame is a chunk the relay owns from then on (it is
+// never copied on the way through; PutChunk gives it back once written);
+// any other payload is valid only during the call. An error ends the
 // connection as a violation, as a failing ControlFunc does.
 type RelayFunc func(f frame.Frame) error
 
@@ -58,8 +60,9 @@ type DownstreamHooks struct {
 	// Window sees each window frame the peer sends for a relayed channel;
 	// true: the hook took it (the owner passes credit on by itself).
 	Window func(id uint32, payload []byte) bool
-	// Delivered is told of each frame written to the peer.
-	Delivered func(f frame.Frame)
+	// Delivered is told of the frames written to the peer, a batch at a
+	// time.
+	Delivered func(fs []frame.Frame)
 	// Finished is told once when a relayed channel ends.
 	Finished func(id uint32)
 	// GoneAway answers an open refused because the upstream peer is
@@ -88,9 +91,16 @@ type Downstream struct {
 	ids    map[uint32]uint32   // the peer's channel id to the upstream's, kept for late frames
 	live   map[uint32]*Channel // the relayed channels not ended yet, by the peer's id
 	lastID uint32
-	out    []frame.Frame // frames for the peer, in order
+	out    []queued // frames for the peer, in order
 	wake   chan struct{}
 	ended  bool
+}
+
+// queued is a frame waiting to be written to the peer; an owned payload
+// is a chunk given back once written.
+type queued struct {
+	f     frame.Frame
+	owned bool
 }
 
 // NewDownstream relays the channels the peer on conn opens (a session
@@ -195,6 +205,10 @@ func (d *Downstream) open(f frame.Frame) error {
 	d.mu.Lock() // the relay below may finish the channel before OpenRelay returns
 	defer d.mu.Unlock()
 	ch, err := d.up.OpenRelay(payload, func(g frame.Frame) error {
+		if g.Type.IsData() && len(g.Payload) > 0 {
+			d.queue(frame.Frame{Header: frame.Header{Type: g.Type, Flags: g.Flags, Channel: id}, Payload: g.Payload}, true)
+			return nil
+		}
 		d.Send(g.Type, g.Flags, id, g.Payload)
 		// The upstream's last frame on a channel ends the relayed one:
 		// exit, done, an error, or the open_ok of a detached command.
@@ -242,36 +256,52 @@ func (d *Downstream) finished(id uint32) {
 	}
 }
 
-// Send queues a frame for the peer. It never blocks.
+// Send queues a frame for the peer, its payload copied. It never blocks.
 func (d *Downstream) Send(t frame.Type, flags frame.Flags, id uint32, payload []byte) {
-	f := frame.Frame{Header: frame.Header{Type: t, Flags: flags, Channel: id}, Payload: append([]byte(nil), payload...)}
+	d.queue(frame.Frame{Header: frame.Header{Type: t, Flags: flags, Channel: id}, Payload: append([]byte(nil), payload...)}, false)
+}
+
+func (d *Downstream) queue(f frame.Frame, owned bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ended {
+		if owned {
+			PutChunk(f.Payload)
+		}
 		return
 	}
-	d.out = append(d.out, f)
+	d.out = append(d.out, queued{f, owned})
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
 }
 
-// write sends the queued frames to the peer until its connection ends.
+// write sends the queued frames to the peer, what has gathered in one
+// write, until its connection ends.
 func (d *Downstream) write() {
+	var batch []frame.Frame
 	for range d.wake {
 		d.mu.Lock()
 		out := d.out
 		d.out = nil
 		d.mu.Unlock()
-		for _, f := range out {
-			if err := d.conn.Send(f.Type, f.Flags, f.Channel, f.Payload); err != nil {
-				d.conn.CloseWithError(err)
-				return
+		batch = batch[:0]
+		for _, q := range out {
+			batch = append(batch, q.f)
+		}
+		err := d.conn.SendFrames(batch)
+		if err == nil && d.h.Delivered != nil {
+			d.h.Delivered(batch)
+		}
+		for _, q := range out {
+			if q.owned {
+				PutChunk(q.f.Payload)
 			}
-			if d.h.Delivered != nil {
-				d.h.Delivered(f)
-			}
+		}
+		if err != nil {
+			d.conn.CloseWithError(err)
+			return
 		}
 	}
 }
@@ -282,7 +312,12 @@ func (d *Downstream) end(why error) {
 	d.ended = true
 	live := d.live
 	d.live = nil
-	d.out = nil // what the peer will never read
+	for _, q := range d.out { // what the peer will never read
+		if q.owned {
+			PutChunk(q.f.Payload)
+		}
+	}
+	d.out = nil
 	d.mu.Unlock()
 	close(d.wake)
 	for id, ch := range live {

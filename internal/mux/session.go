@@ -670,6 +670,9 @@ func (s *Session) owner(h frame.Header) func([]byte) error {
 	s.mu.Lock()
 	ch := s.chans[h.Channel]
 	s.mu.Unlock()
+	if ch != nil && ch.relay != nil {
+		return func(chunk []byte) error { return ch.relay(frame.Frame{Header: h, Payload: chunk}) }
+	}
 	if ch == nil || ch.inbound(h.Type) == nil {
 		return nil
 	}

@@ -191,7 +191,9 @@ func GetChunk(n int) []byte {
 	return (*chunkPool.Get().(*[]byte))[:n]
 }
 
-func putChunk(b []byte) {
+// PutChunk gives back a chunk from GetChunk (or owned through a relay)
+// once nothing refers to it.
+func PutChunk(b []byte) {
 	if cap(b) == DefaultChunk {
 		b = b[:cap(b)]
 		chunkPool.Put(&b)
@@ -263,7 +265,7 @@ func (in *Inbound) PushOwned(p []byte, eof bool) error {
 		in.chunks = append(in.chunks, p)
 		in.buffered += len(p)
 	default:
-		putChunk(p) // this side is done with the stream: what crossed its end is dropped
+		PutChunk(p) // this side is done with the stream: what crossed its end is dropped
 	}
 	if eof {
 		in.peerEOF, in.eof = true, true
@@ -334,7 +336,7 @@ func (in *Inbound) Read(p []byte) (int, error) {
 	}
 	n := copy(p, b)
 	if whole {
-		putChunk(b)
+		PutChunk(b)
 	}
 	in.consume(n)
 	return n, nil
@@ -355,7 +357,7 @@ func (in *Inbound) WriteTo(w io.Writer) (int64, error) {
 		}
 		m, werr := w.Write(b)
 		total += int64(m)
-		putChunk(b)
+		PutChunk(b)
 		in.consume(len(b))
 		if werr != nil {
 			return total, werr
@@ -370,7 +372,7 @@ func (in *Inbound) CloseWithError(err error) {
 	if in.err == nil {
 		in.err = err
 		for _, c := range in.chunks {
-			putChunk(c)
+			PutChunk(c)
 		}
 		in.chunks, in.buffered = nil, 0
 	}
