@@ -418,3 +418,40 @@ func TestControlBoundsNeverStall(t *testing.T) {
 type countWriter struct{ n atomic.Int64 }
 
 func (w *countWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); return len(p), nil }
+
+// A command on a shared connection whose output passes MoveAfter moves to
+// a connection of its own (Reconnect.Own): every byte once and in order,
+// its own status, and the shared channel's takeover not taken for a
+// failure. Commands that exit around the move (the exit may come on the
+// shared channel, or after the attach) lose nothing either.
+func TestControlBulkMovesToItsOwnConnection(t *testing.T) {
+	t.Parallel()
+	f := startMaster(t, rexec.ControlOptions{})
+	run := func(lines int, moveAfter int64) int32 {
+		t.Helper()
+		c := f.local(t)
+		var owns atomic.Int32
+		s, err := c.NewSession()
+		require.NoError(t, err)
+		s.Reconnect = &rexec.Reconnect{
+			Dial:      func(ctx context.Context) (*rexec.Client, error) { return rexec.DialControl(ctx, f.sock, f.p.Addr, nil) },
+			Own:       func(ctx context.Context) (*rexec.Client, error) { owns.Add(1); return f.dial(ctx) },
+			MoveAfter: moveAfter,
+		}
+		stdout := &lineChecker{stream: "out", step: 1}
+		stderr := &lineChecker{stream: "err", step: 16}
+		s.Stdout, s.Stderr = stdout, stderr
+		require.NoError(t, s.StartShell(t.Context(), numberedCmd(lines)))
+		var ee *rexec.ExitError
+		require.ErrorAs(t, s.Wait(), &ee, "the command's own status")
+		assert.Equal(t, 7, ee.Status)
+		stdout.check(t, lines)
+		stderr.check(t, (lines+15)/16)
+		return owns.Load()
+	}
+	assert.EqualValues(t, 1, run(100000, 1<<20), "6 MiB of output moved after 1 MiB")
+	assert.EqualValues(t, 0, run(100000, -1), "MoveAfter < 0: never")
+	for range 10 {
+		run(18000, 1<<20) // about 1.1 MiB: the exit comes around the move
+	}
+}

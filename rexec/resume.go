@@ -34,7 +34,21 @@ type Reconnect struct {
 	// Notify, when set, is told when the connection is lost (err is why)
 	// and when the session resumed (err nil).
 	Notify func(err error)
+	// Own, when set, dials a connection of the session's own to the same
+	// daemon, never asking for a secret. A command on a shared connection
+	// (a control master's) that has written MoveAfter bytes of output
+	// moves there: bulk output then costs no relay. If it cannot, the
+	// command stays where it is.
+	Own func(ctx context.Context) (*Client, error)
+	// MoveAfter is the output after which a command moves to its own
+	// connection; 0 means DefaultMoveAfter.
+	MoveAfter int64
 }
+
+// DefaultMoveAfter is how much output makes a command on a shared
+// connection move to a connection of its own (Reconnect.Own): past it,
+// the relay costs more than a connection does.
+const DefaultMoveAfter = 16 << 20
 
 // stdinLog keeps what has been read of the local stdin and not yet
 // acknowledged by the daemon, so that after a reconnect the session sends
@@ -136,16 +150,50 @@ func (l *stdinLog) send(o *mux.Outbound, off int64) {
 	}
 }
 
-// counter counts what is written through it: the offset a stream resumes at.
+// counter counts what is written through it: the offset a stream
+// resumes at. Past the session's bound for a shared connection, it asks
+// the session to move (moveAfter).
 type counter struct {
 	w io.Writer
 	n *atomic.Int64
+	s *Session
 }
 
 func (c counter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
+	c.s.moveAfter()
 	return n, err
+}
+
+// resumed is a stream of a channel that took over from another one at
+// pos: once the other's copies have ended, it writes only what lies past
+// what they wrote, so that every byte is delivered once.
+type resumed struct {
+	w       counter
+	pos     int64
+	written *atomic.Int64
+	before  *sync.WaitGroup // the copies of the channel taken over from
+	waited  bool
+}
+
+func (r *resumed) Write(p []byte) (int, error) {
+	if !r.waited {
+		r.before.Wait()
+		r.waited = true
+	}
+	n := len(p)
+	if skip := r.written.Load() - r.pos; skip > 0 {
+		p = p[min(skip, int64(len(p))):]
+	}
+	r.pos += int64(n)
+	if len(p) == 0 {
+		return n, nil
+	}
+	if _, err := r.w.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Job is the daemon's id of the command once a resumable session has
@@ -170,6 +218,9 @@ func (s *Session) supervise(ctx context.Context) {
 		case <-s.done:
 			return
 		case <-ch.Done():
+		}
+		if s.moved(ch) {
+			continue // it was taken over by the session itself: stream on from the new one
 		}
 		bound.Wait() // what arrived before the loss is written: the offsets are final
 		select {
@@ -258,8 +309,16 @@ func (s *Session) reattach(ctx context.Context, lost error) error {
 // attach opens an attach channel on c for the session's job, at the
 // offsets written so far, and streams the session on it.
 func (s *Session) attach(ctx context.Context, c *Client, owned bool) error {
+	return s.attachAfter(ctx, c, owned, nil)
+}
+
+// attachAfter is attach taking over from a channel still streaming, whose
+// copies before counts: the new one writes once they have ended, from
+// where they stopped.
+func (s *Session) attachAfter(ctx context.Context, c *Client, owned bool, before *sync.WaitGroup) error {
+	from := [2]int64{s.written[0].Load(), s.written[1].Load()}
 	m := &frame.OpenMsg{Kind: frame.KindAttach, Window: c.window,
-		Attach: &frame.AttachRequest{Job: s.job, Stdout: uint64(s.written[0].Load()), Stderr: uint64(s.written[1].Load())}}
+		Attach: &frame.AttachRequest{Job: s.job, Stdout: uint64(from[0]), Stderr: uint64(from[1])}}
 	s.mu.Lock()
 	if s.pty != nil {
 		m.Pty = &frame.PtyRequest{Cols: s.pty.Cols, Rows: s.pty.Rows}
@@ -276,21 +335,40 @@ func (s *Session) attach(ctx context.Context, c *Client, owned bool) error {
 	s.c = c
 	s.mu.Unlock()
 	ok := ch.OpenOK()
-	s.bind(ch, int64(ok.StdinOffset), ok.StdinEOF)
+	var after *takeover
+	if before != nil {
+		after = &takeover{from: from, before: before}
+	}
+	s.bind(ch, int64(ok.StdinOffset), ok.StdinEOF, after)
 	return nil
 }
 
+// takeover is where a channel that took over from another begins, and
+// the other's copies.
+type takeover struct {
+	from   [2]int64
+	before *sync.WaitGroup
+}
+
 // bind makes ch the channel the session streams on: output copied out
-// (counted), stdin sent from the offset the daemon took.
-func (s *Session) bind(ch *mux.Channel, stdinFrom int64, stdinEOF bool) {
+// (counted), stdin sent from the offset the daemon took. With after, the
+// output waits for the channel taken over from, then goes on from it.
+func (s *Session) bind(ch *mux.Channel, stdinFrom int64, stdinEOF bool, after *takeover) {
 	s.mu.Lock()
 	s.ch, s.stdin = ch, ch.Out(frame.Stdin)
 	s.bound = &sync.WaitGroup{}
 	stdin, bound := s.stdin, s.bound
 	s.mu.Unlock()
-	s.copyOut(counter{orDiscard(s.Stdout), &s.written[0]}, s.stdout, 1, bound)
+	out := func(w io.Writer, i int) io.Writer {
+		c := counter{orDiscard(w), &s.written[i], s}
+		if after == nil {
+			return c
+		}
+		return &resumed{w: c, pos: after.from[i], written: &s.written[i], before: after.before}
+	}
+	s.copyOut(out(s.Stdout, 0), s.stdout, 1, bound)
 	if s.stderr != nil {
-		s.copyOut(counter{orDiscard(s.Stderr), &s.written[1]}, s.stderr, 2, bound)
+		s.copyOut(out(s.Stderr, 1), s.stderr, 2, bound)
 	}
 	if stdinEOF {
 		return
@@ -304,4 +382,96 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// moveAfter starts the move of a command on a shared connection to one
+// of its own, once, when its output has passed Reconnect.MoveAfter.
+func (s *Session) moveAfter() {
+	r := s.Reconnect
+	if r == nil || r.Own == nil || s.moveTried.Load() {
+		return
+	}
+	limit := r.MoveAfter
+	if limit == 0 {
+		limit = DefaultMoveAfter
+	}
+	if limit < 0 || s.written[0].Load()+s.written[1].Load() < limit || !s.moveTried.CompareAndSwap(false, true) {
+		return
+	}
+	go s.move()
+}
+
+// move moves the command to a connection of its own: it attaches there,
+// taking the command over from the shared connection, whose channel ends
+// (taken over) once what it had in flight is written; the new channel
+// goes on from there. Any failure leaves the command where it was.
+func (s *Session) move() {
+	s.mu.Lock()
+	c, ch, bound, ctx := s.c, s.ch, s.bound, s.runCtx
+	stdout, stderr := s.stdout, s.stderr
+	s.mu.Unlock()
+	if !c.Shared() || ctx == nil || s.closing.Load() {
+		return
+	}
+	own, err := s.Reconnect.Own(ctx)
+	if err != nil {
+		c.log.Debug("the command stays on the shared connection", "err", err)
+		return
+	}
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		_ = own.Close()
+		return
+	default:
+	}
+	if s.ch != ch || s.closing.Load() {
+		s.mu.Unlock()
+		_ = own.Close()
+		return
+	}
+	moving := make(chan struct{})
+	s.moving = moving
+	s.movedFrom = ch
+	s.mu.Unlock()
+	// The shared channel grants no more credit from here: what the daemon
+	// counts as delivered stops at most at what has been written, where
+	// the new channel starts. What the shared one still carries is
+	// written, and an exit on it (all its output before) ends the session
+	// there.
+	for _, in := range []*mux.Inbound{stdout, stderr} {
+		if in != nil {
+			in.HoldCredit()
+		}
+	}
+	err = s.attachAfter(ctx, own, true, bound)
+	if err != nil {
+		_ = own.Close()
+		c.log.Debug("the command stays on the shared connection", "err", err)
+		// Taken back on the shared connection, from where it stopped.
+		err = s.attachAfter(ctx, c, false, bound)
+	}
+	s.mu.Lock()
+	s.moving = nil
+	s.mu.Unlock()
+	close(moving)
+	if err != nil {
+		s.finish(nil, fmt.Errorf("%w: the command could not be moved to a connection of its own, nor taken back: %w", ErrConnectionLost, err))
+		s.abandon()
+	}
+}
+
+// moved reports, once a move that may be under way has settled, whether
+// ch is the channel the session moved away from.
+func (s *Session) moved(ch *mux.Channel) bool {
+	s.mu.Lock()
+	moving := s.moving
+	s.mu.Unlock()
+	if moving != nil {
+		<-moving
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.movedFrom == ch && s.ch != ch
 }

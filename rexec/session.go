@@ -82,6 +82,10 @@ type Session struct {
 	bound      *sync.WaitGroup // the output copies of the current channel
 	owned      []*Client       // connections dialled to reconnect, closed by Wait
 	supervised chan struct{}   // closed when supervise has returned
+	runCtx     context.Context // the context Start was given
+	moveTried  atomic.Bool     // a move to a connection of its own was tried (Reconnect.Own)
+	moving     chan struct{}   // closed when a move under way has settled
+	movedFrom  *mux.Channel    // the shared channel a move took the command from
 }
 
 // Setenv adds an environment variable for the command.
@@ -270,7 +274,10 @@ func (s *Session) start(ctx context.Context, m *frame.OpenMsg) error {
 		if s.Stdin != nil {
 			go log.fill(s.Stdin) // not waited for: a Read of the local stdin may never return
 		}
-		s.bind(ch, 0, false)
+		s.mu.Lock()
+		s.runCtx = ctx
+		s.mu.Unlock()
+		s.bind(ch, 0, false, nil)
 		s.supervised = make(chan struct{})
 		close(s.started)
 		go s.supervise(ctx)
@@ -338,6 +345,9 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int, bound *sync.Wai
 			}
 			return // a resumable session reconnects (supervise)
 		}
+		if err != nil && s.movedAway(err, in) {
+			return // the session took its command over to another channel
+		}
 		if err != nil {
 			// The local side cannot take more: end the command, as a
 			// broken pipe would, and drop the rest.
@@ -350,6 +360,18 @@ func (s *Session) copyOut(w io.Writer, in *mux.Inbound, idx int, bound *sync.Wai
 			s.abandon()
 		}
 	}()
+}
+
+// movedAway reports whether in is a stream of the channel a move took
+// the session's command from.
+func (s *Session) movedAway(err error, in *mux.Inbound) bool {
+	if !codeIs(err, frame.CodeTakenOver) {
+		return false
+	}
+	s.mu.Lock()
+	from := s.movedFrom
+	s.mu.Unlock()
+	return from != nil && (from.In(frame.Stdout) == in || from.In(frame.Stderr) == in)
 }
 
 // abandon asks the daemon to end the command; its exit (with the reason)

@@ -4,6 +4,8 @@ package main_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -572,4 +574,19 @@ func TestE2EControlHoldsNothingInherited(t *testing.T) {
 	require.NoError(t, runBounded(cmd, time.Minute))
 	assert.Equal(t, "relative key\n", out.String())
 	assert.Len(t, c.masters(), 1, "through a new master")
+}
+
+// A bulk command through the master moves to a connection of its own
+// once its output passes rexec.DefaultMoveAfter: its output whole, its
+// status its own, and the daemon attached it there.
+func TestE2EControlBulkMoves(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	c := sharingClientOf(t, d, false)
+	r := c.runIn("", d.addr, "--", "sh", "-c", "head -c 50000000 /dev/urandom > big && sha256sum < big >&2 && cat big; exit 4")
+	assert.Equal(t, 4, r.code, r.stderr)
+	require.Len(t, r.stdout, 50000000, r.stderr)
+	sum := sha256.Sum256([]byte(r.stdout))
+	assert.Contains(t, r.stderr, hex.EncodeToString(sum[:]), "every byte once, in order")
+	assert.Len(t, c.masters(), 1, "the master stays for the next command")
+	assert.Contains(t, d.log.String(), "command attached", "the daemon gave the command to the connection of its own")
 }

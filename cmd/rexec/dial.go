@@ -189,6 +189,14 @@ func traceLabel(host string, many bool) string {
 }
 
 // dial connects to one host as the flags say.
+// dialOwn connects to host by itself, not through its control master,
+// and without asking for a secret: a bulk command moves there.
+func (cf *connFlags) dialOwn(ctx context.Context, host string, e env) (*rexec.Client, error) {
+	own := *cf
+	own.control, own.batch = controlNo, true
+	return own.dial(ctx, host, e)
+}
+
 func (cf *connFlags) dial(ctx context.Context, host string, e env) (*rexec.Client, error) {
 	switch mode, err := cf.controlMode(e); {
 	case err != nil:

@@ -468,6 +468,7 @@ func (opts *options) reconnect(host string, e env, stderr *lineEnd) *rexec.Recon
 	return &rexec.Reconnect{
 		For:  opts.reconnectFor,
 		Dial: func(ctx context.Context) (*rexec.Client, error) { return opts.dial(ctx, host, e) },
+		Own:  func(ctx context.Context) (*rexec.Client, error) { return opts.dialOwn(ctx, host, e) },
 		Notify: func(err error) {
 			if opts.quiet {
 				return

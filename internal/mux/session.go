@@ -453,6 +453,9 @@ func (ch *Channel) Out(t frame.Type) *Outbound {
 	return ch.out[t]
 }
 
+// In returns the stream of type t this side receives, or nil.
+func (ch *Channel) In(t frame.Type) *Inbound { return ch.inbound(t) }
+
 // GoAway tells the peer that no new channel will be accepted, refuses
 // opens from now on, and closes the connection with cause once the last
 // channel has ended (at once when none is open).

@@ -222,6 +222,7 @@ type Inbound struct {
 	err         error // reads fail with it at once
 	lost        error // reads fail with it once the buffered data is read
 	stopped     bool  // Interrupt: later data is dropped, no credit granted
+	held        bool  // HoldCredit: data within the credit granted still arrives
 }
 
 // NewInbound returns a stream of type t on channel whose peer starts with
@@ -309,7 +310,7 @@ func (in *Inbound) next(max int) (p []byte, whole bool, err error) {
 func (in *Inbound) consume(n int) {
 	in.mu.Lock()
 	var grant uint32
-	if !in.eof && in.err == nil && !in.stopped {
+	if !in.eof && in.err == nil && !in.stopped && !in.held {
 		in.consumed += uint32(n)
 		if in.consumed >= in.window/2 {
 			grant = in.consumed
@@ -379,6 +380,15 @@ func (in *Inbound) CloseWithError(err error) {
 	in.cond.Broadcast()
 	in.mu.Unlock()
 	in.conn.untrack(in)
+}
+
+// HoldCredit grants the peer no more credit: it may still send what it
+// was granted, which arrives and is read as before. What the peer counts
+// as consumed stops here (a session moving its command elsewhere).
+func (in *Inbound) HoldCredit() {
+	in.mu.Lock()
+	in.held = true
+	in.mu.Unlock()
 }
 
 // Interrupt ends the stream early without losing what has arrived:
