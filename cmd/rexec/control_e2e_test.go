@@ -590,3 +590,39 @@ func TestE2EControlBulkMoves(t *testing.T) {
 	assert.Len(t, c.masters(), 1, "the master stays for the next command")
 	assert.Contains(t, d.log.String(), "command attached", "the daemon gave the command to the connection of its own")
 }
+
+// A transfer of rexec.DefaultMoveAfter bytes or more, or a tree, takes a
+// connection of its own rather than the master's relay; a small one
+// goes through the master. Counted by the daemon's logins.
+func TestE2EControlBulkTransfers(t *testing.T) {
+	home := t.TempDir()
+	d := startDaemon(t, t.TempDir(), "--dir", home)
+	c := sharingClientOf(t, d, false)
+	logins := func() int { return strings.Count(d.log.String(), "msg=login ") }
+	require.Equal(t, 0, c.runIn("", d.addr, "true").code) // the master logs in
+	require.Len(t, c.masters(), 1)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20<<20/16)
+	require.NoError(t, os.WriteFile(filepath.Join(home, "big"), big, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(home, "small"), []byte("small\n"), 0o644))
+	local := t.TempDir()
+
+	before := logins()
+	r := c.runIn("", "get", "-q", d.addr+":small", local)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, before, logins(), "a small file goes through the master")
+
+	r = c.runIn("", "get", "-q", d.addr+":big", local)
+	require.Equal(t, 0, r.code, r.stderr)
+	got, err := os.ReadFile(filepath.Join(local, "big"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got), "the file whole")
+	assert.Equal(t, before+1, logins(), "20 MiB take a connection of their own")
+
+	r = c.runIn("", "put", "-q", filepath.Join(local, "big"), d.addr+":copy")
+	require.Equal(t, 0, r.code, r.stderr)
+	got, err = os.ReadFile(filepath.Join(home, "copy"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got))
+	assert.Equal(t, before+2, logins(), "so does a put of them")
+	assert.Len(t, c.masters(), 1, "the master stays")
+}

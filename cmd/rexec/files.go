@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -178,7 +179,8 @@ func runGet(ctx context.Context, tf *transferFlags, args []string, e env) error 
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Close() }() // best effort
+	defer func() { _ = client.Close() }() // best effort; the one in use at the end
+	client = tf.bulkOwn(ctx, host, e, client, func() int64 { return remoteSize(ctx, client, remotes) })
 	opts, bars := tf.options(e)
 	ctx, stop := interruptible(ctx, e)
 	var errs []error
@@ -267,7 +269,8 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) error 
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Close() }() // best effort
+	defer func() { _ = client.Close() }() // best effort; the one in use at the end
+	client = tf.bulkOwn(ctx, host, e, client, func() int64 { return localSize(locals) })
 	opts, bars := tf.options(e)
 	ctx, stop := interruptible(ctx, e)
 	if len(locals) == 1 && locals[0] == "-" {
@@ -290,6 +293,52 @@ func runPut(ctx context.Context, tf *transferFlags, args []string, e env) error 
 		errs = append(errs, err)
 	}
 	return transferStatus(e, errs)
+}
+
+// bulkOwn is the client a transfer uses: client itself, unless it is
+// shared through a control master and the transfer is bulk (a tree, or
+// files of rexec.DefaultMoveAfter bytes and more, as size says), which
+// then takes a connection of its own: past that much data the relay
+// costs more than a connection does. If that connection cannot be made
+// without asking for a secret, the shared one serves.
+func (tf *transferFlags) bulkOwn(ctx context.Context, host string, e env, client *rexec.Client, size func() int64) *rexec.Client {
+	if !client.Shared() || !tf.recursive && size() < rexec.DefaultMoveAfter {
+		return client
+	}
+	own, err := tf.dialOwn(ctx, host, e)
+	if err != nil {
+		return client
+	}
+	_ = client.Close() // best effort: the master stays
+	return own
+}
+
+// remoteSize is the size of the remote files, as far as a stat tells
+// (what it cannot tell counts 0: the transfer says why).
+func remoteSize(ctx context.Context, c *rexec.Client, remotes []string) int64 {
+	fsx, err := c.OpenFS(ctx, "")
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = fsx.Close() }()
+	var n int64
+	for _, r := range remotes {
+		if fi, err := fsx.Stat(ctx, r); err == nil {
+			n += int64(fi.Size)
+		}
+	}
+	return n
+}
+
+// localSize is the size of the local files (0 for what cannot be read).
+func localSize(locals []string) int64 {
+	var n int64
+	for _, l := range locals {
+		if fi, err := os.Stat(l); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // transferStatus prints one line per failure and ends rexec with 255
