@@ -210,6 +210,9 @@ func (s *Session) resumable() bool {
 // reconnecting fails.
 func (s *Session) supervise(ctx context.Context) {
 	defer close(s.supervised)
+	// A move under way binds a channel (and its copies) for Wait to wait
+	// for: it settles before supervise returns.
+	defer s.moved(nil)
 	for {
 		s.mu.Lock()
 		ch, c, bound := s.ch, s.c, s.bound
