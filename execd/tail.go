@@ -97,6 +97,9 @@ func (t *tailChan) run() {
 			t.end(err)
 			return
 		}
+	} else if err := t.resumeRotated(); err != nil {
+		t.end(err)
+		return
 	}
 	t.end(t.follow())
 }
@@ -167,6 +170,20 @@ func (t *tailChan) begin(cur *tailed) error {
 		return t.switchTo(cur, 0, "rotated")
 	}
 	return t.switchTo(cur, 0, "rotated while away: the rest of the old file is gone")
+}
+
+// resumeRotated resumes while the path is missing (between a rotation's
+// rename and the new file's creation): the rest of the file rotated away
+// is read first; the new file is followed when it appears.
+func (t *tailChan) resumeRotated() error {
+	old := t.findRotated(t.req.Since)
+	if old == nil {
+		return nil
+	}
+	if err := t.switchTo(old, t.req.Since.Offset, "resumed in the file rotated away meanwhile"); err != nil {
+		return err
+	}
+	return t.drain()
 }
 
 // siblings lists the directory of the followed file (a rotated file or a

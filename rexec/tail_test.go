@@ -170,3 +170,44 @@ func TestTailFollowRotationsAndCuts(t *testing.T) {
 	assert.GreaterOrEqual(t, cuts, 20, "cuts")
 	checkLines(t, out.String(), n)
 }
+
+// A tail resumed while the path is missing (between a rotation's rename
+// and the new file's creation) reads the rest of the file rotated away
+// first, then follows the new one when it appears: no line is lost.
+func TestTailResumeWhilePathMissing(t *testing.T) {
+	t.Parallel()
+	_, c, served := startFiles(t)
+	log := filepath.Join(served, "app.log")
+	require.NoError(t, os.WriteFile(log, []byte("one\ntwo\n"), 0o644))
+	var out bytes.Buffer
+	pos, err := c.Tail(t.Context(), "app.log", rexec.TailOptions{Lines: -1}, &out)
+	require.NoError(t, err)
+	require.Equal(t, "one\ntwo\n", out.String())
+
+	// Written after the client's position, then renamed away; no new file yet.
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("three\nfour\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, os.Rename(log, log+".1"))
+
+	var rest execdtest.SyncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Tail(ctx, "app.log", rexec.TailOptions{Follow: true, Since: &pos}, &rest)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return rest.String() == "three\nfour\n" }, 10*time.Second, 5*time.Millisecond,
+		"the rest of the rotated file first: %q", rest.String())
+	require.NoError(t, os.WriteFile(log, []byte("five\n"), 0o644))
+	require.Eventually(t, func() bool { return rest.String() == "three\nfour\nfive\n" }, 10*time.Second, 5*time.Millisecond,
+		"then the new file: %q", rest.String())
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tail did not end with its context")
+	}
+}
