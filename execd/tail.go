@@ -97,7 +97,7 @@ func (t *tailChan) run() {
 			t.end(err)
 			return
 		}
-	} else if err := t.resumeRotated(); err != nil {
+	} else if _, err := t.resumeRotated(t.req.Since); err != nil {
 		t.end(err)
 		return
 	}
@@ -160,30 +160,27 @@ func (t *tailChan) begin(cur *tailed) error {
 		}
 		return t.switchTo(cur, 0, "truncated")
 	}
-	if old := t.findRotated(since); old != nil {
-		if err := t.switchTo(old, since.Offset, "resumed in the file rotated away meanwhile"); err != nil {
-			return err
-		}
-		if err := t.drain(); err != nil {
-			return err
-		}
+	switch found, err := t.resumeRotated(since); {
+	case err != nil:
+		return err
+	case found:
 		return t.switchTo(cur, 0, "rotated")
 	}
 	return t.switchTo(cur, 0, "rotated while away: the rest of the old file is gone")
 }
 
-// resumeRotated resumes while the path is missing (between a rotation's
-// rename and the new file's creation): the rest of the file rotated away
-// is read first; the new file is followed when it appears.
-func (t *tailChan) resumeRotated() error {
-	old := t.findRotated(t.req.Since)
+// resumeRotated reads the rest of the file a previous tail read, when a
+// rotation renamed it away (the path holds a new file, or none yet,
+// between the rename and the creation); found says whether it was there.
+func (t *tailChan) resumeRotated(since *frame.TailPos) (found bool, err error) {
+	old := t.findRotated(since)
 	if old == nil {
-		return nil
+		return false, nil
 	}
-	if err := t.switchTo(old, t.req.Since.Offset, "resumed in the file rotated away meanwhile"); err != nil {
-		return err
+	if err := t.switchTo(old, since.Offset, "resumed in the file rotated away meanwhile"); err != nil {
+		return true, err
 	}
-	return t.drain()
+	return true, t.drain()
 }
 
 // siblings lists the directory of the followed file (a rotated file or a
